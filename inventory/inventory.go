@@ -1,0 +1,74 @@
+// Package inventory loads the YAML file that says which hosts a recipe runs on, how to
+// reach each one, and the variables recipes read from it.
+package inventory
+
+// Inventory is a loaded inventory file.
+type Inventory struct {
+	// File is the path it was loaded from, used in error messages.
+	File string
+	// Hosts in the order the file lists them.
+	Hosts []*Host
+	// Groups in the order the file lists them.
+	Groups []*Group
+	// Vars are the global variables.
+	Vars Vars
+}
+
+// Group is a named set of hosts with variables of its own.
+type Group struct {
+	Name  string
+	Hosts []string
+	Vars  Vars
+}
+
+// Host is one machine and how to reach it.
+type Host struct {
+	Name string
+	// Address is the host's address on the network the cluster shares: what other
+	// hosts use to reach it (a Tomcat node's AJP connector, a database's listener).
+	Address string
+	// Transport is "ssh", "docker" or "local".
+	Transport string
+	SSH       SSH
+	Docker    Docker
+	// Groups the host is in, in file order.
+	Groups []string
+	// Vars are the host's variables merged: host over group over global.
+	Vars Vars
+}
+
+// SSH says how to reach a host over SSH. Values left empty come from ~/.ssh/config.
+type SSH struct {
+	// Host is where to connect, when it is not Address (a port published on 127.0.0.1).
+	Host          string
+	Port          int
+	User          string
+	IdentityFiles []string
+	// KnownHosts is the known_hosts file; empty means ~/.ssh/known_hosts.
+	KnownHosts string
+	// HostKey is "strict" (the default: an unknown host key stops the host) or
+	// "accept-new" (an unknown key is added to KnownHosts; a changed key still stops it).
+	HostKey   string
+	ProxyJump string
+	// Become runs every command and file write as root through sudo.
+	Become bool
+	// BecomePasswordEnv and BecomePasswordFile name where sudo's password is read from;
+	// the password itself never appears in the inventory.
+	BecomePasswordEnv  string
+	BecomePasswordFile string
+}
+
+// Docker says how to reach a host by docker exec.
+type Docker struct {
+	Container string
+}
+
+// Vars are variables, each with the place in the file it came from.
+type Vars map[string]Var
+
+// Var is one variable's value and where it was set.
+type Var struct {
+	Value any
+	File  string
+	Line  int
+}
