@@ -1,0 +1,332 @@
+package configs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// HAProxy is HAProxy 2.6's haproxy.cfg: one frontend and one backend per app.
+type HAProxy struct {
+	Global    HAProxyGlobal
+	Defaults  HAProxyDefaults
+	Frontends []HAProxyFrontend
+	Backends  []HAProxyBackend
+}
+
+// HAProxyGlobal is the global section.
+type HAProxyGlobal struct {
+	// Log lines, e.g. "/dev/log local0".
+	Log []string
+	// StatsSocket is the runtime API socket path; empty leaves it out.
+	StatsSocket string
+	User, Group string
+	// Extra lines are written as they are.
+	Extra []string
+}
+
+// HAProxyDefaults is the defaults section.
+type HAProxyDefaults struct {
+	Mode           string // http
+	Options        []string
+	TimeoutConnect time.Duration
+	TimeoutClient  time.Duration
+	TimeoutServer  time.Duration
+	Extra          []string
+}
+
+// HAProxyFrontend is a frontend: what it binds and which backend it feeds.
+type HAProxyFrontend struct {
+	Name string
+	// BindAddress is the address to bind; empty binds every address.
+	BindAddress    string
+	Port           int
+	DefaultBackend string
+	// Stats, when set, serves the stats page on this frontend.
+	Stats *HAProxyStats
+	Extra []string
+}
+
+// HAProxyStats is a password-protected stats page.
+type HAProxyStats struct {
+	URI      string // "/haproxy?stats"
+	User     string
+	Password string
+}
+
+// HAProxyBackend balances over the web nodes.
+type HAProxyBackend struct {
+	Name    string
+	Balance string // roundrobin
+	// HealthCheck is the request of "option httpchk", e.g. "GET /health"; empty checks
+	// TCP connects only.
+	HealthCheck string
+	Servers     []HAProxyServer
+	Extra       []string
+}
+
+// HAProxyServer is one web node.
+type HAProxyServer struct {
+	Name    string
+	Address string
+	Port    int
+	Fall    int
+	Rise    int
+}
+
+// NewHAProxy returns the load balancer over c's nodes. statsUser and statsPassword
+// guard the stats page on the first app's frontend.
+func NewHAProxy(c Cluster, statsUser, statsPassword string) *HAProxy {
+	h := &HAProxy{
+		Global: HAProxyGlobal{
+			Log:         []string{"/dev/log local0", "/dev/log local1 notice"},
+			StatsSocket: "/run/haproxy/admin.sock",
+			User:        "haproxy", Group: "haproxy",
+		},
+		Defaults: HAProxyDefaults{
+			Mode: "http", Options: []string{"httplog", "dontlognull", "forwardfor"},
+			TimeoutConnect: 5 * time.Second, TimeoutClient: 50 * time.Second, TimeoutServer: 50 * time.Second,
+		},
+	}
+	for _, a := range c.Apps {
+		h.Frontends = append(h.Frontends, HAProxyFrontend{Name: a.Name, Port: a.SitePort, DefaultBackend: a.Name})
+		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET /health"}
+		for _, n := range c.Nodes {
+			b.Servers = append(b.Servers, HAProxyServer{Name: n.Name, Address: n.Address, Port: a.SitePort, Fall: 3, Rise: 2})
+		}
+		h.Backends = append(h.Backends, b)
+	}
+	// The user site is the one the public reaches on port 80; the stats page rides on it.
+	for i := range h.Frontends {
+		if h.Frontends[i].Name == "user" || i == len(h.Frontends)-1 {
+			h.Frontends[i].Stats = &HAProxyStats{URI: "/haproxy?stats", User: statsUser, Password: statsPassword}
+			break
+		}
+	}
+	return h
+}
+
+// Validate reports every mistake in h that this package can see; haproxy -c sees more.
+func (h *HAProxy) Validate() error {
+	var errs []error
+	errs = append(errs, validateLines("haproxy.cfg: global: log", h.Global.Log)...)
+	if h.Global.StatsSocket != "" && !isPlainPath(h.Global.StatsSocket) {
+		errs = append(errs, fmt.Errorf("haproxy.cfg: global: stats socket %q is not an absolute path", h.Global.StatsSocket))
+	}
+	for _, id := range []string{h.Global.User, h.Global.Group} {
+		if id != "" && !isName(id) {
+			errs = append(errs, fmt.Errorf("haproxy.cfg: global: user or group %q is not a name", id))
+		}
+	}
+	errs = append(errs, validateLines("haproxy.cfg: global: extra", h.Global.Extra)...)
+	d := h.Defaults
+	if d.Mode != "http" && d.Mode != "tcp" {
+		errs = append(errs, fmt.Errorf("haproxy.cfg: defaults: mode %q is not http or tcp", d.Mode))
+	}
+	for _, t := range []struct {
+		what string
+		d    time.Duration
+	}{{"connect", d.TimeoutConnect}, {"client", d.TimeoutClient}, {"server", d.TimeoutServer}} {
+		if t.d < time.Millisecond {
+			errs = append(errs, fmt.Errorf("haproxy.cfg: defaults: timeout %s %v must be 1ms or more", t.what, t.d))
+		}
+	}
+	errs = append(errs, validateLines("haproxy.cfg: defaults: option", d.Options)...)
+	errs = append(errs, validateLines("haproxy.cfg: defaults: extra", d.Extra)...)
+
+	// Frontends and backends have a name space each.
+	names := map[string]bool{}
+	backends := map[string]bool{}
+	for _, b := range h.Backends {
+		backends[b.Name] = true
+	}
+	binds := map[string]bool{}
+	if len(h.Frontends) == 0 {
+		errs = append(errs, errors.New("haproxy.cfg: no frontend"))
+	}
+	for _, f := range h.Frontends {
+		at := fmt.Sprintf("haproxy.cfg: frontend %q", f.Name)
+		if !isName(f.Name) {
+			errs = append(errs, fmt.Errorf("%s: name must be letters, digits, '-' or '_'", at))
+		}
+		errs = appendIfSeen(errs, names, f.Name, at+": name used twice")
+		if f.BindAddress != "" {
+			if _, err := netip.ParseAddr(f.BindAddress); err != nil {
+				errs = append(errs, fmt.Errorf("%s: bind address %q is not an IP address", at, f.BindAddress))
+			}
+		}
+		if err := checkPort(at+": bind port", f.Port); err != nil {
+			errs = append(errs, err)
+		}
+		errs = appendIfSeen(errs, binds, bindString(f.BindAddress, f.Port), at+": bind "+bindString(f.BindAddress, f.Port)+" used twice")
+		if !backends[f.DefaultBackend] {
+			errs = append(errs, fmt.Errorf("%s: default backend %q is not defined", at, f.DefaultBackend))
+		}
+		if s := f.Stats; s != nil {
+			if !strings.HasPrefix(s.URI, "/") || strings.ContainsAny(s.URI, " \t\r\n#") {
+				errs = append(errs, fmt.Errorf("%s: stats uri %q must start with / and hold no spaces or '#'", at, s.URI))
+			}
+			if s.User == "" || strings.ContainsAny(s.User, ": \t\r\n#\"'\\") {
+				errs = append(errs, fmt.Errorf("%s: stats user %q is empty or holds ':', whitespace, quotes or '#'", at, s.User))
+			}
+			// The password is never quoted back.
+			if s.Password == "" || strings.ContainsAny(s.Password, " \t\r\n#\"'\\") {
+				errs = append(errs, fmt.Errorf("%s: the stats password is empty or holds whitespace, quotes, '\\' or '#'", at))
+			}
+		}
+		errs = append(errs, validateLines(at+": extra", f.Extra)...)
+	}
+	if len(h.Backends) == 0 {
+		errs = append(errs, errors.New("haproxy.cfg: no backend"))
+	}
+	backendNames := map[string]bool{}
+	for _, b := range h.Backends {
+		at := fmt.Sprintf("haproxy.cfg: backend %q", b.Name)
+		if !isName(b.Name) {
+			errs = append(errs, fmt.Errorf("%s: name must be letters, digits, '-' or '_'", at))
+		}
+		errs = appendIfSeen(errs, backendNames, b.Name, at+": name used twice")
+		switch b.Balance {
+		case "roundrobin", "static-rr", "leastconn", "first", "source":
+		default:
+			errs = append(errs, fmt.Errorf("%s: balance %q is not roundrobin, static-rr, leastconn, first or source", at, b.Balance))
+		}
+		if b.HealthCheck != "" {
+			method, uri, ok := strings.Cut(b.HealthCheck, " ")
+			if !ok || !isName(method) || !strings.HasPrefix(uri, "/") || strings.ContainsAny(uri, " \t\r\n#") {
+				errs = append(errs, fmt.Errorf("%s: health check %q is not \"METHOD /path\"", at, b.HealthCheck))
+			}
+		}
+		if len(b.Servers) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no server", at))
+		}
+		servers := map[string]bool{}
+		for _, s := range b.Servers {
+			sat := fmt.Sprintf("%s: server %q", at, s.Name)
+			if !isName(s.Name) {
+				errs = append(errs, fmt.Errorf("%s: name must be letters, digits, '-' or '_'", sat))
+			}
+			errs = appendIfSeen(errs, servers, s.Name, sat+": name used twice")
+			if !isHost(s.Address) {
+				errs = append(errs, fmt.Errorf("%s: address %q is not an IP address or host name", sat, s.Address))
+			}
+			if err := checkPort(sat+": port", s.Port); err != nil {
+				errs = append(errs, err)
+			}
+			if s.Fall < 1 || s.Rise < 1 {
+				errs = append(errs, fmt.Errorf("%s: fall %d and rise %d must be 1 or more", sat, s.Fall, s.Rise))
+			}
+		}
+		errs = append(errs, validateLines(at+": extra", b.Extra)...)
+	}
+	return errors.Join(errs...)
+}
+
+func bindString(addr string, port int) string {
+	if addr == "" {
+		addr = "*"
+	} else if strings.Contains(addr, ":") {
+		addr = "[" + addr + "]" // HAProxy reads an IPv6 bind address up to the last colon, but brackets are clearer
+	}
+	return fmt.Sprintf("%s:%d", addr, port)
+}
+
+// validateLines checks raw lines: each must fit on one non-empty line, so one entry
+// cannot start a new section.
+func validateLines(at string, lines []string) []error {
+	var errs []error
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" || !isLine(l) {
+			errs = append(errs, fmt.Errorf("%s: %q must be one non-empty line", at, l))
+		}
+	}
+	return errs
+}
+
+// haproxyDuration writes d in the largest unit HAProxy reads that keeps it exact.
+func haproxyDuration(d time.Duration) string {
+	ms := d.Milliseconds()
+	switch {
+	case ms%60000 == 0:
+		return fmt.Sprintf("%dm", ms/60000)
+	case ms%1000 == 0:
+		return fmt.Sprintf("%ds", ms/1000)
+	}
+	return fmt.Sprintf("%dms", ms)
+}
+
+// Render validates h and returns the file.
+func (h *HAProxy) Render() ([]byte, error) {
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	line := func(format string, args ...any) { fmt.Fprintf(&b, "    "+format+"\n", args...) }
+	b.WriteString("# Generated by cauldron; changes here are overwritten.\n")
+	b.WriteString("global\n")
+	for _, l := range h.Global.Log {
+		line("log %s", l)
+	}
+	if h.Global.StatsSocket != "" {
+		line("stats socket %s mode 660 level admin", h.Global.StatsSocket)
+	}
+	if h.Global.User != "" {
+		line("user %s", h.Global.User)
+	}
+	if h.Global.Group != "" {
+		line("group %s", h.Global.Group)
+	}
+	line("daemon")
+	for _, l := range h.Global.Extra {
+		line("%s", l)
+	}
+
+	b.WriteString("\ndefaults\n")
+	line("log global")
+	line("mode %s", h.Defaults.Mode)
+	for _, o := range h.Defaults.Options {
+		line("option %s", o)
+	}
+	line("timeout connect %s", haproxyDuration(h.Defaults.TimeoutConnect))
+	line("timeout client %s", haproxyDuration(h.Defaults.TimeoutClient))
+	line("timeout server %s", haproxyDuration(h.Defaults.TimeoutServer))
+	for _, l := range h.Defaults.Extra {
+		line("%s", l)
+	}
+
+	for _, f := range h.Frontends {
+		fmt.Fprintf(&b, "\nfrontend %s\n", f.Name)
+		line("bind %s", bindString(f.BindAddress, f.Port))
+		if s := f.Stats; s != nil {
+			line("stats enable")
+			line("stats uri %s", s.URI)
+			line("stats realm HAProxy\\ Statistics")
+			line("stats auth %s:%s", s.User, s.Password)
+		}
+		for _, l := range f.Extra {
+			line("%s", l)
+		}
+		line("default_backend %s", f.DefaultBackend)
+	}
+	for _, be := range h.Backends {
+		fmt.Fprintf(&b, "\nbackend %s\n", be.Name)
+		line("balance %s", be.Balance)
+		if be.HealthCheck != "" {
+			line("option httpchk %s", be.HealthCheck)
+		}
+		for _, l := range be.Extra {
+			line("%s", l)
+		}
+		for _, s := range be.Servers {
+			addr := s.Address
+			if strings.Contains(addr, ":") {
+				addr = "[" + addr + "]"
+			}
+			line("server %s %s:%d check fall %d rise %d", s.Name, addr, s.Port, s.Fall, s.Rise)
+		}
+	}
+	return b.Bytes(), nil
+}

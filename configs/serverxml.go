@@ -1,0 +1,458 @@
+package configs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Tomcat class names used in server.xml.
+const (
+	ClassSimpleTcpCluster     = "org.apache.catalina.ha.tcp.SimpleTcpCluster"
+	ClassDeltaManager         = "org.apache.catalina.ha.session.DeltaManager"
+	ClassGroupChannel         = "org.apache.catalina.tribes.group.GroupChannel"
+	ClassMcastService         = "org.apache.catalina.tribes.membership.McastService"
+	ClassStaticMembership     = "org.apache.catalina.tribes.membership.StaticMembershipService"
+	ClassStaticMember         = "org.apache.catalina.tribes.membership.StaticMember"
+	ClassNioReceiver          = "org.apache.catalina.tribes.transport.nio.NioReceiver"
+	ClassReplicationSender    = "org.apache.catalina.tribes.transport.ReplicationTransmitter"
+	ClassPooledParallelSender = "org.apache.catalina.tribes.transport.nio.PooledParallelSender"
+	ClassTcpFailureDetector   = "org.apache.catalina.tribes.group.interceptors.TcpFailureDetector"
+	ClassMessageDispatch      = "org.apache.catalina.tribes.group.interceptors.MessageDispatchInterceptor"
+	ClassReplicationValve     = "org.apache.catalina.ha.tcp.ReplicationValve"
+	ClassJvmRouteBinderValve  = "org.apache.catalina.ha.session.JvmRouteBinderValve"
+	ClassClusterSession       = "org.apache.catalina.ha.session.ClusterSessionListener"
+	ClassAccessLogValve       = "org.apache.catalina.valves.AccessLogValve"
+)
+
+// StaticFilesFilter is the ReplicationValve filter: requests for these never change a
+// session, so they are not worth a replication round.
+const StaticFilesFilter = `.*\.gif|.*\.js|.*\.jpeg|.*\.jpg|.*\.png|.*\.htm|.*\.html|.*\.css|.*\.txt|.*\.svg|.*\.ico|.*\.woff2?`
+
+// ServerXML is Tomcat 10.1's conf/server.xml.
+type ServerXML struct {
+	XMLName   xml.Name   `xml:"Server"`
+	Port      int        `xml:"port,attr"`
+	Shutdown  string     `xml:"shutdown,attr"`
+	Listeners []Listener `xml:"Listener"`
+	Services  []Service  `xml:"Service"`
+}
+
+// Listener is a Listener, ClusterListener or Interceptor: an element with a class name only.
+type Listener struct {
+	ClassName string `xml:"className,attr"`
+}
+
+// Service is one Tomcat Service: its connectors and its Engine.
+type Service struct {
+	Name       string      `xml:"name,attr"`
+	Connectors []Connector `xml:"Connector"`
+	Engine     Engine      `xml:"Engine"`
+}
+
+// Connector is an HTTP or AJP connector.
+type Connector struct {
+	Port              int    `xml:"port,attr"`
+	Protocol          string `xml:"protocol,attr"`
+	Address           string `xml:"address,attr,omitempty"`
+	ConnectionTimeout int    `xml:"connectionTimeout,attr,omitempty"`
+	RedirectPort      int    `xml:"redirectPort,attr,omitempty"`
+	Secret            string `xml:"secret,attr,omitempty"`
+	SecretRequired    bool   `xml:"secretRequired,attr,omitempty"`
+}
+
+// Protocols of Connector.
+const (
+	ProtocolHTTP = "HTTP/1.1"
+	ProtocolAJP  = "AJP/1.3"
+)
+
+// Engine is a Service's Engine.
+type Engine struct {
+	Name        string         `xml:"name,attr"`
+	DefaultHost string         `xml:"defaultHost,attr"`
+	JvmRoute    string         `xml:"jvmRoute,attr"`
+	Cluster     *TomcatCluster `xml:"Cluster,omitempty"`
+	Host        Host           `xml:"Host"`
+}
+
+// Host is the Engine's one virtual host.
+type Host struct {
+	Name       string    `xml:"name,attr"`
+	AppBase    string    `xml:"appBase,attr"`
+	UnpackWARs bool      `xml:"unpackWARs,attr"`
+	AutoDeploy bool      `xml:"autoDeploy,attr"`
+	Valves     []Valve   `xml:"Valve"`
+	Contexts   []Context `xml:"Context"`
+}
+
+// Valve is a Valve element; unused attributes are left out.
+type Valve struct {
+	ClassName string `xml:"className,attr"`
+	Directory string `xml:"directory,attr,omitempty"`
+	Prefix    string `xml:"prefix,attr,omitempty"`
+	Suffix    string `xml:"suffix,attr,omitempty"`
+	Pattern   string `xml:"pattern,attr,omitempty"`
+	Filter    string `xml:"filter,attr,omitempty"`
+}
+
+// Context is one web application.
+type Context struct {
+	Path       string `xml:"path,attr"`
+	DocBase    string `xml:"docBase,attr"`
+	Reloadable bool   `xml:"reloadable,attr"`
+}
+
+// TomcatCluster is an Engine's session-replication cluster (SimpleTcpCluster).
+type TomcatCluster struct {
+	ClassName          string     `xml:"className,attr"`
+	ChannelSendOptions int        `xml:"channelSendOptions,attr"`
+	Manager            Manager    `xml:"Manager"`
+	Channel            Channel    `xml:"Channel"`
+	Valves             []Valve    `xml:"Valve"`
+	ClusterListeners   []Listener `xml:"ClusterListener"`
+}
+
+// Manager is the cluster's session manager.
+type Manager struct {
+	ClassName                    string `xml:"className,attr"`
+	ExpireSessionsOnShutdown     bool   `xml:"expireSessionsOnShutdown,attr"`
+	NotifyListenersOnReplication bool   `xml:"notifyListenersOnReplication,attr"`
+}
+
+// Channel is the cluster's group channel.
+type Channel struct {
+	ClassName    string            `xml:"className,attr"`
+	Membership   MembershipService `xml:"Membership"`
+	Receiver     Receiver          `xml:"Receiver"`
+	Sender       Sender            `xml:"Sender"`
+	Interceptors []Listener        `xml:"Interceptor"`
+}
+
+// MembershipService is McastService (Address, Port, Frequency, DropTime) or
+// StaticMembershipService (Members).
+//
+// For static membership every node of the app is listed as a Member, the local one
+// included: Tomcat (9.0.17 and later) picks the local member as the one whose host and
+// port equal the Receiver's address and port, so every node carries the same list. This
+// needs a Receiver address that is the node's own, not "auto".
+type MembershipService struct {
+	ClassName string         `xml:"className,attr"`
+	Address   string         `xml:"address,attr,omitempty"`
+	Port      int            `xml:"port,attr,omitempty"`
+	Frequency int            `xml:"frequency,attr,omitempty"`
+	DropTime  int            `xml:"dropTime,attr,omitempty"`
+	Members   []StaticMember `xml:"Member"`
+}
+
+// StaticMember is one member of a static membership.
+type StaticMember struct {
+	ClassName string `xml:"className,attr"`
+	Host      string `xml:"host,attr"`
+	Port      int    `xml:"port,attr"`
+	UniqueID  string `xml:"uniqueId,attr"`
+}
+
+// Receiver is the channel's NioReceiver.
+type Receiver struct {
+	ClassName       string `xml:"className,attr"`
+	Address         string `xml:"address,attr"`
+	Port            int    `xml:"port,attr"`
+	AutoBind        int    `xml:"autoBind,attr"`
+	SelectorTimeout int    `xml:"selectorTimeout,attr"`
+	MaxThreads      int    `xml:"maxThreads,attr"`
+}
+
+// Sender is the channel's ReplicationTransmitter with its transport.
+type Sender struct {
+	ClassName string   `xml:"className,attr"`
+	Transport Listener `xml:"Transport"`
+}
+
+// DefaultListeners are the lifecycle listeners of Tomcat 10.1's default server.xml.
+func DefaultListeners() []Listener {
+	return []Listener{
+		{ClassName: "org.apache.catalina.startup.VersionLoggerListener"},
+		{ClassName: "org.apache.catalina.core.AprLifecycleListener"},
+		{ClassName: "org.apache.catalina.core.JreMemoryLeakPreventionListener"},
+		{ClassName: "org.apache.catalina.mbeans.GlobalResourcesLifecycleListener"},
+		{ClassName: "org.apache.catalina.core.ThreadLocalLeakPreventionListener"},
+	}
+}
+
+// NewServerXML returns node n's server.xml: one Service per app of c.
+func NewServerXML(c Cluster, n Node) *ServerXML {
+	s := &ServerXML{Port: 8005, Shutdown: "SHUTDOWN", Listeners: DefaultListeners()}
+	for _, a := range c.Apps {
+		svc := Service{
+			Name: a.Service,
+			Connectors: []Connector{
+				{Port: a.HTTPPort, Protocol: ProtocolHTTP, ConnectionTimeout: 20000, RedirectPort: a.RedirectPort},
+				{
+					Port: a.AJPPort, Protocol: ProtocolAJP, Address: n.Address, RedirectPort: a.RedirectPort,
+					Secret: c.AJPSecret, SecretRequired: true,
+				},
+			},
+			Engine: Engine{
+				Name: a.Service, DefaultHost: "localhost", JvmRoute: a.JvmRoute(n),
+				Host: Host{
+					Name: "localhost", AppBase: "webapps",
+					Valves: []Valve{{
+						ClassName: ClassAccessLogValve, Directory: "logs", Prefix: a.AccessLogPrefix, Suffix: ".txt",
+						Pattern: `%h %l %u %t "%r" %s %b`,
+					}},
+					Contexts: []Context{{Path: "", DocBase: a.DocBase}},
+				},
+			},
+		}
+		if c.Membership != NoReplication {
+			svc.Engine.Cluster = newTomcatCluster(c, a, n)
+		}
+		s.Services = append(s.Services, svc)
+	}
+	return s
+}
+
+func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
+	m := MembershipService{
+		ClassName: ClassMcastService, Address: a.MulticastAddress, Port: a.MulticastPort,
+		Frequency: 500, DropTime: 3000,
+	}
+	if c.Membership == Static {
+		m = MembershipService{ClassName: ClassStaticMembership}
+		for _, member := range c.Nodes {
+			m.Members = append(m.Members, NewStaticMember(member.Address, a.ReceiverPort))
+		}
+	}
+	return &TomcatCluster{
+		ClassName: ClassSimpleTcpCluster, ChannelSendOptions: 8,
+		Manager: Manager{ClassName: ClassDeltaManager, NotifyListenersOnReplication: true},
+		Channel: Channel{
+			ClassName:  ClassGroupChannel,
+			Membership: m,
+			Receiver: Receiver{
+				ClassName: ClassNioReceiver, Address: n.Address, Port: a.ReceiverPort,
+				AutoBind: 100, SelectorTimeout: 5000, MaxThreads: 6,
+			},
+			Sender: Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender}},
+			Interceptors: []Listener{
+				{ClassName: ClassTcpFailureDetector},
+				{ClassName: ClassMessageDispatch},
+			},
+		},
+		Valves: []Valve{
+			{ClassName: ClassReplicationValve, Filter: StaticFilesFilter},
+			{ClassName: ClassJvmRouteBinderValve},
+		},
+		ClusterListeners: []Listener{{ClassName: ClassClusterSession}},
+	}
+}
+
+// NewStaticMember returns the member listening on host:port. Its uniqueId is derived
+// from host and port, so every node computes the same one for it.
+func NewStaticMember(host string, port int) StaticMember {
+	sum := sha256.Sum256([]byte(host + ":" + strconv.Itoa(port)))
+	parts := make([]string, 16)
+	for i, b := range sum[:16] {
+		// Tomcat parses each value with Byte.parseByte: signed, and no spaces.
+		parts[i] = strconv.Itoa(int(int8(b)))
+	}
+	return StaticMember{
+		ClassName: ClassStaticMember, Host: host, Port: port,
+		UniqueID: "{" + strings.Join(parts, ",") + "}",
+	}
+}
+
+// Render validates s and returns it as an XML document.
+func (s *ServerXML) Render() ([]byte, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(xml.Header)
+	b.WriteString("<!-- Generated by cauldron; changes here are overwritten. -->\n")
+	enc := xml.NewEncoder(&b)
+	enc.Indent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return nil, fmt.Errorf("server.xml: encode: %w", err)
+	}
+	b.WriteString("\n")
+	return b.Bytes(), nil
+}
+
+// Validate reports every mistake in s that would stop Tomcat, weaken it or break
+// replication.
+func (s *ServerXML) Validate() error {
+	var errs []error
+	ports := portSet{}
+	if s.Port != -1 {
+		errs = ports.add(errs, "server.xml: shutdown port", s.Port)
+	}
+	if s.Shutdown == "" {
+		errs = append(errs, errors.New("server.xml: the shutdown command is empty"))
+	}
+	if len(s.Services) == 0 {
+		errs = append(errs, errors.New("server.xml: no Service"))
+	}
+	names, routes := map[string]bool{}, map[string]bool{}
+	groups, receivers := map[string]string{}, portSet{}
+	for _, svc := range s.Services {
+		at := fmt.Sprintf("server.xml: Service %q", svc.Name)
+		if svc.Name == "" {
+			errs = append(errs, errors.New("server.xml: a Service has no name"))
+		}
+		errs = appendIfSeen(errs, names, svc.Name, at+": name used twice")
+		if len(svc.Connectors) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no Connector", at))
+		}
+		for _, c := range svc.Connectors {
+			errs = append(errs, validateConnector(at, c, ports)...)
+		}
+		e := svc.Engine
+		if e.Name == "" {
+			errs = append(errs, fmt.Errorf("%s: the Engine has no name", at))
+		}
+		if e.JvmRoute == "" {
+			errs = append(errs, fmt.Errorf("%s: the Engine has no jvmRoute", at))
+		} else if !isName(e.JvmRoute) {
+			errs = append(errs, fmt.Errorf("%s: jvmRoute %q must be letters, digits, '-' or '_' (it is a mod_jk worker name)", at, e.JvmRoute))
+		}
+		errs = appendIfSeen(errs, routes, e.JvmRoute, at+": jvmRoute "+strconv.Quote(e.JvmRoute)+" used twice")
+		if e.DefaultHost != e.Host.Name || e.Host.Name == "" {
+			errs = append(errs, fmt.Errorf("%s: Engine defaultHost %q is not its Host's name %q", at, e.DefaultHost, e.Host.Name))
+		}
+		if e.Host.AppBase == "" {
+			errs = append(errs, fmt.Errorf("%s: the Host has no appBase", at))
+		}
+		if len(e.Host.Contexts) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no Context", at))
+		}
+		for _, ctx := range e.Host.Contexts {
+			if ctx.Path != "" && (!strings.HasPrefix(ctx.Path, "/") || strings.HasSuffix(ctx.Path, "/")) {
+				errs = append(errs, fmt.Errorf("%s: Context path %q must be empty or start and not end with /", at, ctx.Path))
+			}
+			if !path.IsAbs(ctx.DocBase) {
+				errs = append(errs, fmt.Errorf("%s: Context docBase %q is not an absolute path", at, ctx.DocBase))
+			}
+		}
+		if e.Cluster != nil {
+			errs = append(errs, validateTomcatCluster(at, e.Cluster, groups, receivers)...)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateConnector(at string, c Connector, ports portSet) []error {
+	var errs []error
+	at = fmt.Sprintf("%s: %s Connector", at, c.Protocol)
+	errs = ports.add(errs, at+": port", c.Port)
+	if c.RedirectPort != 0 {
+		if err := checkPort(at+": redirectPort", c.RedirectPort); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	switch c.Protocol {
+	case ProtocolHTTP:
+	case ProtocolAJP:
+		// Ghostcat: an AJP connector open to everyone and without a secret hands out files.
+		if c.Secret == "" || !c.SecretRequired {
+			errs = append(errs, fmt.Errorf("%s: needs a secret and secretRequired=\"true\"", at))
+		} else if !isSecret(c.Secret) {
+			errs = append(errs, fmt.Errorf("%s: the secret holds whitespace, quotes, '\\', '<', '>', '&' or control characters", at))
+		}
+		if a, err := netip.ParseAddr(c.Address); c.Address == "" || (err == nil && a.IsUnspecified()) {
+			errs = append(errs, fmt.Errorf("%s: address %q must be the node's private address", at, c.Address))
+		} else if !isHost(c.Address) {
+			errs = append(errs, fmt.Errorf("%s: address %q is not an IP address or host name", at, c.Address))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("%s: unknown protocol (want %s or %s)", at, ProtocolHTTP, ProtocolAJP))
+	}
+	return errs
+}
+
+// validateTomcatCluster checks one Engine's cluster; groups and receivers carry the
+// membership groups and receiver ports of the Services before it, which must differ.
+func validateTomcatCluster(at string, c *TomcatCluster, groups map[string]string, receivers portSet) []error {
+	var errs []error
+	at += ": Cluster"
+	ch := c.Channel
+	errs = receivers.add(errs, at+": Receiver port", ch.Receiver.Port)
+	if ch.Receiver.Address == "" {
+		errs = append(errs, fmt.Errorf("%s: Receiver address is empty (use \"auto\" or the node's address)", at))
+	}
+	m := ch.Membership
+	switch m.ClassName {
+	case ClassMcastService:
+		a, err := netip.ParseAddr(m.Address)
+		if err != nil || !a.IsMulticast() {
+			errs = append(errs, fmt.Errorf("%s: membership address %q is not a multicast address", at, m.Address))
+		}
+		if err := checkPort(at+": membership port", m.Port); err != nil {
+			errs = append(errs, err)
+		}
+		if m.Frequency <= 0 || m.DropTime <= m.Frequency {
+			errs = append(errs, fmt.Errorf("%s: membership dropTime %d must exceed frequency %d > 0", at, m.DropTime, m.Frequency))
+		}
+		group := m.Address + ":" + strconv.Itoa(m.Port)
+		if other, ok := groups[group]; ok {
+			errs = append(errs, fmt.Errorf("%s: membership group %s is also %s's: their sessions would mix", at, group, other))
+		}
+		groups[group] = at
+	case ClassStaticMembership:
+		errs = append(errs, validateStaticMembers(at, m.Members, ch.Receiver)...)
+	default:
+		errs = append(errs, fmt.Errorf("%s: unknown membership class %q", at, m.ClassName))
+	}
+	return errs
+}
+
+func validateStaticMembers(at string, members []StaticMember, r Receiver) []error {
+	var errs []error
+	if len(members) == 0 {
+		errs = append(errs, fmt.Errorf("%s: static membership lists no Member", at))
+	}
+	ids, local := map[string]bool{}, false
+	for _, m := range members {
+		mat := fmt.Sprintf("%s: Member %s:%d", at, m.Host, m.Port)
+		if !isHost(m.Host) {
+			errs = append(errs, fmt.Errorf("%s: host is not an IP address or host name", mat))
+		}
+		if err := checkPort(mat+": port", m.Port); err != nil {
+			errs = append(errs, err)
+		}
+		if !validUniqueID(m.UniqueID) {
+			errs = append(errs, fmt.Errorf("%s: uniqueId %q is not 16 comma-separated bytes in braces", mat, m.UniqueID))
+		}
+		errs = appendIfSeen(errs, ids, m.UniqueID, mat+": uniqueId used twice")
+		local = local || (m.Host == r.Address && m.Port == r.Port)
+	}
+	if !local {
+		errs = append(errs, fmt.Errorf("%s: no Member is the Receiver's %s:%d, so Tomcat cannot find the local member", at, r.Address, r.Port))
+	}
+	return errs
+}
+
+func validUniqueID(s string) bool {
+	inner, ok := strings.CutPrefix(s, "{")
+	inner, ok2 := strings.CutSuffix(inner, "}")
+	if !ok || !ok2 {
+		return false
+	}
+	parts := strings.Split(inner, ",")
+	if len(parts) != 16 {
+		return false
+	}
+	for _, p := range parts {
+		if _, err := strconv.ParseInt(p, 10, 8); err != nil {
+			return false
+		}
+	}
+	return true
+}
