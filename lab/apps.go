@@ -1,0 +1,190 @@
+package lab
+
+import (
+	"archive/zip"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf16"
+
+	"github.com/cauldron-go/cauldron"
+)
+
+// AppNames are the two demo apps.
+var AppNames = []string{"mago3d-admin", "mago3d-user"}
+
+// Paths inside a demo app, for the recipes that deploy it and the front servers that
+// serve part of it.
+const (
+	// AppPropertiesPath is where the deployment writes AppProperties, relative to the
+	// app's root. The WAR holds the folder but never the file.
+	AppPropertiesPath = "WEB-INF/classes/application.properties"
+	// AppStaticDir is the app's folder of static files (URL <context>/static/), which
+	// Apache or Nginx serve themselves.
+	AppStaticDir = "static"
+	// AppHealthPath answers 200 "ok" without making a session: the load balancer's check.
+	AppHealthPath = "/health"
+)
+
+// appSourceDir is the one source tree both apps are built from, inside
+// cauldron.AppSources().
+const appSourceDir = "demo"
+
+// appNameToken in web.xml is replaced by the app's name; it is the only difference
+// between the two WARs.
+const appNameToken = "@APP_NAME@"
+
+// appWebXML is the file that carries the app's name.
+const appWebXML = "WEB-INF/web.xml"
+
+// appEntryTime is every WAR entry's modification time, so that the same sources give
+// the same bytes (the day the runbook's finished version was published).
+var appEntryTime = time.Date(2020, time.June, 1, 0, 0, 0, 0, time.UTC)
+
+// BuildAppWAR returns the WAR (zip bytes) of the named demo app, built from
+// testdata/apps with archive/zip, deterministic (fixed timestamps, sorted entries) so
+// the same input gives the same bytes.
+func BuildAppWAR(name string) ([]byte, error) {
+	if !slices.Contains(AppNames, name) {
+		return nil, fmt.Errorf("build WAR: unknown app %q (the demo apps are %s)", name, strings.Join(AppNames, ", "))
+	}
+	src, err := fs.Sub(cauldron.AppSources(), appSourceDir)
+	if err != nil {
+		return nil, fmt.Errorf("build WAR of %s: %w", name, err)
+	}
+
+	files := map[string][]byte{}
+	// WEB-INF/classes/ is always there, empty, so that the deployment can write
+	// application.properties into it.
+	dirs := map[string]bool{"WEB-INF/": true, "WEB-INF/classes/": true}
+	err = fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == "." {
+			return nil
+		}
+		if d.IsDir() {
+			dirs[p+"/"] = true
+			return nil
+		}
+		if p == AppPropertiesPath {
+			// Written per cluster by the recipe, with the cluster's database and password.
+			return nil
+		}
+		data, err := fs.ReadFile(src, p)
+		if err != nil {
+			return err
+		}
+		files[p] = data
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build WAR of %s: read sources: %w", name, err)
+	}
+
+	webXML, ok := files[appWebXML]
+	if !ok {
+		return nil, fmt.Errorf("build WAR of %s: the sources have no %s", name, appWebXML)
+	}
+	if !bytes.Contains(webXML, []byte(appNameToken)) {
+		return nil, fmt.Errorf("build WAR of %s: %s has no %s to put the app name in", name, appWebXML, appNameToken)
+	}
+	files[appWebXML] = bytes.ReplaceAll(webXML, []byte(appNameToken), []byte(name))
+
+	// Every file's parent folders get an entry too, as jar and unzip make them.
+	for p := range files {
+		for dir := path.Dir(p); dir != "."; dir = path.Dir(dir) {
+			dirs[dir+"/"] = true
+		}
+	}
+	names := make([]string, 0, len(files)+len(dirs))
+	for p := range files {
+		names = append(names, p)
+	}
+	for d := range dirs {
+		names = append(names, d)
+	}
+	slices.Sort(names)
+
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, n := range names {
+		h := &zip.FileHeader{Name: n, Modified: appEntryTime}
+		if strings.HasSuffix(n, "/") {
+			h.Method = zip.Store
+			h.SetMode(fs.ModeDir | 0o755)
+		} else {
+			h.Method = zip.Deflate
+			h.SetMode(0o644)
+		}
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			return nil, fmt.Errorf("build WAR of %s: add %s: %w", name, n, err)
+		}
+		if data, isFile := files[n]; isFile {
+			if _, err := w.Write(data); err != nil {
+				return nil, fmt.Errorf("build WAR of %s: write %s: %w", name, n, err)
+			}
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("build WAR of %s: %w", name, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// AppProperties returns the application.properties that points a demo app at its
+// database (written at AppPropertiesPath, readable by the Tomcat account only, since
+// it holds the password). Values are escaped for java.util.Properties, and every
+// character outside ASCII is written as a \uXXXX escape, so the file reads the same
+// whether it is loaded as ISO-8859-1 (the Properties default) or UTF-8.
+func AppProperties(jdbcURL, user, password string) []byte {
+	var b strings.Builder
+	b.WriteString("# Written by cauldron: the demo app's database.\n")
+	for _, kv := range [][2]string{
+		{"spring.datasource.url", jdbcURL},
+		{"spring.datasource.username", user},
+		{"spring.datasource.password", password},
+	} {
+		b.WriteString(kv[0])
+		b.WriteByte('=')
+		b.WriteString(appPropertiesValue(kv[1]))
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
+// appPropertiesValue escapes v as the value of a java.util.Properties line.
+func appPropertiesValue(v string) string {
+	var b strings.Builder
+	for i, r := range v {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\f':
+			b.WriteString(`\f`)
+		case r == ' ' && i == 0:
+			// Leading white space of a value is dropped unless escaped.
+			b.WriteString(`\ `)
+		case r < 0x20 || r > 0x7e:
+			// \uXXXX holds one UTF-16 unit; a character beyond it takes a surrogate pair.
+			for _, u := range utf16.Encode([]rune{r}) {
+				fmt.Fprintf(&b, `\u%04x`, u)
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}

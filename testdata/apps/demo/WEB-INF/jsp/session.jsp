@@ -1,0 +1,10 @@
+<%@ page contentType="application/json; charset=UTF-8" trimDirectiveWhitespaces="true" %>
+<%@ include file="/WEB-INF/jspf/app.jspf" %>
+<%
+    response.setHeader("Cache-Control", "no-store");
+    int count = appCount(session);
+    out.print("{\"app\": " + appJson(application.getInitParameter("app.name"))
+            + ", \"node\": " + appJson(appNode(session, application))
+            + ", \"session\": " + appJson(session.getId())
+            + ", \"count\": " + count + "}");
+%>
