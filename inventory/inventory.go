@@ -2,6 +2,8 @@
 // reach each one, and the variables recipes read from it.
 package inventory
 
+import "go.yaml.in/yaml/v3"
+
 // Inventory is a loaded inventory file.
 type Inventory struct {
 	// File is the path it was loaded from, used in error messages.
@@ -12,6 +14,9 @@ type Inventory struct {
 	Groups []*Group
 	// Vars are the global variables.
 	Vars Vars
+
+	// secrets are the resolved secret values, for Secrets.
+	secrets []string
 }
 
 // Group is a named set of hosts with variables of its own.
@@ -68,7 +73,15 @@ type Vars map[string]Var
 
 // Var is one variable's value and where it was set.
 type Var struct {
+	// Value is the value as YAML decodes it into an any: string, int, float64, bool, nil,
+	// []any or map[string]any, with secrets resolved to their strings.
 	Value any
 	File  string
 	Line  int
+	// Secret is true when the value is, or contains, a secret read by from_file or
+	// from_env. String and GoString print such a value as "<secret>".
+	Secret bool
+	// node is the value as a YAML node (secrets resolved, aliases expanded) for Decode;
+	// nil for a Var made outside this package, which Decode then builds from Value.
+	node *yaml.Node
 }
