@@ -93,6 +93,9 @@ func (s *NginxSite) Validate() error {
 			if !nextUpstreamRE.MatchString(c) {
 				errs = append(errs, fmt.Errorf("%s: proxy_next_upstream %q is not a condition nginx knows", at, c))
 			}
+			if c == "off" && len(v.NextUpstream) > 1 {
+				errs = append(errs, fmt.Errorf("%s: proxy_next_upstream off cannot be combined with other conditions", at))
+			}
 		}
 	}
 	return errors.Join(errs...)

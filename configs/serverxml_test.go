@@ -1,0 +1,171 @@
+package configs_test
+
+import (
+	"encoding/xml"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/cauldron-go/cauldron/configs"
+)
+
+func ExampleNewServerXML() {
+	c := configs.NewCluster([]configs.Node{
+		{Name: "web1", Address: "10.0.0.11", Index: 1},
+		{Name: "web2", Address: "10.0.0.12", Index: 2},
+	}, "an-ajp-secret")
+	s := configs.NewServerXML(c, c.Nodes[1])
+	if _, err := s.Render(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, svc := range s.Services {
+		m := svc.Engine.Cluster.Channel.Membership
+		fmt.Printf("%s: jvmRoute %s, AJP %s:%d, group %s:%d, receiver %d\n", svc.Name,
+			svc.Engine.JvmRoute, svc.Connectors[1].Address, svc.Connectors[1].Port,
+			m.Address, m.Port, svc.Engine.Cluster.Channel.Receiver.Port)
+	}
+	// Output:
+	// Catalina: jvmRoute admin2, AJP 10.0.0.12:8019, group 228.0.0.4:45564, receiver 4000
+	// Catalina2: jvmRoute user2, AJP 10.0.0.12:8029, group 228.0.0.5:45564, receiver 4010
+}
+
+func TestServerXMLReadsBackAsTheSameModel(t *testing.T) {
+	for _, membership := range []configs.Membership{configs.Multicast, configs.Static, configs.NoReplication} {
+		for _, n := range []int{2, 3} {
+			t.Run(fmt.Sprintf("%s/%d-nodes", membership, n), func(t *testing.T) {
+				c := cluster(n)
+				c.Membership = membership
+				want := configs.NewServerXML(c, c.Nodes[n-1])
+				data, err := want.Render()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got configs.ServerXML
+				if err := xml.Unmarshal(data, &got); err != nil {
+					t.Fatalf("the rendered server.xml is not well-formed XML: %v", err)
+				}
+				got.XMLName = want.XMLName
+				if !reflect.DeepEqual(&got, want) {
+					t.Errorf("read back %+v\nwant %+v", got, *want)
+				}
+			})
+		}
+	}
+}
+
+func TestStaticMembershipListsEveryNodeWithStableIDs(t *testing.T) {
+	c := cluster(3)
+	c.Membership = configs.Static
+	first := configs.NewServerXML(c, c.Nodes[0])
+	third := configs.NewServerXML(c, c.Nodes[2])
+	for i, svc := range first.Services {
+		m := svc.Engine.Cluster.Channel.Membership
+		if m.ClassName != configs.ClassStaticMembership {
+			t.Fatalf("%s: membership %s", svc.Name, m.ClassName)
+		}
+		if len(m.Members) != 3 {
+			t.Fatalf("%s: %d members, want 3", svc.Name, len(m.Members))
+		}
+		// Every node must name every member alike, or Tomcat treats them as strangers.
+		if !reflect.DeepEqual(m.Members, third.Services[i].Engine.Cluster.Channel.Membership.Members) {
+			t.Errorf("%s: web1 and web3 list different members", svc.Name)
+		}
+		for _, member := range m.Members {
+			if member.Port != svc.Engine.Cluster.Channel.Receiver.Port {
+				t.Errorf("%s: member %s port %d is not the Receiver's", svc.Name, member.Host, member.Port)
+			}
+		}
+	}
+	if a, u := first.Services[0].Engine.Cluster.Channel.Membership.Members[0].UniqueID,
+		first.Services[1].Engine.Cluster.Channel.Membership.Members[0].UniqueID; a == u {
+		t.Errorf("admin and user channels share uniqueId %s", a)
+	}
+}
+
+func TestServerXMLValidateNamesEachMistake(t *testing.T) {
+	tests := []struct {
+		name   string
+		break_ func(s *configs.ServerXML)
+		want   string
+	}{
+		{"port out of range", func(s *configs.ServerXML) { s.Services[0].Connectors[0].Port = 70000 }, "not in 1-65535"},
+		{"port used twice", func(s *configs.ServerXML) { s.Services[1].Connectors[0].Port = 8080 }, "8080 is also"},
+		{"shutdown port on a connector's", func(s *configs.ServerXML) { s.Port = 8019 }, "8019 is also"},
+		{"empty jvmRoute", func(s *configs.ServerXML) { s.Services[0].Engine.JvmRoute = "" }, "no jvmRoute"},
+		{"jvmRoute used twice", func(s *configs.ServerXML) { s.Services[1].Engine.JvmRoute = "admin1" }, `jvmRoute "admin1" used twice`},
+		{"relative docBase", func(s *configs.ServerXML) { s.Services[0].Engine.Host.Contexts[0].DocBase = "mago3d-admin" }, "not an absolute path"},
+		{"AJP without secret", func(s *configs.ServerXML) { s.Services[0].Connectors[1].Secret = "" }, "needs a secret"},
+		{"AJP secret not required", func(s *configs.ServerXML) { s.Services[0].Connectors[1].SecretRequired = false }, "needs a secret"},
+		{"AJP on every address", func(s *configs.ServerXML) { s.Services[0].Connectors[1].Address = "0.0.0.0" }, "private address"},
+		{"unknown protocol", func(s *configs.ServerXML) { s.Services[0].Connectors[0].Protocol = "HTTP/2" }, "unknown protocol"},
+		{"shared multicast group", func(s *configs.ServerXML) {
+			s.Services[1].Engine.Cluster.Channel.Membership.Address = "228.0.0.4"
+		}, "sessions would mix"},
+		{"shared receiver port", func(s *configs.ServerXML) { s.Services[1].Engine.Cluster.Channel.Receiver.Port = 4000 }, "4000 is also"},
+		{"unicast membership address", func(s *configs.ServerXML) {
+			s.Services[0].Engine.Cluster.Channel.Membership.Address = "10.0.0.1"
+		}, "not a multicast address"},
+		{"Service name used twice", func(s *configs.ServerXML) { s.Services[1].Name = "Catalina" }, "name used twice"},
+		{"defaultHost is not the Host", func(s *configs.ServerXML) { s.Services[0].Engine.DefaultHost = "example" }, "defaultHost"},
+		{"no Service", func(s *configs.ServerXML) { s.Services = nil }, "no Service"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := configs.NewServerXML(cluster(2), nodes(2)[0])
+			tt.break_(s)
+			err := s.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.want)
+			}
+			if _, err := s.Render(); err == nil {
+				t.Fatal("Render renders a file Validate rejects")
+			}
+		})
+	}
+}
+
+func TestStaticMembershipValidateNamesEachMistake(t *testing.T) {
+	tests := []struct {
+		name   string
+		break_ func(m *configs.MembershipService, r *configs.Receiver)
+		want   string
+	}{
+		{"no members", func(m *configs.MembershipService, r *configs.Receiver) { m.Members = nil }, "no Member"},
+		{"receiver auto", func(m *configs.MembershipService, r *configs.Receiver) { r.Address = "auto" }, "cannot find the local member"},
+		{"short uniqueId", func(m *configs.MembershipService, r *configs.Receiver) { m.Members[1].UniqueID = "{1,2,3}" }, "not 16"},
+		{"uniqueId with spaces", func(m *configs.MembershipService, r *configs.Receiver) {
+			m.Members[1].UniqueID = "{1, 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16}"
+		}, "not 16"},
+		{"uniqueId byte out of range", func(m *configs.MembershipService, r *configs.Receiver) {
+			m.Members[1].UniqueID = "{1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,200}"
+		}, "not 16"},
+		{"uniqueId twice", func(m *configs.MembershipService, r *configs.Receiver) { m.Members[1].UniqueID = m.Members[0].UniqueID }, "uniqueId used twice"},
+		{"bad host", func(m *configs.MembershipService, r *configs.Receiver) { m.Members[1].Host = "a b" }, "not an IP address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cluster(2)
+			c.Membership = configs.Static
+			s := configs.NewServerXML(c, c.Nodes[0])
+			ch := &s.Services[0].Engine.Cluster.Channel
+			tt.break_(&ch.Membership, &ch.Receiver)
+			if err := s.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestServerXMLErrorsNeverShowTheSecret(t *testing.T) {
+	s := configs.NewServerXML(cluster(2), nodes(2)[0])
+	s.Services[0].Connectors[1].Secret = testSecret + "\"<"
+	err := s.Validate()
+	if err == nil {
+		t.Fatal("Validate accepts a secret with a quote and '<'")
+	}
+	if strings.Contains(err.Error(), testSecret) {
+		t.Fatalf("the error shows the secret: %v", err)
+	}
+}
