@@ -1,0 +1,312 @@
+package sshconn
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/pkg/sftp"
+
+	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/transport"
+)
+
+// Put writes f atomically: through SFTP to a temporary file beside the target, given
+// its mode and owner, then renamed over it. With Become, the content is uploaded to a
+// private directory of the login user and one sudo command installs it.
+func (c *Conn) Put(ctx context.Context, f transport.File) error {
+	if f.Path == "" {
+		return fmt.Errorf("ssh %s: put: no path given", c.name)
+	}
+	var err error
+	if c.becomes() {
+		err = c.putAsRoot(ctx, f)
+	} else {
+		err = c.putBySFTP(ctx, f)
+	}
+	if err != nil {
+		return fmt.Errorf("ssh %s: put %s: %w", c.name, f.Path, err)
+	}
+	return nil
+}
+
+// Read returns the content of p; an error wrapping fs.ErrNotExist when it is absent.
+func (c *Conn) Read(ctx context.Context, p string) ([]byte, error) {
+	if c.becomes() {
+		b, err := transport.ReadByShell(ctx, c, p)
+		if err != nil {
+			return nil, fmt.Errorf("ssh %s: %w", c.name, err)
+		}
+		return b, nil
+	}
+	sc, err := c.sftpClient()
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s: read %s: %w", c.name, p, err)
+	}
+	fh, err := sc.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("ssh %s: read %s: %w", c.name, p, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s: read %s: %w", c.name, p, err)
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(ctxReader{ctx, fh})
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s: read %s: %w", c.name, p, err)
+	}
+	return b, nil
+}
+
+func (c *Conn) putBySFTP(ctx context.Context, f transport.File) (err error) {
+	mode := f.Mode.Perm()
+	if mode == 0 {
+		mode = 0o644
+	}
+	uid, gid := -1, -1
+	if f.Owner != "" || f.Group != "" {
+		if uid, gid, err = c.resolveIDs(ctx, f.Owner, f.Group); err != nil {
+			return err
+		}
+	}
+	sc, err := c.sftpClient()
+	if err != nil {
+		return err
+	}
+	dir, base := path.Split(path.Clean(f.Path))
+	tmp := dir + "." + base + ".cauldron-" + randomHex()
+	fh, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return fmt.Errorf("create temporary file: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			fh.Close()
+			sc.Remove(tmp) // best effort: over a cut connection the temp file stays
+		}
+	}()
+	// The mode first, before any byte of a possibly secret content is written.
+	if err := fh.Chmod(mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", tmp, err)
+	}
+	if err := c.upload(ctx, fh, f.Content); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if uid >= 0 || gid >= 0 {
+		if uid < 0 || gid < 0 {
+			st, err := fh.Stat()
+			if err != nil {
+				return fmt.Errorf("stat %s: %w", tmp, err)
+			}
+			fst, ok := st.Sys().(*sftp.FileStat)
+			if !ok {
+				return fmt.Errorf("stat %s: the server gave no owner", tmp)
+			}
+			if uid < 0 {
+				uid = int(fst.UID)
+			}
+			if gid < 0 {
+				gid = int(fst.GID)
+			}
+		}
+		if err := fh.Chown(uid, gid); err != nil {
+			return fmt.Errorf("chown %s to %d:%d: %w", tmp, uid, gid, err)
+		}
+	}
+	if err := fh.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, ok := sc.HasExtension("posix-rename@openssh.com"); ok {
+		err = sc.PosixRename(tmp, f.Path)
+	} else {
+		err = sc.Rename(tmp, f.Path)
+	}
+	if err != nil {
+		return fmt.Errorf("rename %s over it: %w", tmp, err)
+	}
+	done = true
+	return nil
+}
+
+func (c *Conn) putAsRoot(ctx context.Context, f transport.File) error {
+	// Probe sudo before uploading, so that a refusal leaves nothing behind.
+	if _, err := c.sudoMode(ctx); err != nil {
+		return err
+	}
+	dir, err := c.privateUploadDir(ctx)
+	if err != nil {
+		return err
+	}
+	sc, err := c.sftpClient()
+	if err != nil {
+		return err
+	}
+	up := dir + "/put-" + randomHex()
+	fh, err := sc.OpenFile(up, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	err = c.upload(ctx, fh, f.Content)
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		sc.Remove(up)
+		return fmt.Errorf("upload: %w", err)
+	}
+	// Root opens the upload as its stdin and removes it at once; PutScript does the rest.
+	script := "set -e; exec <" + shell.Quote(up) + "; rm -f " + shell.Quote(up) + "; " + transport.PutScript(f)
+	if err := c.Run(ctx, transport.Command{Line: script}); err != nil {
+		sc.Remove(up) // still there when sudo itself failed
+		return err
+	}
+	return nil
+}
+
+// upload writes content to fh, giving up when ctx is done.
+func (c *Conn) upload(ctx context.Context, fh *sftp.File, content []byte) error {
+	var r io.Reader = ctxReader{ctx, bytes.NewReader(content)}
+	if c.uploadWrap != nil {
+		r = c.uploadWrap(r, len(content))
+	}
+	_, err := fh.ReadFromWithConcurrency(r, 0)
+	return err
+}
+
+func (c *Conn) sftpClient() (*sftp.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sftp != nil {
+		return c.sftp, nil
+	}
+	if c.client == nil {
+		return nil, errors.New("connection closed")
+	}
+	sc, err := sftp.NewClient(c.client, sftp.UseConcurrentWrites(true))
+	if err != nil {
+		return nil, fmt.Errorf("start sftp: %w", err)
+	}
+	c.sftp = sc
+	return sc, nil
+}
+
+// privateUploadDir is a directory only the login user can enter, made once per Conn
+// and removed by Close.
+func (c *Conn) privateUploadDir(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.uploadDir != "" {
+		return c.uploadDir, nil
+	}
+	var out bytes.Buffer
+	line := shell.Join("mktemp", "-d")
+	if err := c.run(ctx, line, line, "", nil, &out, nil); err != nil {
+		return "", fmt.Errorf("make upload directory: %w", err)
+	}
+	dir := strings.TrimSpace(out.String())
+	if !path.IsAbs(dir) {
+		return "", fmt.Errorf("make upload directory: mktemp -d printed %q", dir)
+	}
+	c.uploadDir = dir
+	return dir, nil
+}
+
+// resolveIDs turns owner and group names into ids with one command, remembering them
+// for the life of the Conn. An empty name gives -1.
+func (c *Conn) resolveIDs(ctx context.Context, owner, group string) (uid, gid int, err error) {
+	uid, gid = -1, -1
+	var script []string
+	c.mu.Lock()
+	if owner != "" {
+		if n, ok := c.cachedID("u", owner); ok {
+			uid = n
+		} else {
+			script = append(script, `echo "u=$(id -u `+shell.Quote(owner)+` 2>/dev/null)"`)
+		}
+	}
+	if group != "" {
+		if n, ok := c.cachedID("g", group); ok {
+			gid = n
+		} else {
+			script = append(script, `echo "g=$(getent group `+shell.Quote(group)+` | cut -d: -f3)"`)
+		}
+	}
+	c.mu.Unlock()
+	if len(script) == 0 {
+		return uid, gid, nil
+	}
+
+	var out bytes.Buffer
+	line := strings.Join(script, "; ")
+	if err := c.run(ctx, line, shell.Join("sh", "-c", line), "", nil, &out, nil); err != nil {
+		return -1, -1, fmt.Errorf("look up owner: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range strings.Split(out.String(), "\n") {
+		kind, value, ok := strings.Cut(strings.TrimSpace(l), "=")
+		if !ok {
+			continue
+		}
+		name := owner
+		if kind == "g" {
+			name = group
+		}
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 0 {
+			what := map[string]string{"u": "user", "g": "group"}[kind]
+			return -1, -1, fmt.Errorf("no %s %q on the host", what, name)
+		}
+		c.ids[kind+":"+name] = n
+		if kind == "u" {
+			uid = n
+		} else {
+			gid = n
+		}
+	}
+	if (owner != "" && uid < 0) || (group != "" && gid < 0) {
+		return -1, -1, fmt.Errorf("look up owner %q group %q: unexpected output %q", owner, group, out.String())
+	}
+	return uid, gid, nil
+}
+
+// cachedID returns a numeric name as is, or a looked-up id. c.mu is held.
+func (c *Conn) cachedID(kind, name string) (int, bool) {
+	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
+		return n, true
+	}
+	n, ok := c.ids[kind+":"+name]
+	return n, ok
+}
+
+func randomHex() string {
+	b := make([]byte, 6)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}

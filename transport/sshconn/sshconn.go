@@ -1,0 +1,388 @@
+// Package sshconn is the transport for hosts reached over SSH: one SSH connection per
+// host, one session per command, files written through SFTP (or through sudo when the
+// host is configured to become root).
+package sshconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/transport"
+)
+
+// Config says how to reach one host.
+type Config struct {
+	// Addr is host:port to dial; a missing port means 22.
+	Addr string
+	User string
+	// IdentityFiles are unencrypted private key files (ed25519, rsa, ecdsa). An
+	// encrypted key belongs in the agent.
+	IdentityFiles []string
+	// UseAgent also offers the keys of the agent at $SSH_AUTH_SOCK.
+	UseAgent bool
+	// KnownHostsFile holds the trusted host keys; empty means ~/.ssh/known_hosts.
+	KnownHostsFile string
+	// AcceptNewHostKey appends the key of a host that KnownHostsFile does not know,
+	// like OpenSSH's StrictHostKeyChecking=accept-new. A changed key is always refused.
+	AcceptNewHostKey bool
+	// ProxyJump is "[user@]host[:port][,more]" as OpenSSH takes it. Jump hosts are
+	// checked against the same known_hosts and offered the same keys; a jump host
+	// without a user is logged into as User.
+	ProxyJump string
+	// DialTimeout bounds the TCP dial and SSH handshake of each hop; 0 means 10s.
+	DialTimeout time.Duration
+	// Become runs every command and file write as root through sudo. It does nothing
+	// when User is root.
+	Become bool
+	// BecomePassword gives sudo's password; nil when sudo needs none. It is called at
+	// most once per Conn, and only when sudo asks for a password.
+	BecomePassword func() (string, error)
+}
+
+// Conn is an open SSH connection to one host. It is safe for concurrent use.
+type Conn struct {
+	cfg  Config
+	name string // user@addr, for messages
+
+	client *ssh.Client
+	jumps  []*ssh.Client // the hops before client, in dial order
+	wire   net.Conn      // the first hop's TCP connection
+
+	mu        sync.Mutex
+	sftp      *sftp.Client
+	ids       map[string]int // "u:name" / "g:name" -> id
+	sudo      *sudoMode
+	uploadDir string // the login user's private directory for become uploads
+
+	// uploadWrap, when set (by tests), wraps the reader of every SFTP upload.
+	uploadWrap func(r io.Reader, size int) io.Reader
+}
+
+var _ transport.Conn = (*Conn)(nil)
+
+// Dial connects and authenticates to cfg.Addr, through the jump hosts if any. It
+// gives up when ctx is done.
+func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	if cfg.User == "" {
+		return nil, fmt.Errorf("ssh %s: no user given", cfg.Addr)
+	}
+	addr, err := withPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s@%s: %w", cfg.User, cfg.Addr, err)
+	}
+	cfg.Addr = addr
+	name := cfg.User + "@" + cfg.Addr
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.KnownHostsFile == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, fmt.Errorf("ssh %s: find known_hosts: %w", name, err)
+		}
+		cfg.KnownHostsFile = filepath.Join(home, ".ssh", "known_hosts")
+	}
+	hops, err := parseProxyJump(cfg.ProxyJump, cfg.User)
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s: proxy jump: %w", name, err)
+	}
+	hops = append(hops, hop{user: cfg.User, addr: cfg.Addr})
+
+	auth, err := newAuth(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s: %w", name, err)
+	}
+	// The agent signs during each handshake only; no channel is forwarded to it.
+	defer auth.close()
+
+	c := &Conn{cfg: cfg, name: name, ids: map[string]int{}}
+	var prev *ssh.Client
+	for i, h := range hops {
+		client, wire, err := dialHop(ctx, cfg, auth, h, prev)
+		if err != nil {
+			c.closeClients()
+			if i < len(hops)-1 {
+				return nil, fmt.Errorf("ssh %s: through jump host %s@%s: %w", name, h.user, h.addr, err)
+			}
+			return nil, fmt.Errorf("ssh %s: %w", name, err)
+		}
+		if i == 0 {
+			c.wire = wire
+		}
+		if i < len(hops)-1 {
+			c.jumps = append(c.jumps, client)
+		} else {
+			c.client = client
+		}
+		prev = client
+	}
+	return c, nil
+}
+
+// dialHop opens the TCP connection to h (directly, or from prev) and runs the SSH
+// handshake over it, both bounded by ctx and cfg.DialTimeout.
+func dialHop(ctx context.Context, cfg Config, auth *auth, h hop, prev *ssh.Client) (*ssh.Client, net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+
+	var wire net.Conn
+	var err error
+	if prev == nil {
+		var d net.Dialer
+		wire, err = d.DialContext(ctx, "tcp", h.addr)
+	} else {
+		wire, err = prev.DialContext(ctx, "tcp", h.addr)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial %s: %w", h.addr, ctxCause(ctx, cfg, err))
+	}
+
+	check, err := newHostKeyCheck(cfg.KnownHostsFile, cfg.AcceptNewHostKey, h.addr)
+	if err != nil {
+		wire.Close()
+		return nil, nil, err
+	}
+	sshCfg := &ssh.ClientConfig{
+		User:              h.user,
+		Auth:              auth.methods,
+		HostKeyCallback:   check.callback,
+		HostKeyAlgorithms: check.algorithms,
+		Timeout:           cfg.DialTimeout,
+	}
+
+	// A handshake has no context of its own: closing the connection is what stops it.
+	stop := context.AfterFunc(ctx, func() { wire.Close() })
+	cc, chans, reqs, err := ssh.NewClientConn(wire, h.addr, sshCfg)
+	if !stop() {
+		if err == nil {
+			cc.Close()
+		}
+		wire.Close()
+		return nil, nil, fmt.Errorf("handshake with %s: %w", h.addr, ctxCause(ctx, cfg, ctx.Err()))
+	}
+	if err != nil {
+		wire.Close()
+		if check.err != nil {
+			return nil, nil, check.err
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, nil, fmt.Errorf("%s@%s refused every key offered (%s): %w", h.user, h.addr, auth.describe, err)
+		}
+		return nil, nil, fmt.Errorf("handshake with %s@%s: %w", h.user, h.addr, err)
+	}
+	return ssh.NewClient(cc, chans, reqs), wire, nil
+}
+
+// ctxCause says "timed out after …" when the per-hop timeout, not the caller, ended ctx.
+func ctxCause(ctx context.Context, cfg Config, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("timed out after %s: %w", cfg.DialTimeout, err)
+	}
+	return err
+}
+
+// withPort adds :22 to an address without a port.
+func withPort(addr string) (string, error) {
+	if addr == "" {
+		return "", errors.New("no address given")
+	}
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr, nil
+	}
+	h, p, err := splitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(h, p), nil
+}
+
+// String is user@host:port.
+func (c *Conn) String() string { return c.name }
+
+// Run runs cmd.Line with sh -c on the host (as root through sudo when Become is set).
+// When ctx is done it sends the command SIGKILL, closes the session and returns
+// ctx.Err() without waiting for the host.
+func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
+	line := shell.Join("sh", "-c", cmd.Line)
+	var password string
+	if c.becomes() {
+		mode, err := c.sudoMode(ctx)
+		if err != nil {
+			return err
+		}
+		line, password = mode.wrap(cmd.Line)
+	}
+	err := c.run(ctx, cmd.Line, line, password, cmd.Stdin, cmd.Stdout, cmd.Stderr)
+	if password != "" && err != nil {
+		err = redact(err, password)
+	}
+	return err
+}
+
+// run runs line in a new session. password, when not empty, is written as the first
+// line of stdin (for sudo -S), before the command's own stdin. shown is the line as
+// the caller gave it, for an ExitError.
+func (c *Conn) run(ctx context.Context, shown, line, password string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sess, err := c.client.NewSession()
+	if err != nil {
+		return fmt.Errorf("ssh %s: open session: %w", c.name, err)
+	}
+	defer sess.Close()
+
+	sess.Stdout = stdout
+	var tail tailBuffer
+	if stderr != nil {
+		sess.Stderr = stderr
+	} else {
+		sess.Stderr = &tail
+	}
+	// Our own copier feeds stdin, so that a cancelled Run need not wait for a
+	// caller's reader that blocks.
+	var in io.WriteCloser
+	if stdin != nil || password != "" {
+		if in, err = sess.StdinPipe(); err != nil {
+			return fmt.Errorf("ssh %s: stdin: %w", c.name, err)
+		}
+	}
+	if err := sess.Start(line); err != nil {
+		return fmt.Errorf("ssh %s: start command: %w", c.name, err)
+	}
+	if in != nil {
+		go func() {
+			defer in.Close()
+			if password != "" {
+				if _, err := io.WriteString(in, password+"\n"); err != nil {
+					return
+				}
+			}
+			if stdin != nil {
+				io.Copy(in, stdin)
+			}
+		}()
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// OpenSSH delivers the signal to the command's process; closing the channel
+		// then stops our side whatever the server does.
+		// We do not wait for the server to confirm: over a dead link it never would. A
+		// few bytes in flight may still reach Stdout/Stderr after Run returns.
+		sess.Signal(ssh.SIGKILL)
+		sess.Close()
+		return ctx.Err()
+	}
+	if err == nil {
+		return nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		status, msg := ee.ExitStatus(), tail.String()
+		if sig := ee.Signal(); sig != "" {
+			status = 128 + signalNumber(sig)
+			msg = strings.TrimSpace(msg + "\nkilled by signal " + sig)
+		}
+		return &transport.ExitError{Line: shown, Status: status, Stderr: msg}
+	}
+	var missing *ssh.ExitMissingError
+	if errors.As(err, &missing) {
+		return fmt.Errorf("ssh %s: command ended without an exit status (connection lost?): %w", c.name, err)
+	}
+	return fmt.Errorf("ssh %s: run command: %w", c.name, err)
+}
+
+// Close closes the SFTP client, removes the upload directory and closes the
+// connection and its jump hosts.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	if c.sftp != nil {
+		if err := c.sftp.Close(); err != nil && !errors.Is(err, io.EOF) {
+			errs = append(errs, fmt.Errorf("close sftp: %w", err))
+		}
+		c.sftp = nil
+	}
+	if c.uploadDir != "" {
+		// Best effort: the directory is private and holds nothing once uploads are done.
+		c.run(context.Background(), "", shell.Join("rm", "-rf", "--", c.uploadDir), "", nil, nil, nil)
+		c.uploadDir = ""
+	}
+	if err := c.closeClients(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("ssh %s: close: %w", c.name, errors.Join(errs...))
+	}
+	return nil
+}
+
+func (c *Conn) closeClients() error {
+	var errs []error
+	all := append([]*ssh.Client{}, c.jumps...)
+	if c.client != nil {
+		all = append(all, c.client)
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		if err := all[i].Close(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+			errs = append(errs, err)
+		}
+	}
+	c.client, c.jumps = nil, nil
+	return errors.Join(errs...)
+}
+
+// tailBuffer keeps the last tailSize bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	cut bool
+}
+
+const tailSize = 4096
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > tailSize {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailSize:]...)
+		t.cut = true
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cut {
+		return "…" + string(t.buf)
+	}
+	return string(t.buf)
+}
+
+func signalNumber(name string) int {
+	n := map[string]int{"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "ABRT": 6, "FPE": 8, "KILL": 9,
+		"USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15}[name]
+	if n == 0 {
+		return 127 // 128+127 = 255, what OpenSSH's client reports for an unknown end
+	}
+	return n
+}
