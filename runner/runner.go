@@ -69,8 +69,11 @@ const (
 	reasonUnreachable = "host unreachable"
 )
 
-// errFailFast is the cause given to the contexts of the hosts a fail-fast stop cancels.
-var errFailFast = errors.New("stopped: another host failed and fail-fast is set")
+// stopCause is the cause given to the contexts of the hosts a fail-fast stop cancels,
+// so that their steps are reported skipped for the stop's reason, not a bare "cancelled".
+type stopCause struct{ reason string }
+
+func (s stopCause) Error() string { return s.reason }
 
 // Run builds and validates every play's recipe for every host, then runs the plays in
 // order. It returns the report of everything that happened, and an error when a host
@@ -358,8 +361,9 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 
 // cancelReason says why ctx is done: the caller cancelled, or a fail-fast stop.
 func cancelReason(ctx context.Context) string {
-	if c := context.Cause(ctx); errors.Is(c, errFailFast) {
-		return c.Error()
+	var stop stopCause
+	if errors.As(context.Cause(ctx), &stop) {
+		return stop.reason
 	}
 	return reasonCancelled
 }
@@ -497,7 +501,7 @@ func (r *run) hostFailed(p playPlan, st *hostState) {
 		r.stopped = fmt.Sprintf("fail-fast: host %q failed", st.report.Host)
 		for name, cancel := range r.cancels {
 			if name != st.host.Name {
-				cancel(errFailFast)
+				cancel(stopCause{r.stopped})
 			}
 		}
 		return

@@ -401,7 +401,7 @@ func TestFailFastCancelsTheStepsRunningOnOtherHosts(t *testing.T) {
 	if got := strings.Join(statuses(slow), ","); got != "skipped,skipped,skipped" {
 		t.Fatalf("slow: statuses %s", got)
 	}
-	if r := slow.Steps[0].Reason; !strings.HasPrefix(r, "interrupted: stopped: another host failed") {
+	if r := slow.Steps[0].Reason; r != `interrupted: fail-fast: host "bad" failed` {
 		t.Errorf("slow: running step skipped for %q", r)
 	}
 	if !strings.Contains(rep.Stopped, `fail-fast: host "bad" failed`) {
