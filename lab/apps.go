@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf16"
 
 	"github.com/cauldron-go/cauldron"
 )
@@ -20,8 +19,9 @@ var AppNames = []string{"mago3d-admin", "mago3d-user"}
 // Paths inside a demo app, for the recipes that deploy it and the front servers that
 // serve part of it.
 const (
-	// AppPropertiesPath is where the deployment writes AppProperties, relative to the
-	// app's root. The WAR holds the folder but never the file.
+	// AppPropertiesPath is where the deployment writes the app's database settings
+	// (configs.AppProperties), relative to the app's root. The WAR holds the folder but
+	// never the file.
 	AppPropertiesPath = "WEB-INF/classes/application.properties"
 	// AppStaticDir is the app's folder of static files (URL <context>/static/), which
 	// Apache or Nginx serve themselves.
@@ -136,55 +136,4 @@ func BuildAppWAR(name string) ([]byte, error) {
 		return nil, fmt.Errorf("build WAR of %s: %w", name, err)
 	}
 	return buf.Bytes(), nil
-}
-
-// AppProperties returns the application.properties that points a demo app at its
-// database (written at AppPropertiesPath, readable by the Tomcat account only, since
-// it holds the password). Values are escaped for java.util.Properties, and every
-// character outside ASCII is written as a \uXXXX escape, so the file reads the same
-// whether it is loaded as ISO-8859-1 (the Properties default) or UTF-8.
-func AppProperties(jdbcURL, user, password string) []byte {
-	var b strings.Builder
-	b.WriteString("# Written by cauldron: the demo app's database.\n")
-	for _, kv := range [][2]string{
-		{"spring.datasource.url", jdbcURL},
-		{"spring.datasource.username", user},
-		{"spring.datasource.password", password},
-	} {
-		b.WriteString(kv[0])
-		b.WriteByte('=')
-		b.WriteString(appPropertiesValue(kv[1]))
-		b.WriteByte('\n')
-	}
-	return []byte(b.String())
-}
-
-// appPropertiesValue escapes v as the value of a java.util.Properties line.
-func appPropertiesValue(v string) string {
-	var b strings.Builder
-	for i, r := range v {
-		switch {
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\f':
-			b.WriteString(`\f`)
-		case r == ' ' && i == 0:
-			// Leading white space of a value is dropped unless escaped.
-			b.WriteString(`\ `)
-		case r < 0x20 || r > 0x7e:
-			// \uXXXX holds one UTF-16 unit; a character beyond it takes a surrogate pair.
-			for _, u := range utf16.Encode([]rune{r}) {
-				fmt.Fprintf(&b, `\u%04x`, u)
-			}
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cauldron-go/cauldron/configs"
 	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/shell"
 )
@@ -242,44 +243,41 @@ func TestTheTwoAppsDifferOnlyInTheirName(t *testing.T) {
 	}
 }
 
+func ExampleBuildAppWAR() {
+	war, err := lab.BuildAppWAR("mago3d-user")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	zr, err := zip.NewReader(bytes.NewReader(war), int64(len(war)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, f := range zr.File {
+		fmt.Println(f.Name)
+	}
+	// Output:
+	// WEB-INF/
+	// WEB-INF/classes/
+	// WEB-INF/jsp/
+	// WEB-INF/jsp/db.jsp
+	// WEB-INF/jsp/health.jsp
+	// WEB-INF/jsp/session.jsp
+	// WEB-INF/jspf/
+	// WEB-INF/jspf/app.jspf
+	// WEB-INF/web.xml
+	// index.jsp
+	// static/
+	// static/app.css
+}
+
 func TestAnUnknownAppNameIsRefused(t *testing.T) {
 	for _, name := range []string{"", "mago3d", "../mago3d-admin", "MAGO3D-ADMIN"} {
 		if war, err := lab.BuildAppWAR(name); err == nil {
 			t.Errorf("BuildAppWAR(%q) gave %d bytes, want an error", name, len(war))
 		}
 	}
-}
-
-func TestAppPropertiesEscapesValuesForJavaProperties(t *testing.T) {
-	tests := []struct {
-		name, password, want string
-	}{
-		{"plain", "s3cret", "s3cret"},
-		{"backslash", `a\b`, `a\\b`},
-		{"leading space", " x", `\ x`},
-		{"inner space and separators", "a b=c:d#e!f", "a b=c:d#e!f"},
-		{"line breaks", "a\nb\rc\td", `a\nb\rc\td`},
-		{"outside ASCII", "wörd", `w\u00f6rd`},
-		{"outside the BMP", "a😀", `a\ud83d\ude00`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := string(lab.AppProperties("jdbc:postgresql://db:5432/mago3d", "mago3d", tt.password))
-			line := "spring.datasource.password=" + tt.want + "\n"
-			if !strings.Contains(got, line) {
-				t.Errorf("got\n%s\nwant the line %q", got, line)
-			}
-		})
-	}
-}
-
-func ExampleAppProperties() {
-	fmt.Print(string(lab.AppProperties("jdbc:postgresql://10.10.0.2:5432/mago3d", "mago3d", "pass word")))
-	// Output:
-	// # Written by cauldron: the demo app's database.
-	// spring.datasource.url=jdbc:postgresql://10.10.0.2:5432/mago3d
-	// spring.datasource.username=mago3d
-	// spring.datasource.password=pass word
 }
 
 // The real run: both WARs on a real Tomcat 10.1 (Debian's tomcat10 package), with a
@@ -289,7 +287,7 @@ const (
 	appCatalinaHome = "/usr/share/tomcat10"
 	appJvmRoute     = "h4node1"
 	// appDBPassword has characters that need escaping in application.properties and
-	// one outside ASCII, so the real app proves AppProperties.
+	// one outside ASCII, so the real app proves configs.AppProperties' escaping.
 	appDBPassword = `pa ss\wörd=#!:"'`
 )
 
@@ -363,15 +361,16 @@ func appTomcatLib(t *testing.T) []string {
 }
 
 // appPostgres starts a throwaway PostgreSQL cluster on 127.0.0.1 with a user "cauldron"
-// whose password is appDBPassword, and returns its port; 0 when PostgreSQL is not
-// installed. It is stopped at the end of the test.
-func appPostgres(t *testing.T) int {
+// whose password is appDBPassword, and returns its port and a function that runs one
+// query in database postgres; port 0 when PostgreSQL is not installed. It is stopped
+// at the end of the test.
+func appPostgres(t *testing.T) (int, func(query string) string) {
 	t.Helper()
 	initdbs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	pgUser, err := user.Lookup("postgres")
 	if len(initdbs) == 0 || err != nil {
 		t.Log("no PostgreSQL installed: /db.json is checked against an unreachable database only")
-		return 0
+		return 0, nil
 	}
 	bin := filepath.Dir(initdbs[len(initdbs)-1])
 	uid, _ := strconv.Atoi(pgUser.Uid)
@@ -418,7 +417,19 @@ func appPostgres(t *testing.T) int {
 			t.Log(err)
 		}
 	})
-	return port
+	query := func(q string) string {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bin, "psql"), "-h", "127.0.0.1", "-p", strconv.Itoa(port),
+			"-U", "cauldron", "-d", "postgres", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", q)
+		// The password goes by environment, never on the command line.
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+appDBPassword)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("psql %q: %v\n%s", q, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	return port, query
 }
 
 // appTomcat starts Tomcat with a fresh CATALINA_BASE holding the given web apps
@@ -502,7 +513,7 @@ func appTomcat(t *testing.T, jars []string, apps map[string]func(dir string)) st
 	defer cancel()
 	for ctxPath := range apps {
 		for {
-			resp, err := http.Get(url + "/" + ctxPath + lab.AppHealthPath)
+			resp, err := appClient.Get(url + "/" + ctxPath + lab.AppHealthPath)
 			if err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
@@ -521,6 +532,9 @@ func appTomcat(t *testing.T, jars []string, apps map[string]func(dir string)) st
 	}
 	return url
 }
+
+// appClient guards against a Tomcat that accepts and never answers; nothing is timed.
+var appClient = &http.Client{Timeout: time.Minute}
 
 type appSessionJSON struct {
 	App     string `json:"app"`
@@ -567,7 +581,7 @@ func appGetJSON(t *testing.T, c *http.Client, url string, wantStatus int, v any)
 
 func TestBothAppsServeSessionsHealthAndDatabaseOnARealTomcat(t *testing.T) {
 	jars := appTomcatLib(t)
-	pgPort := appPostgres(t)
+	pgPort, pgQuery := appPostgres(t)
 	deadPort := appFreePort(t) // nothing listens here: the unreachable database
 
 	deploy := func(name, jdbcURL, password string) func(dir string) {
@@ -577,7 +591,10 @@ func TestBothAppsServeSessionsHealthAndDatabaseOnARealTomcat(t *testing.T) {
 				t.Fatal(err)
 			}
 			appUnzip(t, war, dir)
-			props := lab.AppProperties(jdbcURL, "cauldron", password)
+			props, err := (&configs.AppProperties{URL: jdbcURL, Username: "cauldron", Password: password}).Render()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(lab.AppPropertiesPath)), props, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -599,7 +616,7 @@ func TestBothAppsServeSessionsHealthAndDatabaseOnARealTomcat(t *testing.T) {
 	for _, name := range lab.AppNames {
 		root := url + "/" + name
 		t.Run(name+" health answers ok without a session", func(t *testing.T) {
-			resp, body := appGet(t, http.DefaultClient, root+lab.AppHealthPath)
+			resp, body := appGet(t, appClient, root+lab.AppHealthPath)
 			if resp.StatusCode != http.StatusOK || body != "ok" {
 				t.Errorf("status %d body %q, want 200 \"ok\"", resp.StatusCode, body)
 			}
@@ -610,7 +627,7 @@ func TestBothAppsServeSessionsHealthAndDatabaseOnARealTomcat(t *testing.T) {
 
 		t.Run(name+" session counts each request on its node", func(t *testing.T) {
 			jar, _ := cookiejar.New(nil)
-			client := &http.Client{Jar: jar}
+			client := &http.Client{Jar: jar, Timeout: appClient.Timeout}
 			var first appSessionJSON
 			for want := 1; want <= 3; want++ {
 				var got appSessionJSON
@@ -642,14 +659,14 @@ func TestBothAppsServeSessionsHealthAndDatabaseOnARealTomcat(t *testing.T) {
 			}
 
 			var fresh appSessionJSON
-			appGetJSON(t, http.DefaultClient, root+"/session.json", http.StatusOK, &fresh)
+			appGetJSON(t, appClient, root+"/session.json", http.StatusOK, &fresh)
 			if fresh.Count != 1 || fresh.Session == first.Session {
 				t.Errorf("without the cookie: %+v, want a new session counting 1", fresh)
 			}
 		})
 
 		t.Run(name+" serves its static file", func(t *testing.T) {
-			resp, body := appGet(t, http.DefaultClient, root+"/"+lab.AppStaticDir+"/app.css")
+			resp, body := appGet(t, appClient, root+"/"+lab.AppStaticDir+"/app.css")
 			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") || !strings.Contains(body, "body {") {
 				t.Errorf("status %d Content-Type %q body %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 			}
@@ -658,7 +675,7 @@ func TestBothAppsServeSessionsHealthAndDatabaseOnARealTomcat(t *testing.T) {
 
 	t.Run("db.json answers 503 with a reason when the database is unreachable", func(t *testing.T) {
 		var got appDBJSON
-		resp := appGetJSON(t, http.DefaultClient, url+"/mago3d-admin/db.json", http.StatusServiceUnavailable, &got)
+		resp := appGetJSON(t, appClient, url+"/mago3d-admin/db.json", http.StatusServiceUnavailable, &got)
 		if got.DB != "error" || got.Reason == "" {
 			t.Errorf("got %+v, want db error with a reason", got)
 		}
@@ -676,14 +693,18 @@ func TestBothAppsServeSessionsHealthAndDatabaseOnARealTomcat(t *testing.T) {
 	t.Run("db.json records visits in a real PostgreSQL", func(t *testing.T) {
 		for want := 1; want <= 2; want++ {
 			var got appDBJSON
-			appGetJSON(t, http.DefaultClient, url+"/mago3d-user/db.json", http.StatusOK, &got)
+			appGetJSON(t, appClient, url+"/mago3d-user/db.json", http.StatusOK, &got)
 			if got.DB != "ok" || got.Visits != want {
 				t.Errorf("visit %d: got %+v", want, got)
 			}
 		}
+		// db.json has no session to read the node from; it asks the Engine over JMX.
+		if nodes := pgQuery("SELECT string_agg(DISTINCT app || ' ' || node, ',') FROM visits"); nodes != "mago3d-user "+appJvmRoute {
+			t.Errorf("the visits were recorded as %q, want app mago3d-user on node %s", nodes, appJvmRoute)
+		}
 	})
 	t.Run("db.json never shows the password when the database refuses it", func(t *testing.T) {
-		resp, body := appGet(t, http.DefaultClient, url+"/wrong-password/db.json")
+		resp, body := appGet(t, appClient, url+"/wrong-password/db.json")
 		var got appDBJSON
 		if err := json.Unmarshal([]byte(body), &got); err != nil {
 			t.Fatalf("%v in %s", err, body)
