@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -55,7 +57,7 @@ func (o LoadOptions) Parse(file string, data []byte) (*Inventory, error) {
 	p := &parser{file: file, dir: dir, opts: o, budget: nodeBudget}
 	inv := p.parse(data)
 	if len(p.errs) > 0 {
-		return nil, errors.Join(p.errs...)
+		return nil, p.joinErrors()
 	}
 	inv.secrets = p.secrets
 	return inv, nil
@@ -67,8 +69,11 @@ const (
 	nodeBudget = 1 << 16
 	// maxDepth bounds nesting, which also stops an alias that contains itself.
 	maxDepth = 64
-	// maxErrors bounds the report; past this many the rest are noise.
-	maxErrors = 100
+	// maxErrors bounds the report.
+	maxErrors = 50
+	// maxLocateLines bounds the file size for which a syntax error's line is searched
+	// for (see locateSyntaxError); past it yaml's own line stands.
+	maxLocateLines = 1000
 	// maxSecretFile bounds a secret file: a secret is a line, not a disk image.
 	maxSecretFile = 64 << 10
 )
@@ -81,23 +86,45 @@ type parser struct {
 	errs    []error
 	budget  int
 	secrets []string
+	// varPath is the variable being read, named by errors from deep inside its value.
+	varPath string
+	varLine int
 }
 
 func (p *parser) errorf(line int, path, format string, args ...any) {
-	if len(p.errs) == maxErrors {
-		p.errs = append(p.errs, &Error{File: p.file, Msg: "too many errors; stopping here"})
-	}
-	if len(p.errs) > maxErrors {
-		return
-	}
 	p.errs = append(p.errs, &Error{File: p.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
+// joinErrors reports the errors in file order, those about other files (an ssh_config)
+// after, and at most maxErrors of them: past that many the rest are noise.
+func (p *parser) joinErrors() error {
+	key := func(err error) (bool, int) {
+		var e *Error
+		if errors.As(err, &e) {
+			return e.File != p.file, e.Line
+		}
+		return true, 0
+	}
+	sort.SliceStable(p.errs, func(i, j int) bool {
+		oi, li := key(p.errs[i])
+		oj, lj := key(p.errs[j])
+		if oi != oj {
+			return !oi
+		}
+		return li < lj
+	})
+	if len(p.errs) > maxErrors {
+		more := len(p.errs) - maxErrors
+		p.errs = append(p.errs[:maxErrors:maxErrors], &Error{File: p.file, Msg: fmt.Sprintf("and %d more errors", more)})
+	}
+	return errors.Join(p.errs...)
+}
+
 // spend takes one node from the budget and reports whether any was left.
-func (p *parser) spend(n *yaml.Node, path string) bool {
+func (p *parser) spend(line int, path string) bool {
 	p.budget--
 	if p.budget == 0 {
-		p.errorf(n.Line, path, "too many nodes after expanding aliases (more than %d)", nodeBudget)
+		p.errorf(line, path, "too many nodes after expanding aliases (more than %d)", nodeBudget)
 	}
 	return p.budget > 0
 }
@@ -105,26 +132,19 @@ func (p *parser) spend(n *yaml.Node, path string) bool {
 var yamlLineError = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func (p *parser) parse(data []byte) *Inventory {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			p.errorf(0, "", "file is empty")
-		} else {
-			p.syntaxError(err)
-		}
+	doc, extra, err := decodeDocuments(data)
+	switch {
+	case err != nil:
+		p.syntaxError(err, data)
 		return nil
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case err == nil:
+	case doc == nil:
+		p.errorf(0, "", "file is empty")
+		return nil
+	case extra != nil:
 		p.errorf(extra.Line, "", "a second YAML document; an inventory is one document")
 		return nil
-	case !errors.Is(err, io.EOF):
-		p.syntaxError(err)
-		return nil
 	}
-	root := &doc
+	root := doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
@@ -135,14 +155,56 @@ func (p *parser) parse(data []byte) *Inventory {
 	return p.inventory(root)
 }
 
-func (p *parser) syntaxError(err error) {
-	msg := err.Error()
-	if m := yamlLineError.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		p.errorf(line, "", "%s", m[2])
-		return
+// decodeDocuments parses the first document and, if there is one, the start of a second.
+// doc is nil for a file with no document.
+func decodeDocuments(data []byte) (doc, extra *yaml.Node, err error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var first, second yaml.Node
+	if err := dec.Decode(&first); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil, nil
+		}
+		return nil, nil, err
 	}
-	p.errorf(0, "", "%s", strings.TrimPrefix(msg, "yaml: "))
+	switch err := dec.Decode(&second); {
+	case err == nil:
+		return &first, &second, nil
+	case !errors.Is(err, io.EOF):
+		return nil, nil, err
+	}
+	return &first, nil, nil
+}
+
+func (p *parser) syntaxError(err error, data []byte) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if m := yamlLineError.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	if l := locateSyntaxError(data); l > 0 {
+		line = l
+	}
+	p.errorf(line, "", "%s", msg)
+}
+
+// locateSyntaxError returns the line a syntax error is on: the line after the longest
+// run of leading lines that parses. yaml's own line is where the enclosing block began,
+// often lines before the mistake (and counted from 0). 0 when it cannot tell.
+func locateSyntaxError(data []byte) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > maxLocateLines {
+		return 0
+	}
+	end := len(data)
+	for k := len(lines) - 1; k >= 0; k-- {
+		end -= len(lines[k])
+		// data[:end] is lines 1..k.
+		if _, _, err := decodeDocuments(data[:end]); err == nil {
+			return k + 1
+		}
+	}
+	return 0
 }
 
 // pair is one key and value of a mapping, merge keys (<<) already expanded.
@@ -227,7 +289,7 @@ func (p *parser) mappingDepth(n *yaml.Node, path string, depth int) ([]pair, boo
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !p.spend(k, path) {
+		if !p.spend(k.Line, path) {
 			return nil, false
 		}
 		kd := deref(k)
@@ -288,7 +350,11 @@ func (p *parser) mergeSources(v *yaml.Node, path string, depth int) []pair {
 	return out
 }
 
+// join appends key to a key path, quoting a key that would make the path ambiguous.
 func join(path, key string) string {
+	if key == "" || strings.ContainsAny(key, ".[]\" \t\n") || !utf8.ValidString(key) {
+		key = strconv.Quote(key)
+	}
 	if path == "" {
 		return key
 	}
@@ -335,7 +401,7 @@ func (p *parser) strList(n *yaml.Node, path string) ([]string, bool) {
 	var out []string
 	ok := true
 	for i, e := range d.Content {
-		if !p.spend(e, path) {
+		if !p.spend(e.Line, path) {
 			return nil, false
 		}
 		ep := fmt.Sprintf("%s[%d]", path, i)
@@ -365,7 +431,11 @@ func (p *parser) oneOf(n *yaml.Node, path, what string, allowed []string) string
 			return s
 		}
 	}
-	p.errorf(n.Line, path, "unknown %s %q%s (expected one of: %s)", what, s, suggest(s, allowed), strings.Join(allowed, ", "))
+	if hint := suggest(s, allowed); hint != "" {
+		p.errorf(n.Line, path, "unknown %s %q%s", what, s, hint)
+	} else {
+		p.errorf(n.Line, path, "unknown %s %q (expected one of: %s)", what, s, strings.Join(allowed, ", "))
+	}
 	return ""
 }
 
@@ -432,6 +502,9 @@ type hostSource struct {
 	line int
 	// ownVars are the host's own vars, before merging with its groups' and the globals.
 	ownVars Vars
+	// broken is set when the host's own entry had errors; checks of the whole host are
+	// then skipped, as they would only repeat them.
+	broken bool
 }
 
 func (p *parser) inventory(root *yaml.Node) *Inventory {
@@ -459,7 +532,7 @@ func (p *parser) inventory(root *yaml.Node) *Inventory {
 	if hostsN == nil {
 		p.errorf(root.Line, "hosts", "missing: an inventory needs at least one host")
 	} else if hps, ok := p.mapping(hostsN, "hosts"); ok {
-		if len(hps) == 0 {
+		if d := deref(hostsN); isNull(d) || len(d.Content) == 0 {
 			p.errorf(hostsLine, "hosts", "no hosts: an inventory needs at least one host")
 		}
 		for _, kv := range hps {
@@ -511,6 +584,8 @@ func (p *parser) host(kv pair) (*Host, *hostSource) {
 	}
 	h := &Host{Name: kv.key, Transport: "ssh"}
 	src := &hostSource{line: line, ownVars: Vars{}}
+	errsBefore := len(p.errs)
+	defer func() { src.broken = len(p.errs) > errsBefore }()
 	pairs, ok := p.mapping(kv.value, path)
 	if !ok {
 		return h, src
@@ -522,9 +597,8 @@ func (p *parser) host(kv pair) (*Host, *hostSource) {
 			s, ok := p.str(f.value, fp)
 			if ok && s != "" && !validAddress(s) {
 				p.errorf(f.value.Line, fp, "%q is not an IP address or host name", s)
-			} else {
-				h.Address = s
 			}
+			h.Address = s
 		case "transport":
 			if t := p.oneOf(f.value, fp, "transport", transports); t != "" {
 				h.Transport = t
@@ -548,6 +622,7 @@ func (p *parser) ssh(s *SSH, n *yaml.Node, path string) {
 		return
 	}
 	var identityLine, passwordLine int
+	var passwordPath string
 	for _, f := range pairs {
 		fp := join(path, f.key)
 		line := f.keyN.Line
@@ -556,9 +631,8 @@ func (p *parser) ssh(s *SSH, n *yaml.Node, path string) {
 			v, ok := p.str(f.value, fp)
 			if ok && v != "" && !validAddress(v) {
 				p.errorf(f.value.Line, fp, "%q is not an IP address or host name", v)
-			} else {
-				s.Host = v
 			}
+			s.Host = v
 		case "port":
 			s.Port = p.port(f.value, fp)
 		case "user":
@@ -597,7 +671,7 @@ func (p *parser) ssh(s *SSH, n *yaml.Node, path string) {
 				p.errorf(line, fp, "set become_password_env or become_password_file, not both")
 				continue
 			}
-			passwordLine = line
+			passwordLine, passwordPath = line, fp
 			v, ok := p.str(f.value, fp)
 			if !ok || v == "" {
 				continue
@@ -618,7 +692,7 @@ func (p *parser) ssh(s *SSH, n *yaml.Node, path string) {
 		}
 	}
 	if passwordLine != 0 && !s.Become {
-		p.errorf(passwordLine, path, "a become password is set but become is not true")
+		p.errorf(passwordLine, passwordPath, "a become password is set but become is not true")
 	}
 }
 
@@ -724,7 +798,7 @@ func (p *parser) finishHost(h *Host, src *hostSource, cfg *sshConfig) {
 		if h.SSH.HostKey == "" {
 			h.SSH.HostKey = "strict"
 		}
-		if h.Address == "" && h.SSH.Host == "" {
+		if h.Address == "" && h.SSH.Host == "" && !src.broken {
 			p.errorf(src.line, path, "no address to connect to: set address or ssh.host")
 		}
 	case "docker":

@@ -198,6 +198,7 @@ func (p *parser) vars(n *yaml.Node, path string) Vars {
 	}
 	for _, kv := range pairs {
 		vp := join(path, kv.key)
+		p.varPath, p.varLine = vp, kv.keyN.Line
 		node, secret, ok := p.materialize(kv.value, vp, 0)
 		if !ok {
 			continue
@@ -219,10 +220,10 @@ var secretKeys = []string{"from_file", "from_env"}
 // was.
 func (p *parser) materialize(n *yaml.Node, path string, depth int) (out *yaml.Node, secret, ok bool) {
 	if depth > maxDepth {
-		p.errorf(n.Line, path, "nested too deeply (more than %d levels, or an alias that contains itself)", maxDepth)
+		p.errorf(p.varLine, p.varPath, "nested too deeply (more than %d levels, or an alias that contains itself)", maxDepth)
 		return nil, false, false
 	}
-	if !p.spend(n, path) {
+	if !p.spend(p.varLine, p.varPath) {
 		return nil, false, false
 	}
 	c := *n
