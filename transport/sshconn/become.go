@@ -37,22 +37,45 @@ func (c *Conn) sudoMode(ctx context.Context) (*sudoMode, error) {
 	if c.sudo != nil {
 		return c.sudo, nil
 	}
+	if c.sudoErr != nil {
+		return nil, c.sudoErr
+	}
+	mode, err := c.probeSudo(ctx)
+	var refused *sudoRefusedError
+	if errors.As(err, &refused) {
+		// Remembered, so that a wrong password is not tried again and again (and
+		// perhaps locks the account).
+		c.sudoErr = err
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.sudo = mode
+	return mode, nil
+}
+
+// sudoRefusedError is sudo saying no for good: not installed, no password to give,
+// or a wrong one.
+type sudoRefusedError struct{ msg string }
+
+func (e *sudoRefusedError) Error() string { return e.msg }
+
+func (c *Conn) probeSudo(ctx context.Context) (*sudoMode, error) {
 	probe := shell.Join("sudo", "-n", "--", "true")
 	err := c.run(ctx, probe, probe, "", nil, nil, nil)
 	if err == nil {
-		c.sudo = &sudoMode{}
-		return c.sudo, nil
+		return &sudoMode{}, nil
 	}
 	var ee *transport.ExitError
 	if !errors.As(err, &ee) {
 		return nil, fmt.Errorf("ssh %s: become root: %w", c.name, err)
 	}
 	if ee.Status == 127 {
-		return nil, fmt.Errorf("ssh %s: become root: sudo is not installed on the host", c.name)
+		return nil, &sudoRefusedError{fmt.Sprintf("ssh %s: become root: sudo is not installed on the host", c.name)}
 	}
 	if c.cfg.BecomePassword == nil {
-		return nil, fmt.Errorf("ssh %s: become root: sudo -n refused (%s) and no become password is configured",
-			c.name, strings.TrimSpace(ee.Stderr))
+		return nil, &sudoRefusedError{fmt.Sprintf("ssh %s: become root: sudo -n refused (%s) and no become password is configured",
+			c.name, strings.TrimSpace(ee.Stderr))}
 	}
 	password, err := c.cfg.BecomePassword()
 	if err != nil {
@@ -66,11 +89,10 @@ func (c *Conn) sudoMode(ctx context.Context) (*sudoMode, error) {
 	if err := c.run(ctx, "sudo true", line, pw, nil, nil, nil); err != nil {
 		err = redact(err, password)
 		if errors.As(err, &ee) {
-			return nil, fmt.Errorf("ssh %s: become root: sudo refused the password: %w", c.name, err)
+			return nil, &sudoRefusedError{fmt.Sprintf("ssh %s: become root: sudo refused the password: %v", c.name, err)}
 		}
 		return nil, fmt.Errorf("ssh %s: become root: %w", c.name, err)
 	}
-	c.sudo = mode
 	return mode, nil
 }
 

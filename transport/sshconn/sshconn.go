@@ -64,6 +64,7 @@ type Conn struct {
 	sftp      *sftp.Client
 	ids       map[string]int // "u:name" / "g:name" -> id
 	sudo      *sudoMode
+	sudoErr   error  // a refusal by sudo, remembered
 	uploadDir string // the login user's private directory for become uploads
 
 	// uploadWrap, when set (by tests), wraps the reader of every SFTP upload.
