@@ -1,0 +1,114 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/cauldron-go/cauldron/transport"
+	"github.com/cauldron-go/cauldron/transport/docker"
+)
+
+// ensureSSH gives the lab's key to root in every host and records every host's own
+// key, read over docker exec (a channel the control machine already trusts), so SSH to
+// the lab is strict from the first connection.
+func (l *Lab) ensureSSH(ctx context.Context) error {
+	pub, err := ensureKey(l.KeyFile)
+	if err != nil {
+		return fmt.Errorf("lab key: %w", err)
+	}
+	var known bytes.Buffer
+	for _, h := range l.Hosts {
+		c := docker.New(h.Container)
+		if err := authorize(ctx, c, pub); err != nil {
+			return fmt.Errorf("lab host %s: authorize the lab key: %w", h.Name, err)
+		}
+		data, err := c.Read(ctx, "/etc/ssh/ssh_host_ed25519_key.pub")
+		if err != nil {
+			return fmt.Errorf("lab host %s: read its SSH host key: %w", h.Name, err)
+		}
+		key, _, _, _, err := ssh.ParseAuthorizedKey(data)
+		if err != nil {
+			return fmt.Errorf("lab host %s: its SSH host key: %w", h.Name, err)
+		}
+		fmt.Fprintf(&known, "[127.0.0.1]:%d %s", h.SSHPort, ssh.MarshalAuthorizedKey(key))
+	}
+	if _, err := writeFileIfChanged(l.KnownHostsFile, known.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("lab known_hosts: %w", err)
+	}
+	return nil
+}
+
+// ensureKey makes an ed25519 key pair at path (and path.pub) unless one is there, and
+// returns the public key's authorized_keys line.
+func ensureKey(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		signer, err := ssh.ParsePrivateKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return authorizedLine(signer.PublicKey()), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	pubKey, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "cauldron-lab")
+	if err != nil {
+		return nil, err
+	}
+	sshPub, err := ssh.NewPublicKey(pubKey)
+	if err != nil {
+		return nil, err
+	}
+	line := authorizedLine(sshPub)
+	// The public half first: a private key without it is still usable, not the reverse.
+	if err := writeFileAtomic(path+".pub", line, 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, err
+	}
+	return line, nil
+}
+
+func authorizedLine(k ssh.PublicKey) []byte {
+	return append(bytes.TrimSpace(ssh.MarshalAuthorizedKey(k)), []byte(" cauldron-lab\n")...)
+}
+
+// authorize adds line to root's authorized_keys unless a line with the same key is there.
+func authorize(ctx context.Context, c transport.Conn, line []byte) error {
+	const path = "/root/.ssh/authorized_keys"
+	old, err := c.Read(ctx, path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	key := strings.Join(strings.Fields(string(line))[:2], " ")
+	for _, l := range strings.Split(string(old), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0]+" "+f[1] == key {
+			return nil
+		}
+	}
+	if err := c.Run(ctx, transport.Command{Line: "mkdir -p /root/.ssh && chmod 0700 /root/.ssh"}); err != nil {
+		return err
+	}
+	content := old
+	if len(content) > 0 && !bytes.HasSuffix(content, []byte("\n")) {
+		content = append(content, '\n')
+	}
+	content = append(content, line...)
+	return c.Put(ctx, transport.File{Path: path, Content: content, Mode: 0o600, Owner: "root", Group: "root"})
+}
