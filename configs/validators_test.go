@@ -172,3 +172,84 @@ Include %[1]s/site.conf
 		})
 	}
 }
+
+// TestTomcatReadsEveryAttributeOfServerXML runs the installed Tomcat 10.1's configtest,
+// which parses server.xml with the Digester that start uses and warns about every
+// attribute no Tomcat class takes ("did not find a matching property" or "failed to
+// set property"). It needs the tomcat10 package and a JDK.
+func TestTomcatReadsEveryAttributeOfServerXML(t *testing.T) {
+	const home = "/usr/share/tomcat10"
+	catalina := filepath.Join(home, "bin", "catalina.sh")
+	if _, err := os.Stat(catalina); err != nil {
+		t.Skip("tomcat10 is not installed")
+	}
+	need(t, "java")
+	configtest := func(t *testing.T, c configs.Cluster, mangle func(string) string) string {
+		base := t.TempDir()
+		for _, d := range []string{"conf", "logs", "temp", "webapps", "work"} {
+			if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		webXML, err := os.ReadFile(filepath.Join(home, "etc", "web.xml"))
+		if err != nil {
+			t.Skipf("Tomcat's default web.xml: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(base, "conf", "web.xml"), webXML, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for i := range c.Apps {
+			// configtest binds the connectors: keep clear of ports in real use.
+			c.Apps[i].HTTPPort += 30000
+			c.Apps[i].AJPPort += 30000
+			c.Apps[i].DocBase = filepath.Join(base, c.Apps[i].Name)
+			if err := os.Mkdir(c.Apps[i].DocBase, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := configs.NewServerXML(c, c.Nodes[0])
+		s.Port = -1 // nothing to listen on for a configtest
+		data, err := s.Render()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(base, "conf", "server.xml"), []byte(mangle(string(data))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.CommandContext(context.Background(), catalina, "configtest")
+		cmd.Env = append(os.Environ(), "CATALINA_HOME="+home, "CATALINA_BASE="+base, "CATALINA_PID=")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			if _, ok := err.(*exec.ExitError); !ok {
+				t.Fatalf("catalina.sh configtest: %v", err)
+			}
+		}
+		return string(out)
+	}
+	// Loopback addresses, for the same reason.
+	c := configs.NewCluster([]configs.Node{
+		{Name: "web1", Address: "127.0.0.1", Index: 1},
+		{Name: "web2", Address: "127.0.0.2", Index: 2},
+	}, testSecret)
+	for _, m := range []configs.Membership{configs.Multicast, configs.Static} {
+		t.Run(m.String(), func(t *testing.T) {
+			c.Membership = m
+			c.Apps = configs.DefaultApps(c.TomcatHome)
+			out := configtest(t, c, func(s string) string { return s })
+			if unknownAttribute(out) || !strings.Contains(out, "Server initialization") {
+				t.Fatalf("Tomcat does not take server.xml as written:\n%s", out)
+			}
+			c.Apps = configs.DefaultApps(c.TomcatHome)
+			out = configtest(t, c, func(s string) string {
+				return strings.Replace(s, "secretRequired=", "secretRequird=", 1)
+			})
+			if !unknownAttribute(out) {
+				t.Fatalf("configtest does not report a misspelt attribute:\n%s", out)
+			}
+		})
+	}
+}
+
+func unknownAttribute(tomcatLog string) bool {
+	return strings.Contains(tomcatLog, "matching property") || strings.Contains(tomcatLog, "failed to set property")
+}
