@@ -6,13 +6,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
@@ -237,4 +241,61 @@ func randomWord(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+func TestCancelDuringTheHandshakeStopsDial(t *testing.T) {
+	// A server that accepts and then says nothing: only ctx can end the handshake.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		// The client's version line has arrived: the handshake is under way.
+		conn.Read(make([]byte, 1))
+		cancel()
+		io.Copy(io.Discard, conn)
+	}()
+
+	_, err = sshconn.Dial(ctx, sshconn.Config{
+		Addr:           l.Addr().String(),
+		User:           "root",
+		IdentityFiles:  []string{writeKeyFile(t)},
+		KnownHostsFile: filepath.Join(t.TempDir(), "known_hosts"),
+		DialTimeout:    time.Hour,
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+func writeKeyFile(t testing.TB) string {
+	file := filepath.Join(t.TempDir(), "id_ed25519")
+	writeKey(t, file, "ed25519")
+	return file
+}
+
+func ExampleDial() {
+	ctx := context.Background()
+	c, err := sshconn.Dial(ctx, sshconn.Config{
+		Addr:          "web1.example:22",
+		User:          "deploy",
+		IdentityFiles: []string{"/home/deploy/.ssh/id_ed25519"},
+		ProxyJump:     "bastion.example",
+		Become:        true, // sudo without a password
+	})
+	if err != nil {
+		fmt.Println(err) // e.g. an unknown host key: *sshconn.HostKeyError
+		return
+	}
+	defer c.Close()
+	out, err := transport.Output(ctx, c, shell.Join("systemctl", "is-active", "tomcat10"))
+	fmt.Println(out, err)
 }
