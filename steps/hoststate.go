@@ -1,0 +1,174 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/transport"
+)
+
+// pathState is what one round trip tells about a path: whether it exists, its kind,
+// mode and owners, and for a regular file its content when asked for.
+type pathState struct {
+	Exists  bool
+	Kind    string // stat's %F: "regular file", "directory", ...
+	Mode    fs.FileMode
+	Owner   string
+	Group   string
+	Content []byte
+}
+
+func (s pathState) isRegular() bool { return strings.HasPrefix(s.Kind, "regular") }
+
+// statScript prints "absent", or "mode:owner:group:kind" and, with cat, the content.
+// Symbolic links are followed, as every later chmod and write would follow them.
+func statScript(p string, cat bool) string {
+	q := shell.Quote(p)
+	s := "if [ -e " + q + " ]; then stat -L -c '%a:%U:%G:%F' -- " + q + " || exit 1"
+	if cat {
+		s += "; if [ -f " + q + " ]; then cat -- " + q + "; fi"
+	}
+	return s + "; else echo absent; fi"
+}
+
+func parseStat(out string) (pathState, error) {
+	first, rest, _ := strings.Cut(out, "\n")
+	if first == "absent" {
+		return pathState{}, nil
+	}
+	f := strings.SplitN(first, ":", 4)
+	if len(f) != 4 {
+		return pathState{}, fmt.Errorf("unexpected stat output %q", first)
+	}
+	m, err := strconv.ParseUint(f[0], 8, 32)
+	if err != nil {
+		return pathState{}, fmt.Errorf("unexpected mode %q from stat: %w", f[0], err)
+	}
+	return pathState{Exists: true, Mode: fs.FileMode(m), Owner: f[1], Group: f[2], Kind: f[3], Content: []byte(rest)}, nil
+}
+
+// readPath reads a path's state in one round trip.
+func readPath(ctx context.Context, c transport.Conn, p string, withContent bool) (pathState, error) {
+	out, err := transport.Output(ctx, c, statScript(p, withContent))
+	if err != nil {
+		return pathState{}, fmt.Errorf("read %s: %w", p, err)
+	}
+	st, err := parseStat(out)
+	if err != nil {
+		return pathState{}, fmt.Errorf("read %s: %w", p, err)
+	}
+	return st, nil
+}
+
+// ownership is the mode and owners a step wants; zero values mean "leave as it is"
+// for an existing path, and the default (defaultMode, the connecting user) for a new one.
+type ownership struct {
+	Mode  fs.FileMode
+	Owner string
+	Group string
+}
+
+// drift lists what differs between have and want, as "mode 644 -> 600" phrases.
+func (w ownership) drift(have pathState) []string {
+	var d []string
+	if w.Mode != 0 && have.Mode != w.Mode {
+		d = append(d, fmt.Sprintf("mode %04o -> %04o", uint32(have.Mode), uint32(w.Mode)))
+	}
+	if w.Owner != "" && have.Owner != w.Owner {
+		d = append(d, fmt.Sprintf("owner %s -> %s", have.Owner, w.Owner))
+	}
+	if w.Group != "" && have.Group != w.Group {
+		d = append(d, fmt.Sprintf("group %s -> %s", have.Group, w.Group))
+	}
+	return d
+}
+
+// chown is the argument of chown for w, or "" when w names no owner.
+func (w ownership) chown() string {
+	switch {
+	case w.Owner != "" && w.Group != "":
+		return w.Owner + ":" + w.Group
+	case w.Owner != "":
+		return w.Owner
+	case w.Group != "":
+		return ":" + w.Group
+	}
+	return ""
+}
+
+// fixScript is the command line that sets w's mode and owners on p ("" when none).
+func (w ownership) fixScript(p string, recurse bool) string {
+	var cmds []string
+	if w.Mode != 0 {
+		cmds = append(cmds, shell.Join("chmod", fmt.Sprintf("%04o", uint32(w.Mode)), "--", p))
+	}
+	if o := w.chown(); o != "" {
+		argv := []string{"chown"}
+		if recurse {
+			argv = append(argv, "-R")
+		}
+		cmds = append(cmds, shell.Join(append(argv, "--", o, p)...))
+	}
+	return strings.Join(cmds, " && ")
+}
+
+// keep fills w's zero values from an existing path, so that rewriting a file does not
+// reset what the step does not manage.
+func (w ownership) keep(have pathState, defaultMode fs.FileMode) ownership {
+	if w.Mode == 0 {
+		w.Mode = defaultMode
+		if have.Exists {
+			w.Mode = have.Mode
+		}
+	}
+	if have.Exists {
+		if w.Owner == "" {
+			w.Owner = have.Owner
+		}
+		if w.Group == "" {
+			w.Group = have.Group
+		}
+	}
+	return w
+}
+
+// tempBeside is a mktemp template in p's directory, hidden, so the temporary file is
+// on the same file system (the rename is atomic) and include globs skip it.
+func tempBeside(p string) string {
+	dir, base := path.Split(p)
+	return dir + "." + base + ".cauldron-XXXXXX"
+}
+
+// installScript writes its standard input to a temporary file beside p with w's mode and
+// owners. With keep it prints the temporary path and leaves it for a validator;
+// otherwise it runs check (a shell line reading the file at "$t", may be "") and renames
+// the file over p only when check passes, exiting validatorFailed with check's output
+// on stderr when it does not.
+func installScript(p string, w ownership, check string, keep bool) string {
+	s := "set -e; t=$(mktemp " + shell.Quote(tempBeside(p)) + "); "
+	if !keep {
+		s += `trap 'rm -f "$t"' EXIT; `
+	} else {
+		s += `trap 'rm -f "$t"' INT TERM; `
+	}
+	s += `cat >"$t"; ` + fmt.Sprintf(`chmod %04o "$t"; `, uint32(w.Mode))
+	if o := w.chown(); o != "" {
+		s += `chown -- ` + shell.Quote(o) + ` "$t"; `
+	}
+	if keep {
+		return s + `printf '%s\n' "$t"`
+	}
+	if check != "" {
+		s += fmt.Sprintf(`if ! out=$( { %s; } 2>&1 ); then printf '%%s\n' "$out" >&2; exit %d; fi; `, check, validatorFailed)
+	}
+	return s + `mv -f -- "$t" ` + shell.Quote(p) + `; trap - EXIT`
+}
+
+// validatorFailed is the exit status installScript uses when the validator rejects the
+// new content, to tell it from a failure to write.
+const validatorFailed = 65

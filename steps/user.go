@@ -1,0 +1,164 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/transport"
+)
+
+// User is a local account. Empty Home and Shell are left to useradd's defaults (and
+// alone on an existing account). Groups are supplementary groups the account must be
+// in; other memberships are left alone, since packages add their own.
+//
+// PasswordHash is a crypt(3) hash (openssl passwd -6), never a clear password. It is set
+// with `chpasswd -e` over standard input and compared with `getent shadow`, so it never
+// appears on a command line, in a summary, a diff or an error. Empty leaves the password
+// alone.
+type User struct {
+	Name         string
+	Home         string
+	Shell        string
+	PasswordHash string
+	Groups       []string
+}
+
+func (u User) String() string { return "user " + u.Name }
+
+// Validate rejects bad names and paths, and a hash chpasswd could not read; its error
+// never quotes the hash.
+func (u User) Validate() error {
+	var errs []error
+	if u.Name == "" {
+		errs = append(errs, errors.New("Name: empty"))
+	}
+	errs = append(errs, checkAccount("Name", u.Name))
+	if u.Home != "" {
+		errs = append(errs, checkAbsPath("Home", u.Home))
+	}
+	if u.Shell != "" {
+		errs = append(errs, checkAbsPath("Shell", u.Shell))
+	}
+	for i, g := range u.Groups {
+		if g == "" {
+			errs = append(errs, fmt.Errorf("Groups[%d]: empty", i))
+		}
+		errs = append(errs, checkAccount(fmt.Sprintf("Groups[%d]", i), g))
+	}
+	if strings.ContainsAny(u.PasswordHash, ":\n\r\x00") {
+		errs = append(errs, errors.New("PasswordHash: a crypt hash holds no ':' or line break (hash not shown)"))
+	}
+	return joinErrs(errs...)
+}
+
+// Check reads the passwd and shadow entries and the account's groups in one command.
+func (u User) Check(ctx context.Context, c transport.Conn) (*Change, error) {
+	n := shell.Quote(u.Name)
+	script := "p=$(getent passwd " + n + ") || p=; s=$(getent shadow " + n + ") || s=; g=$(id -nG " + n +
+		" 2>/dev/null) || g=; printf '%s\\n%s\\n%s\\n' \"$p\" \"$s\" \"$g\""
+	out, err := transport.Output(ctx, c, script)
+	if err != nil {
+		return nil, fmt.Errorf("user %s: %w", u.Name, err)
+	}
+	lines := strings.SplitN(out, "\n", 4)
+	if len(lines) < 3 {
+		return nil, fmt.Errorf("user %s: unexpected output from getent (%d lines)", u.Name, len(lines))
+	}
+	passwd, shadow, groups := strings.Split(lines[0], ":"), strings.Split(lines[1], ":"), strings.Fields(lines[2])
+
+	if lines[0] == "" {
+		return u.create(c), nil
+	}
+	if len(passwd) < 7 {
+		return nil, fmt.Errorf("user %s: unexpected passwd entry", u.Name)
+	}
+	var what []string
+	mod := []string{"usermod"}
+	if u.Home != "" && passwd[5] != u.Home {
+		what = append(what, fmt.Sprintf("home %s -> %s", passwd[5], u.Home))
+		mod = append(mod, "-d", u.Home, "-m")
+	}
+	if u.Shell != "" && passwd[6] != u.Shell {
+		what = append(what, fmt.Sprintf("shell %s -> %s", passwd[6], u.Shell))
+		mod = append(mod, "-s", u.Shell)
+	}
+	var missing []string
+	for _, g := range u.Groups {
+		if !slices.Contains(groups, g) {
+			missing = append(missing, g)
+		}
+	}
+	if len(missing) > 0 {
+		what = append(what, "add to groups "+strings.Join(missing, ","))
+		mod = append(mod, "-a", "-G", strings.Join(missing, ","))
+	}
+	// The shadow entry's second field is the hash; it is compared, never printed.
+	setPassword := u.PasswordHash != "" && (len(shadow) < 2 || shadow[1] != u.PasswordHash)
+	if setPassword {
+		what = append(what, "set password")
+	}
+	if len(what) == 0 {
+		return nil, nil
+	}
+	mod = append(mod, "--", u.Name)
+	return &Change{
+		Summary: "user " + u.Name + ": " + strings.Join(what, ", "),
+		Apply: func(ctx context.Context) error {
+			if len(mod) > 3 {
+				if _, err := transport.Output(ctx, c, shell.Join(mod...)); err != nil {
+					return fmt.Errorf("user %s: %w", u.Name, err)
+				}
+			}
+			if setPassword {
+				return u.setPassword(ctx, c)
+			}
+			return nil
+		},
+	}, nil
+}
+
+func (u User) create(c transport.Conn) *Change {
+	argv := []string{"useradd", "-m"}
+	if u.Home != "" {
+		argv = append(argv, "-d", u.Home)
+	}
+	if u.Shell != "" {
+		argv = append(argv, "-s", u.Shell)
+	}
+	if len(u.Groups) > 0 {
+		argv = append(argv, "-G", strings.Join(u.Groups, ","))
+	}
+	argv = append(argv, "--", u.Name)
+	summary := "create user " + u.Name
+	if len(u.Groups) > 0 {
+		summary += " in groups " + strings.Join(u.Groups, ",")
+	}
+	if u.PasswordHash != "" {
+		summary += ", with a password"
+	}
+	return &Change{
+		Summary: summary,
+		Apply: func(ctx context.Context) error {
+			if _, err := transport.Output(ctx, c, shell.Join(argv...)); err != nil {
+				return fmt.Errorf("user %s: %w", u.Name, err)
+			}
+			if u.PasswordHash != "" {
+				return u.setPassword(ctx, c)
+			}
+			return nil
+		},
+	}
+}
+
+func (u User) setPassword(ctx context.Context, c transport.Conn) error {
+	in := strings.NewReader(u.Name + ":" + u.PasswordHash + "\n")
+	if _, err := transport.OutputWithInput(ctx, c, "chpasswd -e", in); err != nil {
+		// chpasswd names the line it could not read, not its content; say only the status.
+		return fmt.Errorf("user %s: set password with chpasswd -e: exit status %d", u.Name, transport.ExitStatus(err))
+	}
+	return nil
+}
