@@ -192,7 +192,7 @@ func (c *Conn) sftpClient() (*sftp.Client, error) {
 	if c.sftp != nil {
 		return c.sftp, nil
 	}
-	if c.client == nil {
+	if c.closed {
 		return nil, errors.New("connection closed")
 	}
 	sc, err := sftp.NewClient(c.client, sftp.UseConcurrentWrites(true))

@@ -64,7 +64,8 @@ type Conn struct {
 	sftp      *sftp.Client
 	ids       map[string]int // "u:name" / "g:name" -> id
 	sudo      *sudoMode
-	sudoErr   error  // a refusal by sudo, remembered
+	sudoErr   error // a refusal by sudo, remembered
+	closed    bool
 	uploadDir string // the login user's private directory for become uploads
 
 	// uploadWrap, when set (by tests), wraps the reader of every SFTP upload.
@@ -179,7 +180,7 @@ func dialHop(ctx context.Context, cfg Config, auth *auth, h hop, prev *ssh.Clien
 			return nil, nil, check.err
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, nil, fmt.Errorf("%s@%s refused every key offered (%s): %w", h.user, h.addr, auth.describe, err)
+			return nil, nil, fmt.Errorf("the server refused every key offered (%s): %w", auth.describe, err)
 		}
 		return nil, nil, fmt.Errorf("handshake with %s@%s: %w", h.user, h.addr, err)
 	}
@@ -314,6 +315,10 @@ func (c *Conn) run(ctx context.Context, shown, line, password string, stdin io.R
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
 	var errs []error
 	if c.sftp != nil {
 		if err := c.sftp.Close(); err != nil && !errors.Is(err, io.EOF) {
@@ -346,7 +351,6 @@ func (c *Conn) closeClients() error {
 			errs = append(errs, err)
 		}
 	}
-	c.client, c.jumps = nil, nil
 	return errors.Join(errs...)
 }
 

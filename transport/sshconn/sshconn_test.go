@@ -299,3 +299,24 @@ func ExampleDial() {
 	out, err := transport.Output(ctx, c, shell.Join("systemctl", "is-active", "tomcat10"))
 	fmt.Println(out, err)
 }
+
+func TestAClosedConnRefusesWork(t *testing.T) {
+	srv := startSSHD(t)
+	c := dial(t, srv.config(t))
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	ctx := context.Background()
+	if err := c.Run(ctx, transport.Command{Line: "true"}); err == nil || transport.ExitStatus(err) != -1 {
+		t.Errorf("run after close: %v", err)
+	}
+	if err := c.Put(ctx, transport.File{Path: filepath.Join(t.TempDir(), "f")}); err == nil {
+		t.Error("put after close succeeded")
+	}
+	if _, err := c.Read(ctx, "/etc/hostname"); err == nil {
+		t.Error("read after close succeeded")
+	}
+}
