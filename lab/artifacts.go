@@ -101,6 +101,9 @@ func EnsureArtifacts(ctx context.Context, cacheDir string, log io.Writer) (*Arti
 	if log == nil {
 		log = io.Discard
 	}
+	if cacheDir == "" {
+		return nil, fmt.Errorf("lab artifacts: no cache folder given")
+	}
 	dir, err := filepath.Abs(filepath.Join(cacheDir, "artifacts-"+ArtifactsKey()))
 	if err != nil {
 		return nil, fmt.Errorf("lab artifacts: %w", err)

@@ -70,6 +70,7 @@ type Lab struct {
 	HTTPPort, AdminPort int
 
 	StateDir        string
+	CacheDir        string
 	KeyFile         string // the lab's ed25519 private key
 	KnownHostsFile  string
 	DockerInventory string // StateDir/inventory-docker.yaml
@@ -128,6 +129,7 @@ func Describe(o Options) (*Lab, error) {
 		HTTPPort:  port(8080),
 		AdminPort: port(9090),
 		StateDir:  o.StateDir,
+		CacheDir:  o.CacheDir,
 		label:     o.Name,
 		log:       o.Log,
 	}
@@ -256,7 +258,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := ensureSecrets(l.StateDir); err != nil {
 		return nil, err
 	}
-	if l.Artifacts, err = EnsureArtifacts(ctx, o.CacheDir, l.log); err != nil {
+	if l.Artifacts, err = EnsureArtifacts(ctx, l.CacheDir, l.log); err != nil {
 		return nil, err
 	}
 	if err := l.writeInventories(); err != nil {
