@@ -562,3 +562,38 @@ func TestDownLeavesNoContainerOrNetworkWithTheLabel(t *testing.T) {
 		t.Errorf("Down of another lab touched the test lab: %q", got)
 	}
 }
+
+func TestUpRestartsAStoppedHostAndReconnectsADisconnectedOne(t *testing.T) {
+	l := testLab(t)
+	ctx := context.Background()
+	ids := map[string]string{}
+	for _, h := range l.Hosts {
+		ids[h.Name] = dockerOut(t, "container", "inspect", "--format", "{{.Id}}", h.Container)
+	}
+	if err := l.StopHost(ctx, "web2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Disconnect(ctx, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.Up(ctx, testOptions); err != nil {
+		t.Fatal(err)
+	}
+	status, err := lab.Status(ctx, testOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range status {
+		if s.State != "running" || !s.Connected || (s.Systemd != "running" && s.Systemd != "degraded") {
+			t.Errorf("after Up: %+v", s)
+		}
+		if id := dockerOut(t, "container", "inspect", "--format", "{{.Id}}", s.Container); id != ids[s.Host] {
+			t.Errorf("%s was recreated, not repaired", s.Host)
+		}
+	}
+	web1, _ := l.Host("web1")
+	web2, _ := l.Conn("web2")
+	if ping, tcp := reaches(ctx, web2, web1.Address); !ping || !tcp {
+		t.Errorf("after Up web2 does not reach web1 at %s (ping %t, tcp %t)", web1.Address, ping, tcp)
+	}
+}
