@@ -1,0 +1,62 @@
+package recipes
+
+import (
+	"github.com/cauldron-go/cauldron/configs"
+	"github.com/cauldron-go/cauldron/inventory"
+	"github.com/cauldron-go/cauldron/steps"
+)
+
+// HAProxyHandler reloads HAProxy: a reload keeps established connections.
+const HAProxyHandler = "reload haproxy"
+
+// HAProxyConfigPath is Debian's haproxy.cfg.
+const HAProxyConfigPath = "/etc/haproxy/haproxy.cfg"
+
+// ConfigureHAProxy returns the recipe of the load balancer: HAProxy from Debian's
+// package, haproxy.cfg from the typed model, checked with `haproxy -c` before it
+// replaces the working one, and a reload only when it changed.
+func ConfigureHAProxy(cfg *configs.HAProxy) (*steps.Recipe, error) {
+	content, err := rendered(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := steps.NewRecipe("haproxy",
+		steps.Packages{Names: []string{"haproxy"}},
+		steps.Notify(steps.File{Path: HAProxyConfigPath, Content: content, Mode: 0o640, Owner: "root", Group: "haproxy",
+			ValidateCmd: "haproxy -c -q -f %s"}, HAProxyHandler),
+		steps.Service{Name: "haproxy", Enabled: ptr(true), State: steps.Started},
+	)
+	r.Handle(HAProxyHandler, steps.Reload{Name: "haproxy"})
+	return r, nil
+}
+
+// HAProxyConfig is the load balancer over the web hosts: a frontend per app (80 user,
+// 9090 admin), round robin over every web host with health checks on the app's
+// /health, fall 3 rise 2, and the stats page behind a password.
+func (t *Topology) HAProxyConfig(v Vars) *configs.HAProxy {
+	cfg := configs.NewHAProxy(t.Cluster, v.HAProxyStatsUser, v.HAProxyStatsPassword)
+	for i := range cfg.Frontends {
+		cfg.Frontends[i].BindAddress = v.HAProxyBind
+	}
+	// The servers are the web hosts, which need not be the Tomcat hosts.
+	for i := range cfg.Backends {
+		b := &cfg.Backends[i]
+		tmpl := b.Servers[0]
+		b.Servers = b.Servers[:0]
+		for _, w := range t.Webs {
+			s := tmpl
+			s.Name, s.Address = w.Name, w.Address
+			b.Servers = append(b.Servers, s)
+		}
+	}
+	cfg.Defaults.Extra = append(cfg.Defaults.Extra, v.HAProxyExtra...)
+	return cfg
+}
+
+func (t *Topology) haproxyRecipe(h *inventory.Host) (*steps.Recipe, error) {
+	v, err := HostVars(h)
+	if err != nil {
+		return nil, err
+	}
+	return ConfigureHAProxy(t.HAProxyConfig(v))
+}

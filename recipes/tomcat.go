@@ -1,0 +1,175 @@
+package recipes
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/cauldron-go/cauldron/configs"
+	"github.com/cauldron-go/cauldron/inventory"
+	"github.com/cauldron-go/cauldron/steps"
+)
+
+// TomcatNodeConfig is one Tomcat node of the seed's sections 4 to 6.
+type TomcatNodeConfig struct {
+	// Account runs Tomcat; it owns everything under its home.
+	Account      string
+	PasswordHash string
+	// Cluster and Node give server.xml its Services, connectors, jvmRoutes and cluster.
+	Cluster configs.Cluster
+	Node    configs.Node
+	// TomcatTarball, JDKTarball and WARs (app folder name to WAR) are on the control machine.
+	TomcatTarball string
+	JDKTarball    string
+	WARs          map[string]string
+	// DB is what each app's application.properties says.
+	DB   configs.AppProperties
+	Heap string
+}
+
+// TomcatHandler restarts Tomcat; steps whose files Tomcat reads at start notify it.
+const TomcatHandler = "restart mago3d-tomcat"
+
+// TomcatNode returns the recipe of one Tomcat node: the account and its sudo rule, the
+// JDK and Tomcat unpacked under ~/tools, setenv.sh, server.xml, the apps with their
+// application.properties, the console log turned off, and the systemd unit, enabled
+// and started. Tomcat restarts only when one of the files it reads changed.
+func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
+	if c.Account == "" || c.Cluster.TomcatHome == "" {
+		return nil, errors.New("tomcat node: Account and Cluster.TomcatHome are required")
+	}
+	home := "/home/" + c.Account
+	setup, tools := home+"/setup", home+"/tools"
+	tomcatHome := c.Cluster.TomcatHome
+	jdkName := tarballDir(c.JDKTarball)
+	if !strings.HasPrefix(jdkName, "jdk") {
+		return nil, fmt.Errorf("tomcat node: the JDK tarball %s is not named like jdk-<version>.tar.gz", c.JDKTarball)
+	}
+	javaHome := path.Join(tools, jdkName)
+	own := func(p string, mode uint32) steps.File {
+		return steps.File{Path: p, Owner: c.Account, Group: c.Account, Mode: fsMode(mode)}
+	}
+
+	setenv := configs.NewSetEnv(javaHome)
+	setenv.HeapMin, setenv.HeapMax = c.Heap, c.Heap
+	setenv.CatalinaOut = "" // NullCatalinaOut turns the console log off, as the runbook does.
+	unit := configs.NewSystemdUnit(c.Cluster, c.Account, javaHome)
+	var errs []error
+	content := func(f configs.File) steps.Content {
+		b, err := rendered(f)
+		errs = append(errs, err)
+		return b
+	}
+
+	r := steps.NewRecipe("tomcat node "+c.Node.Name,
+		steps.Packages{Names: []string{"unzip"}},
+		steps.User{Name: c.Account, Home: home, Shell: "/bin/bash", PasswordHash: c.PasswordHash},
+		steps.Sudoers{Name: c.Account + "-mago3d-tomcat", Content: steps.Text(SudoRule(c.Account, configs.TomcatUnitName))},
+		steps.Dir{Path: setup, Owner: c.Account, Group: c.Account, Mode: 0o750},
+		steps.Dir{Path: tools, Owner: c.Account, Group: c.Account, Mode: 0o750},
+		steps.Upload{Src: c.JDKTarball, Dest: path.Join(setup, filepath.Base(c.JDKTarball)), Owner: c.Account, Group: c.Account, Mode: 0o640},
+		steps.Upload{Src: c.TomcatTarball, Dest: path.Join(setup, filepath.Base(c.TomcatTarball)), Owner: c.Account, Group: c.Account, Mode: 0o640},
+		steps.Untar{Archive: path.Join(setup, filepath.Base(c.JDKTarball)), Dest: javaHome, StripComponents: 1,
+			Creates: path.Join(javaHome, "bin", "java"), Owner: c.Account, Group: c.Account},
+		steps.Untar{Archive: path.Join(setup, filepath.Base(c.TomcatTarball)), Dest: tomcatHome, StripComponents: 1,
+			Creates: path.Join(tomcatHome, "bin", "catalina.sh"), Owner: c.Account, Group: c.Account},
+	)
+	setenvFile := own(path.Join(tomcatHome, "bin", "setenv.sh"), 0o750)
+	setenvFile.Content = content(setenv)
+	r.Add(steps.Notify(setenvFile, TomcatHandler))
+	r.Add(steps.Notify(NullCatalinaOut(tomcatHome), TomcatHandler))
+	r.Add(steps.Notify(WriteServerXML(c.Cluster, c.Node, c.Account), TomcatHandler))
+
+	props := c.DB
+	for _, app := range c.Cluster.Apps {
+		dir := path.Base(app.DocBase)
+		war, ok := c.WARs[dir]
+		if !ok {
+			errs = append(errs, fmt.Errorf("tomcat node: no WAR for app %s (artifacts.apps.%s)", app.Name, dir))
+			continue
+		}
+		warOnHost := path.Join(setup, dir+".war")
+		r.Add(
+			steps.Dir{Path: path.Dir(app.DocBase), Owner: c.Account, Group: c.Account, Mode: 0o750},
+			steps.Upload{Src: war, Dest: warOnHost, Owner: c.Account, Group: c.Account, Mode: 0o640},
+			steps.Notify(steps.Unzip{Archive: warOnHost, Dest: app.DocBase, Creates: path.Join(app.DocBase, "WEB-INF", "web.xml"),
+				Owner: c.Account, Group: c.Account}, TomcatHandler),
+		)
+		propsFile := own(path.Join(app.DocBase, "WEB-INF", "classes", "application.properties"), 0o600)
+		propsFile.Content = content(&props)
+		r.Add(steps.Notify(propsFile, TomcatHandler))
+	}
+	r.Add(
+		steps.Notify(steps.SystemdUnit{Name: configs.TomcatUnitName, Content: content(unit)}, TomcatHandler),
+		steps.Service{Name: configs.TomcatUnitName, Enabled: ptr(true), State: steps.Started},
+	)
+	r.Handle(TomcatHandler, steps.Restart{Name: configs.TomcatUnitName})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// SudoRule lets account start, stop, restart and ask the status of its own unit, and
+// nothing else: the runbook's "NOPASSWD: /bin/systemctl" is root for anyone who holds it.
+func SudoRule(account, unit string) string {
+	var cmds []string
+	for _, verb := range []string{"start", "stop", "restart", "status"} {
+		for _, bin := range []string{"/usr/bin/systemctl", "/bin/systemctl"} {
+			cmds = append(cmds, bin+" "+verb+" "+unit)
+		}
+	}
+	return fmt.Sprintf("# Generated by cauldron: %s may manage %s only.\n%s ALL=(root) NOPASSWD: %s\n",
+		account, unit, account, strings.Join(cmds, ", "))
+}
+
+// WriteServerXML is the step that writes conf/server.xml from the typed model for one node.
+func WriteServerXML(c configs.Cluster, n configs.Node, account string) steps.Step {
+	f := steps.File{Path: path.Join(c.TomcatHome, "conf", "server.xml"), Owner: account, Group: account, Mode: 0o600}
+	b, err := configs.NewServerXML(c, n).Render()
+	if err != nil {
+		return invalidStep{name: "server.xml for " + n.Name, err: err}
+	}
+	f.Content = steps.Bytes(b)
+	return f
+}
+
+// NullCatalinaOut turns Tomcat's console log off, as the runbook does by editing
+// catalina.sh: the apps log to their own files.
+func NullCatalinaOut(tomcatHome string) steps.Step {
+	return steps.LineInFile{Path: path.Join(tomcatHome, "bin", "catalina.sh"), Regexp: `^\s*CATALINA_OUT=`, Line: "  CATALINA_OUT=/dev/null"}
+}
+
+// tarballDir is the folder a tarball unpacks to by the usual naming: jdk-17.0.2.tar.gz -> jdk-17.0.2.
+func tarballDir(p string) string {
+	b := filepath.Base(p)
+	for _, ext := range []string{".tar.gz", ".tgz", ".tar.xz", ".tar"} {
+		if s, ok := strings.CutSuffix(b, ext); ok {
+			return s
+		}
+	}
+	return b
+}
+
+func (t *Topology) tomcatRecipe(h *inventory.Host) (*steps.Recipe, error) {
+	v, err := HostVars(h)
+	if err != nil {
+		return nil, err
+	}
+	n, err := t.node(h)
+	if err != nil {
+		return nil, err
+	}
+	return TomcatNode(TomcatNodeConfig{
+		Account: v.TomcatUser, PasswordHash: v.TomcatPasswordHash,
+		Cluster: t.Cluster, Node: n,
+		TomcatTarball: v.Artifacts.Tomcat, JDKTarball: v.Artifacts.JDK, WARs: v.Artifacts.Apps,
+		DB: configs.AppProperties{
+			URL:      configs.JDBCURL(t.DB.Address, v.DBPort, v.DBName),
+			Username: v.DBUser, Password: v.DBPassword,
+		},
+		Heap: v.Heap,
+	})
+}

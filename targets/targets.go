@@ -1,0 +1,58 @@
+// Package targets holds cauldron's mage targets. The magefile in magefiles/ imports it,
+// so `go run mage.go -l` lists these and `go run mage.go <target>` runs one. Each
+// target's first doc sentence is what -l shows.
+package targets
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Verify runs go vet, every test (the lab's end-to-end checks on both transports included) and a short fuzzing of each fuzz target.
+func Verify(ctx context.Context) error {
+	if err := goCmd(ctx, "vet", "./..."); err != nil {
+		return err
+	}
+	if err := goCmd(ctx, "test", "-count=1", "-timeout=75m", "./..."); err != nil {
+		return err
+	}
+	for _, f := range fuzzTargets {
+		if err := goCmd(ctx, "test", "-run=^$", "-fuzz=^"+f.name+"$", "-fuzztime="+fuzzTime(), f.pkg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Bench runs every benchmark once through (go test -bench), the converged re-check of the lab cluster included.
+func Bench(ctx context.Context) error {
+	return goCmd(ctx, "test", "-run=^$", "-bench=.", "-benchtime=20x", "./...")
+}
+
+// fuzzTargets are the fuzz tests verify runs for a short while each, so that a panic
+// found once stays found (go test also replays testdata/fuzz corpora on every run).
+var fuzzTargets = []struct{ pkg, name string }{
+	{"./shell", "FuzzQuoteRoundTripsThroughSh"},
+	{"./inventory", "FuzzParse"},
+}
+
+func fuzzTime() string {
+	if v := os.Getenv("CAULDRON_FUZZTIME"); v != "" {
+		return v
+	}
+	return "15s"
+}
+
+// goCmd runs the go tool with output to this process's, saying what it runs.
+func goCmd(ctx context.Context, args ...string) error {
+	fmt.Println("+ go", strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
