@@ -1,5 +1,28 @@
 // Package inventory loads the YAML file that says which hosts a recipe runs on, how to
 // reach each one, and the variables recipes read from it.
+//
+// The file has three sections, all optional but hosts:
+//
+//	vars:                  # global variables, free-form values
+//	  tomcat_user: gaia3d
+//	  ajp_secret: {from_file: secrets/ajp}                # a secret, read from a file ...
+//	  stats_password: {from_env: CAULDRON_STATS_PASSWORD} # ... or the environment
+//	groups:
+//	  tomcat: {hosts: [web1, web2], vars: {heap: 512m}}
+//	hosts:
+//	  web1:
+//	    address: 172.30.0.11   # the address other hosts use to reach it
+//	    transport: ssh         # ssh (the default), docker or local
+//	    ssh: {host: 127.0.0.1, port: 2211, user: root, identity_file: ~/.ssh/id_ed25519,
+//	          known_hosts: known_hosts, host_key: strict, proxy_jump: bastion,
+//	          become: true, become_password_env: SUDO_PASS}
+//	    docker: {container: cauldron-web1}   # default: the host name
+//	    vars: {node: 1}
+//
+// Relative paths are relative to the inventory file. A host's Vars are the globals,
+// overlaid by each of its groups in file order, overlaid by its own. SSH values the file
+// leaves empty come from ~/.ssh/config (see LoadOptions). Every mistake found is reported,
+// each as an *Error naming file, line and key path; no error ever holds a secret's value.
 package inventory
 
 import "go.yaml.in/yaml/v3"

@@ -59,6 +59,9 @@ func (o LoadOptions) Parse(file string, data []byte) (*Inventory, error) {
 	if len(p.errs) > 0 {
 		return nil, p.joinErrors()
 	}
+	if inv == nil {
+		return nil, fmt.Errorf("%s: inventory: no inventory and no error (a bug in package inventory)", file)
+	}
 	inv.secrets = p.secrets
 	return inv, nil
 }
