@@ -210,7 +210,9 @@ func (t *Topology) node(h *inventory.Host) (configs.Node, error) {
 func (t *Topology) Plays() []runner.Play {
 	return []runner.Play{
 		{Name: "postgresql", Hosts: []*inventory.Host{t.DB}, Recipe: t.postgresRecipe},
-		{Name: "tomcat", Hosts: t.Tomcats, Recipe: t.tomcatRecipe},
+		// Restarts roll: one node at a time, each serving again before the next
+		// restarts, so the sessions it holds are handed over instead of lost.
+		{Name: "tomcat", Hosts: t.Tomcats, Recipe: t.tomcatRecipe, RollingHandlers: true},
 		{Name: "web", Hosts: t.Webs, Recipe: t.webRecipe},
 		{Name: "haproxy", Hosts: t.HAProxys, Recipe: t.haproxyRecipe},
 	}

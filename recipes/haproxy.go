@@ -24,9 +24,9 @@ func ConfigureHAProxy(cfg *configs.HAProxy) (*steps.Recipe, error) {
 		steps.Packages{Names: []string{"haproxy"}},
 		steps.Notify(steps.File{Path: HAProxyConfigPath, Content: content, Mode: 0o640, Owner: "root", Group: "haproxy",
 			ValidateCmd: "haproxy -c -q -f %s"}, HAProxyHandler),
-		steps.Service{Name: "haproxy", Enabled: ptr(true), State: steps.Started},
+		steps.Service{Name: "haproxy.service", Enabled: ptr(true), State: steps.Started},
 	)
-	r.Handle(HAProxyHandler, steps.Reload{Name: "haproxy"})
+	r.Handle(HAProxyHandler, steps.Reload{Name: "haproxy.service"})
 	return r, nil
 }
 

@@ -57,12 +57,12 @@ func PostgreSQL(c PostgresConfig) (*steps.Recipe, error) {
 			Mode: 0o644, Owner: "postgres", Group: "postgres"}, PostgresRestart),
 		steps.Notify(steps.File{Path: path.Join(confDir, "pg_hba.conf"), Content: steps.Bytes(hba),
 			Mode: 0o640, Owner: "postgres", Group: "postgres"}, PostgresReload),
-		steps.Service{Name: "postgresql", Enabled: ptr(true), State: steps.Started},
+		steps.Service{Name: "postgresql.service", Enabled: ptr(true), State: steps.Started},
 		PostgresRole{Name: c.Role, Password: c.Password},
 		PostgresDatabase{Name: c.Database, Owner: c.Role},
 	)
-	r.Handle(PostgresRestart, steps.Restart{Name: "postgresql"})
-	r.Handle(PostgresReload, steps.Reload{Name: "postgresql"})
+	r.Handle(PostgresRestart, steps.Restart{Name: "postgresql.service"})
+	r.Handle(PostgresReload, steps.Reload{Name: "postgresql.service"})
 	return r, nil
 }
 

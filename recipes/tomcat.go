@@ -64,7 +64,7 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 	}
 
 	r := steps.NewRecipe("tomcat node "+c.Node.Name,
-		steps.Packages{Names: []string{"unzip"}},
+		steps.Packages{Names: []string{"unzip", "curl"}},
 		steps.User{Name: c.Account, Home: home, Shell: "/bin/bash", PasswordHash: c.PasswordHash},
 		steps.Sudoers{Name: c.Account + "-mago3d-tomcat", Content: steps.Text(SudoRule(c.Account, configs.TomcatUnitName))},
 		steps.Dir{Path: setup, Owner: c.Account, Group: c.Account, Mode: 0o750},
@@ -105,7 +105,11 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		steps.Notify(steps.SystemdUnit{Name: configs.TomcatUnitName, Content: content(unit)}, TomcatHandler),
 		steps.Service{Name: configs.TomcatUnitName, Enabled: ptr(true), State: steps.Started},
 	)
-	r.Handle(TomcatHandler, steps.Restart{Name: configs.TomcatUnitName})
+	var health []string
+	for _, app := range c.Cluster.Apps {
+		health = append(health, fmt.Sprintf("http://127.0.0.1:%d/health", app.HTTPPort))
+	}
+	r.Handle(TomcatHandler, RestartAndWait{Unit: configs.TomcatUnitName, URLs: health})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -62,9 +62,9 @@ func Apache(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Rec
 			Creates: path.Join(apacheRoot, "sites-enabled", "mago3d.conf")}, ApacheHandler),
 		steps.Notify(steps.Command{Name: "disable site 000-default", Line: "a2dissite -q 000-default",
 			Unless: "test ! -e " + path.Join(apacheRoot, "sites-enabled", "000-default.conf")}, ApacheHandler),
-		steps.Service{Name: "apache2", Enabled: ptr(true), State: steps.Started},
+		steps.Service{Name: "apache2.service", Enabled: ptr(true), State: steps.Started},
 	)
-	r.Handle(ApacheHandler, steps.Reload{Name: "apache2"})
+	r.Handle(ApacheHandler, steps.Reload{Name: "apache2.service"})
 	return r, errors.Join(errs...)
 }
 
@@ -105,8 +105,8 @@ func Nginx(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Reci
 			Unless: "test ! -e /etc/nginx/sites-enabled/default"}, NginxHandler),
 	)
 	r.Include(staticFiles(statics))
-	r.Add(steps.Service{Name: "nginx", Enabled: ptr(true), State: steps.Started})
-	r.Handle(NginxHandler, steps.Reload{Name: "nginx"})
+	r.Add(steps.Service{Name: "nginx.service", Enabled: ptr(true), State: steps.Started})
+	r.Handle(NginxHandler, steps.Reload{Name: "nginx.service"})
 	return r, nil
 }
 

@@ -29,6 +29,14 @@ type Play struct {
 	Name   string
 	Hosts  []*inventory.Host
 	Recipe func(h *inventory.Host) (*steps.Recipe, error)
+	// Serial, when above 0, caps how many of the play's hosts run at once below
+	// Options.Parallel: 1 is a rolling change, one host converged (handlers included)
+	// before the next starts, as a cluster that must keep serving needs.
+	Serial int
+	// RollingHandlers runs the handlers (restarts) of one host at a time while the
+	// steps of every host still run in parallel: a rolling restart that costs a
+	// converged cluster nothing.
+	RollingHandlers bool
 }
 
 // Options say how to run.
@@ -138,8 +146,11 @@ type hostState struct {
 
 // playPlan is a play whose recipes are built and validated.
 type playPlan struct {
-	name  string
-	hosts []hostPlan
+	name   string
+	serial int
+	// handlersLock is held by the host whose handlers run, when they roll.
+	handlersLock *sync.Mutex
+	hosts        []hostPlan
 }
 
 type hostPlan struct {
@@ -174,7 +185,10 @@ func (r *run) prepare(plays []Play) ([]playPlan, error) {
 			errs = append(errs, fmt.Errorf("play %q: no Recipe function", name))
 			continue
 		}
-		pp := playPlan{name: name}
+		pp := playPlan{name: name, serial: p.Serial}
+		if p.RollingHandlers {
+			pp.handlersLock = &sync.Mutex{}
+		}
 		seen := map[string]bool{}
 		for _, h := range p.Hosts {
 			if h == nil || h.Name == "" {
@@ -258,7 +272,11 @@ func (r *run) runPlay(ctx context.Context, p playPlan) {
 	r.out.write(fmt.Sprintf("\nPLAY %s  [%s]\n", p.name, strings.Join(names, " ")))
 	r.checkMaxFail(p)
 	var g errgroup.Group
-	g.SetLimit(r.o.Parallel)
+	limit := r.o.Parallel
+	if p.serial > 0 {
+		limit = min(limit, p.serial)
+	}
+	g.SetLimit(limit)
 	for _, hp := range p.hosts {
 		g.Go(func() error {
 			r.runHost(ctx, p, hp)
@@ -327,6 +345,10 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 		}
 	}
 
+	if len(notified) > 0 && p.handlersLock != nil && r.o.Mode == Apply {
+		p.handlersLock.Lock()
+		defer p.handlersLock.Unlock()
+	}
 	for _, h := range hp.handlers {
 		by := notified[h.Name]
 		if len(by) == 0 {

@@ -523,35 +523,47 @@ func TestEachHostIsDialedOnceAcrossPlaysAndClosedAtTheEnd(t *testing.T) {
 	}
 }
 
-func TestNoMoreHostsRunAtOnceThanParallel(t *testing.T) {
-	const parallel = 2
-	var inFlight, peak atomic.Int32
-	step := steps.Func{Name: "Count", CheckFunc: func(ctx context.Context, c transport.Conn) (*steps.Change, error) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-		}
-		// Wait (on the host, for real) until the bound is reached, then a little
-		// longer: an unbounded runner would have started more hosts by then.
-		for peak.Load() < parallel && ctx.Err() == nil {
-			if err := c.Run(ctx, transport.Command{Line: "true"}); err != nil {
-				return nil, err
+func TestNoMoreHostsRunAtOnceThanParallelOrThePlaysSerial(t *testing.T) {
+	cases := []struct {
+		name             string
+		parallel, serial int
+		want             int32
+	}{
+		{"parallel bounds a play", 2, 0, 2},
+		{"serial 1 is a rolling change", 8, 1, 1},
+		{"the lower of the two wins", 2, 3, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var inFlight, peak atomic.Int32
+			step := steps.Func{Name: "Count", CheckFunc: func(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+				n := inFlight.Add(1)
+				defer inFlight.Add(-1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				// Wait (on the host, for real) until the bound is reached, then a little
+				// longer: an unbounded runner would have started more hosts by then.
+				for peak.Load() < tc.want && ctx.Err() == nil {
+					if err := c.Run(ctx, transport.Command{Line: "true"}); err != nil {
+						return nil, err
+					}
+				}
+				return nil, c.Run(ctx, transport.Command{Line: shell.Join("sleep", "0.05")})
+			}}
+			rep, err := runner.Run(context.Background(), []runner.Play{{
+				Name: "p", Hosts: hosts("a", "b", "c", "d", "e", "f"), Serial: tc.serial,
+				Recipe: same(func(*inventory.Host) *steps.Recipe { return steps.NewRecipe("p", step) }),
+			}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Parallel: tc.parallel})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		return nil, c.Run(ctx, transport.Command{Line: shell.Join("sleep", "0.05")})
-	}}
-	rep, err := runner.Run(context.Background(), []runner.Play{{
-		Name: "p", Hosts: hosts("a", "b", "c", "d", "e", "f"),
-		Recipe: same(func(*inventory.Host) *steps.Recipe { return steps.NewRecipe("p", step) }),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Parallel: parallel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := peak.Load(); got != parallel {
-		t.Errorf("%d hosts ran at once, want %d", got, parallel)
-	}
-	if len(rep.Hosts) != 6 {
-		t.Errorf("%d hosts reported", len(rep.Hosts))
+			if got := peak.Load(); got != tc.want {
+				t.Errorf("%d hosts ran at once, want %d", got, tc.want)
+			}
+			if len(rep.Hosts) != 6 {
+				t.Errorf("%d hosts reported", len(rep.Hosts))
+			}
+		})
 	}
 }
 
@@ -790,5 +802,52 @@ func TestLinesFromParallelHostsDoNotInterleave(t *testing.T) {
 	}
 	if blocks != 10*len(names) {
 		t.Errorf("%d step lines, want %d", blocks, 10*len(names))
+	}
+}
+
+func TestRollingHandlersRunOneHostAtATimeWhileStepsRunTogether(t *testing.T) {
+	var stepsInFlight, stepsPeak, handlersInFlight, handlersPeak atomic.Int32
+	track := func(inFlight, peak *atomic.Int32, wait int32) func(ctx context.Context, c transport.Conn) error {
+		return func(ctx context.Context, c transport.Conn) error {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			for i := 0; peak.Load() < wait && i < 200 && ctx.Err() == nil; i++ {
+				if err := c.Run(ctx, transport.Command{Line: "true"}); err != nil {
+					return err
+				}
+			}
+			return c.Run(ctx, transport.Command{Line: shell.Join("sleep", "0.05")})
+		}
+	}
+	stepWork := track(&stepsInFlight, &stepsPeak, 3)
+	handlerWork := track(&handlersInFlight, &handlersPeak, 2)
+	rep, err := runner.Run(context.Background(), []runner.Play{{
+		Name: "p", Hosts: hosts("a", "b", "c"), RollingHandlers: true,
+		Recipe: same(func(*inventory.Host) *steps.Recipe {
+			change := steps.Func{Name: "Change", CheckFunc: func(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+				if err := stepWork(ctx, c); err != nil {
+					return nil, err
+				}
+				return &steps.Change{Summary: "changed", Apply: func(context.Context) error { return nil }}, nil
+			}}
+			restart := steps.Func{Name: "Restart", CheckFunc: func(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+				return &steps.Change{Summary: "restart", Apply: func(ctx context.Context) error { return handlerWork(ctx, c) }}, nil
+			}}
+			return steps.NewRecipe("p", steps.Notify(change, "restart")).Handle("restart", restart)
+		}),
+	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stepsPeak.Load(); got != 3 {
+		t.Errorf("%d hosts ran their steps at once, want all 3", got)
+	}
+	if got := handlersPeak.Load(); got != 1 {
+		t.Errorf("%d hosts ran their handlers at once, want 1", got)
+	}
+	if rep.Changed() != 6 {
+		t.Errorf("changed = %d, want 3 steps and 3 handlers", rep.Changed())
 	}
 }
