@@ -80,8 +80,12 @@ func (t *Topology) postgresRecipe(h *inventory.Host) (*steps.Recipe, error) {
 
 var sqlNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// psql runs SQL from standard input as the postgres superuser.
-const psql = "runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 -f -"
+// psql runs SQL from standard input as the postgres superuser; it exits 3 where
+// PostgreSQL is not installed yet (a dry run before the package step has run).
+const psql = "command -v psql >/dev/null || exit 3; runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 -f -"
+
+// notInstalled tells a check that PostgreSQL is not there yet: everything is to do.
+func notInstalled(err error) bool { return transport.ExitStatus(err) == 3 }
 
 // PostgresRole is a login role with a password.
 type PostgresRole struct {
@@ -108,6 +112,9 @@ func (r PostgresRole) Validate() error {
 func (r PostgresRole) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
 	out, err := transport.OutputWithInput(ctx, c, psql, strings.NewReader(
 		"SELECT rolcanlogin, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = '"+r.Name+"';\n"))
+	if notInstalled(err) {
+		out, err = "", nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read role %s: %w", r.Name, err)
 	}
@@ -154,6 +161,9 @@ func (d PostgresDatabase) Validate() error {
 func (d PostgresDatabase) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
 	out, err := transport.OutputWithInput(ctx, c, psql, strings.NewReader(
 		"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '"+d.Name+"';\n"))
+	if notInstalled(err) {
+		out, err = "", nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read database %s: %w", d.Name, err)
 	}

@@ -244,7 +244,7 @@ func TestLineInFileAndKeyValueEditOneLine(t *testing.T) {
 	})
 }
 
-func TestUploadStreamsOnlyWhenTheSumsDiffer(t *testing.T) {
+func TestUploadStreamsOnlyWhenSizeTimeOrSumsDiffer(t *testing.T) {
 	local := t.TempDir() + "/setup.bin"
 	writeLocal(t, local, strings.Repeat("0123456789abcdef", 1<<16)) // 1 MiB
 	u := steps.Upload{Src: local, Dest: "/srv/setup.bin", Mode: 0o640, Owner: "root", Group: "daemon"}
@@ -255,6 +255,20 @@ func TestUploadStreamsOnlyWhenTheSumsDiffer(t *testing.T) {
 	contains(t, "summary", converges(t, u).Summary, "replace /srv/setup.bin")
 	sh(t, "chmod 666 /srv/setup.bin")
 	contains(t, "summary", converges(t, u).Summary, "mode 0666 -> 0640")
+
+	// Same size, other bytes, a new mtime: the sums decide.
+	sh(t, "printf X | dd of=/srv/setup.bin bs=1 seek=10 conv=notrunc 2>/dev/null")
+	contains(t, "summary", converges(t, u).Summary, "replace /srv/setup.bin")
+	contains(t, "remote sum", sh(t, "sha256sum /srv/setup.bin"), sha256Hex(t, local))
+
+	// Same content, another mtime: only the time is put right, for quick checks after.
+	sh(t, "touch -m -d @1000000000 /srv/setup.bin")
+	contains(t, "summary", converges(t, u).Summary, "modification time")
+
+	// Same size and mtime kept by hand: only Checksum finds it, as with rsync.
+	sh(t, "m=$(stat -c %Y /srv/setup.bin); printf X | dd of=/srv/setup.bin bs=1 seek=10 conv=notrunc 2>/dev/null; touch -m -d @$m /srv/setup.bin")
+	u.Checksum = true
+	contains(t, "summary", converges(t, u).Summary, "replace /srv/setup.bin")
 }
 
 func TestMoveIsDoneWhenOnlyTheTargetExists(t *testing.T) {

@@ -14,15 +14,19 @@ import (
 	"github.com/cauldron-go/cauldron/transport"
 )
 
-// Upload copies a big local file (a setup tarball) to the host. It compares sha256 sums
-// rather than content, so a converged check moves a few bytes, and streams the file
-// only when it differs. Zero Mode and empty owners behave as in File.
+// Upload copies a big local file (a setup tarball) to the host, streaming it only when
+// it differs. Like rsync, it first compares size and modification time, which the
+// upload gives the remote copy, so a converged check is one stat on each side; when
+// they differ (or Checksum is set) it compares sha256 sums before deciding. Zero Mode
+// and empty owners behave as in File.
 type Upload struct {
 	Src   string // on the control machine
 	Dest  string // on the host
 	Mode  fs.FileMode
 	Owner string
 	Group string
+	// Checksum compares sha256 sums even when size and modification time agree.
+	Checksum bool
 }
 
 func (u Upload) String() string { return "upload " + u.Dest }
@@ -38,14 +42,15 @@ func (u Upload) Validate() error {
 	return joinErrs(errs...)
 }
 
-// Check hashes the local file and, in one command, stats and hashes the remote one.
+// Check stats both files in one command on the host; only when size and modification
+// time leave a doubt does it hash them.
 func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
-	local, size, err := sha256File(u.Src)
+	info, err := os.Stat(u.Src)
 	if err != nil {
 		return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	q := shell.Quote(u.Dest)
-	out, err := transport.Output(ctx, c, statScript(u.Dest, false)+"; if [ -f "+q+" ]; then sha256sum -- "+q+"; fi")
+	out, err := transport.Output(ctx, c, statScript(u.Dest, false)+"; if [ -f "+q+" ]; then stat -c '%s %Y' -- "+q+"; fi")
 	if err != nil {
 		return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
@@ -57,27 +62,51 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	if have.Exists && !have.isRegular() {
 		return nil, fmt.Errorf("upload %s: is a %s, not a regular file", u.Dest, have.Kind)
 	}
-	remote, _, _ := strings.Cut(rest, " ")
+	var size, mtime int64
+	fmt.Sscanf(rest, "%d %d", &size, &mtime)
+	same := have.Exists && size == info.Size() && mtime == info.ModTime().Unix() && !u.Checksum
+	if have.Exists && size == info.Size() && !same {
+		local, _, err := sha256File(u.Src)
+		if err != nil {
+			return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
+		}
+		remote, err := transport.Output(ctx, c, "sha256sum -- "+q)
+		if err != nil {
+			return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
+		}
+		remote, _, _ = strings.Cut(remote, " ")
+		same = remote == local
+	}
 	w := ownership{Mode: u.Mode, Owner: u.Owner, Group: u.Group}
-	if !have.Exists || remote != local {
+	retime := same && mtime != info.ModTime().Unix()
+	if !same {
 		final := w.keep(have, 0o644)
 		verb := "replace"
 		if !have.Exists {
 			verb = "create"
 		}
 		return &Change{
-			Summary: fmt.Sprintf("%s %s from %s (%d bytes, sha256 %s)", verb, u.Dest, u.Src, size, local[:12]),
-			Apply:   func(ctx context.Context) error { return u.stream(ctx, c, final) },
+			Summary: fmt.Sprintf("%s %s from %s (%d bytes)", verb, u.Dest, u.Src, info.Size()),
+			Apply:   func(ctx context.Context) error { return u.stream(ctx, c, final, info.ModTime().Unix()) },
 		}, nil
 	}
 	drift := w.drift(have)
+	fix := w.fixScript(u.Dest, false)
+	if retime {
+		// The content is the same: give it the local time, so the next check is quick.
+		drift = append(drift, "modification time to the source's (content already the same)")
+		if fix != "" {
+			fix += " && "
+		}
+		fix += touchScript(u.Dest, info.ModTime().Unix())
+	}
 	if len(drift) == 0 {
 		return nil, nil
 	}
 	return &Change{
 		Summary: u.Dest + ": " + strings.Join(drift, ", "),
 		Apply: func(ctx context.Context) error {
-			if _, err := transport.Output(ctx, c, w.fixScript(u.Dest, false)); err != nil {
+			if _, err := transport.Output(ctx, c, fix); err != nil {
 				return fmt.Errorf("upload %s: %w", u.Dest, err)
 			}
 			return nil
@@ -85,13 +114,22 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	}, nil
 }
 
-func (u Upload) stream(ctx context.Context, c transport.Conn, w ownership) error {
+func touchScript(p string, mtime int64) string {
+	return shell.Join("touch", "-m", "-d", fmt.Sprintf("@%d", mtime), "--", p)
+}
+
+// stream installs the file, then gives it the local file's modification time, which
+// the next check compares.
+func (u Upload) stream(ctx context.Context, c transport.Conn, w ownership, mtime int64) error {
 	f, err := os.Open(u.Src)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	defer f.Close()
 	if _, err := transport.OutputWithInput(ctx, c, installScript(u.Dest, w, "", false), f); err != nil {
+		return fmt.Errorf("upload %s: %w", u.Dest, err)
+	}
+	if _, err := transport.Output(ctx, c, touchScript(u.Dest, mtime)); err != nil {
 		return fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	return nil
