@@ -83,6 +83,7 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 	r.Add(steps.Notify(WriteServerXML(c.Cluster, c.Node, c.Account), TomcatHandler))
 
 	props := c.DB
+	madeDirs := map[string]bool{}
 	for _, app := range c.Cluster.Apps {
 		dir := path.Base(app.DocBase)
 		war, ok := c.WARs[dir]
@@ -91,8 +92,11 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 			continue
 		}
 		warOnHost := path.Join(setup, dir+".war")
+		if parent := path.Dir(app.DocBase); !madeDirs[parent] {
+			madeDirs[parent] = true
+			r.Add(steps.Dir{Path: parent, Owner: c.Account, Group: c.Account, Mode: 0o750})
+		}
 		r.Add(
-			steps.Dir{Path: path.Dir(app.DocBase), Owner: c.Account, Group: c.Account, Mode: 0o750},
 			steps.Upload{Src: war, Dest: warOnHost, Owner: c.Account, Group: c.Account, Mode: 0o640},
 			steps.Notify(steps.Unzip{Archive: warOnHost, Dest: app.DocBase, Creates: path.Join(app.DocBase, "WEB-INF", "web.xml"),
 				Owner: c.Account, Group: c.Account}, TomcatHandler),

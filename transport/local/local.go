@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/cauldron-go/cauldron/transport"
 )
@@ -21,6 +23,11 @@ func New() *Conn { return &Conn{} }
 // Run runs c.Line with sh -c.
 func (Conn) Run(ctx context.Context, c transport.Command) error {
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Line)
+	// Cancelling kills the whole process group, not only sh: a child left behind would
+	// keep the output pipes open and Run waiting for it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
 	cmd.Stdin = c.Stdin
 	cmd.Stdout = c.Stdout
 	var stderr strings.Builder
