@@ -132,7 +132,9 @@ func TestAWrongClusterInventoryIsRefusedBeforeAnythingConnects(t *testing.T) {
 			func(s string) string { return strings.Replace(s, "db: {hosts: [db]}", "db: {hosts: [db, lb]}", 1) },
 			`group "db" has 2 hosts`},
 		{"an unknown membership",
-			func(s string) string { return strings.Replace(s, "web_server: apache", "session_membership: carrier-pigeon", 1) },
+			func(s string) string {
+				return strings.Replace(s, "web_server: apache", "session_membership: carrier-pigeon", 1)
+			},
 			`session_membership: "carrier-pigeon" is not multicast, static or none`},
 		{"a node number of the wrong type",
 			func(s string) string { return strings.Replace(s, "vars: {node: 2}", "vars: {node: two}", 1) },
