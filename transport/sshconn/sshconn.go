@@ -49,6 +49,11 @@ type Config struct {
 	// BecomePassword gives sudo's password; nil when sudo needs none. It is called at
 	// most once per Conn, and only when sudo asks for a password.
 	BecomePassword func() (string, error)
+	// KeepAlive is how often an idle connection asks the server whether it is still
+	// there (keepalive@openssh.com); a server that does not answer within the same time
+	// has its connection closed, so a command waiting on a dead host fails instead of
+	// hanging. 0 means 15 s; a negative value turns it off.
+	KeepAlive time.Duration
 }
 
 // Conn is an open SSH connection to one host. It is safe for concurrent use.
@@ -60,13 +65,15 @@ type Conn struct {
 	jumps  []*ssh.Client // the hops before client, in dial order
 	wire   net.Conn      // the first hop's TCP connection
 
-	mu        sync.Mutex
-	sftp      *sftp.Client
-	ids       map[string]int // "u:name" / "g:name" -> id
-	sudo      *sudoMode
-	sudoErr   error // a refusal by sudo, remembered
-	closed    bool
-	uploadDir string // the login user's private directory for become uploads
+	mu      sync.Mutex
+	sftp    *sftp.Client
+	ids     map[string]int // "u:name" / "g:name" -> id
+	sudo    *sudoMode
+	sudoErr error // a refusal by sudo, remembered
+	closed  bool
+	// stopKeepAlive ends the keepalive goroutine; nil when there is none.
+	stopKeepAlive chan struct{}
+	uploadDir     string // the login user's private directory for become uploads
 
 	// uploadWrap, when set (by tests), wraps the reader of every SFTP upload.
 	uploadWrap func(r io.Reader, size int) io.Reader
@@ -130,7 +137,47 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		}
 		prev = client
 	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
+	if cfg.KeepAlive > 0 {
+		c.stopKeepAlive = make(chan struct{})
+		go c.keepAlive(cfg.KeepAlive)
+	}
 	return c, nil
+}
+
+// keepAlive asks the server every interval whether it is there, and closes the
+// connection when it does not answer in time.
+func (c *Conn) keepAlive(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopKeepAlive:
+			return
+		case <-t.C:
+		}
+		answered := make(chan error, 1)
+		go func() {
+			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			answered <- err
+		}()
+		select {
+		case <-c.stopKeepAlive:
+			return
+		case err := <-answered:
+			if err == nil {
+				continue
+			}
+		case <-time.After(interval):
+		}
+		// No answer: close the wire, so that every session on it fails now.
+		if c.wire != nil {
+			c.wire.Close()
+		}
+		return
+	}
 }
 
 // dialHop opens the TCP connection to h (directly, or from prev) and runs the SSH
@@ -319,6 +366,9 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closed = true
+	if c.stopKeepAlive != nil {
+		close(c.stopKeepAlive)
+	}
 	var errs []error
 	if c.sftp != nil {
 		if err := c.sftp.Close(); err != nil && !errors.Is(err, io.EOF) {
