@@ -21,13 +21,18 @@ func EnsureDocker(ctx context.Context, o Options) error {
 	}
 	log := o.Log
 	var missing []string
-	if _, err := exec.LookPath("docker"); err != nil {
+	answers := dockerAnswers(ctx)
+	_, noClient := exec.LookPath("docker")
+	_, noDaemon := exec.LookPath("dockerd")
+	// A machine may have the docker client alone: without an engine to start, the
+	// package is missing all the same.
+	if noClient != nil || (!answers && noDaemon != nil) {
 		missing = append(missing, "docker.io")
 	}
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		missing = append(missing, "mmdebstrap")
 	}
-	if len(missing) == 0 && dockerAnswers(ctx) {
+	if len(missing) == 0 && answers {
 		return nil
 	}
 	canInstall := os.Geteuid() == 0 && isDebianLike()
