@@ -23,7 +23,8 @@ func ConfigureHAProxy(cfg *configs.HAProxy) (*steps.Recipe, error) {
 	r := steps.NewRecipe("haproxy",
 		steps.Packages{Names: []string{"haproxy"}},
 		steps.Notify(steps.File{Path: HAProxyConfigPath, Content: content, Mode: 0o640, Owner: "root", Group: "haproxy",
-			ValidateCmd: "haproxy -c -q -f %s"}, HAProxyHandler),
+			// Not -q: it silences the ALERT lines that say what is wrong.
+			ValidateCmd: "haproxy -c -f %s"}, HAProxyHandler),
 		steps.Service{Name: "haproxy.service", Enabled: ptr(true), State: steps.Started},
 	)
 	r.Handle(HAProxyHandler, steps.Reload{Name: "haproxy.service"})
