@@ -23,8 +23,10 @@ type Deploy mg.Namespace
 //
 // Flags: -inventory=FILE, -dryrun (check only: print the plan with diffs, change
 // nothing), -transport=ssh (with the lab: reach its hosts over SSH instead of docker
-// exec), -report=FILE (write the JSON report there), -parallel=N, -failfast.
-func (Deploy) Cluster(ctx context.Context, inventory *string, dryrun *bool, transport *string, report *string, parallel *int, failfast *bool) error {
+// exec), -report=FILE (write the JSON report there), -parallel=N (hosts of one role at
+// once), -failfast (the first failed host stops the run), -maxfailpercent=N (stop once
+// more than N% of a play's hosts failed).
+func (Deploy) Cluster(ctx context.Context, inventory *string, dryrun *bool, transport *string, report *string, parallel *int, failfast *bool, maxfailpercent *int) error {
 	path := deref(inventory)
 	if path == "" {
 		l, err := bringUpLab(ctx)
@@ -40,6 +42,7 @@ func (Deploy) Cluster(ctx context.Context, inventory *string, dryrun *bool, tran
 	}
 	r, err := deployCluster(ctx, path, deployOptions{
 		plan: deref(dryrun), report: deref(report), parallel: deref(parallel), failFast: deref(failfast),
+		maxFailPercent: deref(maxfailpercent),
 	})
 	if r != nil && r.Failed() {
 		return errors.New("deploy:cluster failed on at least one host (see above)")
@@ -48,10 +51,11 @@ func (Deploy) Cluster(ctx context.Context, inventory *string, dryrun *bool, tran
 }
 
 type deployOptions struct {
-	plan     bool
-	report   string
-	parallel int
-	failFast bool
+	plan           bool
+	report         string
+	parallel       int
+	failFast       bool
+	maxFailPercent int
 }
 
 // deployCluster loads the inventory, builds the cluster's plays and runs them.
@@ -70,7 +74,7 @@ func deployCluster(ctx context.Context, path string, o deployOptions) (*runner.R
 	}
 	fmt.Printf("deploy:cluster: %s, inventory %s\n", modeName(mode), path)
 	rep, runErr := runner.Run(ctx, plays, runner.Options{
-		Mode: mode, Parallel: o.parallel, FailFast: o.failFast,
+		Mode: mode, Parallel: o.parallel, FailFast: o.failFast, MaxFailPercent: o.maxFailPercent,
 		Progress: os.Stdout, Dial: runner.DialHost, Secrets: inv.Secrets(),
 		Color: term.IsTerminal(int(os.Stdout.Fd())),
 	})

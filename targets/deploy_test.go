@@ -17,7 +17,7 @@ func TestDeployClusterWithAWrongInventoryNamesFileLineAndKeyAndConnectsNowhere(t
 		t.Fatal(err)
 	}
 	dryrun := true
-	err := targets.Deploy{}.Cluster(context.Background(), &path, &dryrun, nil, nil, nil, nil)
+	err := targets.Deploy{}.Cluster(context.Background(), &path, &dryrun, nil, nil, nil, nil, nil)
 	if err == nil {
 		t.Fatal("a wrong inventory deployed")
 	}
@@ -33,7 +33,7 @@ func TestDeployClusterWithAWrongInventoryNamesFileLineAndKeyAndConnectsNowhere(t
 
 func TestTransportIsOnlyForTheLab(t *testing.T) {
 	path, ssh := "inventory.yaml", "ssh"
-	err := targets.Deploy{}.Cluster(context.Background(), &path, nil, &ssh, nil, nil, nil)
+	err := targets.Deploy{}.Cluster(context.Background(), &path, nil, &ssh, nil, nil, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "-transport=ssh is for the lab") {
 		t.Fatalf("got %v", err)
 	}
