@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,10 +29,19 @@ import (
 
 // The tests' labs, apart from a developer's running "cauldron" lab: their own names,
 // subnets and ports (HAProxy on 127.0.0.1:8380/9390 and 8480/9490).
-var (
-	apacheOptions = lab.Options{Name: "cauldron-e2e", Subnet: "172.29.30.0/24", PortOffset: 300}
-	nginxOptions  = lab.Options{Name: "cauldron-e2e-nginx", Subnet: "172.29.40.0/24", PortOffset: 400}
-)
+// CAULDRON_E2E_SLOT=N (1 to 9) moves both to other names, subnets and ports, so two
+// runs of the suite on one machine stay apart.
+var apacheOptions, nginxOptions = e2eLabs(os.Getenv("CAULDRON_E2E_SLOT"))
+
+func e2eLabs(slot string) (apache, nginx lab.Options) {
+	n, err := strconv.Atoi(slot)
+	if err != nil || n < 1 || n > 9 {
+		return lab.Options{Name: "cauldron-e2e", Subnet: "172.29.30.0/24", PortOffset: 300},
+			lab.Options{Name: "cauldron-e2e-nginx", Subnet: "172.29.40.0/24", PortOffset: 400}
+	}
+	return lab.Options{Name: fmt.Sprintf("cauldron-e2e%d", n), Subnet: fmt.Sprintf("172.29.%d.0/24", 100+2*n), PortOffset: 1000 + 200*n},
+		lab.Options{Name: fmt.Sprintf("cauldron-e2e%d-nginx", n), Subnet: fmt.Sprintf("172.29.%d.0/24", 101+2*n), PortOffset: 1100 + 200*n}
+}
 
 // labLog collects what the labs do, printed when a lab fails to come up.
 var labLog lockedBuffer
