@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -25,6 +26,7 @@ const (
 	ClassPooledParallelSender = "org.apache.catalina.tribes.transport.nio.PooledParallelSender"
 	ClassTcpFailureDetector   = "org.apache.catalina.tribes.group.interceptors.TcpFailureDetector"
 	ClassMessageDispatch      = "org.apache.catalina.tribes.group.interceptors.MessageDispatchInterceptor"
+	ClassOrderInterceptor     = "org.apache.catalina.tribes.group.interceptors.OrderInterceptor"
 	ClassReplicationValve     = "org.apache.catalina.ha.tcp.ReplicationValve"
 	ClassJvmRouteBinderValve  = "org.apache.catalina.ha.session.JvmRouteBinderValve"
 	ClassClusterSession       = "org.apache.catalina.ha.session.ClusterSessionListener"
@@ -240,17 +242,36 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 				ClassName: ClassNioReceiver, Address: n.Address, Port: a.ReceiverPort,
 				AutoBind: 100, SelectorTimeout: 5000, MaxThreads: 6,
 			},
-			Sender: Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender}},
-			Interceptors: []Listener{
-				{ClassName: ClassTcpFailureDetector},
-				{ClassName: ClassMessageDispatch},
-			},
+			Sender:       Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender}},
+			Interceptors: ReplicationInterceptors(),
 		},
 		Valves: []Valve{
 			{ClassName: ClassReplicationValve, Filter: StaticFilesFilter},
 			{ClassName: ClassJvmRouteBinderValve},
 		},
 		ClusterListeners: []Listener{{ClassName: ClassClusterSession}},
+	}
+}
+
+// ReplicationInterceptors are a replicating Channel's interceptors, from the channel
+// (top) down to the transport.
+//
+// The runbook's asynchronous replication (channelSendOptions="8") hands each message to
+// MessageDispatchInterceptor's thread pool, whose threads send it over any of the
+// PooledParallelSender's connections, and the peer's NioReceiver threads take those
+// connections in parallel: two changes of one session a few milliseconds apart can reach
+// DeltaManager out of order, which then keeps the older one, or drops a change of a
+// session it has not been told of yet. OrderInterceptor numbers every message per
+// destination and hands them up on the receiving side in that order. It goes on top:
+// above MessageDispatchInterceptor, so that it numbers in the order the requests sent,
+// not the order the pool's threads happen to run; and above TcpFailureDetector, whose
+// probes come up from the transport without a number and are taken off there. Every node
+// must carry it: it adds four bytes to each message.
+func ReplicationInterceptors() []Listener {
+	return []Listener{
+		{ClassName: ClassOrderInterceptor},
+		{ClassName: ClassTcpFailureDetector},
+		{ClassName: ClassMessageDispatch},
 	}
 }
 
@@ -387,6 +408,7 @@ func validateTomcatCluster(at string, c *TomcatCluster, groups map[string]string
 	if ch.Receiver.Address == "" {
 		errs = append(errs, fmt.Errorf("%s: Receiver address is empty (use \"auto\" or the node's address)", at))
 	}
+	errs = append(errs, validateInterceptors(at, c.ChannelSendOptions, ch.Interceptors)...)
 	m := ch.Membership
 	switch m.ClassName {
 	case ClassMcastService:
@@ -409,6 +431,30 @@ func validateTomcatCluster(at string, c *TomcatCluster, groups map[string]string
 		errs = append(errs, validateStaticMembers(at, m.Members, ch.Receiver)...)
 	default:
 		errs = append(errs, fmt.Errorf("%s: unknown membership class %q", at, m.ClassName))
+	}
+	return errs
+}
+
+// sendOptionsAsynchronous is Tribes' Channel.SEND_OPTIONS_ASYNCHRONOUS bit of
+// channelSendOptions: MessageDispatchInterceptor sends such messages from its pool.
+const sendOptionsAsynchronous = 8
+
+// validateInterceptors checks OrderInterceptor's place (see ReplicationInterceptors).
+func validateInterceptors(at string, sendOptions int, interceptors []Listener) []error {
+	var errs []error
+	order := slices.IndexFunc(interceptors, func(l Listener) bool { return l.ClassName == ClassOrderInterceptor })
+	dispatch := slices.IndexFunc(interceptors, func(l Listener) bool { return l.ClassName == ClassMessageDispatch })
+	if order < 0 && dispatch >= 0 && sendOptions&sendOptionsAsynchronous != 0 {
+		errs = append(errs, fmt.Errorf("%s: asynchronous replication (channelSendOptions=%d) through MessageDispatchInterceptor without OrderInterceptor delivers a session's changes out of order", at, sendOptions))
+	}
+	if order < 0 {
+		return errs
+	}
+	for i, l := range interceptors[:order] {
+		switch l.ClassName {
+		case ClassMessageDispatch, ClassTcpFailureDetector:
+			errs = append(errs, fmt.Errorf("%s: OrderInterceptor (interceptor %d) must come before %s (interceptor %d)", at, order+1, l.ClassName[strings.LastIndexByte(l.ClassName, '.')+1:], i+1))
+		}
 	}
 	return errs
 }

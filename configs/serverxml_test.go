@@ -110,6 +110,26 @@ func TestServerXMLValidateNamesEachMistake(t *testing.T) {
 		{"Service name used twice", func(s *configs.ServerXML) { s.Services[1].Name = "Catalina" }, "name used twice"},
 		{"defaultHost is not the Host", func(s *configs.ServerXML) { s.Services[0].Engine.DefaultHost = "example" }, "defaultHost"},
 		{"no Service", func(s *configs.ServerXML) { s.Services = nil }, "no Service"},
+		{"asynchronous replication without OrderInterceptor", func(s *configs.ServerXML) {
+			ch := &s.Services[1].Engine.Cluster.Channel
+			ch.Interceptors = ch.Interceptors[1:]
+		}, "out of order"},
+		{"OrderInterceptor below MessageDispatchInterceptor", func(s *configs.ServerXML) {
+			ch := &s.Services[0].Engine.Cluster.Channel
+			ch.Interceptors = []configs.Listener{
+				{ClassName: configs.ClassTcpFailureDetector},
+				{ClassName: configs.ClassMessageDispatch},
+				{ClassName: configs.ClassOrderInterceptor},
+			}
+		}, "OrderInterceptor (interceptor 3) must come before MessageDispatchInterceptor (interceptor 2)"},
+		{"OrderInterceptor below TcpFailureDetector", func(s *configs.ServerXML) {
+			ch := &s.Services[0].Engine.Cluster.Channel
+			ch.Interceptors = []configs.Listener{
+				{ClassName: configs.ClassTcpFailureDetector},
+				{ClassName: configs.ClassOrderInterceptor},
+				{ClassName: configs.ClassMessageDispatch},
+			}
+		}, "must come before TcpFailureDetector"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,5 +187,40 @@ func TestServerXMLErrorsNeverShowTheSecret(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), testSecret) {
 		t.Fatalf("the error shows the secret: %v", err)
+	}
+}
+
+func TestEveryReplicatingChannelOrdersItsMessagesAboveTheAsyncDispatch(t *testing.T) {
+	for _, membership := range []configs.Membership{configs.Multicast, configs.Static} {
+		c := cluster(3)
+		c.Membership = membership
+		for _, n := range c.Nodes {
+			for _, svc := range configs.NewServerXML(c, n).Services {
+				cl := svc.Engine.Cluster
+				var names []string
+				for _, i := range cl.Channel.Interceptors {
+					names = append(names, i.ClassName)
+				}
+				want := []string{configs.ClassOrderInterceptor, configs.ClassTcpFailureDetector, configs.ClassMessageDispatch}
+				if !reflect.DeepEqual(names, want) {
+					t.Errorf("%s, %s, %s: interceptors %v, want %v", membership, n.Name, svc.Name, names, want)
+				}
+				if cl.ChannelSendOptions != 8 {
+					t.Errorf("%s, %s, %s: channelSendOptions %d, want the runbook's 8", membership, n.Name, svc.Name, cl.ChannelSendOptions)
+				}
+			}
+		}
+	}
+}
+
+func TestAChannelWithoutTheAsyncDispatchNeedsNoOrderInterceptor(t *testing.T) {
+	s := configs.NewServerXML(cluster(2), nodes(2)[0])
+	for i := range s.Services {
+		cl := s.Services[i].Engine.Cluster
+		cl.ChannelSendOptions = 6 // synchronous, acknowledged
+		cl.Channel.Interceptors = []configs.Listener{{ClassName: configs.ClassTcpFailureDetector}}
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatalf("Validate() = %v, want nil for synchronous replication", err)
 	}
 }
