@@ -248,6 +248,7 @@ func TestUploadStreamsOnlyWhenSizeTimeOrSumsDiffer(t *testing.T) {
 	local := t.TempDir() + "/setup.bin"
 	writeLocal(t, local, strings.Repeat("0123456789abcdef", 1<<16)) // 1 MiB
 	u := steps.Upload{Src: local, Dest: "/srv/setup.bin", Mode: 0o640, Owner: "root", Group: "daemon"}
+	sh(t, "rm -f /srv/setup.bin")
 	contains(t, "summary", converges(t, u).Summary, "1048576 bytes")
 	contains(t, "remote sum", sh(t, "sha256sum /srv/setup.bin"), sha256Hex(t, local))
 

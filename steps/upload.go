@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
@@ -50,7 +51,7 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 		return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	q := shell.Quote(u.Dest)
-	out, err := transport.Output(ctx, c, statScript(u.Dest, false)+"; if [ -f "+q+" ]; then stat -c '%s %Y' -- "+q+"; fi")
+	out, err := transport.Output(ctx, c, statScript(u.Dest, false)+"; if [ -f "+q+" ]; then stat -c '%s %.9Y' -- "+q+"; fi")
 	if err != nil {
 		return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
@@ -62,9 +63,13 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	if have.Exists && !have.isRegular() {
 		return nil, fmt.Errorf("upload %s: is a %s, not a regular file", u.Dest, have.Kind)
 	}
-	var size, mtime int64
-	fmt.Sscanf(rest, "%d %d", &size, &mtime)
-	same := have.Exists && size == info.Size() && mtime == info.ModTime().Unix() && !u.Checksum
+	var size int64
+	var mtime string
+	fmt.Sscanf(rest, "%d %s", &size, &mtime)
+	// Nanoseconds, not seconds: a file changed in the second its source was written
+	// must not look unchanged.
+	want := mtimeString(info.ModTime())
+	same := have.Exists && size == info.Size() && mtime == want && !u.Checksum
 	if have.Exists && size == info.Size() && !same {
 		local, _, err := sha256File(u.Src)
 		if err != nil {
@@ -78,7 +83,7 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 		same = remote == local
 	}
 	w := ownership{Mode: u.Mode, Owner: u.Owner, Group: u.Group}
-	retime := same && mtime != info.ModTime().Unix()
+	retime := same && mtime != want
 	if !same {
 		final := w.keep(have, 0o644)
 		verb := "replace"
@@ -87,7 +92,7 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 		}
 		return &Change{
 			Summary: fmt.Sprintf("%s %s from %s (%d bytes)", verb, u.Dest, u.Src, info.Size()),
-			Apply:   func(ctx context.Context) error { return u.stream(ctx, c, final, info.ModTime().Unix()) },
+			Apply:   func(ctx context.Context) error { return u.stream(ctx, c, final, want) },
 		}, nil
 	}
 	drift := w.drift(have)
@@ -98,7 +103,7 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 		if fix != "" {
 			fix += " && "
 		}
-		fix += touchScript(u.Dest, info.ModTime().Unix())
+		fix += touchScript(u.Dest, want)
 	}
 	if len(drift) == 0 {
 		return nil, nil
@@ -114,13 +119,18 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	}, nil
 }
 
-func touchScript(p string, mtime int64) string {
-	return shell.Join("touch", "-m", "-d", fmt.Sprintf("@%d", mtime), "--", p)
+// mtimeString is a modification time as `stat -c %.9Y` prints it.
+func mtimeString(t time.Time) string {
+	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
+}
+
+func touchScript(p, mtime string) string {
+	return shell.Join("touch", "-m", "-d", "@"+mtime, "--", p)
 }
 
 // stream installs the file, then gives it the local file's modification time, which
 // the next check compares.
-func (u Upload) stream(ctx context.Context, c transport.Conn, w ownership, mtime int64) error {
+func (u Upload) stream(ctx context.Context, c transport.Conn, w ownership, mtime string) error {
 	f, err := os.Open(u.Src)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", u.Dest, err)
