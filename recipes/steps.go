@@ -85,8 +85,8 @@ func (r RestartAndWait) Check(_ context.Context, c transport.Conn) (*steps.Chang
 type UnpackWAR struct {
 	// LocalWAR is the WAR on the control machine, for its sum; WAR is its upload.
 	LocalWAR, WAR string
-	Dest         string
-	Owner, Group string
+	Dest          string
+	Owner, Group  string
 }
 
 // warMarker is the file in an unpacked app that names the WAR's sum.
