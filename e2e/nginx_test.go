@@ -65,7 +65,7 @@ func TestNginxInPlaceOfApacheServesTheCluster(t *testing.T) {
 	t.Run("a session goes on when one node's Tomcat stops", func(t *testing.T) {
 		b := newBrowser(sites(l)[0])
 		b.mustSession(t)
-		last := lastRequestBeforeStop(t, b)
+		last := changesBeforeStop(t, b)
 		host := hostOfRoute(t, last.Node)
 		mustHost(t, l, host, "systemctl stop mago3d-tomcat")
 		t.Cleanup(func() {
