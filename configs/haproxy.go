@@ -87,8 +87,11 @@ func NewHAProxy(c Cluster, statsUser, statsPassword string) *HAProxy {
 			User:        "haproxy", Group: "haproxy",
 		},
 		Defaults: HAProxyDefaults{
-			Mode: "http", Options: []string{"httplog", "dontlognull", "forwardfor"},
-			TimeoutConnect: 5 * time.Second, TimeoutClient: 50 * time.Second, TimeoutServer: 50 * time.Second,
+			// redispatch 1: a request whose server does not accept the connection goes to
+			// another server on its first retry, instead of waiting out every retry on a
+			// node that vanished before the health checks marked it down.
+			Mode: "http", Options: []string{"httplog", "dontlognull", "forwardfor", "redispatch 1"},
+			TimeoutConnect: 2 * time.Second, TimeoutClient: 50 * time.Second, TimeoutServer: 50 * time.Second,
 		},
 	}
 	for _, a := range c.Apps {

@@ -30,6 +30,10 @@ type NginxServer struct {
 	StaticPaths []string
 	// NextUpstream is proxy_next_upstream's conditions.
 	NextUpstream []string
+	// ConnectTimeoutSeconds is proxy_connect_timeout: a node whose host vanished is given
+	// up on (and the next one tried) after this, not after nginx's default of 60 s.
+	// 0 leaves the default.
+	ConnectTimeoutSeconds int
 }
 
 // NginxBackend is one upstream server.
@@ -44,8 +48,9 @@ func NewNginxSite(c Cluster) *NginxSite {
 	for _, a := range c.Apps {
 		srv := NginxServer{
 			Listen: a.SitePort, Upstream: "mago3d_" + a.Name, Root: a.StaticRoot,
-			StaticPaths:  a.StaticPaths,
-			NextUpstream: []string{"error", "timeout", "http_502", "http_503"},
+			StaticPaths:           a.StaticPaths,
+			NextUpstream:          []string{"error", "timeout", "http_502", "http_503"},
+			ConnectTimeoutSeconds: 2,
 		}
 		for _, n := range c.Nodes {
 			srv.Backends = append(srv.Backends, NginxBackend{Host: n.Address, Port: a.HTTPPort})
@@ -136,6 +141,9 @@ func (s *NginxSite) Render() ([]byte, error) {
 		fmt.Fprintf(&b, "        proxy_pass http://%s;\n", v.Upstream)
 		if len(v.NextUpstream) > 0 {
 			fmt.Fprintf(&b, "        proxy_next_upstream %s;\n", strings.Join(v.NextUpstream, " "))
+		}
+		if v.ConnectTimeoutSeconds > 0 {
+			fmt.Fprintf(&b, "        proxy_connect_timeout %ds;\n", v.ConnectTimeoutSeconds)
 		}
 		b.WriteString("        proxy_set_header Host $http_host;\n")
 		b.WriteString("        proxy_set_header X-Real-IP $remote_addr;\n")

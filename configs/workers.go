@@ -29,7 +29,16 @@ type AJPWorker struct {
 	Port     int
 	Secret   string
 	LBFactor int
+	// ConnectTimeoutMS bounds a connect to the node (socket_connect_timeout) and the
+	// CPing that follows it (ping_mode C, ping_timeout): a node whose host vanished is
+	// then given up on in time for the balancer to use another, instead of after the
+	// kernel's connect timeout, which outlasts HAProxy's health checks. 0 leaves mod_jk's
+	// defaults.
+	ConnectTimeoutMS int
 }
+
+// DefaultAJPConnectTimeoutMS is how long mod_jk waits for a node to accept a connection.
+const DefaultAJPConnectTimeoutMS = 2000
 
 // NewWorkers returns the workers of c: for each app a balancer over every node.
 func NewWorkers(c Cluster) *Workers {
@@ -39,6 +48,7 @@ func NewWorkers(c Cluster) *Workers {
 		for _, n := range c.Nodes {
 			b.Members = append(b.Members, AJPWorker{
 				Name: a.JvmRoute(n), Host: n.Address, Port: a.AJPPort, Secret: c.AJPSecret, LBFactor: 1,
+				ConnectTimeoutMS: DefaultAJPConnectTimeoutMS,
 			})
 		}
 		w.Balancers = append(w.Balancers, b)
@@ -77,6 +87,9 @@ func (w *Workers) Validate() error {
 			if !isSecret(m.Secret) {
 				errs = append(errs, fmt.Errorf("%s: the secret is empty or holds whitespace, quotes, '\\', '<', '>', '&' or control characters", mat))
 			}
+			if m.ConnectTimeoutMS < 0 {
+				errs = append(errs, fmt.Errorf("%s: connect timeout %d ms must not be negative", mat, m.ConnectTimeoutMS))
+			}
 			if m.LBFactor < 1 {
 				errs = append(errs, fmt.Errorf("%s: lbfactor %d must be 1 or more", mat, m.LBFactor))
 			}
@@ -106,6 +119,11 @@ func (w *Workers) Render() ([]byte, error) {
 			fmt.Fprintf(&b, "worker.%s.port=%d\n", m.Name, m.Port)
 			fmt.Fprintf(&b, "worker.%s.secret=%s\n", m.Name, m.Secret)
 			fmt.Fprintf(&b, "worker.%s.lbfactor=%d\n", m.Name, m.LBFactor)
+			if m.ConnectTimeoutMS > 0 {
+				fmt.Fprintf(&b, "worker.%s.socket_connect_timeout=%d\n", m.Name, m.ConnectTimeoutMS)
+				fmt.Fprintf(&b, "worker.%s.ping_mode=C\n", m.Name)
+				fmt.Fprintf(&b, "worker.%s.ping_timeout=%d\n", m.Name, m.ConnectTimeoutMS)
+			}
 			members = append(members, m.Name)
 		}
 		b.WriteString("\n")
