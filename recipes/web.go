@@ -61,7 +61,7 @@ func Apache(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Rec
 		steps.Notify(steps.Command{Name: "enable site mago3d", Line: "a2ensite -q mago3d",
 			Creates: path.Join(apacheRoot, "sites-enabled", "mago3d.conf")}, ApacheHandler),
 		steps.Notify(steps.Command{Name: "disable site 000-default", Line: "a2dissite -q 000-default",
-			Unless: "test ! -e " + path.Join(apacheRoot, "sites-enabled", "000-default.conf")}, ApacheHandler),
+			Unless: shell.Join("test", "!", "-e", path.Join(apacheRoot, "sites-enabled", "000-default.conf"))}, ApacheHandler),
 		steps.Service{Name: "apache2.service", Enabled: ptr(true), State: steps.Started},
 	)
 	r.Handle(ApacheHandler, steps.Reload{Name: "apache2.service"})
