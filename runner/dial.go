@@ -32,7 +32,12 @@ func DialHost(ctx context.Context, h *inventory.Host) (transport.Conn, error) {
 		}
 		return c, nil
 	case "ssh", "":
-		return sshconn.Dial(ctx, SSHConfig(h))
+		c, err := sshconn.Dial(ctx, SSHConfig(h))
+		if err != nil {
+			// Not c: a nil *sshconn.Conn in a transport.Conn is not a nil interface.
+			return nil, err
+		}
+		return c, nil
 	}
 	return nil, fmt.Errorf("host %s: unknown transport %q", h.Name, h.Transport)
 }
