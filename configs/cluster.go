@@ -11,9 +11,11 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -264,6 +266,9 @@ func isSecret(s string) bool {
 	}
 	return s != ""
 }
+
+// hostPort is host:port as every file here writes it, an IPv6 address in brackets.
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 
 // isLine is true when s fits on one line of a config file.
 func isLine(s string) bool {

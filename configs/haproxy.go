@@ -231,10 +231,9 @@ func (h *HAProxy) Validate() error {
 func bindString(addr string, port int) string {
 	if addr == "" {
 		addr = "*"
-	} else if strings.Contains(addr, ":") {
-		addr = "[" + addr + "]" // HAProxy reads an IPv6 bind address up to the last colon, but brackets are clearer
 	}
-	return fmt.Sprintf("%s:%d", addr, port)
+	// HAProxy reads an IPv6 bind address up to the last colon, but brackets are clearer.
+	return hostPort(addr, port)
 }
 
 // validateLines checks raw lines: each must fit on one non-empty line, so one entry
@@ -324,11 +323,7 @@ func (h *HAProxy) Render() ([]byte, error) {
 			line("%s", l)
 		}
 		for _, s := range be.Servers {
-			addr := s.Address
-			if strings.Contains(addr, ":") {
-				addr = "[" + addr + "]"
-			}
-			line("server %s %s:%d check fall %d rise %d", s.Name, addr, s.Port, s.Fall, s.Rise)
+			line("server %s %s check fall %d rise %d", s.Name, hostPort(s.Address, s.Port), s.Fall, s.Rise)
 		}
 	}
 	return b.Bytes(), nil

@@ -119,11 +119,7 @@ func (s *NginxSite) Render() ([]byte, error) {
 		}
 		fmt.Fprintf(&b, "upstream %s {\n", v.Upstream)
 		for _, be := range v.Backends {
-			host := be.Host
-			if strings.Contains(host, ":") { // IPv6
-				host = "[" + host + "]"
-			}
-			fmt.Fprintf(&b, "    server %s:%d max_fails=3 fail_timeout=10s;\n", host, be.Port)
+			fmt.Fprintf(&b, "    server %s max_fails=3 fail_timeout=10s;\n", hostPort(be.Host, be.Port))
 		}
 		b.WriteString("}\n\n")
 		b.WriteString("server {\n")

@@ -168,10 +168,7 @@ type AppProperties struct {
 
 // JDBCURL is the PostgreSQL JDBC URL of database on host:port.
 func JDBCURL(host string, port int, database string) string {
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	return fmt.Sprintf("jdbc:postgresql://%s:%d/%s", host, port, database)
+	return "jdbc:postgresql://" + hostPort(host, port) + "/" + database
 }
 
 var jdbcRE = regexp.MustCompile(`^jdbc:postgresql://[^\s/]+(:[0-9]+)?/[A-Za-z0-9_-]+(\?[^\s]*)?$`)
