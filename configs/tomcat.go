@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/cauldron-go/cauldron/shell"
 )
@@ -216,7 +217,7 @@ func propertiesValue(s string) string {
 		case r == ' ' && i == 0:
 			b.WriteString(`\ `)
 		case r > 0x7e:
-			for _, u := range utf16Units(r) {
+			for _, u := range utf16.AppendRune(nil, r) {
 				fmt.Fprintf(&b, `\u%04x`, u)
 			}
 		default:
@@ -224,12 +225,4 @@ func propertiesValue(s string) string {
 		}
 	}
 	return b.String()
-}
-
-func utf16Units(r rune) []uint16 {
-	if r < 0x10000 {
-		return []uint16{uint16(r)}
-	}
-	r -= 0x10000
-	return []uint16{uint16(0xd800 + (r >> 10)), uint16(0xdc00 + (r & 0x3ff))}
 }
