@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -104,22 +105,21 @@ func (u UnpackWAR) Validate() error {
 
 // Check compares the marker with the local WAR's sum.
 func (u UnpackWAR) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
-	b, err := os.ReadFile(u.LocalWAR)
+	want, err := fileSHA256(u.LocalWAR)
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s: %w", u.WAR, err)
 	}
-	sum := sha256.Sum256(b)
-	want := hex.EncodeToString(sum[:])
 	marker := path.Join(u.Dest, warMarker)
 	have, err := transport.Output(ctx, c, "cat -- "+shell.Quote(marker)+" 2>/dev/null || true")
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s: %w", u.WAR, err)
 	}
-	if strings.TrimSpace(have) == want {
+	have = strings.TrimSpace(have)
+	if have == want {
 		return nil, nil
 	}
 	summary := "unpack " + u.WAR + " into " + u.Dest
-	if strings.TrimSpace(have) != "" {
+	if have != "" {
 		summary = "replace " + u.Dest + " with the new " + path.Base(u.WAR)
 	}
 	dir, base := path.Split(u.Dest)
@@ -137,4 +137,19 @@ func (u UnpackWAR) Check(ctx context.Context, c transport.Conn) (*steps.Change, 
 		}
 		return nil
 	}}, nil
+}
+
+// fileSHA256 is the hex sha256 of a local file, read in a stream: a WAR need not fit
+// in memory, and every check of a converged node hashes it.
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", p, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
