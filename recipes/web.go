@@ -89,6 +89,9 @@ func apacheConfigTest(rel string) func(ctx context.Context, c transport.Conn, tm
 	}
 }
 
+// nginxDefaultSite is the site Debian's nginx package enables, which holds port 80.
+const nginxDefaultSite = "/etc/nginx/sites-enabled/default"
+
 // Nginx returns the recipe of a web node with Nginx in place of Apache: both sites
 // proxy to every node's HTTP connector, going on to the next node on an error or a
 // timeout; the site is checked with `nginx -t` before it goes live.
@@ -101,8 +104,8 @@ func Nginx(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Reci
 		steps.Packages{Names: []string{"nginx"}},
 		steps.Notify(steps.File{Path: "/etc/nginx/conf.d/mago3d.conf", Content: site, Mode: 0o644, Owner: "root", Group: "root",
 			ValidateFunc: nginxConfigTest("conf.d/mago3d.conf")}, NginxHandler),
-		steps.Notify(steps.Command{Name: "disable site default", Line: "rm -f /etc/nginx/sites-enabled/default",
-			Unless: "test ! -e /etc/nginx/sites-enabled/default"}, NginxHandler),
+		steps.Notify(steps.Command{Name: "disable site default", Line: shell.Join("rm", "-f", nginxDefaultSite),
+			Unless: shell.Join("test", "!", "-e", nginxDefaultSite)}, NginxHandler),
 	)
 	r.Include(staticFiles(statics))
 	r.Add(steps.Service{Name: "nginx.service", Enabled: ptr(true), State: steps.Started})
