@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -31,8 +30,6 @@ func (s invalidStep) Validate() error { return s.err }
 func (s invalidStep) Check(context.Context, transport.Conn) (*steps.Change, error) {
 	return nil, s.err
 }
-
-func fsMode(m uint32) fs.FileMode { return fs.FileMode(m) }
 
 func ptr[T any](v T) *T { return &v }
 

@@ -3,6 +3,7 @@ package recipes
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"strings"
@@ -48,8 +49,8 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		return nil, fmt.Errorf("tomcat node: the JDK tarball %s is not named like jdk-<version>.tar.gz", c.JDKTarball)
 	}
 	javaHome := path.Join(tools, jdkName)
-	own := func(p string, mode uint32) steps.File {
-		return steps.File{Path: p, Owner: c.Account, Group: c.Account, Mode: fsMode(mode)}
+	own := func(p string, mode fs.FileMode) steps.File {
+		return steps.File{Path: p, Owner: c.Account, Group: c.Account, Mode: mode}
 	}
 
 	setenv := configs.NewSetEnv(javaHome)
