@@ -232,20 +232,6 @@ func (r *run) planHost(play string, p Play, h *inventory.Host) (hp hostPlan, err
 	if err := rec.Validate(); err != nil {
 		return hp, fmt.Errorf("play %q, host %q: %w", play, h.Name, err)
 	}
-	handlers := rec.Handlers()
-	// Recipe.Validate looks at the outermost Notify only; a step wrapped twice may
-	// notify through an inner wrapper too.
-	for _, s := range rec.Steps() {
-		for _, n := range notifies(s) {
-			declared := false
-			for _, hd := range handlers {
-				declared = declared || hd.Name == n
-			}
-			if !declared {
-				return hp, fmt.Errorf("play %q, host %q: step %q notifies handler %q, which recipe %q does not declare", play, h.Name, stepName(s), n, rec.Name)
-			}
-		}
-	}
 	st, ok := r.hosts[h.Name]
 	if !ok {
 		st = &hostState{host: h, report: &HostReport{Host: r.mask.String(h.Name)}}
@@ -253,7 +239,7 @@ func (r *run) planHost(play string, p Play, h *inventory.Host) (hp hostPlan, err
 		r.order = append(r.order, st)
 		r.rep.Hosts = append(r.rep.Hosts, st.report)
 	}
-	return hostPlan{state: st, steps: rec.Steps(), handlers: handlers}, nil
+	return hostPlan{state: st, steps: rec.Steps(), handlers: rec.Handlers()}, nil
 }
 
 func (r *run) hostWidth() int {
@@ -336,7 +322,7 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 		r.record(st, res)
 		switch res.Status {
 		case StatusChanged, StatusWouldChange:
-			for _, n := range notifies(s) {
+			for _, n := range steps.Notified(s) {
 				notified[n] = append(notified[n], res.Step)
 			}
 		case StatusFailed:
@@ -602,20 +588,4 @@ func stepName(s steps.Step) string {
 		}
 		s = u.Unwrap()
 	}
-}
-
-// notifies lists the handlers s notifies, through every layer of wrapping.
-func notifies(s steps.Step) []string {
-	var names []string
-	for s != nil {
-		if n, ok := s.(steps.Notifier); ok {
-			names = append(names, n.Notifies()...)
-		}
-		u, ok := s.(interface{ Unwrap() steps.Step })
-		if !ok {
-			break
-		}
-		s = u.Unwrap()
-	}
-	return names
 }

@@ -467,6 +467,10 @@ func TestAnInvalidRecipeStopsTheRunBeforeAnythingIsDialed(t *testing.T) {
 		{"undeclared handler", same(func(*inventory.Host) *steps.Recipe {
 			return steps.NewRecipe("web", steps.Notify(fileStep("/x", "x"), "reload"))
 		}), []string{`play "web", host "web2": step "File /x" notifies handler "reload"`}},
+		{"undeclared handler behind another Notify", same(func(*inventory.Host) *steps.Recipe {
+			return steps.NewRecipe("web", steps.Notify(steps.Notify(fileStep("/x", "x"), "reload"), "restart")).
+				Handle("restart", fileStep("/y", "y"))
+		}), []string{`play "web", host "web2": step "File /x" notifies handler "reload"`}},
 		{"no recipe", nil, []string{`play "web": no Recipe function`}},
 	}
 	for _, tt := range tests {

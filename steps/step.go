@@ -63,6 +63,24 @@ func (n notifying) Validate() error { return Validate(n.Step) }
 // Unwrap returns the wrapped step.
 func (n notifying) Unwrap() Step { return n.Step }
 
+// Notified lists the handlers s notifies, through every layer of wrapping (any step
+// with an Unwrap() Step method): a step given to Notify twice notifies the handlers
+// of both.
+func Notified(s Step) []string {
+	var names []string
+	for s != nil {
+		if n, ok := s.(Notifier); ok {
+			names = append(names, n.Notifies()...)
+		}
+		u, ok := s.(interface{ Unwrap() Step })
+		if !ok {
+			break
+		}
+		s = u.Unwrap()
+	}
+	return names
+}
+
 // Validate runs s's own validation, if it has one, and names s in the error.
 func Validate(s Step) error {
 	v, ok := s.(Validator)
@@ -146,11 +164,9 @@ func (r *Recipe) Validate() error {
 			continue
 		}
 		errs = append(errs, Validate(s))
-		if n, ok := s.(Notifier); ok {
-			for _, name := range n.Notifies() {
-				if !declared[name] {
-					errs = append(errs, fmt.Errorf("step %q notifies handler %q, which recipe %q does not declare", s, name, r.Name))
-				}
+		for _, name := range Notified(s) {
+			if !declared[name] {
+				errs = append(errs, fmt.Errorf("step %q notifies handler %q, which recipe %q does not declare", s, name, r.Name))
 			}
 		}
 	}

@@ -72,3 +72,18 @@ func TestValidateAcceptsGoodValues(t *testing.T) {
 		}
 	}
 }
+
+func TestARecipeRejectsAHandlerNotifiedThroughAnInnerNotifyThatItDoesNotDeclare(t *testing.T) {
+	twice := steps.Notify(steps.Notify(steps.Command{Line: "true"}, "reload"), "restart")
+	if got := steps.Notified(twice); strings.Join(got, ",") != "restart,reload" {
+		t.Fatalf("Notified: got %q, want both wrappers' handlers, outer first", got)
+	}
+	r := steps.NewRecipe("web", twice).Handle("restart", steps.Restart{Name: "tomcat.service"})
+	err := r.Validate()
+	if err == nil || !strings.Contains(err.Error(), `notifies handler "reload", which recipe "web" does not declare`) {
+		t.Fatalf("got %v, want the inner wrapper's undeclared handler named", err)
+	}
+	if err := r.Handle("reload", steps.Reload{Name: "tomcat.service"}).Validate(); err != nil {
+		t.Fatalf("with both handlers declared: %v", err)
+	}
+}
