@@ -29,7 +29,7 @@ type Deploy mg.Namespace
 func (Deploy) Cluster(ctx context.Context, inventory *string, dryrun *bool, transport *string, report *string, parallel *int, failfast *bool, maxfailpercent *int) error {
 	path := deref(inventory)
 	if path == "" {
-		l, err := bringUpLab(ctx)
+		l, err := bringUpLab(ctx, lab.Options{Log: os.Stdout})
 		if err != nil {
 			return err
 		}
@@ -118,8 +118,7 @@ func deref[T any](p *T) T {
 }
 
 // bringUpLab makes sure Docker answers and the developer's lab is up.
-func bringUpLab(ctx context.Context) (*lab.Lab, error) {
-	o := lab.Options{Log: os.Stdout}
+func bringUpLab(ctx context.Context, o lab.Options) (*lab.Lab, error) {
 	if err := lab.EnsureDocker(ctx, o); err != nil {
 		return nil, err
 	}

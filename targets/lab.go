@@ -16,11 +16,7 @@ type Lab mg.Namespace
 
 // Up brings up the local Docker lab of the seed's topology (db, haproxy, web1, web2), installing Docker first on a Debian machine without it; -webnodes=3 adds web3.
 func (Lab) Up(ctx context.Context, webnodes *int) error {
-	o := lab.Options{Log: os.Stdout, WebNodes: deref(webnodes)}
-	if err := lab.EnsureDocker(ctx, o); err != nil {
-		return err
-	}
-	l, err := lab.Up(ctx, o)
+	l, err := bringUpLab(ctx, lab.Options{Log: os.Stdout, WebNodes: deref(webnodes)})
 	if err != nil {
 		return err
 	}
