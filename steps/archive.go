@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 
 	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
@@ -93,9 +92,8 @@ func checkExtract(ctx context.Context, c transport.Conn, name, dest, creates str
 	if out == "yes\n" {
 		return nil, nil
 	}
-	dir, base := path.Split(dest)
 	d := shell.Quote(dest)
-	script := need + "set -e; t=$(mktemp -d " + shell.Quote(dir+"."+base+".cauldron-XXXXXX") + `); trap 'rm -rf "$t"' EXIT; ` +
+	script := need + "set -e; t=$(mktemp -d " + shell.Quote(tempBeside(dest)) + `); trap 'rm -rf "$t"' EXIT; ` +
 		extract + "; "
 	if o := w.chown(); o != "" {
 		script += `chown -R -- ` + shell.Quote(o) + ` "$t"; `

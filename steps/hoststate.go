@@ -137,8 +137,9 @@ func (w ownership) keep(have pathState, defaultMode fs.FileMode) ownership {
 	return w
 }
 
-// tempBeside is a mktemp template in p's directory, hidden, so the temporary file is
-// on the same file system (the rename is atomic) and include globs skip it.
+// tempBeside is a mktemp template in p's directory, hidden, so the temporary file (or
+// directory, for an unpacked archive) is on the same file system (the rename is atomic)
+// and include globs skip it.
 func tempBeside(p string) string {
 	dir, base := path.Split(p)
 	return dir + "." + base + ".cauldron-XXXXXX"
