@@ -84,8 +84,7 @@ func checkExtract(ctx context.Context, c transport.Conn, name, dest, creates str
 	if creates == "" {
 		creates = dest
 	}
-	q := shell.Quote(creates)
-	out, err := transport.Output(ctx, c, "if [ -e "+q+" ] || [ -L "+q+" ]; then echo yes; else echo no; fi")
+	out, err := transport.Output(ctx, c, "if "+existsTest(creates)+"; then echo yes; else echo no; fi")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
 )
 
@@ -49,8 +48,7 @@ func (c Command) Check(ctx context.Context, conn transport.Conn) (*Change, error
 	if c.Creates != "" || c.Unless != "" {
 		var script string
 		if c.Creates != "" {
-			q := shell.Quote(c.Creates)
-			script = "if [ -e " + q + " ] || [ -L " + q + " ]; then echo done; exit 0; fi; "
+			script = "if " + existsTest(c.Creates) + "; then echo done; exit 0; fi; "
 		}
 		if c.Unless != "" {
 			script += "if ( " + c.Unless + " ) >/dev/null 2>&1 </dev/null; then echo done; exit 0; fi; "

@@ -137,6 +137,13 @@ func (w ownership) keep(have pathState, defaultMode fs.FileMode) ownership {
 	return w
 }
 
+// existsTest is the shell test that p is there, a dangling symbolic link included: a
+// path that is a link to nowhere still stands in the way of a rename onto it.
+func existsTest(p string) string {
+	q := shell.Quote(p)
+	return "{ [ -e " + q + " ] || [ -L " + q + " ]; }"
+}
+
 // tempBeside is a mktemp template in p's directory, hidden, so the temporary file (or
 // directory, for an unpacked archive) is on the same file system (the rename is atomic)
 // and include globs skip it.

@@ -31,8 +31,7 @@ func (m Move) Validate() error {
 
 // Check tests both paths in one command.
 func (m Move) Check(ctx context.Context, c transport.Conn) (*Change, error) {
-	f, t := shell.Quote(m.From), shell.Quote(m.To)
-	out, err := transport.Output(ctx, c, "a=0; b=0; { [ -e "+f+" ] || [ -L "+f+" ]; } && a=1; { [ -e "+t+" ] || [ -L "+t+" ]; } && b=1; echo $a$b")
+	out, err := transport.Output(ctx, c, "a=0; b=0; "+existsTest(m.From)+" && a=1; "+existsTest(m.To)+" && b=1; echo $a$b")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m, err)
 	}
