@@ -1,8 +1,10 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"time"
@@ -42,8 +44,8 @@ var systemdRunArgs = []string{
 
 // StartContainer runs spec detached with systemd as PID 1.
 func StartContainer(ctx context.Context, spec ContainerSpec) error {
-	args := []string{"run", "-d", "--name", spec.Name, "--hostname", firstNonEmpty(spec.Hostname, spec.Name),
-		"--label", LabelKey + "=" + firstNonEmpty(spec.Label, "scratch")}
+	args := []string{"run", "-d", "--name", spec.Name, "--hostname", cmp.Or(spec.Hostname, spec.Name),
+		"--label", LabelKey + "=" + cmp.Or(spec.Label, "scratch")}
 	args = append(args, systemdRunArgs...)
 	if spec.Network != "" {
 		args = append(args, "--network", spec.Network)
@@ -94,7 +96,7 @@ func RemoveContainer(ctx context.Context, name string) error {
 // default network, for tests that need a real Debian host: built-in steps, the docker
 // transport. The returned function removes it.
 func ScratchHost(ctx context.Context, name string) (*docker.Conn, func(), error) {
-	image, err := BaseImage(ctx, discardUnlessFails{})
+	image, err := BaseImage(ctx, io.Discard)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -109,17 +111,4 @@ func ScratchHost(ctx context.Context, name string) (*docker.Conn, func(), error)
 		return nil, nil, fmt.Errorf("scratch host %s: %w", name, err)
 	}
 	return conn, remove, nil
-}
-
-type discardUnlessFails struct{}
-
-func (discardUnlessFails) Write(p []byte) (int, error) { return len(p), nil }
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
