@@ -78,8 +78,7 @@ type Lab struct {
 	// Artifacts are set by Up.
 	Artifacts *Artifacts
 
-	label string
-	log   io.Writer
+	log io.Writer
 }
 
 // Host returns the named host.
@@ -130,7 +129,6 @@ func Describe(o Options) (*Lab, error) {
 		AdminPort: port(9090),
 		StateDir:  o.StateDir,
 		CacheDir:  o.CacheDir,
-		label:     o.Name,
 		log:       o.Log,
 	}
 	l.KeyFile = filepath.Join(o.StateDir, "id_ed25519")
@@ -281,7 +279,7 @@ func (l *Lab) ensureNetwork(ctx context.Context) error {
 	}
 	fmt.Fprintf(l.log, "lab: creating network %s (%s)\n", l.Network, l.Subnet)
 	return dockerRun(ctx, "network", "create", "--driver", "bridge", "--subnet", l.Subnet,
-		"--label", LabelKey+"="+l.label, l.Network)
+		"--label", LabelKey+"="+l.Name, l.Network)
 }
 
 // containerInfo is the part of docker inspect the lab reads.
@@ -327,9 +325,9 @@ func (l *Lab) ensureContainer(ctx context.Context, h Host, image string) error {
 	if info == nil {
 		fmt.Fprintf(l.log, "lab: starting %s (%s)\n", h.Container, h.Address)
 		return StartContainer(ctx, ContainerSpec{Name: h.Container, Image: image, Hostname: h.Name,
-			Network: l.Network, IP: h.Address, Publish: h.Publish, Label: l.label})
+			Network: l.Network, IP: h.Address, Publish: h.Publish, Label: l.Name})
 	}
-	if info.Config.Labels[LabelKey] != l.label {
+	if info.Config.Labels[LabelKey] != l.Name {
 		return fmt.Errorf("lab host %s: a container %s exists that is not this lab's (label %s=%q)",
 			h.Name, h.Container, LabelKey, info.Config.Labels[LabelKey])
 	}
@@ -366,7 +364,7 @@ func Down(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	filter := "label=" + LabelKey + "=" + l.label
+	filter := "label=" + LabelKey + "=" + l.Name
 	out, err := dockerOutput(ctx, "ps", "-aq", "--filter", filter)
 	if err != nil {
 		return fmt.Errorf("lab down: %w", err)
