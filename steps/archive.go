@@ -29,7 +29,7 @@ func (u Untar) String() string { return "untar " + u.Archive + " into " + u.Dest
 func (u Untar) Validate() error {
 	err := validateArchive(u.Archive, u.Dest, u.Creates, u.Owner, u.Group)
 	if u.StripComponents < 0 {
-		err = joinErrs(err, fmt.Errorf("StripComponents: %d is negative", u.StripComponents))
+		err = errors.Join(err, fmt.Errorf("StripComponents: %d is negative", u.StripComponents))
 	}
 	return err
 }

@@ -39,7 +39,7 @@ func (c Command) Validate() error {
 	if c.Creates != "" {
 		errs = append(errs, checkAbsPath("Creates", c.Creates))
 	}
-	return joinErrs(errs...)
+	return errors.Join(errs...)
 }
 
 // Check tests the guards in one command.

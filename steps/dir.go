@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -26,7 +27,7 @@ func (d Dir) String() string { return "dir " + d.Path }
 
 // Validate rejects a relative path and bad owners or mode.
 func (d Dir) Validate() error {
-	return joinErrs(checkAbsPath("Path", d.Path), checkMode("Mode", d.Mode),
+	return errors.Join(checkAbsPath("Path", d.Path), checkMode("Mode", d.Mode),
 		checkAccount("Owner", d.Owner), checkAccount("Group", d.Group))
 }
 

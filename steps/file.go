@@ -56,7 +56,7 @@ func (f File) Validate() error {
 	if f.ValidateCmd != "" && f.ValidateFunc != nil {
 		errs = append(errs, errors.New("ValidateCmd and ValidateFunc: give one, not both"))
 	}
-	return joinErrs(errs...)
+	return errors.Join(errs...)
 }
 
 func (f File) ownership() ownership { return ownership{Mode: f.Mode, Owner: f.Owner, Group: f.Group} }

@@ -32,7 +32,7 @@ func (l LineInFile) Validate() error {
 	if strings.ContainsAny(l.Line, "\n\r") {
 		errs = append(errs, errors.New("Line: holds a line break"))
 	}
-	return joinErrs(errs...)
+	return errors.Join(errs...)
 }
 
 // Check reads the file and its metadata in one command and shows the edit as a diff.
@@ -118,7 +118,7 @@ func (k KeyValue) Validate() error {
 		errs = append(errs, errors.New("Value: holds a line break"))
 	}
 	if len(errs) > 0 {
-		return joinErrs(errs...)
+		return errors.Join(errs...)
 	}
 	return k.lineInFile().Validate()
 }

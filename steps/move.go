@@ -22,7 +22,7 @@ func (m Move) String() string { return "move " + m.From + " to " + m.To }
 
 // Validate rejects relative paths and a move onto itself.
 func (m Move) Validate() error {
-	err := joinErrs(checkAbsPath("From", m.From), checkAbsPath("To", m.To))
+	err := errors.Join(checkAbsPath("From", m.From), checkAbsPath("To", m.To))
 	if err == nil && m.From == m.To {
 		err = errors.New("To: same path as From")
 	}

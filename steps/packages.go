@@ -36,7 +36,7 @@ func (p Packages) Validate() error {
 			errs = append(errs, fmt.Errorf("Names[%d]: %q is not a package name", i, n))
 		}
 	}
-	return joinErrs(errs...)
+	return errors.Join(errs...)
 }
 
 type packageFamily string

@@ -27,7 +27,7 @@ func (u SystemdUnit) file() File {
 
 // Validate rejects a name that is not a unit name and a missing content.
 func (u SystemdUnit) Validate() error {
-	return joinErrs(checkUnit("Name", u.Name), u.file().Validate())
+	return errors.Join(checkUnit("Name", u.Name), u.file().Validate())
 }
 
 // Check is File's check of the unit file; its Apply adds the daemon-reload.
@@ -73,7 +73,7 @@ func (s Service) Validate() error {
 	if s.State == "" && s.Enabled == nil {
 		errs = append(errs, errors.New("Enabled and State: both unset, the step would do nothing"))
 	}
-	return joinErrs(errs...)
+	return errors.Join(errs...)
 }
 
 // enabledStates are is-enabled answers that mean the unit starts at boot or cannot be

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -40,7 +41,7 @@ func (u Upload) Validate() error {
 	}
 	errs = append(errs, checkAbsPath("Dest", u.Dest), checkMode("Mode", u.Mode),
 		checkAccount("Owner", u.Owner), checkAccount("Group", u.Group))
-	return joinErrs(errs...)
+	return errors.Join(errs...)
 }
 
 // Check stats both files in one command on the host; only when size and modification

@@ -52,7 +52,7 @@ func (u User) Validate() error {
 	if strings.ContainsAny(u.PasswordHash, ":\n\r\x00") {
 		errs = append(errs, errors.New("PasswordHash: a crypt hash holds no ':' or line break (hash not shown)"))
 	}
-	return joinErrs(errs...)
+	return errors.Join(errs...)
 }
 
 // Check reads the passwd and shadow entries and the account's groups in one command.

@@ -1,7 +1,6 @@
 package steps
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -63,5 +62,3 @@ func checkUnit(field, name string) error {
 	}
 	return nil
 }
-
-func joinErrs(errs ...error) error { return errors.Join(errs...) }
