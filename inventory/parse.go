@@ -377,6 +377,15 @@ func (p *parser) str(n *yaml.Node, path string) (string, bool) {
 	return d.Value, true
 }
 
+// address reads a string that, when set, must be an IP address or a host name.
+func (p *parser) address(n *yaml.Node, path string) string {
+	s, ok := p.str(n, path)
+	if ok && s != "" && !validAddress(s) {
+		p.errorf(n.Line, path, "%q is not an IP address or host name", s)
+	}
+	return s
+}
+
 func (p *parser) boolean(n *yaml.Node, path string) (bool, bool) {
 	d := deref(n)
 	if isNull(d) {
@@ -597,11 +606,7 @@ func (p *parser) host(kv pair) (*Host, *hostSource) {
 		fp := join(path, f.key)
 		switch f.key {
 		case "address":
-			s, ok := p.str(f.value, fp)
-			if ok && s != "" && !validAddress(s) {
-				p.errorf(f.value.Line, fp, "%q is not an IP address or host name", s)
-			}
-			h.Address = s
+			h.Address = p.address(f.value, fp)
 		case "transport":
 			if t := p.oneOf(f.value, fp, "transport", transports); t != "" {
 				h.Transport = t
@@ -631,11 +636,7 @@ func (p *parser) ssh(s *SSH, n *yaml.Node, path string) {
 		line := f.keyN.Line
 		switch f.key {
 		case "host":
-			v, ok := p.str(f.value, fp)
-			if ok && v != "" && !validAddress(v) {
-				p.errorf(f.value.Line, fp, "%q is not an IP address or host name", v)
-			}
-			s.Host = v
+			s.Host = p.address(f.value, fp)
 		case "port":
 			s.Port = p.port(f.value, fp)
 		case "user":
