@@ -72,7 +72,7 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	want := mtimeString(info.ModTime())
 	same := have.Exists && size == info.Size() && mtime == want && !u.Checksum
 	if have.Exists && size == info.Size() && !same {
-		local, _, err := sha256File(u.Src)
+		local, err := sha256File(u.Src)
 		if err != nil {
 			return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
 		}
@@ -146,16 +146,16 @@ func (u Upload) stream(ctx context.Context, c transport.Conn, w ownership, mtime
 	return nil
 }
 
-func sha256File(p string) (sum string, size int64, err error) {
+// sha256File is the hex sha256 sum of a local file, as sha256sum prints it.
+func sha256File(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	defer f.Close()
 	h := sha256.New()
-	size, err = io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("read %s: %w", p, err)
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", p, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), size, nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
