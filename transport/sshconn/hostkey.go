@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -71,7 +72,7 @@ func newHostKeyCheck(file string, acceptNew bool, addr string) (*hostKeyCheck, e
 	hc := &hostKeyCheck{file: file, acceptNew: acceptNew, addr: addr, known: known}
 	for _, k := range recordedKeys(known, addr) {
 		for _, a := range algorithmsFor(k.Key.Type()) {
-			if !contains(hc.algorithms, a) {
+			if !slices.Contains(hc.algorithms, a) {
 				hc.algorithms = append(hc.algorithms, a)
 			}
 		}
@@ -204,13 +205,4 @@ func algorithmsFor(keyType string) []string {
 		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
 	}
 	return []string{keyType}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
