@@ -83,20 +83,14 @@ func Output(ctx context.Context, c Conn, line string) (string, error) {
 
 // OutputWithInput is Output with stdin.
 func OutputWithInput(ctx context.Context, c Conn, line string, stdin io.Reader) (string, error) {
-	var out, errb bytes.Buffer
-	err := c.Run(ctx, Command{Line: line, Stdin: stdin, Stdout: &out, Stderr: &errb})
+	var out bytes.Buffer
+	errTail := &TailBuffer{Max: 2000}
+	err := c.Run(ctx, Command{Line: line, Stdin: stdin, Stdout: &out, Stderr: errTail})
 	var ee *ExitError
 	if errors.As(err, &ee) && ee.Stderr == "" {
-		ee.Stderr = tail(errb.String(), 2000)
+		ee.Stderr = errTail.String()
 	}
 	return out.String(), err
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
 }
 
 // ErrNotExist is returned (wrapped) by Read for a missing file.

@@ -87,7 +87,7 @@ func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
 	if err != nil {
 		return fmt.Errorf("docker exec in %s: %w", c.container, err)
 	}
-	errTail := &tailBuffer{max: 4096}
+	errTail := &transport.TailBuffer{}
 	streamErr := eng.startExec(ctx, id, cmd, errTail)
 	if ctx.Err() != nil {
 		c.killExec(token)
@@ -312,7 +312,7 @@ func (e *engine) createExec(ctx context.Context, container, line string, stdin b
 // end of input, and splits the multiplexed output into cmd.Stdout and cmd.Stderr (and
 // errTail) until the engine ends the stream, which it does when the process exits.
 // Cancelling ctx closes the connection.
-func (e *engine) startExec(ctx context.Context, id string, cmd transport.Command, errTail *tailBuffer) error {
+func (e *engine) startExec(ctx context.Context, id string, cmd transport.Command, errTail *transport.TailBuffer) error {
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "unix", e.socket)
 	if err != nil {
@@ -483,19 +483,3 @@ func newToken() (string, error) {
 	}
 	return hex.EncodeToString(b[:]), nil
 }
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	max int
-	buf bytes.Buffer
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.buf.Write(p)
-	if over := t.buf.Len() - t.max; over > 0 {
-		t.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string { return t.buf.String() }

@@ -294,7 +294,7 @@ func (c *Conn) run(ctx context.Context, shown, line, password string, stdin io.R
 	defer sess.Close()
 
 	sess.Stdout = stdout
-	var tail tailBuffer
+	var tail transport.TailBuffer
 	if stderr != nil {
 		sess.Stderr = stderr
 	} else {
@@ -402,35 +402,6 @@ func (c *Conn) closeClients() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// tailBuffer keeps the last tailSize bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	cut bool
-}
-
-const tailSize = 4096
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > tailSize {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailSize:]...)
-		t.cut = true
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.cut {
-		return "…" + string(t.buf)
-	}
-	return string(t.buf)
 }
 
 func signalNumber(name string) int {
