@@ -1,7 +1,6 @@
 package steps
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -139,14 +138,10 @@ func staleLists(err error) bool {
 
 // runLogged runs line and, when it fails, returns an error with the tail of its output.
 func runLogged(ctx context.Context, c transport.Conn, line string) error {
-	var out bytes.Buffer
-	err := c.Run(ctx, transport.Command{Line: "{ " + line + "; } 2>&1", Stdout: &out})
+	out := &transport.TailBuffer{Max: 2000}
+	err := c.Run(ctx, transport.Command{Line: "{ " + line + "; } 2>&1", Stdout: out})
 	if err != nil {
-		s := out.String()
-		if len(s) > 2000 {
-			s = "…" + s[len(s)-2000:]
-		}
-		return fmt.Errorf("%s: %w: %s", line, err, strings.TrimSpace(s))
+		return fmt.Errorf("%s: %w: %s", line, err, strings.TrimSpace(out.String()))
 	}
 	return nil
 }
