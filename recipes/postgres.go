@@ -179,8 +179,10 @@ func (d PostgresDatabase) Check(ctx context.Context, c transport.Conn) (*steps.C
 		summary = "change the owner of database " + d.Name + " from " + owner + " to " + d.Owner
 	}
 	return &steps.Change{Summary: summary, Apply: func(ctx context.Context) error {
-		_, err := transport.OutputWithInput(ctx, c, psql, strings.NewReader(sql))
-		return err
+		if _, err := transport.OutputWithInput(ctx, c, psql, strings.NewReader(sql)); err != nil {
+			return fmt.Errorf("%s: %w", summary, err)
+		}
+		return nil
 	}}, nil
 }
 

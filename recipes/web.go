@@ -49,15 +49,15 @@ func Apache(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Rec
 		steps.Packages{Names: []string{"apache2", "libapache2-mod-jk"}},
 		steps.Notify(steps.File{Path: configs.DefaultJkWorkersFile, Content: content(configs.NewWorkers(c)),
 			Mode: 0o640, Owner: "root", Group: "www-data"}, ApacheHandler),
-		steps.Notify(apacheFile(apacheJkConf, content(configs.NewJkConf())), ApacheHandler),
+		steps.Notify(ApacheConfigFile(apacheJkConf, content(configs.NewJkConf())), ApacheHandler),
 		steps.Notify(steps.Command{Name: "enable mod_jk", Line: "a2enmod -q jk",
 			Creates: path.Join(apacheRoot, "mods-enabled", "jk.load")}, ApacheHandler),
 	)
 	// The sites name their document roots and JkMount workers: those come first.
 	r.Include(staticFiles(statics))
 	r.Add(
-		steps.Notify(apacheFile(apachePortsConf, content(configs.NewApachePorts(c))), ApacheHandler),
-		steps.Notify(apacheFile(apacheSite, content(configs.NewApacheSite(c))), ApacheHandler),
+		steps.Notify(ApacheConfigFile(apachePortsConf, content(configs.NewApachePorts(c))), ApacheHandler),
+		steps.Notify(ApacheConfigFile(apacheSite, content(configs.NewApacheSite(c))), ApacheHandler),
 		steps.Notify(steps.Command{Name: "enable site mago3d", Line: "a2ensite -q mago3d",
 			Creates: path.Join(apacheRoot, "sites-enabled", "mago3d.conf")}, ApacheHandler),
 		steps.Notify(steps.Command{Name: "disable site 000-default", Line: "a2dissite -q 000-default",
@@ -69,7 +69,7 @@ func Apache(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Rec
 }
 
 // apacheFile is a file under /etc/apache2 that must pass apache2 -t before it goes live.
-func apacheFile(rel string, content steps.Content) steps.File {
+func ApacheConfigFile(rel string, content steps.Content) steps.File {
 	return steps.File{Path: path.Join(apacheRoot, rel), Content: content, Mode: 0o644, Owner: "root", Group: "root",
 		ValidateFunc: apacheConfigTest(rel)}
 }
@@ -78,12 +78,19 @@ func apacheFile(rel string, content steps.Content) steps.File {
 // is in place: in a copy of /etc/apache2 with the candidate at its real name, since
 // Debian's apache2.conf includes everything relative to the server root.
 func apacheConfigTest(rel string) func(ctx context.Context, c transport.Conn, tmp string) error {
+	return testInCopy("apache2 -t", apacheRoot, rel, `. `+apacheRoot+`/envvars && apache2 -t -d "$t" -f "$t"/apache2.conf`)
+}
+
+// testInCopy returns a validator that copies the server's configuration folder root,
+// puts the candidate file at rel in the copy, and runs test there ($t is the copy): a
+// file that is only meaningful with the rest of the configuration is checked with it,
+// and the live configuration is not touched.
+func testInCopy(what, root, rel, test string) func(ctx context.Context, c transport.Conn, tmp string) error {
 	return func(ctx context.Context, c transport.Conn, tmp string) error {
-		script := `t=$(mktemp -d) || exit 1; trap 'rm -rf "$t"' EXIT; cp -a ` + apacheRoot + `/. "$t"/ && ` +
-			`cp ` + shell.Quote(tmp) + ` "$t"/` + shell.Quote(rel) + ` && ` +
-			`. ` + apacheRoot + `/envvars && apache2 -t -d "$t" -f "$t"/apache2.conf 2>&1`
+		script := `t=$(mktemp -d) || exit 1; trap 'rm -rf "$t"' EXIT; cp -a ` + shell.Quote(root) + `/. "$t"/ && ` +
+			`cp ` + shell.Quote(tmp) + ` "$t"/` + shell.Quote(rel) + ` && { ` + test + `; } 2>&1`
 		if out, err := transport.Output(ctx, c, script); err != nil {
-			return fmt.Errorf("apache2 -t rejects the new %s: %s%w", rel, out, err)
+			return fmt.Errorf("%s rejects the new %s: %s%w", what, rel, out, err)
 		}
 		return nil
 	}
@@ -102,8 +109,7 @@ func Nginx(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Reci
 	}
 	r := steps.NewRecipe("nginx",
 		steps.Packages{Names: []string{"nginx"}},
-		steps.Notify(steps.File{Path: "/etc/nginx/conf.d/mago3d.conf", Content: site, Mode: 0o644, Owner: "root", Group: "root",
-			ValidateFunc: nginxConfigTest("conf.d/mago3d.conf")}, NginxHandler),
+		steps.Notify(NginxConfigFile("conf.d/mago3d.conf", site), NginxHandler),
 		steps.Notify(steps.Command{Name: "disable site default", Line: shell.Join("rm", "-f", nginxDefaultSite),
 			Unless: shell.Join("test", "!", "-e", nginxDefaultSite)}, NginxHandler),
 	)
@@ -113,18 +119,17 @@ func Nginx(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Reci
 	return r, nil
 }
 
+// NginxConfigFile is a file at rel under /etc/nginx that must pass nginx -t (with the
+// rest of the live configuration) before it replaces the working one.
+func NginxConfigFile(rel string, content steps.Content) steps.File {
+	return steps.File{Path: path.Join("/etc/nginx", rel), Content: content, Mode: 0o644, Owner: "root", Group: "root",
+		ValidateFunc: nginxConfigTest(rel)}
+}
+
 // nginxConfigTest runs nginx -t on a copy of /etc/nginx with the candidate in place;
 // Debian's nginx.conf names its includes by absolute path, so the copy's are rewritten.
 func nginxConfigTest(rel string) func(ctx context.Context, c transport.Conn, tmp string) error {
-	return func(ctx context.Context, c transport.Conn, tmp string) error {
-		script := `t=$(mktemp -d) || exit 1; trap 'rm -rf "$t"' EXIT; cp -a /etc/nginx/. "$t"/ && ` +
-			`cp ` + shell.Quote(tmp) + ` "$t"/` + shell.Quote(rel) + ` && ` +
-			`sed -i "s#/etc/nginx/#$t/#g" "$t"/nginx.conf && nginx -t -q -c "$t"/nginx.conf 2>&1`
-		if out, err := transport.Output(ctx, c, script); err != nil {
-			return fmt.Errorf("nginx -t rejects the new %s: %s%w", rel, out, err)
-		}
-		return nil
-	}
+	return testInCopy("nginx -t", "/etc/nginx", rel, `sed -i "s#/etc/nginx/#$t/#g" "$t"/nginx.conf && nginx -t -q -c "$t"/nginx.conf`)
 }
 
 // staticFiles puts each app's static files where the web server serves them from.

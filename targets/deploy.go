@@ -96,17 +96,20 @@ func modeName(m runner.Mode) string {
 
 func writeReport(path string, r *runner.Report) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+		return fmt.Errorf("write the report: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return fmt.Errorf("write the report: %w", err)
 	}
 	if err := r.WriteJSON(f); err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("write the report %s: %w", path, err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write the report %s: %w", path, err)
+	}
+	return nil
 }
 
 func deref[T any](p *T) T {
