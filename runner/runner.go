@@ -308,7 +308,9 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 
 	notified := map[string][]string{}
 	stepFailed := false
-	for _, s := range hp.steps {
+	var ahead *checksAhead
+	defer func() { ahead.stop() }()
+	for i, s := range hp.steps {
 		res := StepResult{Play: r.mask.String(p.name), Step: r.mask.String(stepName(s))}
 		if stepFailed {
 			res.Status, res.Reason = StatusSkipped, reasonStepFailed
@@ -317,9 +319,16 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 		} else if !r.connect(ctx, p, st) {
 			res.Status, res.Reason = StatusSkipped, r.skipReason(ctx, st)
 		} else {
-			r.runStep(ctx, st.conn, s, &res)
+			if ahead == nil {
+				ahead = checkAhead(ctx, st.conn, hp.steps[i:], i)
+			}
+			r.runStep(ctx, st.conn, s, ahead.result(i), &res)
 		}
 		r.record(st, res)
+		if res.Status == StatusChanged {
+			// The host is no longer what the checks made ahead of time saw.
+			ahead.stop()
+		}
 		switch res.Status {
 		case StatusChanged, StatusWouldChange:
 			for _, n := range steps.Notified(s) {
@@ -351,7 +360,7 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 			res.Status, res.Reason = StatusPending, why
 		default:
 			var sr StepResult
-			r.runStep(ctx, st.conn, h.Step, &sr)
+			r.runStep(ctx, st.conn, h.Step, nil, &sr)
 			res.Status, res.Summary, res.Error, res.Reason, res.ElapsedMS = sr.Status, sr.Summary, sr.Error, sr.Reason, sr.ElapsedMS
 			if res.Status == StatusSkipped {
 				// Interrupted while running: it is still owed to the host.
@@ -434,10 +443,17 @@ func (r *run) dial(ctx context.Context, h *inventory.Host) (c transport.Conn, er
 }
 
 // runStep checks s and, in apply mode, applies the change it finds, filling res.
-func (r *run) runStep(ctx context.Context, c transport.Conn, s steps.Step, res *StepResult) {
+func (r *run) runStep(ctx context.Context, c transport.Conn, s steps.Step, early *checkResult, res *StepResult) {
 	start := time.Now()
 	defer func() { res.ElapsedMS = time.Since(start).Milliseconds() }()
-	ch, err := check(ctx, c, s)
+	var ch *steps.Change
+	var err error
+	if early != nil {
+		ch, err = early.change, early.err
+		start = time.Now().Add(-early.took)
+	} else {
+		ch, err = check(ctx, c, s)
+	}
 	if err != nil {
 		r.stepError(ctx, res, "check", err)
 		return

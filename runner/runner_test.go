@@ -86,9 +86,18 @@ func failStep(name, msg string) steps.Step {
 
 // sleepStep closes started (once) and then runs a long sleep on the host, which only a
 // cancelled context ends early.
-func sleepStep(started chan<- struct{}) steps.Step {
+// sleepStep's check says it started, then sleeps until cancelled. With a non-empty
+// after, it does so only once that file exists (an earlier step wrote it) and is
+// converged before: the runner checks steps ahead, concurrently, until one changes
+// the host.
+func sleepStep(started chan<- struct{}, after string) steps.Step {
 	var once sync.Once
 	return steps.Func{Name: "Sleep", CheckFunc: func(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+		if after != "" {
+			if _, err := os.Stat(after); err != nil {
+				return nil, nil
+			}
+		}
 		once.Do(func() { close(started) })
 		if err := c.Run(ctx, transport.Command{Line: "exec " + shell.Join("sleep", "30")}); err != nil {
 			return nil, err
@@ -386,7 +395,7 @@ func TestFailFastCancelsTheStepsRunningOnOtherHosts(t *testing.T) {
 				return nil, errors.New("broken")
 			}})
 		}
-		return steps.NewRecipe("r", sleepStep(started), fileStep(filepath.Join(t.TempDir(), "x"), "x"))
+		return steps.NewRecipe("r", sleepStep(started, ""), fileStep(filepath.Join(t.TempDir(), "x"), "x"))
 	})
 	rep, err := runner.Run(context.Background(), []runner.Play{
 		{Name: "one", Hosts: hosts("bad", "slow"), Recipe: recipe},
@@ -586,7 +595,7 @@ func TestCancellingMidRunSkipsTheRestPrintsTheRecapAndClosesConnections(t *testi
 		{Name: "one", Hosts: hosts("tomcat1"), Recipe: same(func(*inventory.Host) *steps.Recipe {
 			return steps.NewRecipe("one",
 				steps.Notify(fileStep(filepath.Join(dir, "server.xml"), "x"), "restart"),
-				sleepStep(started),
+				sleepStep(started, filepath.Join(dir, "server.xml")),
 				fileStep(filepath.Join(dir, "after"), "x"),
 			).Handle("restart", appendStep(filepath.Join(dir, "restarts"), "restart"))
 		})},
