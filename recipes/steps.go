@@ -2,12 +2,8 @@ package recipes
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path"
 	"strings"
 	"time"
@@ -102,7 +98,7 @@ func (u UnpackWAR) Validate() error {
 
 // Check compares the marker with the local WAR's sum.
 func (u UnpackWAR) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
-	want, err := fileSHA256(u.LocalWAR)
+	want, err := steps.FileSHA256(u.LocalWAR)
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s: %w", u.WAR, err)
 	}
@@ -134,19 +130,4 @@ func (u UnpackWAR) Check(ctx context.Context, c transport.Conn) (*steps.Change, 
 		}
 		return nil
 	}}, nil
-}
-
-// fileSHA256 is the hex sha256 of a local file, read in a stream: a WAR need not fit
-// in memory, and every check of a converged node hashes it.
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

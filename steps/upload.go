@@ -72,7 +72,7 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	want := mtimeString(info.ModTime())
 	same := have.Exists && size == info.Size() && mtime == want && !u.Checksum
 	if have.Exists && size == info.Size() && !same {
-		local, err := sha256File(u.Src)
+		local, err := FileSHA256(u.Src)
 		if err != nil {
 			return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
 		}
@@ -146,8 +146,9 @@ func (u Upload) stream(ctx context.Context, c transport.Conn, w ownership, mtime
 	return nil
 }
 
-// sha256File is the hex sha256 sum of a local file, as sha256sum prints it.
-func sha256File(p string) (string, error) {
+// FileSHA256 is the hex sha256 sum of a local file, as sha256sum prints it, read as a
+// stream so that a big file need not fit in memory.
+func FileSHA256(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err
