@@ -1,3 +1,5 @@
+//go:build mage
+
 // cauldron deploys a load-balanced, session-clustered Tomcat stack (HAProxy, Apache
 // mod_jk or Nginx, Tomcat, PostgreSQL) over SSH or docker exec, idempotently.
 package main

@@ -11,8 +11,13 @@ import (
 	"strings"
 )
 
-// Verify runs go vet, every test (the lab's end-to-end checks on both transports included) and a short fuzzing of each fuzz target.
+// Verify runs go build and go vet on every package, every test (the lab's end-to-end checks on both transports included) and a short fuzzing of each fuzz target.
 func Verify(ctx context.Context) error {
+	// Build first: a package that only the tests compile (a magefile without its
+	// build tag, say) must still fail verify, as it fails a user's `go build ./...`.
+	if err := goCmd(ctx, "build", "./..."); err != nil {
+		return err
+	}
 	if err := goCmd(ctx, "vet", "./..."); err != nil {
 		return err
 	}
