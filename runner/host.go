@@ -1,0 +1,273 @@
+package runner
+
+// The life of one host in one play, in the order it happens:
+//
+//  1. connect: the host is dialed when its first step is about to run, once per run;
+//     a host that cannot be reached is failed ("unreachable") and its steps skipped.
+//  2. check ahead: from the first step on, the host's checks run a few at once
+//     (ahead.go), until a step changes the host.
+//  3. steps: each step is checked (or takes its check made ahead) and, in apply mode,
+//     applied; a failed step skips the rest of the host's steps in the play.
+//  4. handlers: the handlers the changed steps notified run once each, in the order
+//     the recipe declares them, even after a failed step; only a cancelled run leaves
+//     them pending.
+//  5. close: every connection is closed at the end of the run (run.closeAll), not of
+//     the play, so the next play reuses it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cauldron-go/cauldron/inventory"
+	"github.com/cauldron-go/cauldron/steps"
+	"github.com/cauldron-go/cauldron/transport"
+)
+
+// skipReason says why a step may not start on host st, or "" when it may.
+func (r *run) skipReason(ctx context.Context, st *hostState) string {
+	if ctx.Err() != nil {
+		return cancelReason(ctx)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped != "" {
+		return r.stopped
+	}
+	if st.failed {
+		if st.report.Unreachable {
+			return reasonUnreachable
+		}
+		return reasonHostFailed
+	}
+	return ""
+}
+
+func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
+	st := hp.state
+	name := st.host.Name
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	r.mu.Lock()
+	r.cancels[name] = cancel
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.cancels, name)
+		r.mu.Unlock()
+	}()
+
+	notified := map[string][]string{}
+	stepFailed := false
+	var ahead *checksAhead
+	defer func() { ahead.stop() }()
+	for i, s := range hp.steps {
+		res := StepResult{Play: r.mask.String(p.name), Step: r.mask.String(stepName(s))}
+		if stepFailed {
+			res.Status, res.Reason = StatusSkipped, reasonStepFailed
+		} else if why := r.skipReason(ctx, st); why != "" {
+			res.Status, res.Reason = StatusSkipped, why
+		} else if !r.connect(ctx, p, st) {
+			res.Status, res.Reason = StatusSkipped, r.skipReason(ctx, st)
+		} else {
+			if ahead == nil {
+				ahead = checkAhead(ctx, st.conn, hp.steps[i:], i)
+			}
+			r.runStep(ctx, st.conn, s, ahead.result(i), &res)
+		}
+		r.record(st, res)
+		if res.Status == StatusChanged {
+			// The host is no longer what the checks made ahead of time saw.
+			ahead.stop()
+		}
+		switch res.Status {
+		case StatusChanged, StatusWouldChange:
+			for _, n := range steps.Notified(s) {
+				notified[n] = append(notified[n], res.Step)
+			}
+		case StatusFailed:
+			stepFailed = true
+			r.hostFailed(p, st)
+		}
+	}
+
+	if len(notified) > 0 && p.handlersLock != nil && r.o.Mode == Apply {
+		p.handlersLock.Lock()
+		defer p.handlersLock.Unlock()
+	}
+	for _, h := range hp.handlers {
+		by := notified[h.Name]
+		if len(by) == 0 {
+			continue
+		}
+		res := HandlerResult{
+			Play: r.mask.String(p.name), Handler: r.mask.String(h.Name), Step: r.mask.String(stepName(h.Step)),
+			NotifiedBy: by, AfterFailure: stepFailed,
+		}
+		switch why := handlerReason(ctx); {
+		case r.o.Mode == Plan:
+			res.Status = StatusWouldRun
+		case why != "":
+			res.Status, res.Reason = StatusPending, why
+		default:
+			var sr StepResult
+			r.runStep(ctx, st.conn, h.Step, nil, &sr)
+			res.Status, res.Summary, res.Error, res.Reason, res.ElapsedMS = sr.Status, sr.Summary, sr.Error, sr.Reason, sr.ElapsedMS
+			if res.Status == StatusSkipped {
+				// Interrupted while running: it is still owed to the host.
+				res.Status = StatusPending
+			}
+		}
+		st.report.Handlers = append(st.report.Handlers, res)
+		st.report.Counts.add(res.Status)
+		r.out.handlerLine(st.report.Host, res)
+		if res.Status == StatusFailed {
+			r.hostFailed(p, st)
+		}
+	}
+}
+
+// cancelReason says why ctx is done: the caller cancelled, or a fail-fast stop.
+func cancelReason(ctx context.Context) string {
+	var stop stopCause
+	if errors.As(context.Cause(ctx), &stop) {
+		return stop.reason
+	}
+	return reasonCancelled
+}
+
+// handlerReason says why notified handlers may not run, or "" when they may. Only a
+// cancelled context holds them back: when a step failed, or the run stopped because
+// of other hosts, what this host already changed still needs its restart or reload,
+// and a configuration written but never reloaded is the worst state to leave.
+func handlerReason(ctx context.Context) string {
+	if ctx.Err() != nil {
+		return cancelReason(ctx)
+	}
+	return ""
+}
+
+func (r *run) record(st *hostState, res StepResult) {
+	st.report.Steps = append(st.report.Steps, res)
+	st.report.Counts.add(res.Status)
+	r.out.stepLine(st.report.Host, res, r.o.Mode == Plan)
+}
+
+// connect dials st's host the first time it is needed. It reports whether there is a
+// connection to use; when not, the host is marked failed (or the run was cancelled).
+func (r *run) connect(ctx context.Context, p playPlan, st *hostState) bool {
+	if st.dialed {
+		return st.conn != nil
+	}
+	st.dialed = true
+	start := time.Now()
+	conn, err := r.dial(ctx, st.host)
+	if err == nil && conn == nil {
+		err = errors.New("dial returned no connection")
+	}
+	if err != nil {
+		if conn != nil {
+			_ = conn.Close() // a half-made connection; the dial error is what matters
+		}
+		if ctx.Err() != nil {
+			// Cancelled while dialing: not the host's fault, and nothing more will run.
+			return false
+		}
+		ms := time.Since(start).Milliseconds()
+		st.report.Unreachable = true
+		st.report.Error = r.mask.String(fmt.Sprintf("connect to %s: %v", st.host.Name, err))
+		r.out.unreachable(st.report.Host, st.report.Error, ms)
+		r.hostFailed(p, st)
+		return false
+	}
+	st.conn = conn
+	return true
+}
+
+func (r *run) dial(ctx context.Context, h *inventory.Host) (c transport.Conn, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("dial panicked: %v", v)
+		}
+	}()
+	return r.o.Dial(ctx, h)
+}
+
+// runStep checks s and, in apply mode, applies the change it finds, filling res.
+func (r *run) runStep(ctx context.Context, c transport.Conn, s steps.Step, early *checkResult, res *StepResult) {
+	start := time.Now()
+	defer func() { res.ElapsedMS = time.Since(start).Milliseconds() }()
+	var ch *steps.Change
+	var err error
+	if early != nil {
+		ch, err = early.change, early.err
+		start = time.Now().Add(-early.took)
+	} else {
+		ch, err = check(ctx, c, s)
+	}
+	if err != nil {
+		r.stepError(ctx, res, "check", err)
+		return
+	}
+	if ch == nil {
+		res.Status = StatusOK
+		return
+	}
+	res.Summary, res.Diff = r.mask.String(ch.Summary), r.mask.String(ch.Diff)
+	if r.o.Mode == Plan {
+		res.Status = StatusWouldChange
+		return
+	}
+	if ch.Apply == nil {
+		res.Status, res.Error = StatusFailed, "the change has no Apply"
+		return
+	}
+	if err := apply(ctx, ch); err != nil {
+		r.stepError(ctx, res, "apply", err)
+		return
+	}
+	res.Status = StatusChanged
+}
+
+// stepError records err. A step that returned because the run was cancelled under it
+// did not fail on its own: it is reported skipped, with what it said.
+func (r *run) stepError(ctx context.Context, res *StepResult, phase string, err error) {
+	res.Error = phase + ": " + r.mask.err(err)
+	if ctx.Err() != nil {
+		res.Status, res.Reason = StatusSkipped, "interrupted: "+cancelReason(ctx)
+		return
+	}
+	res.Status = StatusFailed
+}
+
+// check and apply turn a panicking step into a failed one: one bad step must not take
+// down every other host's run.
+func check(ctx context.Context, c transport.Conn, s steps.Step) (ch *steps.Change, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("step panicked: %v", v)
+		}
+	}()
+	return s.Check(ctx, c)
+}
+
+func apply(ctx context.Context, ch *steps.Change) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("step panicked: %v", v)
+		}
+	}()
+	return ch.Apply(ctx)
+}
+
+// stepName names s by the step it wraps, through any Notify wrappers.
+func stepName(s steps.Step) string {
+	for {
+		u, ok := s.(interface{ Unwrap() steps.Step })
+		if !ok {
+			return s.String()
+		}
+		s = u.Unwrap()
+	}
+}
