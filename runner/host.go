@@ -181,6 +181,12 @@ func (r *run) connect(ctx context.Context, p playPlan, st *hostState) bool {
 		r.hostFailed(p, st)
 		return false
 	}
+	if ctx.Err() != nil {
+		// The dial won its race with a cancel: the connection is good, but nothing may
+		// run over it any more.
+		_ = conn.Close()
+		return false
+	}
 	st.conn = conn
 	return true
 }
