@@ -63,8 +63,12 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 	var ahead *checksAhead
 	defer func() { ahead.stop() }()
 	for i, s := range hp.steps {
-		res := StepResult{Play: r.mask.String(p.name), Step: r.mask.String(stepName(s))}
-		if stepFailed {
+		stepName, notifies, nameErr := describe(s, i)
+		res := StepResult{Play: r.mask.String(p.name), Step: r.mask.String(stepName)}
+		if nameErr != nil {
+			// A step that cannot say its name is broken: it fails, alone.
+			res.Status, res.Error = StatusFailed, r.mask.err(nameErr)
+		} else if stepFailed {
 			res.Status, res.Reason = StatusSkipped, reasonStepFailed
 		} else if why := r.skipReason(ctx, st); why != "" {
 			res.Status, res.Reason = StatusSkipped, why
@@ -83,7 +87,7 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 		}
 		switch res.Status {
 		case StatusChanged, StatusWouldChange:
-			for _, n := range steps.Notified(s) {
+			for _, n := range notifies {
 				notified[n] = append(notified[n], res.Step)
 			}
 		case StatusFailed:
@@ -101,11 +105,14 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 		if len(by) == 0 {
 			continue
 		}
+		stepName, _, nameErr := describe(h.Step, -1)
 		res := HandlerResult{
-			Play: r.mask.String(p.name), Handler: r.mask.String(h.Name), Step: r.mask.String(stepName(h.Step)),
+			Play: r.mask.String(p.name), Handler: r.mask.String(h.Name), Step: r.mask.String(stepName),
 			NotifiedBy: by, AfterFailure: stepFailed,
 		}
 		switch why := handlerReason(ctx); {
+		case nameErr != nil:
+			res.Status, res.Error = StatusFailed, r.mask.err(nameErr)
 		case r.o.Mode == Plan:
 			res.Status = StatusWouldRun
 		case why != "":
@@ -267,12 +274,27 @@ func apply(ctx context.Context, ch *steps.Change) (err error) {
 	return ch.Apply(ctx)
 }
 
-// stepName names s by the step it wraps, through any Notify wrappers.
-func stepName(s steps.Step) string {
+// describe names s by the step it wraps, through any Notify wrappers, and lists the
+// handlers it notifies. String and Notifies are user code like Check: when one
+// panics, the step is named by its type and position (i < 0 for a handler's step)
+// and err says what happened, so that the step fails alone, before it changes
+// anything, instead of taking the whole run down.
+func describe(s steps.Step, i int) (name string, notifies []string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			name = fmt.Sprintf("%T", s)
+			if i >= 0 {
+				name = fmt.Sprintf("step %d (%T)", i+1, s)
+			}
+			notifies = nil
+			err = fmt.Errorf("naming the step panicked: %v", v)
+		}
+	}()
+	notifies = steps.Notified(s)
 	for {
 		u, ok := s.(interface{ Unwrap() steps.Step })
 		if !ok {
-			return s.String()
+			return s.String(), notifies, nil
 		}
 		s = u.Unwrap()
 	}

@@ -864,3 +864,50 @@ func TestRollingHandlersRunOneHostAtATimeWhileStepsRunTogether(t *testing.T) {
 		t.Errorf("changed = %d, want 3 steps and 3 handlers", rep.Changed())
 	}
 }
+
+// badName is a step whose String panics, as a user's own step can.
+type badName struct{ steps.Step }
+
+func (b badName) String() string {
+	var names []string
+	return names[3]
+}
+
+func TestAStepWhoseStringPanicsFailsAloneAndTheRunGoesOn(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	var out bytes.Buffer
+	rep, err := runner.Run(context.Background(), []runner.Play{{
+		Name: "p", Hosts: hosts("a", "b"),
+		Recipe: same(func(h *inventory.Host) *steps.Recipe {
+			if h.Name == "a" {
+				return steps.NewRecipe("p", badName{fileStep(file+".a", "x")})
+			}
+			return steps.NewRecipe("p", steps.Notify(fileStep(file+".b", "y"), "restart")).
+				Handle("restart", badName{appendStep(filepath.Join(dir, "log"), "restarted")})
+		}),
+	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out})
+	if err == nil || !strings.Contains(err.Error(), "2 of 2 hosts failed") {
+		t.Errorf("Run returned %v, want both hosts failed", err)
+	}
+	a := hostReport(t, rep, "a")
+	if got := a.Steps[0]; got.Status != runner.StatusFailed || got.Error != "naming the step panicked: runtime error: index out of range [3] with length 0" || got.Step != "step 1 (runner_test.badName)" {
+		t.Errorf("a's step: %+v", got)
+	}
+	if _, err := os.Stat(file + ".a"); err == nil {
+		t.Error("a's step was applied although it could not be named")
+	}
+	b := hostReport(t, rep, "b")
+	if got := statuses(b); len(got) != 1 || got[0] != "changed" {
+		t.Errorf("b's steps: %v", got)
+	}
+	if len(b.Handlers) != 1 || b.Handlers[0].Status != runner.StatusFailed || !strings.Contains(b.Handlers[0].Error, "naming the step panicked") {
+		t.Errorf("b's handler: %+v", b.Handlers)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "log")); err == nil {
+		t.Error("b's handler ran although it could not be named")
+	}
+	if !strings.Contains(out.String(), "\nRECAP\n") {
+		t.Errorf("no recap:\n%s", out.String())
+	}
+}
