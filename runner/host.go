@@ -80,6 +80,17 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 			}
 			r.runStep(ctx, st.conn, s, ahead.result(i), &res)
 		}
+		if r.o.Mode == Plan && st.wouldChange && (res.Status == StatusWouldChange || res.Status == StatusFailed) {
+			// Checked against the host as it is, without the changes planned before
+			// it: what it says may not be what apply finds, which checks again.
+			res.AfterChange = true
+			if res.Summary != "" {
+				res.Summary = "as the host is now: " + res.Summary
+			}
+		}
+		if res.Status == StatusWouldChange {
+			st.wouldChange = true
+		}
 		r.record(st, res)
 		if res.Status == StatusChanged {
 			// The host is no longer what the checks made ahead of time saw.
@@ -183,6 +194,7 @@ func (r *run) connect(ctx context.Context, p playPlan, st *hostState) bool {
 		}
 		ms := time.Since(start).Milliseconds()
 		st.report.Unreachable = true
+		st.report.Counts.Unreachable = 1
 		st.report.Error = r.mask.String(fmt.Sprintf("connect to %s: %v", st.host.Name, err))
 		r.out.unreachable(st.report.Host, st.report.Error, ms)
 		r.hostFailed(p, st)

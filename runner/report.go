@@ -87,6 +87,9 @@ type Counts struct {
 	Changed int `json:"changed"`
 	Failed  int `json:"failed"`
 	Skipped int `json:"skipped"`
+	// Unreachable is 1 when the host could not be connected to: it failed, although
+	// no step of it did.
+	Unreachable int `json:"unreachable"`
 }
 
 // StepResult is one step on one host.
@@ -98,8 +101,13 @@ type StepResult struct {
 	Diff    string `json:"diff,omitempty"`
 	Error   string `json:"error,omitempty"`
 	// Reason says why a step was skipped.
-	Reason    string `json:"reason,omitempty"`
-	ElapsedMS int64  `json:"elapsed_ms"`
+	Reason string `json:"reason,omitempty"`
+	// AfterChange is set in a plan on a step that would change (or failed its check)
+	// after an earlier step of the same host would change: it was checked against the
+	// host as it is now, without that earlier change, so its summary and diff may not
+	// be what apply finds (apply checks again, after the earlier change is made).
+	AfterChange bool  `json:"after_change,omitempty"`
+	ElapsedMS   int64 `json:"elapsed_ms"`
 }
 
 // HandlerResult is one notified handler on one host.

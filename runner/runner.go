@@ -142,6 +142,9 @@ type hostState struct {
 	conn   transport.Conn
 	dialed bool
 	failed bool
+	// wouldChange is set, in a plan, once a step would change the host: the steps
+	// after it are checked against a host that does not have that change yet.
+	wouldChange bool
 }
 
 // playPlan is a play whose recipes are built and validated.

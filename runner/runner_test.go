@@ -802,7 +802,7 @@ func TestLinesFromParallelHostsDoNotInterleave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := regexp.MustCompile(`^(h\d)\s+would change  Step \d+  \(\d+ms\)$`)
+	head := regexp.MustCompile(`^(h\d)\s+would change  Step \d+( \[after an earlier change\])?  \(\d+ms\)$`)
 	current, blocks := "", 0
 	for i, line := range strings.Split(out.String(), "\n") {
 		if m := head.FindStringSubmatch(line); m != nil {
@@ -909,5 +909,87 @@ func TestAStepWhoseStringPanicsFailsAloneAndTheRunGoesOn(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "\nRECAP\n") {
 		t.Errorf("no recap:\n%s", out.String())
+	}
+}
+
+func TestAPlanSaysWhichStepsWereCheckedBeforeAnEarlierChangeExists(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "conf")
+	// The directory step would create conf/; the file step after it is checked on a
+	// host without conf/ (and says "write" against nothing), the same as on a bare
+	// host where an unpack would create catalina.sh.
+	mkdir := steps.Func{Name: "Directory conf", CheckFunc: func(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+		if _, err := os.Stat(conf); err == nil {
+			return nil, nil
+		}
+		return &steps.Change{Summary: "create " + conf, Apply: func(context.Context) error { return os.Mkdir(conf, 0o755) }}, nil
+	}}
+	file := fileStep(filepath.Join(conf, "app.properties"), "port=8080\n")
+	play := []runner.Play{
+		{Name: "one", Hosts: hosts("web1"), Recipe: same(func(*inventory.Host) *steps.Recipe { return steps.NewRecipe("one", mkdir, file) })},
+		{Name: "two", Hosts: hosts("web1"), Recipe: same(func(*inventory.Host) *steps.Recipe {
+			return steps.NewRecipe("two", fileStep(filepath.Join(dir, "other"), "x\n"))
+		})},
+	}
+	cases := []struct {
+		mode  runner.Mode
+		after []bool // per step, across both plays
+		lines []string
+	}{
+		{runner.Plan, []bool{false, true, true}, []string{
+			"would change  File " + conf + "/app.properties [after an earlier change]  (",
+			"    as the host is now: write " + conf + "/app.properties (10 bytes)\n",
+		}},
+		{runner.Apply, []bool{false, false, false}, []string{"changed       File " + conf + "/app.properties  ("}},
+	}
+	for _, tc := range cases {
+		var out bytes.Buffer
+		rep, err := runner.Run(context.Background(), play, runner.Options{Mode: tc.mode, Dial: newDialer().Dial, Progress: &out})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.mode, err)
+		}
+		var after []bool
+		for _, s := range rep.Hosts[0].Steps {
+			after = append(after, s.AfterChange)
+		}
+		if fmt.Sprint(after) != fmt.Sprint(tc.after) {
+			t.Errorf("%s: after an earlier change per step = %v, want %v", tc.mode, after, tc.after)
+		}
+		for _, want := range tc.lines {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: progress lacks %q:\n%s", tc.mode, want, out.String())
+			}
+		}
+	}
+}
+
+func TestAnUnreachableHostCountsAsUnreachableInTheRecapAndReport(t *testing.T) {
+	d := newDialer()
+	d.fail["db"] = errors.New("connection refused")
+	var out bytes.Buffer
+	rep, err := runner.Run(context.Background(), []runner.Play{{
+		Name: "p", Hosts: hosts("db", "web"),
+		Recipe: same(func(*inventory.Host) *steps.Recipe {
+			return steps.NewRecipe("p", steps.Func{Name: "Nothing", CheckFunc: func(context.Context, transport.Conn) (*steps.Change, error) { return nil, nil }})
+		}),
+	}}, runner.Options{Mode: runner.Plan, Dial: d.Dial, Progress: &out, Parallel: 1})
+	if err == nil || err.Error() != "1 of 2 hosts failed: db" {
+		t.Errorf("Run returned %v", err)
+	}
+	want := map[string]runner.Counts{"db": {Skipped: 1, Unreachable: 1}, "web": {OK: 1}}
+	if got := counts(t, rep); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("counts %v, want %v", got, want)
+	}
+	for _, line := range []string{"db   ok=0 changed=0 failed=0 skipped=1 unreachable=1\n", "web  ok=1 changed=0 failed=0 skipped=0\n"} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("recap lacks %q:\n%s", line, out.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"unreachable": 1`) {
+		t.Errorf("the JSON report does not count db unreachable:\n%s", js.String())
 	}
 }
