@@ -97,6 +97,7 @@ func flagStep(flag string) steps.Step {
 func TestNoRunHangsWhenCancelledAtARandomPoint(t *testing.T) {
 	const runs = 500
 	perRun := 10 * time.Second
+	stateDir := stateDirIn(t)
 	for i := range runs {
 		seed := uint64(i)
 		rng := rand.New(rand.NewPCG(seed, 1))
@@ -142,7 +143,7 @@ func TestNoRunHangsWhenCancelledAtARandomPoint(t *testing.T) {
 			_, err := runner.Run(ctx, []runner.Play{
 				{Name: "one", Hosts: hosts("web0", "web1", "web2", "web3"), Recipe: recipe},
 				{Name: "two", Hosts: hosts("web0", "web1"), Recipe: recipe},
-			}, runner.Options{Mode: runner.Apply, FailFast: failFast, Parallel: 4, Dial: dial, Progress: &out})
+			}, runner.Options{Mode: runner.Apply, FailFast: failFast, Parallel: 4, Dial: dial, Progress: &out, StateDir: stateDir})
 			done <- err
 		}()
 		select {

@@ -57,9 +57,15 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 		delete(r.cancels, name)
 		r.mu.Unlock()
 	}()
+	notified, stepFailed := r.runSteps(ctx, p, hp)
+	r.runHandlers(ctx, p, hp, notified, stepFailed)
+}
 
-	notified := map[string][]string{}
-	stepFailed := false
+// runSteps runs the host's steps of play p in order and returns, by handler name, the
+// steps that notified it, and whether a step failed.
+func (r *run) runSteps(ctx context.Context, p playPlan, hp hostPlan) (notified map[string][]string, stepFailed bool) {
+	st := hp.state
+	notified = map[string][]string{}
 	var ahead *checksAhead
 	defer func() { ahead.stop() }()
 	for i, s := range hp.steps {
@@ -78,7 +84,13 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 			if ahead == nil {
 				ahead = checkAhead(ctx, st.conn, hp.steps[i:], i)
 			}
-			r.runStep(ctx, st.conn, s, ahead.result(i), &res)
+			var beforeApply func(context.Context) error
+			if len(notifies) > 0 {
+				beforeApply = func(ctx context.Context) error {
+					return r.markPending(ctx, st, p.name, notifies, stepName)
+				}
+			}
+			r.runStep(ctx, st.conn, s, ahead.result(i), beforeApply, &res)
 		}
 		if r.o.Mode == Plan && st.wouldChange && (res.Status == StatusWouldChange || res.Status == StatusFailed) {
 			// Checked against the host as it is, without the changes planned before
@@ -106,20 +118,42 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 			r.hostFailed(p, st)
 		}
 	}
+	return notified, stepFailed
+}
 
-	if len(notified) > 0 && p.handlersLock != nil && r.o.Mode == Apply {
+// markPending records on the host that the handlers a step notifies are owed, before
+// the step's change is applied (see pending.go).
+func (r *run) markPending(ctx context.Context, st *hostState, play string, handlers []string, step string) error {
+	for _, h := range handlers {
+		if err := st.pending.mark(ctx, st.conn, play, h, step); err != nil {
+			return fmt.Errorf("record the pending handler %q on the host, before the change: %w", h, err)
+		}
+	}
+	return nil
+}
+
+// runHandlers runs the handlers the host owes for play p: those its steps notified in
+// this run and those an earlier run left pending, in the order the recipe declares
+// them. A handler that ran successfully is no longer owed.
+func (r *run) runHandlers(ctx context.Context, p playPlan, hp hostPlan, notified map[string][]string, stepFailed bool) {
+	st := hp.state
+	owed := r.owedFromEarlier(ctx, p, hp)
+	if (len(notified) > 0 || len(owed) > 0) && p.handlersLock != nil && r.o.Mode == Apply {
 		p.handlersLock.Lock()
 		defer p.handlersLock.Unlock()
 	}
 	for _, h := range hp.handlers {
 		by := notified[h.Name]
+		if owed[h.Name] {
+			by = append([]string{notifiedEarlier}, by...)
+		}
 		if len(by) == 0 {
 			continue
 		}
 		stepName, _, nameErr := describe(h.Step, -1)
 		res := HandlerResult{
 			Play: r.mask.String(p.name), Handler: r.mask.String(h.Name), Step: r.mask.String(stepName),
-			NotifiedBy: by, AfterFailure: stepFailed,
+			NotifiedBy: by, AfterFailure: stepFailed, FromEarlierRun: owed[h.Name],
 		}
 		switch why := handlerReason(ctx); {
 		case nameErr != nil:
@@ -130,11 +164,17 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 			res.Status, res.Reason = StatusPending, why
 		default:
 			var sr StepResult
-			r.runStep(ctx, st.conn, h.Step, nil, &sr)
+			r.runStep(ctx, st.conn, h.Step, nil, nil, &sr)
 			res.Status, res.Summary, res.Error, res.Reason, res.ElapsedMS = sr.Status, sr.Summary, sr.Error, sr.Reason, sr.ElapsedMS
 			if res.Status == StatusSkipped {
 				// Interrupted while running: it is still owed to the host.
 				res.Status = StatusPending
+			}
+		}
+		if res.Status == StatusChanged || res.Status == StatusOK {
+			if err := st.pending.clear(ctx, st.conn, p.name, h.Name); err != nil {
+				// The handler ran; the next run runs it once more. Harmless, but said.
+				st.report.Warnings = append(st.report.Warnings, r.mask.err(err))
 			}
 		}
 		st.report.Handlers = append(st.report.Handlers, res)
@@ -144,6 +184,44 @@ func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
 			r.hostFailed(p, st)
 		}
 	}
+}
+
+// owedFromEarlier waits for the host's pending marks and returns the handlers of p an
+// earlier run left owed. A mark naming a handler the recipe no longer declares stays
+// on the host, with a warning. Marks that cannot be read fail the host: it may owe a
+// restart that nothing would run.
+func (r *run) owedFromEarlier(ctx context.Context, p playPlan, hp hostPlan) map[string]bool {
+	st := hp.state
+	if st.pending == nil {
+		return nil
+	}
+	if err := st.pending.wait(ctx); err != nil {
+		if ctx.Err() == nil && !st.pending.reported {
+			st.pending.reported = true
+			res := HandlerResult{Play: r.mask.String(p.name), Handler: "(pending handlers)", Status: StatusFailed, Error: r.mask.err(err)}
+			st.report.Handlers = append(st.report.Handlers, res)
+			st.report.Counts.add(res.Status)
+			r.out.handlerLine(st.report.Host, res)
+			r.hostFailed(p, st)
+		}
+		return nil
+	}
+	owed := map[string]bool{}
+	for name := range st.pending.owed(p.name) {
+		owed[name] = true
+	}
+	for _, h := range hp.handlers {
+		delete(owed, h.Name)
+	}
+	for name := range owed {
+		st.report.Warnings = append(st.report.Warnings, r.mask.String(fmt.Sprintf(
+			"play %q: handler %q is pending from an earlier run, but this recipe declares no such handler; its mark stays in %s", p.name, name, st.pending.dir)))
+	}
+	owed = map[string]bool{}
+	for name := range st.pending.owed(p.name) {
+		owed[name] = true
+	}
+	return owed
 }
 
 // cancelReason says why ctx is done: the caller cancelled, or a fail-fast stop.
@@ -207,6 +285,8 @@ func (r *run) connect(ctx context.Context, p playPlan, st *hostState) bool {
 		return false
 	}
 	st.conn = conn
+	// With the run's context, not the play's: the marks serve every play of the run.
+	st.pending = readPending(r.ctx, conn, st.stateDir)
 	return true
 }
 
@@ -220,7 +300,10 @@ func (r *run) dial(ctx context.Context, h *inventory.Host) (c transport.Conn, er
 }
 
 // runStep checks s and, in apply mode, applies the change it finds, filling res.
-func (r *run) runStep(ctx context.Context, c transport.Conn, s steps.Step, early *checkResult, res *StepResult) {
+//
+// beforeApply, when not nil, runs before the change is applied; its error fails the
+// step and the change is not made.
+func (r *run) runStep(ctx context.Context, c transport.Conn, s steps.Step, early *checkResult, beforeApply func(context.Context) error, res *StepResult) {
 	start := time.Now()
 	defer func() { res.ElapsedMS = time.Since(start).Milliseconds() }()
 	var ch *steps.Change
@@ -247,6 +330,12 @@ func (r *run) runStep(ctx context.Context, c transport.Conn, s steps.Step, early
 	if ch.Apply == nil {
 		res.Status, res.Error = StatusFailed, "the change has no Apply"
 		return
+	}
+	if beforeApply != nil {
+		if err := beforeApply(ctx); err != nil {
+			r.stepError(ctx, res, "apply", err)
+			return
+		}
 	}
 	if err := apply(ctx, ch); err != nil {
 		r.stepError(ctx, res, "apply", err)

@@ -106,6 +106,9 @@ func (p *progress) handlerLine(host string, r HandlerResult) {
 	if r.AfterFailure {
 		b.WriteString(" [after a failed step]")
 	}
+	if r.FromEarlierRun {
+		b.WriteString(" [pending from an earlier run]")
+	}
 	switch r.Status {
 	case StatusPending:
 		fmt.Fprintf(&b, "  (%s)\n", r.Reason)

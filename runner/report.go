@@ -120,11 +120,14 @@ type HandlerResult struct {
 	NotifiedBy []string `json:"notified_by"`
 	// AfterFailure is set when the handler ran (or would run) although a step of the
 	// same play failed on the host: what was changed before the failure still needs it.
-	AfterFailure bool   `json:"after_failure,omitempty"`
-	Summary      string `json:"summary,omitempty"`
-	Error        string `json:"error,omitempty"`
-	Reason       string `json:"reason,omitempty"`
-	ElapsedMS    int64  `json:"elapsed_ms"`
+	AfterFailure bool `json:"after_failure,omitempty"`
+	// FromEarlierRun is set when an earlier run changed the host for this handler and
+	// stopped before the handler ran: the host keeps a mark of it until it runs.
+	FromEarlierRun bool   `json:"from_earlier_run,omitempty"`
+	Summary        string `json:"summary,omitempty"`
+	Error          string `json:"error,omitempty"`
+	Reason         string `json:"reason,omitempty"`
+	ElapsedMS      int64  `json:"elapsed_ms"`
 }
 
 // Failed reports whether any host failed.

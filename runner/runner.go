@@ -64,6 +64,12 @@ type Options struct {
 	Secrets []string
 	// Color colours the statuses of the progress lines.
 	Color bool
+	// StateDir gives the directory on host h where the runner keeps what it owes the
+	// host: the handlers notified by a change and not run yet (see "Durable handlers"
+	// in the package doc). Nil, or "" for a host, means the host's inventory variable
+	// cauldron_state_dir, or else /var/lib/cauldron for root and
+	// ${XDG_STATE_HOME:-$HOME/.local/state}/cauldron for any other user.
+	StateDir func(h *inventory.Host) string
 }
 
 // DefaultParallel is the number of hosts run at once when Options.Parallel is 0.
@@ -88,6 +94,7 @@ func (s stopCause) Error() string { return s.reason }
 // failed, the run was cancelled, or a recipe did not validate (then nothing is dialed).
 func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 	r := &run{
+		ctx:     ctx,
 		o:       o,
 		mask:    newMasker(o.Secrets),
 		rep:     &Report{Mode: o.Mode, Start: time.Now()},
@@ -122,6 +129,7 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 
 // run is the state of one Run.
 type run struct {
+	ctx  context.Context // the caller's, for what outlives one play
 	o    Options
 	mask masker
 	out  *progress
@@ -142,6 +150,10 @@ type hostState struct {
 	conn   transport.Conn
 	dialed bool
 	failed bool
+	// stateDir is the state directory the controller was given for the host, "" when
+	// the host decides (see pending.go); pending is what the host owes, once dialed.
+	stateDir string
+	pending  *pendingState
 	// wouldChange is set, in a plan, once a step would change the host: the steps
 	// after it are checked against a host that does not have that change yet.
 	wouldChange bool
@@ -237,7 +249,11 @@ func (r *run) planHost(play string, p Play, h *inventory.Host) (hp hostPlan, err
 	}
 	st, ok := r.hosts[h.Name]
 	if !ok {
-		st = &hostState{host: h, report: &HostReport{Host: r.mask.String(h.Name)}}
+		dir, err := configuredStateDir(r.o, h)
+		if err != nil {
+			return hp, err
+		}
+		st = &hostState{host: h, report: &HostReport{Host: r.mask.String(h.Name)}, stateDir: dir}
 		r.hosts[h.Name] = st
 		r.order = append(r.order, st)
 		r.rep.Hosts = append(r.rep.Hosts, st.report)

@@ -106,6 +106,13 @@ func sleepStep(started chan<- struct{}, after string) steps.Step {
 	}}
 }
 
+// stateDirIn keeps a test's pending-handler marks in a directory of its own, away
+// from this machine's /var/lib/cauldron and from other tests.
+func stateDirIn(t *testing.T) func(*inventory.Host) string {
+	dir := t.TempDir()
+	return func(*inventory.Host) string { return dir }
+}
+
 func hosts(names ...string) []*inventory.Host {
 	var hs []*inventory.Host
 	for _, n := range names {
@@ -207,7 +214,7 @@ func TestApplyChangesWhatIsOffAndASecondRunChangesNothing(t *testing.T) {
 	}
 	d := newDialer()
 	for run, want := range []runner.Counts{{OK: 1, Changed: 2}, {OK: 3}} {
-		rep, err := runner.Run(context.Background(), []runner.Play{play}, runner.Options{Mode: runner.Apply, Dial: d.Dial})
+		rep, err := runner.Run(context.Background(), []runner.Play{play}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: d.Dial})
 		if err != nil {
 			t.Fatalf("run %d: %v", run+1, err)
 		}
@@ -240,7 +247,7 @@ func TestPlanChangesNothingAndShowsTheDiffs(t *testing.T) {
 			return steps.NewRecipe("haproxy", steps.Notify(fileStep(path, "new line\n"), "reload")).
 				Handle("reload", appendStep(filepath.Join(dir, "reloads"), "reloaded"))
 		}),
-	}}, runner.Options{Mode: runner.Plan, Dial: newDialer().Dial, Progress: &out})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Plan, Dial: newDialer().Dial, Progress: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +289,7 @@ func TestAHandlerRunsOnceAndOnlyWhenNotified(t *testing.T) {
 		}),
 	}
 	for run, want := range []string{"restart\n", "restart\n"} {
-		rep, err := runner.Run(context.Background(), []runner.Play{play}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial})
+		rep, err := runner.Run(context.Background(), []runner.Play{play}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial})
 		if err != nil {
 			t.Fatalf("run %d: %v", run+1, err)
 		}
@@ -316,7 +323,7 @@ func TestANotifiedHandlerStillRunsAfterALaterStepFails(t *testing.T) {
 				fileStep(filepath.Join(dir, "never"), "x\n"),
 			).Handle("reload", appendStep(log, "reload"))
 		}),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out})
 	if err == nil || !strings.Contains(err.Error(), "web1") {
 		t.Errorf("Run error = %v, want one naming web1", err)
 	}
@@ -356,7 +363,7 @@ func TestAFailedHostDoesNotStopTheOthers(t *testing.T) {
 	rep, err := runner.Run(context.Background(), []runner.Play{
 		{Name: "one", Hosts: hosts("bad", "good", "gone"), Recipe: recipe},
 		{Name: "two", Hosts: hosts("bad", "good", "gone"), Recipe: second},
-	}, runner.Options{Mode: runner.Apply, Dial: d.Dial})
+	}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: d.Dial})
 	if err == nil || !strings.Contains(err.Error(), "2 of 3 hosts failed: bad, gone") {
 		t.Errorf("Run error = %v", err)
 	}
@@ -402,7 +409,7 @@ func TestFailFastCancelsTheStepsRunningOnOtherHosts(t *testing.T) {
 		{Name: "two", Hosts: hosts("bad", "slow", "idle"), Recipe: same(func(*inventory.Host) *steps.Recipe {
 			return steps.NewRecipe("r", fileStep(filepath.Join(t.TempDir(), "y"), "y"))
 		})},
-	}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, FailFast: true, Parallel: 2})
+	}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, FailFast: true, Parallel: 2})
 	if err == nil || !strings.Contains(err.Error(), "1 of 3 hosts failed: bad") {
 		t.Errorf("Run error = %v", err)
 	}
@@ -441,7 +448,7 @@ func TestMaxFailPercentStopsTheRunOnceExceeded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.percent), func(t *testing.T) {
 			rep, err := runner.Run(context.Background(), []runner.Play{{Name: "p", Hosts: hosts("h1", "h2", "h3", "h4"), Recipe: recipe}},
-				runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Parallel: 1, MaxFailPercent: tt.percent})
+				runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, Parallel: 1, MaxFailPercent: tt.percent})
 			if err == nil {
 				t.Error("Run returned no error with two failed hosts")
 			}
@@ -489,7 +496,7 @@ func TestAnInvalidRecipeStopsTheRunBeforeAnythingIsDialed(t *testing.T) {
 			_, err := runner.Run(context.Background(), []runner.Play{
 				{Name: "db", Hosts: hosts("db1"), Recipe: good},
 				{Name: "web", Hosts: hosts("web2"), Recipe: tt.recipe},
-			}, runner.Options{Mode: runner.Apply, Dial: d.Dial, Progress: &out})
+			}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: d.Dial, Progress: &out})
 			if err == nil {
 				t.Fatal("Run accepted an invalid play")
 			}
@@ -523,7 +530,7 @@ func TestEachHostIsDialedOnceAcrossPlaysAndClosedAtTheEnd(t *testing.T) {
 		{Name: "tomcat", Hosts: hosts("tomcat1", "tomcat2", "db1"), Recipe: recipe("tomcat")},
 		{Name: "empty", Hosts: hosts("lonely"), Recipe: same(func(*inventory.Host) *steps.Recipe { return steps.NewRecipe("empty") })},
 		{Name: "check", Hosts: hosts("tomcat2", "db1"), Recipe: recipe("check")},
-	}, runner.Options{Mode: runner.Apply, Dial: d.Dial, Parallel: 3})
+	}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: d.Dial, Parallel: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +573,7 @@ func TestNoMoreHostsRunAtOnceThanParallelOrThePlaysSerial(t *testing.T) {
 			rep, err := runner.Run(context.Background(), []runner.Play{{
 				Name: "p", Hosts: hosts("a", "b", "c", "d", "e", "f"), Serial: tc.serial,
 				Recipe: same(func(*inventory.Host) *steps.Recipe { return steps.NewRecipe("p", step) }),
-			}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Parallel: tc.parallel})
+			}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, Parallel: tc.parallel})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -602,7 +609,7 @@ func TestCancellingMidRunSkipsTheRestPrintsTheRecapAndClosesConnections(t *testi
 		{Name: "two", Hosts: hosts("tomcat1"), Recipe: same(func(*inventory.Host) *steps.Recipe {
 			return steps.NewRecipe("two", fileStep(filepath.Join(dir, "later"), "x"))
 		})},
-	}, runner.Options{Mode: runner.Apply, Dial: d.Dial, Progress: &out})
+	}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: d.Dial, Progress: &out})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Run error = %v, want context.Canceled wrapped", err)
 	}
@@ -651,7 +658,7 @@ func TestSecretsAreMaskedInProgressReportAndError(t *testing.T) {
 				}},
 			)
 		}),
-	}}, runner.Options{Mode: runner.Plan, Dial: d.Dial, Progress: &out, Secrets: []string{secret, ajp, ""}})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Plan, Dial: d.Dial, Progress: &out, Secrets: []string{secret, ajp, ""}})
 	if err == nil {
 		t.Fatal("Run returned no error for two failed hosts")
 	}
@@ -687,7 +694,7 @@ func TestColorMarksTheStatus(t *testing.T) {
 		Recipe: same(func(*inventory.Host) *steps.Recipe {
 			return steps.NewRecipe("p", fileStep(filepath.Join(t.TempDir(), "f"), "x"))
 		}),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out, Color: true})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out, Color: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -709,7 +716,7 @@ func TestAPanickingStepFailsOnlyItsHost(t *testing.T) {
 			}
 			return steps.NewRecipe("p", fileStep(filepath.Join(t.TempDir(), "f"), "x"))
 		}),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial})
 	if err == nil {
 		t.Error("Run returned no error")
 	}
@@ -747,7 +754,7 @@ func TestProgressOutputMatchesTheGoldenFiles(t *testing.T) {
 						steps.Func{Name: "Service haproxy enabled", CheckFunc: func(context.Context, transport.Conn) (*steps.Change, error) { return nil, nil }},
 					).Handle("reload haproxy", appendStep(filepath.Join(dir, "reloads-"+h.Name), "reload"))
 				})},
-			}, runner.Options{Mode: mode, Dial: d.Dial, Progress: &out, Parallel: 1})
+			}, runner.Options{StateDir: stateDirIn(t), Mode: mode, Dial: d.Dial, Progress: &out, Parallel: 1})
 			if err == nil {
 				t.Error("Run returned no error with failed hosts")
 			}
@@ -798,7 +805,7 @@ func TestLinesFromParallelHostsDoNotInterleave(t *testing.T) {
 			}
 			return r
 		}),
-	}}, runner.Options{Mode: runner.Plan, Dial: newDialer().Dial, Progress: &out, Parallel: len(names)})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Plan, Dial: newDialer().Dial, Progress: &out, Parallel: len(names)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -850,7 +857,7 @@ func TestRollingHandlersRunOneHostAtATimeWhileStepsRunTogether(t *testing.T) {
 			}}
 			return steps.NewRecipe("p", steps.Notify(change, "restart")).Handle("restart", restart)
 		}),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -886,7 +893,7 @@ func TestAStepWhoseStringPanicsFailsAloneAndTheRunGoesOn(t *testing.T) {
 			return steps.NewRecipe("p", steps.Notify(fileStep(file+".b", "y"), "restart")).
 				Handle("restart", badName{appendStep(filepath.Join(dir, "log"), "restarted")})
 		}),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out})
 	if err == nil || !strings.Contains(err.Error(), "2 of 2 hosts failed") {
 		t.Errorf("Run returned %v, want both hosts failed", err)
 	}
@@ -944,7 +951,7 @@ func TestAPlanSaysWhichStepsWereCheckedBeforeAnEarlierChangeExists(t *testing.T)
 	}
 	for _, tc := range cases {
 		var out bytes.Buffer
-		rep, err := runner.Run(context.Background(), play, runner.Options{Mode: tc.mode, Dial: newDialer().Dial, Progress: &out})
+		rep, err := runner.Run(context.Background(), play, runner.Options{StateDir: stateDirIn(t), Mode: tc.mode, Dial: newDialer().Dial, Progress: &out})
 		if err != nil {
 			t.Fatalf("%s: %v", tc.mode, err)
 		}
@@ -972,7 +979,7 @@ func TestAnUnreachableHostCountsAsUnreachableInTheRecapAndReport(t *testing.T) {
 		Recipe: same(func(*inventory.Host) *steps.Recipe {
 			return steps.NewRecipe("p", steps.Func{Name: "Nothing", CheckFunc: func(context.Context, transport.Conn) (*steps.Change, error) { return nil, nil }})
 		}),
-	}}, runner.Options{Mode: runner.Plan, Dial: d.Dial, Progress: &out, Parallel: 1})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Plan, Dial: d.Dial, Progress: &out, Parallel: 1})
 	if err == nil || err.Error() != "1 of 2 hosts failed: db" {
 		t.Errorf("Run returned %v", err)
 	}
