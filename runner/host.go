@@ -85,12 +85,17 @@ func (r *run) runSteps(ctx context.Context, p playPlan, hp hostPlan) (notified m
 				ahead = checkAhead(ctx, st.conn, hp.steps[i:], i)
 			}
 			var beforeApply func(context.Context) error
+			marked := false
 			if len(notifies) > 0 {
 				beforeApply = func(ctx context.Context) error {
+					marked = true
 					return r.markPending(ctx, st, p.name, notifies, stepName)
 				}
 			}
 			r.runStep(ctx, st.conn, s, ahead.result(i), beforeApply, &res)
+			if marked {
+				r.settlePending(ctx, st, p.name, notifies, res.Status)
+			}
 		}
 		if r.o.Mode == Plan && st.wouldChange && (res.Status == StatusWouldChange || res.Status == StatusFailed) {
 			// Checked against the host as it is, without the changes planned before
@@ -130,6 +135,22 @@ func (r *run) markPending(ctx context.Context, st *hostState, play string, handl
 		}
 	}
 	return nil
+}
+
+// settlePending keeps the marks a step wrote before its apply when the change was made
+// (or interrupted), and withdraws them when the apply failed.
+func (r *run) settlePending(ctx context.Context, st *hostState, play string, handlers []string, status Status) {
+	for _, h := range handlers {
+		switch status {
+		case StatusChanged:
+			st.pending.confirm(play, h)
+		case StatusFailed:
+			if err := st.pending.withdraw(ctx, st.conn, play, h); err != nil {
+				// The next run runs the handler once more. Harmless, but said.
+				st.report.Warnings = append(st.report.Warnings, r.mask.err(err))
+			}
+		}
+	}
 }
 
 // runHandlers runs the handlers the host owes for play p: those its steps notified in

@@ -69,6 +69,9 @@ type pendingState struct {
 	dirReady bool
 	// reported is set once a failed read was reported, so it is reported once.
 	reported bool
+	// needed says which marks a change made in this run, or an earlier run, needs; a
+	// mark written for a change whose apply then failed is not (see withdraw).
+	needed map[string]bool
 }
 
 // configuredStateDir is the state directory the controller knows for h, "" when the
@@ -96,7 +99,7 @@ func configuredStateDir(o Options, h *inventory.Host) (string, error) {
 // readPending starts reading the host's marks over c, in the background: a converged
 // host's checks need not wait for it, only its first mark and its handlers do.
 func readPending(ctx context.Context, c transport.Conn, configured string) *pendingState {
-	ps := &pendingState{done: make(chan struct{}), marks: map[string]map[string]bool{}, written: map[string]bool{}}
+	ps := &pendingState{done: make(chan struct{}), marks: map[string]map[string]bool{}, written: map[string]bool{}, needed: map[string]bool{}}
 	go func() {
 		defer close(ps.done)
 		ps.err = ps.read(ctx, c, configured)
@@ -143,6 +146,7 @@ func (ps *pendingState) read(ctx context.Context, c transport.Conn, configured s
 		}
 		ps.marks[m.Play][m.Handler] = true
 		ps.written[markKey(m.Play, m.Handler)] = true
+		ps.needed[markKey(m.Play, m.Handler)] = true
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("read the pending handlers in %s: %d unreadable mark(s), first: %q", ps.dir, len(bad), bad[0])
@@ -198,6 +202,20 @@ func (ps *pendingState) mark(ctx context.Context, c transport.Conn, play, handle
 	return nil
 }
 
+// confirm says that a change notifying handler of play was made: its mark is needed.
+func (ps *pendingState) confirm(play, handler string) { ps.needed[markKey(play, handler)] = true }
+
+// withdraw removes the mark written for a change whose apply failed, unless another
+// change needs it: as in Ansible, a step that failed notifies nothing (a validated
+// file the validator rejected was never installed). An apply that was interrupted
+// (cancelled) keeps its mark, as it may have changed the host half-way.
+func (ps *pendingState) withdraw(ctx context.Context, c transport.Conn, play, handler string) error {
+	if ps.needed[markKey(play, handler)] {
+		return nil
+	}
+	return ps.clear(ctx, c, play, handler)
+}
+
 // clear removes the mark of handler of play, once the handler ran.
 func (ps *pendingState) clear(ctx context.Context, c transport.Conn, play, handler string) error {
 	if !ps.written[markKey(play, handler)] {
@@ -208,6 +226,7 @@ func (ps *pendingState) clear(ctx context.Context, c transport.Conn, play, handl
 		return fmt.Errorf("remove the pending mark %s: %w", f, err)
 	}
 	delete(ps.written, markKey(play, handler))
+	delete(ps.needed, markKey(play, handler))
 	if m := ps.marks[play]; m != nil {
 		delete(m, handler)
 	}
