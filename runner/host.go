@@ -3,14 +3,18 @@ package runner
 // The life of one host in one play, in the order it happens:
 //
 //  1. connect: the host is dialed when its first step is about to run, once per run;
-//     a host that cannot be reached is failed ("unreachable") and its steps skipped.
+//     a host that cannot be reached is failed (unreachable=1) and its steps skipped.
+//     The handlers an earlier run left owed (pending.go) are read in the background.
 //  2. check ahead: from the first step on, the host's checks run a few at once
 //     (ahead.go), until a step changes the host.
 //  3. steps: each step is checked (or takes its check made ahead) and, in apply mode,
-//     applied; a failed step skips the rest of the host's steps in the play.
-//  4. handlers: the handlers the changed steps notified run once each, in the order
-//     the recipe declares them, even after a failed step; only a cancelled run leaves
-//     them pending.
+//     applied; before a change that notifies handlers is applied, their pending marks
+//     are written on the host. A failed step skips the rest of the host's steps in
+//     the play.
+//  4. handlers: the handlers the changed steps notified, and those owed from an earlier
+//     run, run once each in the order the recipe declares them, even after a failed
+//     step; only a cancelled run leaves them pending. A handler that ran clears its
+//     mark.
 //  5. close: every connection is closed at the end of the run (run.closeAll), not of
 //     the play, so the next play reuses it.
 

@@ -4,7 +4,40 @@
 // Like goreleaser's pipes, everything around a step is the runner's: it times the
 // step, logs one line when it finishes, skips it when the host or the run has already
 // failed, collects its error, masks secrets, and runs the handlers it notified. Steps
-// themselves only check and apply.
+// themselves only check and apply. Step methods are user code: a panic in String,
+// Check or Apply fails that step on that host, never the process.
+//
+// Where things are: runner.go has Run, the plays and the run's bookkeeping (fail-fast,
+// max fail percent, the result); host.go follows one host through a play, from dial to
+// handlers, and says the order of things; ahead.go checks a host's steps ahead of them;
+// pending.go keeps handlers durable; progress.go and report.go are the live lines, the
+// recap and the JSON report.
+//
+// # Durable handlers
+//
+// A handler notified by a change is owed to the host until it has run: before the
+// runner applies a change that notifies a handler, it writes a mark for that (play,
+// handler) on the host, under the host's state directory, and removes the mark only
+// once the handler ran successfully. A controller that dies between the change and the
+// restart (SIGKILL, a dropped connection, Ctrl-C) leaves the mark; the next run, apply
+// or plan, reads the marks when it connects and treats those handlers as notified,
+// "pending from an earlier run". A step whose apply fails withdraws the mark it wrote
+// (a failed step notifies nothing). The state directory is Options.StateDir, else the
+// host's inventory variable cauldron_state_dir, else /var/lib/cauldron for root and
+// ${XDG_STATE_HOME:-$HOME/.local/state}/cauldron for another user; the marks are the
+// files of its pending/ directory, one line of JSON each.
+//
+// # Plans
+//
+// A plan checks every step and applies none, so a step after one that would change the
+// host is checked against the host without that change: such a result is marked
+// "[after an earlier change]" and its summary says "as the host is now".
+//
+// # Recap
+//
+// One line per host: ok, changed (would change, in a plan), failed and skipped steps
+// and handlers, and unreachable=1 for a host that could not be connected to: it
+// failed, although no step of it did.
 package runner
 
 import (
