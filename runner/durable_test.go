@@ -17,8 +17,10 @@ import (
 
 	"github.com/cauldron-go/cauldron/inventory"
 	"github.com/cauldron-go/cauldron/runner"
+	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport"
+	"github.com/cauldron-go/cauldron/transport/local"
 )
 
 // TestAControllerKilledAtAnyPointLosesNoRestart builds a small controller
@@ -284,5 +286,49 @@ func TestTheInventoryVariableSetsTheStateDir(t *testing.T) {
 		runner.Options{Mode: runner.Apply, Dial: newDialer().Dial})
 	if m := pendingMarks(t, state); len(m) != 1 {
 		t.Errorf("marks in %s: %v", state, m)
+	}
+}
+
+// asUser runs every command on this machine as another user, with its own HOME: a
+// host where the runner does not log in as root.
+type asUser struct {
+	transport.Conn
+	uid  int
+	home string
+}
+
+func (a asUser) Run(ctx context.Context, c transport.Command) error {
+	c.Line = shell.Join("setpriv", fmt.Sprintf("--reuid=%d", a.uid), fmt.Sprintf("--regid=%d", a.uid), "--clear-groups",
+		"env", "-u", "XDG_STATE_HOME", "HOME="+a.home, "sh", "-c", c.Line)
+	return a.Conn.Run(ctx, c)
+}
+
+func (a asUser) Put(ctx context.Context, f transport.File) error { return transport.PutByShell(ctx, a, f) }
+
+func TestWithoutAStateDirAUserOtherThanRootKeepsItsMarksUnderItsHome(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run commands as another user")
+	}
+	home := t.TempDir()
+	if err := os.Chown(home, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(home), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	blocked := make(chan struct{})
+	go func() { <-blocked; cancel() }()
+	var out bytes.Buffer
+	_, _ = runner.Run(ctx, []runner.Play{{Name: "svc", Hosts: hosts("web1"), Recipe: restartRecipe(dir, "v1\n", blocked)}},
+		runner.Options{Mode: runner.Apply, Progress: &out, Dial: func(context.Context, *inventory.Host) (transport.Conn, error) {
+			return asUser{Conn: local.New(), uid: 65534, home: home}, nil
+		}})
+	if m := pendingMarks(t, filepath.Join(home, ".local", "state", "cauldron")); len(m) != 1 {
+		t.Errorf("marks under the user's ~/.local/state/cauldron: %v\n%s", m, out.String())
 	}
 }
