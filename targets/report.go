@@ -57,4 +57,3 @@ func trimExt(p string) string {
 	}
 	return p
 }
-
