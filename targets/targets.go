@@ -32,11 +32,6 @@ func Verify(ctx context.Context) error {
 	return nil
 }
 
-// Bench runs every benchmark once through (go test -bench), the converged re-check of the lab cluster included.
-func Bench(ctx context.Context) error {
-	return goCmd(ctx, "test", "-run=^$", "-bench=.", "-benchtime=20x", "./...")
-}
-
 // fuzzTargets are the fuzz tests verify runs for a short while each, so that a panic
 // found once stays found (go test also replays testdata/fuzz corpora on every run).
 var fuzzTargets = []struct{ pkg, name string }{

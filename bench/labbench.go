@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cauldron-go/cauldron/inventory"
+	"github.com/cauldron-go/cauldron/lab"
+	"github.com/cauldron-go/cauldron/recipes"
+	"github.com/cauldron-go/cauldron/runner"
+	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/transport"
+	"github.com/cauldron-go/cauldron/transport/docker"
+)
+
+// The bench's own lab for part c, apart from the developer's and the tests'.
+var benchLab = lab.Options{Name: "cauldron-bench-lab", Subnet: "172.29.74.0/24", PortOffset: 2400}
+
+// Netem is the slow network of part c: delay on every packet a lab host sends, which
+// adds as much to every round trip, and random loss.
+const Netem = "delay 80ms loss 5%"
+
+const labWork = "the lab cluster's converged re-check (plan)"
+
+func (b *bencher) partC(ctx context.Context) error {
+	o := benchLab
+	o.Log = b.o.Log
+	l, err := lab.Up(ctx, o)
+	if err != nil {
+		return err
+	}
+	b.logf("deploying the cluster onto %s (the first time takes minutes)", l.Name)
+	if err := deployLab(ctx, l.DockerInventory, runner.Apply); err != nil {
+		return fmt.Errorf("bench: deploy the lab: %w", err)
+	}
+	transports := []struct{ name, inventory string }{{"ssh", l.SSHInventory}, {"docker exec", l.DockerInventory}}
+	measure := func(suffix string) error {
+		times := map[string][]float64{}
+		for pair := range b.o.Pairs {
+			order := slices.Clone(transports)
+			if pair%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, t := range order {
+				took, err := timed(func() error { return deployLab(ctx, t.inventory, runner.Plan) })
+				if err != nil {
+					return fmt.Errorf("bench: the lab's re-check over %s%s: %w", t.name, suffix, err)
+				}
+				b.logf("cauldron %d hosts  re-check over %s%s  %s", len(l.Hosts), t.name, suffix, took.Round(time.Millisecond))
+				times[t.name] = append(times[t.name], took.Seconds())
+			}
+		}
+		for _, t := range transports {
+			b.res.Measurements = append(b.res.Measurements, Measurement{Part: "c", Work: labWork, Hosts: len(l.Hosts),
+				Run: "over " + t.name + suffix, Tool: ToolCauldron, Seconds: times[t.name], Median: median(times[t.name])})
+		}
+		return nil
+	}
+	if err := measure(""); err != nil {
+		return err
+	}
+	var hosts []string
+	for _, h := range l.Hosts {
+		hosts = append(hosts, h.Container)
+	}
+	defer func() {
+		// The containers go at the end anyway; the qdiscs go first, so that an error
+		// in between leaves no slow network behind on a lab that stays.
+		_ = netem(context.Background(), l, "")
+	}()
+	if err := netem(ctx, l, Netem); err != nil {
+		return err
+	}
+	b.res.Notes = append(b.res.Notes, "part c under netem: tc qdisc "+Netem+" on every lab host's interface (docker exec does not go through the network, so only SSH is slowed)")
+	return measure(", " + Netem)
+}
+
+// netem adds spec ("delay 80ms loss 5%") as the root qdisc of each lab host's
+// interface on the lab network, or removes it when spec is empty.
+func netem(ctx context.Context, l *lab.Lab, spec string) error {
+	var errs []error
+	for _, h := range l.Hosts {
+		dev := "$(ip -o -4 addr show | awk -v a=" + shell.Quote(h.Address+"/") + " 'index($4, a) == 1 {print $2}')"
+		line := "dev=" + dev + "; [ -n \"$dev\" ] || { echo 'no interface with " + h.Address + "' >&2; exit 1; }; "
+		if spec == "" {
+			line += "tc qdisc del dev \"$dev\" root 2>/dev/null; true"
+		} else {
+			line += "tc qdisc replace dev \"$dev\" root netem " + spec
+		}
+		if err := docker.New(h.Container).Run(ctx, transport.Command{Line: line}); err != nil {
+			errs = append(errs, fmt.Errorf("bench: netem on %s: %w", h.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deployLab runs the cluster's plays on the lab; a plan must find nothing to change.
+func deployLab(ctx context.Context, path string, mode runner.Mode) error {
+	inv, err := inventory.Load(path)
+	if err != nil {
+		return err
+	}
+	plays, err := recipes.Cluster(inv)
+	if err != nil {
+		return err
+	}
+	rep, err := runner.Run(ctx, plays, runner.Options{Mode: mode, Dial: runner.DialHost, Secrets: inv.Secrets()})
+	if err != nil {
+		return err
+	}
+	if mode == runner.Plan && rep.Changed() != 0 {
+		return fmt.Errorf("the converged lab is not converged: %d changes", rep.Changed())
+	}
+	return nil
+}
+
+// cleanupLab takes the bench's lab down.
+func cleanupLab(ctx context.Context) error { return lab.Down(ctx, benchLab) }
+
+func execOutput(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
