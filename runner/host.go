@@ -98,7 +98,9 @@ func (r *run) runSteps(ctx context.Context, p playPlan, hp hostPlan) (notified m
 				}
 			}
 			ran = true
-			r.runStep(ctx, st.conn, s, ahead.result(i), beforeApply, &res)
+			// A long upload says how far it has got, on the host's behalf.
+			sctx := steps.WithProgress(ctx, func(t steps.Progress) { r.out.transfer(st.report.Host, t) })
+			r.runStep(sctx, st.conn, s, ahead.result(i), beforeApply, &res)
 			if marked {
 				r.settlePending(ctx, st, p.name, notifies, res.Status)
 			}

@@ -137,7 +137,14 @@ func (u Upload) stream(ctx context.Context, c transport.Conn, w ownership, mtime
 		return fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	defer f.Close()
-	if _, err := transport.OutputWithInput(ctx, c, installScript(u.Dest, w, "", false), f); err != nil {
+	var size int64
+	if info, err := f.Stat(); err == nil {
+		size = info.Size()
+	}
+	in, stop := ProgressReader(ctx, f, u.String(), size)
+	_, err = transport.OutputWithInput(ctx, c, installScript(u.Dest, w, "", false), in)
+	stop()
+	if err != nil {
 		return fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	if _, err := transport.Output(ctx, c, touchScript(u.Dest, mtime)); err != nil {

@@ -76,7 +76,7 @@ func deployCluster(ctx context.Context, path string, o deployOptions) (*runner.R
 	rep, runErr := runner.Run(ctx, plays, runner.Options{
 		Mode: mode, Parallel: o.parallel, FailFast: o.failFast, MaxFailPercent: o.maxFailPercent,
 		Progress: os.Stdout, Dial: runner.DialHost, Secrets: inv.Secrets(),
-		Color: term.IsTerminal(int(os.Stdout.Fd())),
+		Color: term.IsTerminal(int(os.Stdout.Fd())), Live: term.IsTerminal(int(os.Stdout.Fd())),
 	})
 	if o.report != "" && rep != nil {
 		if err := writeReport(o.report, rep); err != nil {
