@@ -117,6 +117,12 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if o.Dir == "" {
 		return nil, errors.New("bench: Options.Dir is empty")
 	}
+	// Absolute: Ansible runs in it and is given paths in it.
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	o.Dir = dir
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
