@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -79,18 +81,34 @@ control_path = %%(directory)s/%%%%C
 	return a, nil
 }
 
-// play runs a playbook and fails when any host failed.
-func (a *ansibleRun) play(ctx context.Context, playbook string) error {
+// play runs a playbook on the fleet's hosts. It fails when any host failed or was
+// unreachable, or when the recap does not name every host, and returns the number of
+// tasks that changed something, all hosts together.
+func (a *ansibleRun) play(ctx context.Context, playbook string, hosts int) (changed int, err error) {
 	cmd := exec.CommandContext(ctx, a.bin, "-i", a.inventory, playbook)
 	cmd.Dir = a.dir
 	cmd.Env = append(os.Environ(), "ANSIBLE_CONFIG="+a.config, "ANSIBLE_NOCOLOR=1")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("ansible-playbook %s: %v:\n%s", filepath.Base(playbook), err, lastLines(out.String(), 15))
+		return 0, fmt.Errorf("ansible-playbook %s: %v:\n%s", filepath.Base(playbook), err, lastLines(out.String(), 15))
 	}
-	return nil
+	recap := recapRE.FindAllStringSubmatch(out.String(), -1)
+	if len(recap) != hosts {
+		return 0, fmt.Errorf("ansible-playbook %s: the recap names %d hosts, not %d:\n%s", filepath.Base(playbook), len(recap), hosts, lastLines(out.String(), 15))
+	}
+	for _, m := range recap {
+		n, _ := strconv.Atoi(m[2])
+		changed += n
+		if m[3] != "0" || m[4] != "0" {
+			return 0, fmt.Errorf("ansible-playbook %s: host %s unreachable=%s failed=%s", filepath.Base(playbook), m[1], m[3], m[4])
+		}
+	}
+	return changed, nil
 }
+
+// recapRE is a line of Ansible's PLAY RECAP: host, changed, unreachable, failed.
+var recapRE = regexp.MustCompile(`(?m)^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)`)
 
 // close ends the SSH control masters ControlPersist keeps, so that no process of the
 // bench outlives it, and removes their folder.

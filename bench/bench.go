@@ -214,7 +214,18 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 				case ToolCauldron:
 					took, err = cauldronRun(ctx, hosts, w, run == "converged")
 				case ToolAnsible:
-					took, err = timed(func() error { return a.play(ctx, w.playbook) })
+					took, err = timed(func() error {
+						changed, err := a.play(ctx, w.playbook, len(hosts))
+						switch {
+						case err != nil:
+							return err
+						case run == "converged" && changed != 0:
+							return fmt.Errorf("the converged re-run changed %d things", changed)
+						case run == "first run" && changed == 0:
+							return errors.New("the first run changed nothing: the reset did not reset")
+						}
+						return nil
+					})
 				}
 				if err != nil {
 					return fmt.Errorf("bench: %s, %d hosts, %s, %s: %w", w.name, len(hosts), run, tool, err)
