@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/cauldron-go/cauldron/recipes"
 	"github.com/cauldron-go/cauldron/runner"
 	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/timeline"
 	"github.com/cauldron-go/cauldron/transport"
 	"github.com/cauldron-go/cauldron/transport/docker"
 )
@@ -35,8 +39,20 @@ func (b *bencher) partC(ctx context.Context) error {
 		return err
 	}
 	b.logf("deploying the cluster onto %s (the first time takes minutes)", l.Name)
-	if err := deployLab(ctx, l.DockerInventory, runner.Apply); err != nil {
+	rep, err := deployLab(ctx, l.DockerInventory, runner.Apply)
+	if err != nil {
 		return fmt.Errorf("bench: deploy the lab: %w", err)
+	}
+	if err := b.keepReport("lab-deploy", rep); err != nil {
+		return err
+	}
+	// One re-check over SSH kept as a picture too: where a converged run's time goes.
+	rep, err = deployLab(ctx, l.SSHInventory, runner.Plan)
+	if err != nil {
+		return fmt.Errorf("bench: re-check the lab: %w", err)
+	}
+	if err := b.keepReport("lab-recheck-ssh", rep); err != nil {
+		return err
 	}
 	transports := []struct{ name, inventory string }{{"ssh", l.SSHInventory}, {"docker exec", l.DockerInventory}}
 	measure := func(suffix string) error {
@@ -47,7 +63,7 @@ func (b *bencher) partC(ctx context.Context) error {
 				slices.Reverse(order)
 			}
 			for _, t := range order {
-				took, err := timed(func() error { return deployLab(ctx, t.inventory, runner.Plan) })
+				took, err := timed(func() error { _, err := deployLab(ctx, t.inventory, runner.Plan); return err })
 				if err != nil {
 					return fmt.Errorf("bench: the lab's re-check over %s%s: %w", t.name, suffix, err)
 				}
@@ -100,22 +116,48 @@ func netem(ctx context.Context, l *lab.Lab, spec string) error {
 }
 
 // deployLab runs the cluster's plays on the lab; a plan must find nothing to change.
-func deployLab(ctx context.Context, path string, mode runner.Mode) error {
+func deployLab(ctx context.Context, path string, mode runner.Mode) (*runner.Report, error) {
 	inv, err := inventory.Load(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	plays, err := recipes.Cluster(inv)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rep, err := runner.Run(ctx, plays, runner.Options{Mode: mode, Dial: runner.DialHost, Secrets: inv.Secrets()})
 	if err != nil {
-		return err
+		return rep, err
 	}
 	if mode == runner.Plan && rep.Changed() != 0 {
-		return fmt.Errorf("the converged lab is not converged: %d changes", rep.Changed())
+		return rep, fmt.Errorf("the converged lab is not converged: %d changes", rep.Changed())
 	}
+	return rep, nil
+}
+
+// keepReport writes a run's JSON report and its timeline picture into the bench's
+// folder, as NAME.json and NAME-timeline.svg.
+func (b *bencher) keepReport(name string, rep *runner.Report) error {
+	var buf bytes.Buffer
+	if err := rep.WriteJSON(&buf); err != nil {
+		return err
+	}
+	jsonPath := filepath.Join(b.o.Dir, name+".json")
+	if err := os.WriteFile(jsonPath, buf.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	tl, err := timeline.Read(jsonPath, bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		return err
+	}
+	var svg bytes.Buffer
+	if err := timeline.Render(&svg, tl); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(b.o.Dir, name+"-timeline.svg"), svg.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	b.logf("kept %s and its timeline %s", jsonPath, name+"-timeline.svg")
 	return nil
 }
 
