@@ -66,7 +66,7 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 
 	r := steps.NewRecipe("tomcat node "+c.Node.Name,
 		steps.Packages{Names: []string{"unzip", "curl"}},
-		steps.User{Name: c.Account, Home: home, Shell: "/bin/bash", PasswordHash: c.PasswordHash},
+		steps.AddUser{Name: c.Account, Home: home, Shell: "/bin/bash", PasswordHash: c.PasswordHash},
 		steps.Sudoers{Name: c.Account + "-mago3d-tomcat", Content: steps.Text(SudoRule(c.Account, configs.TomcatUnitName))},
 		steps.Dir{Path: setup, Owner: c.Account, Group: c.Account, Mode: 0o750},
 		steps.Dir{Path: tools, Owner: c.Account, Group: c.Account, Mode: 0o750},
@@ -106,7 +106,7 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		r.Add(steps.Notify(propsFile, TomcatHandler))
 	}
 	r.Add(
-		steps.Notify(steps.SystemdUnit{Name: configs.TomcatUnitName, Content: content(unit)}, TomcatHandler),
+		steps.Notify(steps.InstallUnit{Name: configs.TomcatUnitName, Content: content(unit)}, TomcatHandler),
 		steps.Service{Name: configs.TomcatUnitName, Enabled: ptr(true), State: steps.Started},
 	)
 	var health []string
