@@ -99,7 +99,7 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		}
 		r.Add(
 			steps.Upload{Src: war, Dest: warOnHost, Owner: c.Account, Group: c.Account, Mode: 0o640},
-			steps.Notify(UnpackWAR{LocalWAR: war, WAR: warOnHost, Dest: app.DocBase, Owner: c.Account, Group: c.Account}, TomcatHandler),
+			steps.Notify(steps.UnpackWAR{LocalWAR: war, WAR: warOnHost, Dest: app.DocBase, Owner: c.Account, Group: c.Account}, TomcatHandler),
 		)
 		propsFile := own(path.Join(app.DocBase, "WEB-INF", "classes", "application.properties"), 0o600)
 		propsFile.Content = content(&props)
