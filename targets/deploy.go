@@ -19,8 +19,8 @@ type Deploy mg.Namespace
 //
 // Flags: -inventory=FILE, -dryrun (check only: print the plan with diffs, change
 // nothing), -transport=ssh (with the lab: reach its hosts over SSH instead of docker
-// exec), -report=FILE (write the JSON report there), -parallel=N (hosts of one role at
-// once), -failfast (the first failed host stops the run), -maxfailpercent=N (stop once
+// exec), -report=FILE (write the JSON report there; its folder must exist), -parallel=N
+// (hosts of one role at once, 8 by default), -failfast (the first failed host stops the run), -maxfailpercent=N (stop once
 // more than N% of a play's hosts failed). It is deploy.Run with the cluster's recipes:
 // a target of your own gets the same with your plays.
 func (Deploy) Cluster(ctx context.Context, inventory *string, dryrun *bool, transport *string, report *string, parallel *int, failfast *bool, maxfailpercent *int) error {
