@@ -84,27 +84,42 @@ control_path = %%(directory)s/%%%%C
 // play runs a playbook on the fleet's hosts. It fails when any host failed or was
 // unreachable, or when the recap does not name every host, and returns the number of
 // tasks that changed something, all hosts together.
-func (a *ansibleRun) play(ctx context.Context, playbook string, hosts int) (changed int, err error) {
+func (a *ansibleRun) play(ctx context.Context, playbook string, hosts int) (changed int, tasks []string, err error) {
 	cmd := exec.CommandContext(ctx, a.bin, "-i", a.inventory, playbook)
 	cmd.Dir = a.dir
 	cmd.Env = append(os.Environ(), "ANSIBLE_CONFIG="+a.config, "ANSIBLE_NOCOLOR=1")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("ansible-playbook %s: %v:\n%s", filepath.Base(playbook), err, lastLines(out.String(), 15))
+		return 0, nil, fmt.Errorf("ansible-playbook %s: %v:\n%s", filepath.Base(playbook), err, lastLines(out.String(), 15))
 	}
 	recap := recapRE.FindAllStringSubmatch(out.String(), -1)
 	if len(recap) != hosts {
-		return 0, fmt.Errorf("ansible-playbook %s: the recap names %d hosts, not %d:\n%s", filepath.Base(playbook), len(recap), hosts, lastLines(out.String(), 15))
+		return 0, nil, fmt.Errorf("ansible-playbook %s: the recap names %d hosts, not %d:\n%s", filepath.Base(playbook), len(recap), hosts, lastLines(out.String(), 15))
 	}
 	for _, m := range recap {
 		n, _ := strconv.Atoi(m[2])
 		changed += n
 		if m[3] != "0" || m[4] != "0" {
-			return 0, fmt.Errorf("ansible-playbook %s: host %s unreachable=%s failed=%s", filepath.Base(playbook), m[1], m[3], m[4])
+			return 0, nil, fmt.Errorf("ansible-playbook %s: host %s unreachable=%s failed=%s", filepath.Base(playbook), m[1], m[3], m[4])
 		}
 	}
-	return changed, nil
+	return changed, changedTasks(out.String()), nil
+}
+
+// changedTasks lists "TASK [name] on host" for each task Ansible reported changed.
+func changedTasks(out string) []string {
+	var task string
+	var changed []string
+	for _, l := range strings.Split(out, "\n") {
+		if t, ok := strings.CutPrefix(l, "TASK ["); ok {
+			task, _, _ = strings.Cut(t, "]")
+		} else if h, ok := strings.CutPrefix(l, "changed: ["); ok {
+			host, _, _ := strings.Cut(h, "]")
+			changed = append(changed, task+" on "+host)
+		}
+	}
+	return changed
 }
 
 // recapRE is a line of Ansible's PLAY RECAP: host, changed, unreachable, failed.

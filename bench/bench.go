@@ -2,7 +2,7 @@
 // one run: the runs of the two tools alternate, each measurement is repeated, and the
 // table gives medians and their ratio. Three parts:
 //
-//   - a: the seed's Tomcat-node work (sections 4-5, 16 tasks) on 2 systemd hosts, a
+//   - a: the seed's Tomcat-node work (sections 4-5, 18 tasks) on 2 systemd hosts, a
 //     first run (from a reset host) and a converged re-run;
 //   - b: pyinfra's 4-operation workload (dir, file, line, guarded command) on 10, 50
 //     and 100 light hosts (containers running only sshd), first run and converged;
@@ -215,12 +215,12 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 					took, err = cauldronRun(ctx, hosts, w, run == "converged")
 				case ToolAnsible:
 					took, err = timed(func() error {
-						changed, err := a.play(ctx, w.playbook, len(hosts))
+						changed, tasks, err := a.play(ctx, w.playbook, len(hosts))
 						switch {
 						case err != nil:
 							return err
 						case run == "converged" && changed != 0:
-							return fmt.Errorf("the converged re-run changed %d things", changed)
+							return fmt.Errorf("the converged re-run changed %d things: %s", changed, strings.Join(tasks, "; "))
 						case run == "first run" && changed == 0:
 							return errors.New("the first run changed nothing: the reset did not reset")
 						}
@@ -270,7 +270,7 @@ func timed(f func() error) (time.Duration, error) {
 }
 
 func (b *bencher) partA(ctx context.Context) error {
-	image, err := pythonImage(ctx, b.o.Log)
+	image, err := hostImage(ctx, b.o.Log)
 	if err != nil {
 		return err
 	}
@@ -295,7 +295,7 @@ func (b *bencher) partA(ctx context.Context) error {
 }
 
 func (b *bencher) partB(ctx context.Context, n int) error {
-	image, err := pythonImage(ctx, b.o.Log)
+	image, err := hostImage(ctx, b.o.Log)
 	if err != nil {
 		return err
 	}

@@ -223,18 +223,19 @@ func dockerRun(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// pythonImage is the lab's base image with python3 added, which Ansible needs on every
-// host it manages (cauldron needs only a shell). It is built once and kept.
-func pythonImage(ctx context.Context, log io.Writer) (string, error) {
+// hostImage is the lab's base image with python3, which Ansible needs on every host
+// it manages (cauldron needs only a shell), and unzip, which unpacking the seed's WARs
+// needs with either tool. It is built once and kept.
+func hostImage(ctx context.Context, log io.Writer) (string, error) {
 	base, err := lab.BaseImage(ctx, log)
 	if err != nil {
 		return "", err
 	}
-	tag := "cauldron-bench-python:" + strings.TrimPrefix(base, "cauldron-base:")
+	tag := "cauldron-bench-host:" + strings.TrimPrefix(base, "cauldron-base:")
 	if exec.CommandContext(ctx, "docker", "image", "inspect", tag).Run() == nil {
 		return tag, nil
 	}
-	fmt.Fprintf(log, "bench: building %s (the base image with python3, for Ansible)\n", tag)
+	fmt.Fprintf(log, "bench: building %s (the base image with python3, for Ansible, and unzip)\n", tag)
 	name := Prefix + "-imagebuild"
 	_ = exec.CommandContext(ctx, "docker", "rm", "-f", name).Run()
 	if err := dockerRun(ctx, "run", "-d", "--name", name, "--label", lab.LabelKey+"="+Label, base, "sleep", "infinity"); err != nil {
@@ -242,8 +243,8 @@ func pythonImage(ctx context.Context, log io.Writer) (string, error) {
 	}
 	defer exec.Command("docker", "rm", "-f", name).Run()
 	if err := dockerRun(ctx, "exec", name, "sh", "-c",
-		"apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 && apt-get clean"); err != nil {
-		return "", fmt.Errorf("install python3 in the bench image: %w", err)
+		"apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 unzip && apt-get clean"); err != nil {
+		return "", fmt.Errorf("install python3 and unzip in the bench image: %w", err)
 	}
 	if err := dockerRun(ctx, "commit", "--change", "LABEL "+lab.LabelKey+"=", "--change", "CMD [\"/sbin/init\"]", name, tag); err != nil {
 		return "", err

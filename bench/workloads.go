@@ -74,11 +74,13 @@ type Artifacts struct {
 	WARs        map[string]string // app folder name -> WAR
 }
 
-// tomcatWorkload is the seed's sections 4 and 5 on a Tomcat node as 16 tasks: the
+// tomcatWorkload is the seed's sections 4 and 5 on a Tomcat node as 18 tasks: the
 // account and its sudo rule, the setup and tools folders, the JDK and Tomcat tarballs
 // uploaded and unpacked, setenv.sh, catalina.sh's console log off, server.xml, the
-// apps' folder and WARs, and the systemd unit, enabled and started. The files are
-// rendered once, by cauldron's typed models, and given to both tools as they are.
+// apps' folder, the WARs uploaded and unpacked, and the systemd unit, enabled and
+// started. The files are rendered once, by cauldron's typed models, and given to both
+// tools as they are. Ansible unpacks a WAR once (creates:), cauldron again whenever
+// the WAR changes (steps.UnpackWAR).
 func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload, error) {
 	const account = "gaia3d"
 	home := "/home/" + account
@@ -123,7 +125,7 @@ func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload,
 		}
 	}
 	source := path.Dir(cluster.Apps[0].DocBase)
-	var wars []string
+	var wars, docBases []string
 	for _, app := range cluster.Apps {
 		name := path.Base(app.DocBase)
 		war, ok := a.WARs[name]
@@ -131,6 +133,7 @@ func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload,
 			return workload{}, fmt.Errorf("bench: no WAR for app %s", name)
 		}
 		wars = append(wars, name, war)
+		docBases = append(docBases, app.DocBase)
 	}
 
 	own := fmt.Sprintf("owner: %s, group: %s", account, account)
@@ -153,10 +156,14 @@ func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload,
     - file: {path: %[13]s, state: directory, mode: "0750", %[6]s}
     - copy: {src: %[15]s, dest: %[4]s/%[14]s.war, mode: "0640", %[6]s}
     - copy: {src: %[17]s, dest: %[4]s/%[16]s.war, mode: "0640", %[6]s}
+    - shell: mkdir -p %[18]s && unzip -q -o %[4]s/%[14]s.war -d %[18]s && chown -R %[1]s:%[1]s %[18]s
+      args: {creates: %[18]s/WEB-INF}
+    - shell: mkdir -p %[19]s && unzip -q -o %[4]s/%[16]s.war -d %[19]s && chown -R %[1]s:%[1]s %[19]s
+      args: {creates: %[19]s/WEB-INF}
     - copy: {src: %[3]s/mago3d-tomcat.service, dest: /etc/systemd/system/mago3d-tomcat.service, mode: "0644", owner: root, group: root}
     - systemd: {name: mago3d-tomcat, enabled: true, state: started, daemon_reload: true}
 `, account, home, dir, setup, tools, own, a.JDK, path.Base(a.JDK), a.Tomcat, path.Base(a.Tomcat),
-		javaHome, tomcatHome, source, wars[0], wars[1], wars[2], wars[3])
+		javaHome, tomcatHome, source, wars[0], wars[1], wars[2], wars[3], docBases[0], docBases[1])
 	playbook := filepath.Join(dir, "tomcat.yml")
 	if err := os.WriteFile(playbook, []byte(yml), 0o600); err != nil {
 		return workload{}, err
@@ -170,7 +177,7 @@ func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload,
 	}
 	enabled := true
 	return workload{
-		name: "the seed's Tomcat node (sections 4-5, 16 tasks)",
+		name: "the seed's Tomcat node (sections 4-5, 18 tasks)",
 		recipe: func(h *inventory.Host) (*steps.Recipe, error) {
 			return steps.NewRecipe("tomcat node "+h.Name,
 				steps.User{Name: account, Home: home, Shell: "/bin/bash"},
@@ -189,6 +196,8 @@ func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload,
 				steps.Dir{Path: source, Owner: account, Group: account, Mode: 0o750},
 				upload(wars[1], path.Join(setup, wars[0]+".war")),
 				upload(wars[3], path.Join(setup, wars[2]+".war")),
+				steps.UnpackWAR{LocalWAR: wars[1], WAR: path.Join(setup, wars[0]+".war"), Dest: docBases[0], Owner: account, Group: account},
+				steps.UnpackWAR{LocalWAR: wars[3], WAR: path.Join(setup, wars[2]+".war"), Dest: docBases[1], Owner: account, Group: account},
 				steps.SystemdUnit{Name: configs.TomcatUnitName, Content: steps.Bytes(rendered["mago3d-tomcat.service"])},
 				steps.Service{Name: configs.TomcatUnitName, Enabled: &enabled, State: steps.Started},
 			), nil
