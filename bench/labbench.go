@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +40,7 @@ func (b *bencher) partC(ctx context.Context) error {
 		return err
 	}
 	b.logf("deploying the cluster onto %s (the first time takes minutes)", l.Name)
-	rep, err := deployLab(ctx, l.DockerInventory, runner.Apply)
+	rep, err := deployLab(ctx, l.DockerInventory, runner.Apply, b.o.Log)
 	if err != nil {
 		return fmt.Errorf("bench: deploy the lab: %w", err)
 	}
@@ -47,7 +48,7 @@ func (b *bencher) partC(ctx context.Context) error {
 		return err
 	}
 	// One re-check over SSH kept as a picture too: where a converged run's time goes.
-	rep, err = deployLab(ctx, l.SSHInventory, runner.Plan)
+	rep, err = deployLab(ctx, l.SSHInventory, runner.Plan, nil)
 	if err != nil {
 		return fmt.Errorf("bench: re-check the lab: %w", err)
 	}
@@ -63,7 +64,7 @@ func (b *bencher) partC(ctx context.Context) error {
 				slices.Reverse(order)
 			}
 			for _, t := range order {
-				took, err := timed(func() error { _, err := deployLab(ctx, t.inventory, runner.Plan); return err })
+				took, err := timed(func() error { _, err := deployLab(ctx, t.inventory, runner.Plan, nil); return err })
 				if err != nil {
 					return fmt.Errorf("bench: the lab's re-check over %s%s: %w", t.name, suffix, err)
 				}
@@ -115,8 +116,9 @@ func netem(ctx context.Context, l *lab.Lab, spec string) error {
 	return errors.Join(errs...)
 }
 
-// deployLab runs the cluster's plays on the lab; a plan must find nothing to change.
-func deployLab(ctx context.Context, path string, mode runner.Mode) (*runner.Report, error) {
+// deployLab runs the cluster's plays on the lab, its lines to progress (nil: none); a
+// plan must find nothing to change.
+func deployLab(ctx context.Context, path string, mode runner.Mode, progress io.Writer) (*runner.Report, error) {
 	inv, err := inventory.Load(path)
 	if err != nil {
 		return nil, err
@@ -125,7 +127,7 @@ func deployLab(ctx context.Context, path string, mode runner.Mode) (*runner.Repo
 	if err != nil {
 		return nil, err
 	}
-	rep, err := runner.Run(ctx, plays, runner.Options{Mode: mode, Dial: runner.DialHost, Secrets: inv.Secrets()})
+	rep, err := runner.Run(ctx, plays, runner.Options{Mode: mode, Dial: runner.DialHost, Secrets: inv.Secrets(), Progress: progress})
 	if err != nil {
 		return rep, err
 	}
