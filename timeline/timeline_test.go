@@ -34,7 +34,7 @@ func render(t *testing.T, name string) []byte {
 }
 
 func TestATimelineMatchesItsGoldenFile(t *testing.T) {
-	for _, name := range []string{"deploy.json"} {
+	for _, name := range []string{"deploy.json", "lab-deploy.json", "lab-recheck-ssh.json"} {
 		t.Run(name, func(t *testing.T) {
 			got := render(t, name)
 			golden := filepath.Join("testdata", strings.TrimSuffix(name, ".json")+".svg")
