@@ -135,6 +135,9 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		err = errors.Join(err, Cleanup(cctx))
+		// What was measured before an error still makes a table.
+		res.LoadAverage = loadAverage()
+		res.Rows = Rows(res.Measurements)
 	}()
 
 	var ansible string
@@ -168,8 +171,6 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			return res, err
 		}
 	}
-	res.LoadAverage = loadAverage()
-	res.Rows = Rows(res.Measurements)
 	return res, nil
 }
 

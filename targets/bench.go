@@ -34,10 +34,6 @@ func Bench(ctx context.Context, parts *string, hosts *string, pairs *int, out *s
 	res, err := bench.Run(ctx, bench.Options{Parts: deref(parts), Hosts: sizes, Pairs: deref(pairs),
 		Dir: dir, NoAnsible: deref(noansible), Log: os.Stdout})
 	if res != nil && len(res.Measurements) > 0 {
-		if len(res.Rows) == 0 {
-			// Run stopped early: the table of what was measured still helps.
-			res.Rows = bench.Rows(res.Measurements)
-		}
 		res.WriteTable(os.Stdout)
 		j, s, werr := res.WriteFiles(dir)
 		if werr != nil {
