@@ -93,10 +93,12 @@ func startFleet(ctx context.Context, log io.Writer, stateDir, image string, kind
 			var err error
 			switch kind {
 			case Light:
-				// sshd alone as PID 1, with host keys of its own, generated at start.
+				// sshd alone as PID 1, with a host key of its own made at start: ed25519
+				// only, as RSA keys take seconds to make on a loaded machine.
 				err = dockerRun(gctx, "run", "-d", "--name", h.Container, "--hostname", h.Name,
 					"--label", lab.LabelKey+"="+Label, "--network", Network, "--ip", h.Address,
-					image, "sh", "-c", "ssh-keygen -A >/dev/null && mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e")
+					image, "sh", "-c", "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && mkdir -p /run/sshd && "+
+						"exec /usr/sbin/sshd -D -e -h /etc/ssh/ssh_host_ed25519_key")
 			case Systemd:
 				err = lab.StartContainer(gctx, lab.ContainerSpec{Name: h.Container, Image: image, Hostname: h.Name,
 					Network: Network, IP: h.Address, Label: Label})
@@ -148,7 +150,7 @@ func (f *Fleet) onEach(ctx context.Context, line string) error {
 }
 
 func waitFile(ctx context.Context, c transport.Conn, path string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
 		if err := c.Run(ctx, transport.Command{Line: "test -s " + path}); err == nil {
@@ -157,13 +159,13 @@ func waitFile(ctx context.Context, c transport.Conn, path string) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s did not appear: %w", path, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
 
 func waitPort(ctx context.Context, addr string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
 		var d net.Dialer
