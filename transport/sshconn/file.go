@@ -20,9 +20,12 @@ import (
 	"github.com/cauldron-go/cauldron/transport"
 )
 
-// Put writes f atomically: through SFTP to a temporary file beside the target, given
-// its mode and owner, then renamed over it. With Become, the content is uploaded to a
-// private directory of the login user and one sudo command installs it.
+// Put writes f atomically through SFTP: a temporary file beside the target, its mode
+// set before any content is written, then its owners; then a rename over the target.
+// A validator, a modification time or Become add one shell command on the host, which
+// runs the same finishing steps as every shell-based transport (transport.FinishPut).
+// With Become, the content is uploaded to a private directory of the login user and
+// installed as root by one sudo command (transport.PutStaged).
 func (c *Conn) Put(ctx context.Context, f transport.File) error {
 	if f.Path == "" {
 		return fmt.Errorf("ssh %s: put: no path given", c.name)
@@ -32,6 +35,10 @@ func (c *Conn) Put(ctx context.Context, f transport.File) error {
 		err = c.putAsRoot(ctx, f)
 	} else {
 		err = c.putBySFTP(ctx, f)
+	}
+	var rejected *transport.RejectedError
+	if errors.As(err, &rejected) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("ssh %s: put %s: %w", c.name, f.Path, err)
@@ -72,8 +79,11 @@ func (c *Conn) putBySFTP(ctx context.Context, f transport.File) (err error) {
 	if mode == 0 {
 		mode = 0o644
 	}
+	// The shell finishes the file when it has to run a validator or set a time to the
+	// nanosecond (SFTP v3 knows seconds only); it then sets the owners too.
+	byShell := f.Check != "" || f.CheckFunc != nil || !f.ModTime.IsZero()
 	uid, gid := -1, -1
-	if f.Owner != "" || f.Group != "" {
+	if !byShell && (f.Owner != "" || f.Group != "") {
 		if uid, gid, err = c.resolveIDs(ctx, f.Owner, f.Group); err != nil {
 			return err
 		}
@@ -82,8 +92,7 @@ func (c *Conn) putBySFTP(ctx context.Context, f transport.File) (err error) {
 	if err != nil {
 		return err
 	}
-	dir, base := path.Split(path.Clean(f.Path))
-	tmp := dir + "." + base + ".cauldron-" + randomHex()
+	tmp := transport.TempName(f.Path)
 	fh, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return fmt.Errorf("create temporary file: %w", err)
@@ -99,28 +108,12 @@ func (c *Conn) putBySFTP(ctx context.Context, f transport.File) (err error) {
 	if err := fh.Chmod(mode); err != nil {
 		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}
-	if err := c.upload(ctx, fh, f.Content); err != nil {
+	if err := c.upload(ctx, fh, f); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if uid >= 0 || gid >= 0 {
-		if uid < 0 || gid < 0 {
-			st, err := fh.Stat()
-			if err != nil {
-				return fmt.Errorf("stat %s: %w", tmp, err)
-			}
-			fst, ok := st.Sys().(*sftp.FileStat)
-			if !ok {
-				return fmt.Errorf("stat %s: the server gave no owner", tmp)
-			}
-			if uid < 0 {
-				uid = int(fst.UID)
-			}
-			if gid < 0 {
-				gid = int(fst.GID)
-			}
-		}
-		if err := fh.Chown(uid, gid); err != nil {
-			return fmt.Errorf("chown %s to %d:%d: %w", tmp, uid, gid, err)
+		if err := c.chown(fh, tmp, uid, gid); err != nil {
+			return err
 		}
 	}
 	if err := fh.Close(); err != nil {
@@ -128,6 +121,11 @@ func (c *Conn) putBySFTP(ctx context.Context, f transport.File) (err error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if byShell {
+		// FinishPut removes the temporary file itself on a rejection or a failure.
+		done = true
+		return transport.FinishPut(ctx, c, f, tmp)
 	}
 	if _, ok := sc.HasExtension("posix-rename@openssh.com"); ok {
 		err = sc.PosixRename(tmp, f.Path)
@@ -138,6 +136,31 @@ func (c *Conn) putBySFTP(ctx context.Context, f transport.File) (err error) {
 		return fmt.Errorf("rename %s over it: %w", tmp, err)
 	}
 	done = true
+	return nil
+}
+
+// chown gives the open file fh (at tmp) the owner uid and group gid; -1 keeps the one
+// it has.
+func (c *Conn) chown(fh *sftp.File, tmp string, uid, gid int) error {
+	if uid < 0 || gid < 0 {
+		st, err := fh.Stat()
+		if err != nil {
+			return fmt.Errorf("stat %s: %w", tmp, err)
+		}
+		fst, ok := st.Sys().(*sftp.FileStat)
+		if !ok {
+			return fmt.Errorf("stat %s: the server gave no owner", tmp)
+		}
+		if uid < 0 {
+			uid = int(fst.UID)
+		}
+		if gid < 0 {
+			gid = int(fst.GID)
+		}
+	}
+	if err := fh.Chown(uid, gid); err != nil {
+		return fmt.Errorf("chown %s to %d:%d: %w", tmp, uid, gid, err)
+	}
 	return nil
 }
 
@@ -159,7 +182,7 @@ func (c *Conn) putAsRoot(ctx context.Context, f transport.File) error {
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
-	err = c.upload(ctx, fh, f.Content)
+	err = c.upload(ctx, fh, f)
 	if cerr := fh.Close(); err == nil {
 		err = cerr
 	}
@@ -167,20 +190,19 @@ func (c *Conn) putAsRoot(ctx context.Context, f transport.File) error {
 		sc.Remove(up)
 		return fmt.Errorf("upload: %w", err)
 	}
-	// Root opens the upload as its stdin and removes it at once; PutScript does the rest.
-	script := "set -e; exec <" + shell.Quote(up) + "; rm -f " + shell.Quote(up) + "; " + transport.PutScript(f)
-	if err := c.Run(ctx, transport.Command{Line: script}); err != nil {
+	if err := transport.PutStaged(ctx, c, f, up); err != nil {
 		sc.Remove(up) // still there when sudo itself failed
 		return err
 	}
 	return nil
 }
 
-// upload writes content to fh, giving up when ctx is done.
-func (c *Conn) upload(ctx context.Context, fh *sftp.File, content []byte) error {
-	var r io.Reader = ctxReader{ctx, bytes.NewReader(content)}
+// upload writes f's content to fh, giving up when ctx is done.
+func (c *Conn) upload(ctx context.Context, fh *sftp.File, f transport.File) error {
+	content, size := f.Reader()
+	var r io.Reader = ctxReader{ctx, content}
 	if c.uploadWrap != nil {
-		r = c.uploadWrap(r, len(content))
+		r = c.uploadWrap(r, int(size))
 	}
 	_, err := fh.ReadFromWithConcurrency(r, 0)
 	return err
