@@ -235,7 +235,7 @@ func (c *Conn) privateUploadDir(ctx context.Context) (string, error) {
 	}
 	var out bytes.Buffer
 	line := shell.Join("mktemp", "-d")
-	if err := c.run(ctx, line, line, "", nil, &out, nil); err != nil {
+	if err := c.run(ctx, line, line, nil, nil, &out, nil); err != nil {
 		return "", fmt.Errorf("make upload directory: %w", err)
 	}
 	dir := strings.TrimSpace(out.String())
@@ -273,7 +273,7 @@ func (c *Conn) resolveIDs(ctx context.Context, owner, group string) (uid, gid in
 
 	var out bytes.Buffer
 	line := strings.Join(script, "; ")
-	if err := c.run(ctx, line, shell.Join("sh", "-c", line), "", nil, &out, nil); err != nil {
+	if err := c.run(ctx, line, shell.Join("sh", "-c", line), nil, nil, &out, nil); err != nil {
 		return -1, -1, fmt.Errorf("look up owner: %w", err)
 	}
 	c.mu.Lock()
