@@ -221,9 +221,23 @@ func (c *Conn) sftpClient() (*sftp.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start sftp: %w", err)
 	}
+	// The protocol promises 32 KiB writes; OpenSSH's server (the one that announces
+	// limits@openssh.com, 8.6 and later) takes 255 KiB, which made a 68 MB upload
+	// faster than the same bytes on a command's stdin (BenchmarkUploadOfALargeFile).
+	if _, ok := sc.HasExtension("limits@openssh.com"); ok {
+		big, err := sftp.NewClient(c.client, sftp.UseConcurrentWrites(true), sftp.MaxPacketUnchecked(openSSHMaxWrite))
+		if err == nil {
+			sc.Close()
+			sc = big
+		}
+	}
 	c.sftp = sc
 	return sc, nil
 }
+
+// openSSHMaxWrite is the largest write OpenSSH's sftp-server takes: its limits@openssh.com
+// answer (SFTP_MAX_MSG_LENGTH, 256 KiB, less room for the request's header).
+const openSSHMaxWrite = 255 * 1024
 
 // privateUploadDir is a directory only the login user can enter, made once per Conn
 // and removed by Close.
