@@ -93,63 +93,45 @@ func (c *Conn) putBySFTP(ctx context.Context, f transport.File) (err error) {
 		return err
 	}
 	tmp := transport.TempName(f.Path)
-	fh, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
-	if err != nil {
-		return fmt.Errorf("create temporary file: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			fh.Close()
-			sc.Remove(tmp) // best effort: over a cut connection the temp file stays
-		}
-	}()
-	// The mode first, before any byte of a possibly secret content is written.
-	if err := fh.Chmod(mode); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmp, err)
-	}
-	if err := c.upload(ctx, fh, f); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if uid >= 0 || gid >= 0 {
-		if err := c.chown(fh, tmp, uid, gid); err != nil {
-			return err
-		}
-	}
-	if err := fh.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := c.uploadNew(ctx, sc, tmp, mode, f); err != nil {
 		return err
 	}
 	if byShell {
 		// FinishPut removes the temporary file itself on a rejection or a failure.
-		done = true
 		return transport.FinishPut(ctx, c, f, tmp)
 	}
-	if _, ok := sc.HasExtension("posix-rename@openssh.com"); ok {
-		err = sc.PosixRename(tmp, f.Path)
-	} else {
-		err = sc.Rename(tmp, f.Path)
+	if uid >= 0 || gid >= 0 {
+		err = c.chown(sc, tmp, uid, gid)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		if _, ok := sc.HasExtension("posix-rename@openssh.com"); ok {
+			err = sc.PosixRename(tmp, f.Path)
+		} else {
+			err = sc.Rename(tmp, f.Path)
+		}
+		if err != nil {
+			err = fmt.Errorf("rename %s over it: %w", tmp, err)
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("rename %s over it: %w", tmp, err)
+		sc.Remove(tmp) // best effort: over a cut connection the temp file stays
 	}
-	done = true
-	return nil
+	return err
 }
 
-// chown gives the open file fh (at tmp) the owner uid and group gid; -1 keeps the one
-// it has.
-func (c *Conn) chown(fh *sftp.File, tmp string, uid, gid int) error {
+// chown gives the file at p the owner uid and group gid; -1 keeps the one it has.
+func (c *Conn) chown(sc *sftp.Client, p string, uid, gid int) error {
 	if uid < 0 || gid < 0 {
-		st, err := fh.Stat()
+		st, err := sc.Stat(p)
 		if err != nil {
-			return fmt.Errorf("stat %s: %w", tmp, err)
+			return fmt.Errorf("stat %s: %w", p, err)
 		}
 		fst, ok := st.Sys().(*sftp.FileStat)
 		if !ok {
-			return fmt.Errorf("stat %s: the server gave no owner", tmp)
+			return fmt.Errorf("stat %s: the server gave no owner", p)
 		}
 		if uid < 0 {
 			uid = int(fst.UID)
@@ -158,8 +140,8 @@ func (c *Conn) chown(fh *sftp.File, tmp string, uid, gid int) error {
 			gid = int(fst.GID)
 		}
 	}
-	if err := fh.Chown(uid, gid); err != nil {
-		return fmt.Errorf("chown %s to %d:%d: %w", tmp, uid, gid, err)
+	if err := sc.Chown(p, uid, gid); err != nil {
+		return fmt.Errorf("chown %s to %d:%d: %w", p, uid, gid, err)
 	}
 	return nil
 }
@@ -178,21 +160,37 @@ func (c *Conn) putAsRoot(ctx context.Context, f transport.File) error {
 		return err
 	}
 	up := dir + "/put-" + randomHex()
-	fh, err := sc.OpenFile(up, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
-	if err != nil {
-		return fmt.Errorf("upload: %w", err)
-	}
-	err = c.upload(ctx, fh, f)
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		sc.Remove(up)
-		return fmt.Errorf("upload: %w", err)
+	if err := c.uploadNew(ctx, sc, up, 0o600, f); err != nil {
+		return err
 	}
 	if err := transport.PutStaged(ctx, c, f, up); err != nil {
 		sc.Remove(up) // still there when sudo itself failed
 		return err
+	}
+	return nil
+}
+
+// uploadNew creates p, which must not exist, with mode (set before any byte of a
+// possibly secret content is written), writes f's content and closes it. On a failure
+// it removes p, best effort: over a cut connection the file stays.
+func (c *Conn) uploadNew(ctx context.Context, sc *sftp.Client, p string, mode fs.FileMode, f transport.File) error {
+	fh, err := sc.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", p, err)
+	}
+	err = fh.Chmod(mode)
+	if err == nil {
+		err = c.upload(ctx, fh, f)
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		sc.Remove(p)
+		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
 }
