@@ -180,7 +180,7 @@ func (c *Conn) uploadNew(ctx context.Context, sc *sftp.Client, p string, mode fs
 	}
 	err = fh.Chmod(mode)
 	if err == nil {
-		err = c.upload(ctx, fh, f)
+		err = c.upload(ctx, fh, p, f)
 	}
 	if cerr := fh.Close(); err == nil {
 		err = cerr
@@ -195,12 +195,12 @@ func (c *Conn) uploadNew(ctx context.Context, sc *sftp.Client, p string, mode fs
 	return nil
 }
 
-// upload writes f's content to fh, giving up when ctx is done.
-func (c *Conn) upload(ctx context.Context, fh *sftp.File, f transport.File) error {
+// upload writes f's content to fh (at p), giving up when ctx is done.
+func (c *Conn) upload(ctx context.Context, fh *sftp.File, p string, f transport.File) error {
 	content, size := f.Reader()
 	var r io.Reader = ctxReader{ctx, content}
 	if c.uploadWrap != nil {
-		r = c.uploadWrap(r, int(size))
+		r = c.uploadWrap(p, r, int(size))
 	}
 	_, err := fh.ReadFromWithConcurrency(r, 0)
 	return err

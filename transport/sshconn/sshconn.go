@@ -75,8 +75,8 @@ type Conn struct {
 	stopKeepAlive chan struct{}
 	uploadDir     string // the login user's private directory for become uploads
 
-	// uploadWrap, when set (by tests), wraps the reader of every SFTP upload.
-	uploadWrap func(r io.Reader, size int) io.Reader
+	// uploadWrap, when set (by tests), wraps the reader of every SFTP upload to path.
+	uploadWrap func(path string, r io.Reader, size int) io.Reader
 }
 
 var _ transport.Conn = (*Conn)(nil)
