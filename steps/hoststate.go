@@ -132,3 +132,8 @@ func existsTest(p string) string {
 	q := shell.Quote(p)
 	return "{ [ -e " + q + " ] || [ -L " + q + " ]; }"
 }
+
+// validatorFailed is the exit status a step's own validation script uses when the
+// validator rejects the content, to tell it from a failure to run (transport.Put has
+// its own, inside the transport).
+const validatorFailed = 65
