@@ -1,6 +1,8 @@
 // Package sshconn is the transport for hosts reached over SSH: one SSH connection per
-// host, one session per command, files written through SFTP (or through sudo when the
-// host is configured to become root).
+// host, one session per command, files written through SFTP (when the host is
+// configured to become root, uploaded through SFTP to a private directory and installed
+// by one sudo command). sudo's password goes to sudo's prompt only, never to a
+// command's input.
 package sshconn
 
 import (
