@@ -409,3 +409,45 @@ func TestLoadOfAMissingFileNamesIt(t *testing.T) {
 		t.Errorf("Load of a missing file: %v", err)
 	}
 }
+
+// A Match block that the inventory cannot evaluate without running something is skipped,
+// never executed, and does not stop the inventory from loading; Match all and Match host
+// apply as ssh would apply them to the host's alias.
+func TestMatchBlocksInSSHConfigAreSkippedNeverRun(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	config := filepath.Join(dir, "config")
+	text := "Match exec \"touch " + marker + "\"\n" +
+		"    User evil\n" +
+		"Match host web1,web2 # the two web nodes\n" +
+		"    Port 2301\n" +
+		"Match user root host web3\n" +
+		"    Port 9999\n" +
+		"Match final\n" +
+		"    Port 9998\n" +
+		"match=canonical all\n" +
+		"    User evil\n" +
+		"Match all\n" +
+		"    User deploy\n"
+	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.LoadOptions{SSHConfig: config}.Parse("c.yaml", []byte(
+		"hosts:\n  web1: {address: 10.0.0.1}\n  web2: {address: 10.0.0.2}\n  web3: {address: 10.0.0.3}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host string
+		port int
+	}{{"web1", 2301}, {"web2", 2301}, {"web3", 22}}
+	for _, tt := range tests {
+		h, _ := inv.Host(tt.host)
+		if h.SSH.Port != tt.port || h.SSH.User != "deploy" {
+			t.Errorf("%s: port %d, user %q; want port %d, user deploy", tt.host, h.SSH.Port, h.SSH.User, tt.port)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the Match exec command ran")
+	}
+}
