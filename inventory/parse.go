@@ -63,6 +63,7 @@ func (o LoadOptions) Parse(file string, data []byte) (*Inventory, error) {
 		return nil, fmt.Errorf("%s: inventory: no inventory and no error (a bug in package inventory)", file)
 	}
 	inv.secrets = p.secrets
+	inv.dir = dir
 	return inv, nil
 }
 
