@@ -67,12 +67,18 @@ func PostgreSQL(c PostgresConfig) (*steps.Recipe, error) {
 }
 
 func (t *Topology) postgresRecipe(h *inventory.Host) (*steps.Recipe, error) {
-	v, err := HostVars(h)
+	v, err := t.Vars(h)
 	if err != nil {
 		return nil, err
 	}
+	listen := configs.NewPostgresListen(h.Address)
+	// The apps' JDBC URL names db_port: the server must listen there. The default stays
+	// unwritten, so a cluster made before db_port existed sees no change.
+	if v.DBPort != 5432 {
+		listen.Port = v.DBPort
+	}
 	return PostgreSQL(PostgresConfig{
-		Version: v.PostgresVersion, Listen: configs.NewPostgresListen(h.Address),
+		Version: v.PostgresVersion, Listen: listen,
 		HBA:      configs.NewPgHBA(t.Cluster, v.DBName, v.DBUser),
 		Database: v.DBName, Role: v.DBUser, Password: v.DBPassword,
 	})
@@ -81,8 +87,12 @@ func (t *Topology) postgresRecipe(h *inventory.Host) (*steps.Recipe, error) {
 var sqlNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // psql runs SQL from standard input as the postgres superuser; it exits 3 where
-// PostgreSQL is not installed yet (a dry run before the package step has run).
-const psql = "command -v psql >/dev/null || exit 3; runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 -f -"
+// PostgreSQL is not installed yet (a dry run before the package step has run). It
+// connects to the port of the server that runs now, found by its socket: after a change
+// of db_port the server moves only when its restart handler runs, after these steps.
+const psql = "command -v psql >/dev/null || exit 3; " +
+	"set -- /var/run/postgresql/.s.PGSQL.*; case $1 in *'*') port=5432;; *) port=${1##*.};; esac; " +
+	"runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 -p \"$port\" -f -"
 
 // notInstalled tells a check that PostgreSQL is not there yet: everything is to do.
 func notInstalled(err error) bool { return transport.ExitStatus(err) == 3 }
