@@ -54,7 +54,9 @@ func TestAWrongClusterValueIsRefusedAtItsFileLineAndKey(t *testing.T) {
 		{"node 2.7", nil, func(s string) string { return strings.Replace(s, "vars: {node: 2}", "vars: {node: 2.7}", 1) },
 			"cluster.yaml:22: node: cannot decode a number with a fraction into int: write a whole number"},
 		{"heap_size", nil, addVars("  heap_size: 1g\n"), `cluster.yaml:3: vars.heap_size: unknown variable (did you mean "heap"?)`},
-		{"ajp_secet on a host", nil, func(s string) string { return strings.Replace(s, "vars: {node: 3}", "vars: {node: 3, ajp_secet: x}", 1) },
+		{"ajp_secet on a host", nil, func(s string) string {
+			return strings.Replace(s, "vars: {node: 3}", "vars: {node: 3, ajp_secet: x}", 1)
+		},
 			`cluster.yaml:23: hosts.web3.vars.ajp_secet: unknown variable (did you mean "ajp_secret"?)`},
 		{"a secret written inline", nil, func(s string) string {
 			return strings.Replace(s, "db_password: {from_env: TEST_DB_PASSWORD}", "db_password: hunter2hunter2", 1)
