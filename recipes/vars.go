@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/cauldron-go/cauldron/inventory"
 )
@@ -260,8 +261,10 @@ func checkClusterVars(inv *inventory.Inventory, set inventory.Vars, v *Vars) []e
 			bad(n.name, "%q is not a plain SQL name (a-z, 0-9, _; at most 63)", n.value)
 		}
 	}
-	if _, ok := set["db_password"]; ok && strings.ContainsAny(v.DBPassword, "\x00\r\n") {
-		bad("db_password", "the password may not hold a line break or NUL (secret not shown)")
+	// The apps send the password as Java reads it from application.properties (UTF-8
+	// text), and PostgreSQL's verifier is made here from its bytes: both must be the same.
+	if _, ok := set["db_password"]; ok && (!utf8.ValidString(v.DBPassword) || strings.ContainsAny(v.DBPassword, "\x00\r\n")) {
+		bad("db_password", "the password must be UTF-8 text without a line break or NUL (secret not shown)")
 	}
 	if !postgresVersionRE.MatchString(v.PostgresVersion) {
 		bad("postgres_version", "%q is not a PostgreSQL major version such as 15", v.PostgresVersion)
@@ -293,6 +296,10 @@ func checkClusterVars(inv *inventory.Inventory, set inventory.Vars, v *Vars) []e
 	return errs
 }
 
+// haproxySections are the keywords that start a section of haproxy.cfg.
+var haproxySections = []string{"global", "defaults", "frontend", "backend", "listen", "resolvers", "peers",
+	"userlist", "mailers", "program", "http-errors", "ring", "cache", "fcgi-app", "crt-store", "traces"}
+
 // checkHostVars checks h's own values, each error at the place it is set.
 func checkHostVars(h *inventory.Host, set inventory.Vars, v *Vars) []error {
 	var errs []error
@@ -313,8 +320,11 @@ func checkHostVars(h *inventory.Host, set inventory.Vars, v *Vars) []error {
 		}
 	}
 	for i, l := range v.HAProxyExtra {
-		if strings.TrimSpace(l) == "" || strings.ContainsFunc(l, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+		switch {
+		case strings.TrimSpace(l) == "" || strings.ContainsFunc(l, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }):
 			bad("haproxy_extra", "line %d is empty or holds a line break or control character: each entry is one line", i+1)
+		case slices.Contains(haproxySections, strings.Fields(l)[0]):
+			bad("haproxy_extra", "line %d starts a section of its own (%s): the lines go into the defaults section", i+1, strings.Fields(l)[0])
 		}
 	}
 	return errs
