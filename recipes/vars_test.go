@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cauldron-go/cauldron/inventory"
+	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/recipes"
 	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport/local"
@@ -246,4 +247,60 @@ func fileContents(t *testing.T, topo *recipes.Topology, host string) map[string]
 		t.Fatal(errors.New("no files for " + host))
 	}
 	return out
+}
+
+// The lab's own inventories (as lab.Up writes them) pass every check of the cluster's
+// variables and build every recipe.
+func TestTheLabsInventoriesPassTheClusterChecks(t *testing.T) {
+	for _, variant := range []string{"ssh", "docker"} {
+		t.Run(variant, func(t *testing.T) {
+			golden, err := os.ReadFile("../lab/testdata/inventory-" + variant + ".golden.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			for _, app := range lab.AppNames {
+				war, err := lab.BuildAppWAR(app)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, app+".war"), war, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hash, err := lab.SHA512Crypt("lab-password", "saltsaltsalt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			secrets := map[string]string{"ajp_secret": "Ab0Cd1Ef2Gh3", "db_password": "Db0Pw1", "haproxy_stats_password": "St4ts", "tomcat_password_hash": hash}
+			if err := os.Mkdir(filepath.Join(dir, "secrets"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for name, v := range secrets {
+				if err := os.WriteFile(filepath.Join(dir, "secrets", name), []byte(v+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			text := strings.NewReplacer("$ARTIFACTS", dir, "$STATE", dir, "$TOMCAT_VERSION", "10.1.60", "$JDK_VERSION", "17.0.2").Replace(string(golden))
+			inv, err := inventory.LoadOptions{SSHConfig: os.DevNull}.Parse(filepath.Join(dir, "inventory.yaml"), []byte(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plays, err := recipes.Cluster(inv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range plays {
+				for _, h := range p.Hosts {
+					r, err := p.Recipe(h)
+					if err == nil {
+						err = r.Validate()
+					}
+					if err != nil {
+						t.Fatalf("play %s, host %s: %v", p.Name, h.Name, err)
+					}
+				}
+			}
+		})
+	}
 }
