@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cauldron-go/cauldron/inventory"
+	"github.com/cauldron-go/cauldron/runner"
 )
 
 // hostVarNames are the variables that may differ from host to host; every other
@@ -39,12 +40,12 @@ func DeclareVars(names ...string) {
 	declared.names = append(declared.names, names...)
 }
 
-// KnownVars are the variables an inventory for the cluster may set: those of Vars and
-// those declared with DeclareVars.
+// KnownVars are the variables an inventory for the cluster may set: those of Vars, the
+// runner's own (runner.StateDirVar) and those declared with DeclareVars.
 func KnownVars() []string {
 	declared.Lock()
 	defer declared.Unlock()
-	return append(inventory.VarNames(&Vars{}), declared.names...)
+	return append(append(inventory.VarNames(&Vars{}), runner.StateDirVar), declared.names...)
 }
 
 // clusterHosts are the cluster's hosts, each once, in the order the groups list them.
@@ -182,6 +183,8 @@ var (
 	// heapRE is the JVM's size syntax for -Xms and -Xmx.
 	heapRE            = regexp.MustCompile(`^([1-9][0-9]{0,12})([kKmMgGtT]?)$`)
 	postgresVersionRE = regexp.MustCompile(`^[1-9][0-9]?(\.[0-9])?$`)
+	// sqlNameRE is the name the PostgreSQL steps take: a plain SQL identifier.
+	sqlNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 )
 
 // systemAccounts are accounts Debian and its packages create for themselves: Tomcat's
