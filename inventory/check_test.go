@@ -82,8 +82,8 @@ func TestANumberWithAFractionIsNotCutToAnInteger(t *testing.T) {
 		Good  int   `yaml:"good"`
 	}
 	err = h.Vars.Decode(&v)
-	want := "c.yaml:5: node: cannot decode a number with a fraction into int: write a whole number\n" +
-		"c.yaml:6: ports: cannot decode a number with a fraction into []int: write a whole number"
+	want := "c.yaml:5: hosts.web1.vars.node: cannot decode a number with a fraction into int: write a whole number\n" +
+		"c.yaml:6: hosts.web1.vars.ports: cannot decode a number with a fraction into []int: write a whole number"
 	if err == nil || err.Error() != want {
 		t.Errorf("Decode error:\n%v\nwant:\n%s", err, want)
 	}

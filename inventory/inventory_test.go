@@ -227,7 +227,7 @@ func TestDecodingASecretIntoTheWrongTypeDoesNotShowIt(t *testing.T) {
 		AJP int `yaml:"ajp_secret"`
 	}
 	err := inv.Vars.Decode(&into)
-	want := "../testdata/inventory/lab.yaml:6: ajp_secret: cannot decode a string into int"
+	want := "../testdata/inventory/lab.yaml:6: vars.ajp_secret: cannot decode a string into int"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Decode error = %v; want %s", err, want)
 	}
@@ -273,14 +273,14 @@ hosts: {a: {transport: local}}
 		Tags string `yaml:"tags"`
 	}
 	err = inv.Vars.Decode(&bad)
-	want := "d.yaml:4: heap: cannot decode a string into int\n" +
-		"d.yaml:6: limits: cannot decode a string into int\n" +
-		"d.yaml:5: tags: cannot decode a list into string"
+	want := "d.yaml:4: vars.heap: cannot decode a string into int\n" +
+		"d.yaml:6: vars.limits: cannot decode a string into int\n" +
+		"d.yaml:5: vars.tags: cannot decode a list into string"
 	if err == nil || err.Error() != want {
 		t.Errorf("Decode error:\n%v\nwant:\n%s", err, want)
 	}
 	var e *inventory.Error
-	if !errors.As(err, &e) || e.Line != 4 || e.Path != "heap" {
+	if !errors.As(err, &e) || e.Line != 4 || e.Path != "vars.heap" {
 		t.Errorf("errors.As found %+v; want the heap error", e)
 	}
 

@@ -145,19 +145,19 @@ func (v Var) decode(name string, out any) error {
 	if node == nil {
 		node = &yaml.Node{}
 		if err := node.Encode(v.Value); err != nil {
-			return &Error{File: v.File, Line: v.Line, Path: name, Msg: fmt.Sprintf("cannot decode into %T", out)}
+			return &Error{File: v.File, Line: v.Line, Path: v.where(name), Msg: fmt.Sprintf("cannot decode into %T", out)}
 		}
 	}
 	target := reflect.TypeOf(out).Elem().String()
 	if line, ok := fractionIntoInteger(node, reflect.TypeOf(out).Elem()); ok {
 		// YAML would cut 2.7 to 2: a value the user did not write.
-		return &Error{File: v.File, Line: line, Path: name, Msg: "cannot decode a number with a fraction into " + target + ": write a whole number"}
+		return &Error{File: v.File, Line: line, Path: v.where(name), Msg: "cannot decode a number with a fraction into " + target + ": write a whole number"}
 	}
 	err := node.Decode(out)
 	if err == nil {
 		return nil
 	}
-	return decodeError(err, v.File, v.Line, name, target, v.Secret)
+	return decodeError(err, v.File, v.Line, v.where(name), target, v.Secret)
 }
 
 // fractionIntoInteger finds a number written with a fraction or an exponent (2.7, 1e3)

@@ -142,7 +142,7 @@ func TestAWrongClusterInventoryIsRefusedBeforeAnythingConnects(t *testing.T) {
 			`cluster.yaml:3: vars.web_server: "lighttpd" is not apache or nginx`},
 		{"a node number of the wrong type",
 			func(s string) string { return strings.Replace(s, "vars: {node: 2}", "vars: {node: two}", 1) },
-			"cluster.yaml:22: node"},
+			"cluster.yaml:22: hosts.web2.vars.node"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

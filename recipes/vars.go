@@ -123,7 +123,7 @@ func (t *Topology) readVars(inv *inventory.Inventory) error {
 		v := t.Global
 		v.HAProxyExtra = slices.Clone(v.HAProxyExtra)
 		if err := own.Decode(&v); err != nil {
-			errs = append(errs, fmt.Errorf("host %s: %w", h.Name, err))
+			errs = append(errs, err) // each names the host: hosts.H.vars.X, or the group's or global place
 			continue
 		}
 		v.defaults()

@@ -53,7 +53,7 @@ func TestAWrongClusterValueIsRefusedAtItsFileLineAndKey(t *testing.T) {
 		{"heap of 0m", nil, addVars("  heap: 0m\n"), `cluster.yaml:3: vars.heap: "0m" is not a JVM heap size`},
 		{"heap past what a JVM reserves", nil, addVars("  heap: 99999999999g\n"), `vars.heap: "99999999999g" is not a JVM heap size`},
 		{"node 2.7", nil, func(s string) string { return strings.Replace(s, "vars: {node: 2}", "vars: {node: 2.7}", 1) },
-			"cluster.yaml:22: node: cannot decode a number with a fraction into int: write a whole number"},
+			"cluster.yaml:22: hosts.web2.vars.node: cannot decode a number with a fraction into int: write a whole number"},
 		{"heap_size", nil, addVars("  heap_size: 1g\n"), `cluster.yaml:3: vars.heap_size: unknown variable (did you mean "heap"?)`},
 		{"ajp_secet on a host", nil, func(s string) string {
 			return strings.Replace(s, "vars: {node: 3}", "vars: {node: 3, ajp_secet: x}", 1)
