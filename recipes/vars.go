@@ -194,7 +194,7 @@ var systemAccounts = []string{
 	"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
 	"proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "messagebus",
 	"sshd", "postgres", "haproxy", "tomcat", "ntp", "syslog", "tss", "polkitd", "statd",
-	"dnsmasq", "avahi", "colord", "mysql", "redis", "nginx", "apache", "httpd", "admin", "operator",
+	"dnsmasq", "avahi", "colord", "mysql", "redis", "nginx", "apache", "httpd", "operator",
 }
 
 // Heap sizes the recipes accept: below the minimum the JVM (or Tomcat with the two
