@@ -11,7 +11,9 @@ import (
 	"github.com/cauldron-go/cauldron/inventory"
 	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/recipes"
+	"github.com/cauldron-go/cauldron/runner"
 	"github.com/cauldron-go/cauldron/steps"
+	"github.com/cauldron-go/cauldron/transport"
 	"github.com/cauldron-go/cauldron/transport/local"
 )
 
@@ -302,5 +304,41 @@ func TestTheLabsInventoriesPassTheClusterChecks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// unlisted is NotASystemAccount without its fixed list, so that the host's own check
+// (the uid) is what stops the run.
+type unlisted struct{ recipes.NotASystemAccount }
+
+func (unlisted) Validate() error { return nil }
+
+// When the host says the account is a system account, no later step of the host is
+// applied: the account's home is never moved nor its password set.
+func TestASystemAccountOnTheHostStopsItBeforeAnyLaterStepIsApplied(t *testing.T) {
+	dir := t.TempDir()
+	inv, err := inventory.LoadOptions{SSHConfig: os.DevNull}.Parse(filepath.Join(dir, "i.yaml"),
+		[]byte("hosts:\n  here: {transport: local, vars: {cauldron_state_dir: "+dir+"/state}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := filepath.Join(dir, "stands-in-for-usermod")
+	play := runner.Play{Name: "account", Hosts: inv.Hosts, Recipe: func(*inventory.Host) (*steps.Recipe, error) {
+		return steps.NewRecipe("account",
+			unlisted{recipes.NotASystemAccount{Name: "daemon"}},
+			steps.File{Path: later, Content: steps.Text("applied\n"), Mode: 0o600},
+		), nil
+	}}
+	var progress strings.Builder
+	_, err = runner.Run(context.Background(), []runner.Play{play}, runner.Options{Mode: runner.Apply, Progress: &progress,
+		Dial: func(context.Context, *inventory.Host) (transport.Conn, error) { return local.New(), nil }})
+	if err == nil {
+		t.Fatal("the run succeeded")
+	}
+	if !strings.Contains(progress.String(), "account daemon is a system account on this host") {
+		t.Errorf("the run does not say why it stopped:\n%s", progress.String())
+	}
+	if _, statErr := os.Stat(later); statErr == nil {
+		t.Errorf("a step after the failed account check was applied (run error: %v)", err)
 	}
 }
