@@ -22,7 +22,9 @@ import (
 // The zero value is what Load and Parse use.
 type LoadOptions struct {
 	// SSHConfig is the ssh_config file that fills in SSH values the inventory leaves
-	// empty. Empty means ~/.ssh/config when it exists; os.DevNull means none.
+	// empty. Empty means ~/.ssh/config when it exists; os.DevNull means none. Its
+	// "Match all" and "Match host" blocks apply; any other Match block (exec, user,
+	// final, ...) is skipped, and its command never run.
 	SSHConfig string
 	// LookupEnv reads the variables named by from_env and become_password_env;
 	// nil means os.LookupEnv.
