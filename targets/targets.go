@@ -37,6 +37,7 @@ func Verify(ctx context.Context) error {
 var fuzzTargets = []struct{ pkg, name string }{
 	{"./shell", "FuzzQuoteRoundTripsThroughSh"},
 	{"./inventory", "FuzzParse"},
+	{"./recipes", "FuzzClusterValues"},
 }
 
 func fuzzTime() string {
