@@ -361,14 +361,14 @@ func median(v []float64) float64 {
 
 // WriteTable prints the result as a table.
 func (r *Result) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "\n%-50s %5s  %-26s %10s %10s %7s %5s\n", "work", "hosts", "run", "ansible", "cauldron", "ratio", "pairs")
+	fmt.Fprintf(w, "\n%-50s %5s  %-34s %10s %10s %7s %5s\n", "work", "hosts", "run", "ansible", "cauldron", "ratio", "pairs")
 	for _, row := range r.Rows {
 		an, ratio := "—", "—"
 		if row.Ansible > 0 {
 			an = secs(row.Ansible)
 			ratio = fmt.Sprintf("%.1f×", row.Ratio)
 		}
-		fmt.Fprintf(w, "%-50s %5d  %-26s %10s %10s %7s %5d\n", clip(row.Work, 50), row.Hosts, row.Run, an, secs(row.Cauldron), ratio, row.Pairs)
+		fmt.Fprintf(w, "%-50s %5d  %-34s %10s %10s %7s %5d\n", clip(row.Work, 50), row.Hosts, row.Run, an, secs(row.Cauldron), ratio, row.Pairs)
 	}
 	fmt.Fprintf(w, "(medians; %d CPUs; load average at the end %s; %s)\n", r.CPUs, r.LoadAverage, cmp.Or(r.Ansible, "no Ansible"))
 	for _, n := range r.Notes {
