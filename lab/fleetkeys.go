@@ -20,7 +20,9 @@ func EnsureKey(path string) ([]byte, error) { return ensureKey(path) }
 
 // Authorize adds the authorized_keys line to root's authorized_keys on c, unless the
 // key is there already.
-func Authorize(ctx context.Context, c transport.Conn, line []byte) error { return authorize(ctx, c, line) }
+func Authorize(ctx context.Context, c transport.Conn, line []byte) error {
+	return authorize(ctx, c, line)
+}
 
 // KnownHostsLine reads the host's ed25519 host key over c and returns its known_hosts
 // line for addr (an address, or [address]:port).
