@@ -38,14 +38,19 @@ func Chart(w io.Writer, r *Result) {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Arial, sans-serif" font-size="11">`+"\n", width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#fff"/>`+"\n", width, height)
-	fmt.Fprintf(&b, `<text x="6" y="16" font-weight="bold">cauldron vs %s, medians (log scale), %d CPUs</text>`+"\n", html.EscapeString(orStr(r.Ansible, "no Ansible")), r.CPUs)
+	title := "cauldron (Ansible not measured)"
+	if r.Ansible != "" {
+		title = "cauldron vs " + r.Ansible
+	}
+	fmt.Fprintf(&b, `<text x="6" y="16" font-weight="bold">%s, medians (log scale), %d CPUs</text>`+"\n", html.EscapeString(title), r.CPUs)
 	for _, d := range decades {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/><text x="%.1f" y="%d" text-anchor="middle" fill="#555">%gs</text>`+"\n",
 			x(d), top-8, x(d), height-34, x(d), top-12, d)
 	}
 	for i, row := range r.Rows {
 		y := top + i*rowH
-		label := fmt.Sprintf("%s: %s, %d hosts, %s", row.Part, clip(row.Work, 34), row.Hosts, row.Run)
+		// About 6 px a character: the label stays left of the bars.
+		label := clip(fmt.Sprintf("%s: %s, %d hosts, %s", row.Part, clip(row.Work, 30), row.Hosts, row.Run), labelW/6-2)
 		fmt.Fprintf(&b, `<text x="6" y="%d">%s</text>`+"\n", y+barH+4, html.EscapeString(label))
 		bars := []struct {
 			tool  string
@@ -71,11 +76,4 @@ func Chart(w io.Writer, r *Result) {
 	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="10" fill="#0072B2"/><text x="%d" y="%d">cauldron</text>`+"\n", labelW+80, ly, labelW+96, ly+9)
 	b.WriteString("</svg>\n")
 	io.WriteString(w, b.String())
-}
-
-func orStr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
