@@ -233,7 +233,7 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 		}
 	}
 	return &TomcatCluster{
-		ClassName: ClassSimpleTcpCluster, ChannelSendOptions: 8,
+		ClassName: ClassSimpleTcpCluster, ChannelSendOptions: c.Replication.ChannelSendOptions(),
 		Manager: Manager{ClassName: ClassDeltaManager, NotifyListenersOnReplication: true},
 		Channel: Channel{
 			ClassName:  ClassGroupChannel,
@@ -251,6 +251,50 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 		},
 		ClusterListeners: []Listener{{ClassName: ClassClusterSession}},
 	}
+}
+
+// Replication says when a node sends a request's session change to the others.
+type Replication int
+
+const (
+	// SyncReplication (channelSendOptions 6: acknowledged, synchronous) answers the
+	// request only once every other node has the change: a node that goes away right
+	// after an answer loses nothing the user saw, and the next request finds the count
+	// it left on any node. The default.
+	SyncReplication Replication = iota
+	// AsyncReplication (channelSendOptions 8, the runbook's) answers first and sends
+	// the change after: a request that lands on another node (Nginx balances every
+	// request; a failover) may find an older count.
+	AsyncReplication
+)
+
+// ChannelSendOptions is the SimpleTcpCluster attribute for r.
+func (r Replication) ChannelSendOptions() int {
+	if r == AsyncReplication {
+		return sendOptionsAsynchronous
+	}
+	return sendOptionsUseAck | sendOptionsSynchronizedAck
+}
+
+func (r Replication) String() string {
+	switch r {
+	case SyncReplication:
+		return "sync"
+	case AsyncReplication:
+		return "async"
+	}
+	return fmt.Sprintf("Replication(%d)", int(r))
+}
+
+// ParseReplication reads "sync" or "async".
+func ParseReplication(s string) (Replication, error) {
+	switch s {
+	case "sync":
+		return SyncReplication, nil
+	case "async":
+		return AsyncReplication, nil
+	}
+	return 0, fmt.Errorf("%q is not sync or async", s)
 }
 
 // ReplicationInterceptors are a replicating Channel's interceptors, from the channel
@@ -440,6 +484,14 @@ func validateTomcatCluster(at string, c *TomcatCluster, groups map[string]string
 // sendOptionsAsynchronous is Tribes' Channel.SEND_OPTIONS_ASYNCHRONOUS bit of
 // channelSendOptions: MessageDispatchInterceptor sends such messages from its pool.
 const sendOptionsAsynchronous = 8
+
+// sendOptionsUseAck and sendOptionsSynchronizedAck are Tribes' SEND_OPTIONS_USE_ACK
+// (the receiver acknowledges) and SEND_OPTIONS_SYNCHRONIZED_ACK (once it has processed
+// the message).
+const (
+	sendOptionsUseAck          = 2
+	sendOptionsSynchronizedAck = 4
+)
 
 // validateInterceptors checks OrderInterceptor's place (see ReplicationInterceptors).
 func validateInterceptors(at string, sendOptions int, interceptors []Listener) []error {

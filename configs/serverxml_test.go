@@ -111,8 +111,9 @@ func TestServerXMLValidateNamesEachMistake(t *testing.T) {
 		{"defaultHost is not the Host", func(s *configs.ServerXML) { s.Services[0].Engine.DefaultHost = "example" }, "defaultHost"},
 		{"no Service", func(s *configs.ServerXML) { s.Services = nil }, "no Service"},
 		{"asynchronous replication without OrderInterceptor", func(s *configs.ServerXML) {
-			ch := &s.Services[1].Engine.Cluster.Channel
-			ch.Interceptors = ch.Interceptors[1:]
+			cl := s.Services[1].Engine.Cluster
+			cl.ChannelSendOptions = 8
+			cl.Channel.Interceptors = cl.Channel.Interceptors[1:]
 		}, "out of order"},
 		{"OrderInterceptor below MessageDispatchInterceptor", func(s *configs.ServerXML) {
 			ch := &s.Services[0].Engine.Cluster.Channel
@@ -194,6 +195,7 @@ func TestEveryReplicatingChannelOrdersItsMessagesAboveTheAsyncDispatch(t *testin
 	for _, membership := range []configs.Membership{configs.Multicast, configs.Static} {
 		c := cluster(3)
 		c.Membership = membership
+		c.Replication = configs.AsyncReplication
 		for _, n := range c.Nodes {
 			for _, svc := range configs.NewServerXML(c, n).Services {
 				cl := svc.Engine.Cluster
@@ -210,6 +212,34 @@ func TestEveryReplicatingChannelOrdersItsMessagesAboveTheAsyncDispatch(t *testin
 				}
 			}
 		}
+	}
+}
+
+func TestEachReplicationModeSetsItsChannelSendOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want int
+	}{{"sync", 6}, {"async", 8}} {
+		r, err := configs.ParseReplication(tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cluster(2)
+		c.Replication = r
+		for _, svc := range configs.NewServerXML(c, c.Nodes[0]).Services {
+			if got := svc.Engine.Cluster.ChannelSendOptions; got != tc.want {
+				t.Errorf("%s: %s: channelSendOptions %d, want %d", tc.name, svc.Name, got, tc.want)
+			}
+		}
+		if r.String() != tc.name {
+			t.Errorf("%v.String() = %q", r, r.String())
+		}
+	}
+	if c := cluster(2); c.Replication != configs.SyncReplication {
+		t.Errorf("a new cluster replicates %s, want sync", c.Replication)
+	}
+	if _, err := configs.ParseReplication("eventually"); err == nil || !strings.Contains(err.Error(), "not sync or async") {
+		t.Errorf("ParseReplication(eventually) = %v", err)
 	}
 }
 

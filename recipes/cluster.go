@@ -29,6 +29,9 @@ type Vars struct {
 	// Membership is how the Tomcat nodes find each other: "multicast" (the default),
 	// "static" (every node listed; for networks without multicast) or "none".
 	Membership string `yaml:"session_membership"`
+	// Replication is when a session change goes to the other nodes: "sync" (the
+	// default: before the answer, acknowledged) or "async" (after it; the runbook's).
+	Replication string `yaml:"session_replication"`
 	// Node numbers a Tomcat host from 1: its jvmRoutes are admin<Node> and user<Node>.
 	Node      int    `yaml:"node"`
 	AJPSecret string `yaml:"ajp_secret"`
@@ -72,6 +75,7 @@ func (v *Vars) defaults() {
 	set(&v.TomcatUser, "gaia3d")
 	set(&v.Heap, "512m")
 	set(&v.Membership, "multicast")
+	set(&v.Replication, "sync")
 	set(&v.HAProxyStatsUser, "admin")
 	set(&v.DBName, "mago3d")
 	set(&v.DBUser, "mago3d")
@@ -145,6 +149,10 @@ func NewTopology(inv *inventory.Inventory) (*Topology, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: session_membership: %w", inv.File, err)
 	}
+	replication, err := configs.ParseReplication(global.Replication)
+	if err != nil {
+		return nil, fmt.Errorf("%s: session_replication: %w", inv.File, err)
+	}
 	var nodes []configs.Node
 	seen := map[int]string{}
 	for _, h := range t.Tomcats {
@@ -175,7 +183,7 @@ func NewTopology(inv *inventory.Inventory) (*Topology, error) {
 	tomcatHome := home + "/tools/mago3d-tomcat"
 	t.Cluster = configs.Cluster{
 		Nodes: nodes, Apps: configs.DefaultApps(tomcatHome), AJPSecret: global.AJPSecret,
-		Membership: membership, TomcatHome: tomcatHome,
+		Membership: membership, Replication: replication, TomcatHome: tomcatHome,
 	}
 	if err := t.Cluster.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", inv.File, err)
