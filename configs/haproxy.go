@@ -95,7 +95,7 @@ type HAProxyServer struct {
 
 // HAProxyTimeoutServer is how long HAProxy waits for a web host's answer before it
 // retries a safe request on another host.
-const HAProxyTimeoutServer = 5 * time.Second
+const HAProxyTimeoutServer = 4 * time.Second
 
 // retryOnKeywords are what retry-on takes besides status codes.
 var retryOnKeywords = []string{"none", "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected", "all-retryable-errors"}
@@ -118,16 +118,22 @@ func NewHAProxy(c Cluster, statsUser, statsPassword string) *HAProxy {
 			// node that vanished before the health checks marked it down.
 			Mode: "http", Options: []string{"httplog", "dontlognull", "forwardfor", "redispatch 1"},
 			// A hung web host (frozen, or cut off with its connections open) answers
-			// nothing: the request is given up after timeout server and, when it is safe
-			// to repeat (GET, HEAD: RetrySafeMethodsOnly), sent to the other host. So
-			// timeout server stays below a browser's patience and above the slowest
-			// layer under it (mod_jk's reply timeout, Nginx's read timeout); an app with
-			// slower pages raises it with haproxy_extra ("timeout server 60s").
+			// nothing: a request to it is given up after timeout server. That request is
+			// not sent again: the host may have done it, and does it when it wakes (a
+			// frozen host runs the requests it held, a second count for a retried one).
+			// What is sure not to have been done (no connection, the connection closed
+			// before any answer, a 503 from a web server with no node left) is retried on
+			// another host when it is safe to repeat (GET, HEAD: RetrySafeMethodsOnly).
+			// timeout server stays above the slowest layer under it (mod_jk's reply
+			// timeout, Nginx's read timeout) and short enough that the requests a host
+			// hung fail within a few seconds; an app with slower pages raises it with
+			// haproxy_extra ("timeout server 60s").
 			TimeoutConnect: 2 * time.Second, TimeoutClient: 50 * time.Second, TimeoutServer: HAProxyTimeoutServer,
-			// The check of a hung host fails after 2 s instead of inter + the whole
-			// default; fall 2 at fastinter then takes it out within about 5 s.
-			TimeoutCheck: 2 * time.Second,
-			RetryOn:      []string{"conn-failure", "empty-response", "response-timeout", "502", "503", "504"},
+			// The check of a hung host fails after 1 s instead of inter; fall 2 at
+			// fastinter then takes it out within about 3.5 s, before the first request
+			// it hung is retried (timeout server), so the retry goes to the other host.
+			TimeoutCheck: time.Second,
+			RetryOn:      []string{"conn-failure", "empty-response", "503"},
 		},
 	}
 	for _, a := range c.Apps {

@@ -70,7 +70,7 @@ func NewNginxSite(c Cluster) *NginxSite {
 			Listen: a.SitePort, Upstream: "mago3d_" + a.Name, Root: a.StaticRoot,
 			StaticPaths:           a.StaticPaths,
 			NextUpstream:          []string{"error", "timeout", "http_502", "http_503"},
-			ConnectTimeoutSeconds: 2, ReadTimeoutSeconds: 4,
+			ConnectTimeoutSeconds: 2, ReadTimeoutSeconds: 3,
 			MaxFails: 1, FailTimeoutSeconds: 5,
 		}
 		for _, n := range c.Nodes {

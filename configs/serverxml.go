@@ -49,6 +49,9 @@ type ServerXML struct {
 // Listener is a Listener, ClusterListener or Interceptor: an element with a class name only.
 type Listener struct {
 	ClassName string `xml:"className,attr"`
+	// Attrs are the element's other attributes, in order (a Transport's timeout, an
+	// Interceptor's settings).
+	Attrs []xml.Attr `xml:",any,attr"`
 }
 
 // Service is one Tomcat Service: its connectors and its Engine.
@@ -242,7 +245,12 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 				ClassName: ClassNioReceiver, Address: n.Address, Port: a.ReceiverPort,
 				AutoBind: 100, SelectorTimeout: 5000, MaxThreads: 6,
 			},
-			Sender:       Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender}},
+			// timeout is how long a send waits for the other node's ack (3 s by
+			// default): a request that replicates synchronously to a node that just hung
+			// waits that long, and the failure detector's read test 1 s more, before the
+			// node is out; together below mod_jk's reply timeout and Nginx's read timeout.
+			Sender: Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender,
+				Attrs: []xml.Attr{{Name: xml.Name{Local: "timeout"}, Value: "1500"}}}},
 			Interceptors: ReplicationInterceptors(),
 		},
 		Valves: []Valve{
@@ -256,16 +264,22 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 // Replication says when a node sends a request's session change to the others.
 type Replication int
 
+// Measured under the load check (16 users, both sites) on the lab: synchronous
+// replication doubled to tripled the median latency, and when one web host froze (docker
+// pause) it stalled the other node's requests on acknowledgements that never came, long
+// enough for HAProxy to take the healthy host out too: 3,971 failed requests against 0
+// with asynchronous replication. So asynchronous is the default; synchronous is for
+// clusters whose nodes fail by crashing, where no answered update may be lost.
 const (
+	// AsyncReplication (channelSendOptions 8, the runbook's) answers first and sends
+	// the change right after, in order (OrderInterceptor): a node that dies between the
+	// answer and the send loses that one update. The default.
+	AsyncReplication Replication = iota
 	// SyncReplication (channelSendOptions 6: acknowledged, synchronous) answers the
 	// request only once every other node has the change: a node that goes away right
-	// after an answer loses nothing the user saw, and the next request finds the count
-	// it left on any node. The default.
-	SyncReplication Replication = iota
-	// AsyncReplication (channelSendOptions 8, the runbook's) answers first and sends
-	// the change after: a request that lands on another node (Nginx balances every
-	// request; a failover) may find an older count.
-	AsyncReplication
+	// after an answer loses nothing the user saw; but a node that hangs holds up the
+	// others' requests until the failure detector takes it out.
+	SyncReplication
 )
 
 // ChannelSendOptions is the SimpleTcpCluster attribute for r.
@@ -316,7 +330,15 @@ func ParseReplication(s string) (Replication, error) {
 func ReplicationInterceptors() []Listener {
 	return []Listener{
 		{ClassName: ClassOrderInterceptor},
-		{ClassName: ClassTcpFailureDetector},
+		{ClassName: ClassTcpFailureDetector, Attrs: []xml.Attr{
+			// A frozen node (a hung JVM, a paused host) still accepts connections and
+			// takes what is sent into its socket buffer, so the send test alone keeps it
+			// a member for ever, and with acknowledged replication every request of the
+			// other nodes waits out the ack timeout. The read test waits for its answer.
+			{Name: xml.Name{Local: "performReadTest"}, Value: "true"},
+			{Name: xml.Name{Local: "readTestTimeout"}, Value: "1000"},
+			{Name: xml.Name{Local: "connectTimeout"}, Value: "1000"},
+		}},
 		{ClassName: ClassMessageDispatch},
 	}
 }

@@ -195,7 +195,6 @@ func TestEveryReplicatingChannelOrdersItsMessagesAboveTheAsyncDispatch(t *testin
 	for _, membership := range []configs.Membership{configs.Multicast, configs.Static} {
 		c := cluster(3)
 		c.Membership = membership
-		c.Replication = configs.AsyncReplication
 		for _, n := range c.Nodes {
 			for _, svc := range configs.NewServerXML(c, n).Services {
 				cl := svc.Engine.Cluster
@@ -207,7 +206,7 @@ func TestEveryReplicatingChannelOrdersItsMessagesAboveTheAsyncDispatch(t *testin
 				if !reflect.DeepEqual(names, want) {
 					t.Errorf("%s, %s, %s: interceptors %v, want %v", membership, n.Name, svc.Name, names, want)
 				}
-				if cl.ChannelSendOptions != 8 {
+				if cl.ChannelSendOptions != 8 { // the default
 					t.Errorf("%s, %s, %s: channelSendOptions %d, want the runbook's 8", membership, n.Name, svc.Name, cl.ChannelSendOptions)
 				}
 			}
@@ -235,8 +234,8 @@ func TestEachReplicationModeSetsItsChannelSendOptions(t *testing.T) {
 			t.Errorf("%v.String() = %q", r, r.String())
 		}
 	}
-	if c := cluster(2); c.Replication != configs.SyncReplication {
-		t.Errorf("a new cluster replicates %s, want sync", c.Replication)
+	if c := cluster(2); c.Replication != configs.AsyncReplication {
+		t.Errorf("a new cluster replicates %s, want async", c.Replication)
 	}
 	if _, err := configs.ParseReplication("eventually"); err == nil || !strings.Contains(err.Error(), "not sync or async") {
 		t.Errorf("ParseReplication(eventually) = %v", err)

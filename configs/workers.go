@@ -86,12 +86,12 @@ func NewWorkers(c Cluster) *Workers {
 // DefaultAJPPingTimeoutMS is how long mod_jk waits for a node's CPong before a request:
 // shorter than HAProxy's check timeout, so that the check through a web host whose
 // balancer first tries a hung node still passes.
-const DefaultAJPPingTimeoutMS = 1000
+const DefaultAJPPingTimeoutMS = 500
 
 // DefaultAJPReplyTimeoutMS is how long mod_jk waits for a node's answer: below
 // HAProxyTimeoutServer, so the web host answers (502) and HAProxy retries the request
 // elsewhere before its own timeout.
-const DefaultAJPReplyTimeoutMS = 4000
+const DefaultAJPReplyTimeoutMS = 3000
 
 // Validate reports every mistake in w.
 func (w *Workers) Validate() error {

@@ -138,6 +138,9 @@ type Break struct {
 	User          int
 	Node          string
 	Before, After int
+	// Unanswered counts the user's requests between Before and After that got no
+	// answer: the count may have gone up by one for each of them too.
+	Unanswered int
 	// Lost tells that the session is gone: a new one began at count 1.
 	Lost bool
 }
@@ -443,7 +446,7 @@ func (u *user) judge(count int, node string) *Break {
 		return nil
 	}
 	return &Break{At: time.Now(), Site: u.site.Name, User: u.id, Node: node, Before: u.count, After: count,
-		Lost: u.count > 0 && count == 1}
+		Unanswered: u.unsure, Lost: u.count > 0 && count == 1}
 }
 
 // cookie is the JSESSIONID the jar would send to the site now.

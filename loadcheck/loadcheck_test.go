@@ -199,16 +199,18 @@ func TestACountThatIsNotTheOneBeforePlusOneIsBrokenOrLost(t *testing.T) {
 
 func TestACountThatGoesOnAfterARequestWithoutAnswerIsNotBroken(t *testing.T) {
 	// The server counted the request whose answer was lost: the next count is two up.
-	s, site := newSessionServer(t, "user1")
-	s.fault = func(n, _ int) fault {
-		if n == 3 {
-			return fault{hangup: true}
+	for _, f := range []fault{{hangup: true}, {hang: 300 * time.Millisecond}} {
+		s, site := newSessionServer(t, "user1")
+		s.fault = func(n, _ int) fault {
+			if n == 3 {
+				return f
+			}
+			return fault{}
 		}
-		return fault{}
-	}
-	r := run(t, loadcheck.Options{Sites: []loadcheck.Site{site}, Users: 1, MaxRequests: 6, Duration: 5 * time.Second})
-	if r.Broken != 0 || r.Lost != 0 || r.FailedTotal != 1 {
-		t.Errorf("broken %d lost %d failed %d, want 0 0 1: %+v", r.Broken, r.Lost, r.FailedTotal, r.Breaks)
+		r := run(t, loadcheck.Options{Sites: []loadcheck.Site{site}, Users: 1, MaxRequests: 6, Duration: 5 * time.Second, Timeout: 100 * time.Millisecond})
+		if r.Broken != 0 || r.Lost != 0 || r.FailedTotal != 1 {
+			t.Errorf("%+v: broken %d lost %d failed %d, want 0 0 1: %+v", f, r.Broken, r.Lost, r.FailedTotal, r.Breaks)
+		}
 	}
 }
 

@@ -107,7 +107,7 @@ func (r *Result) String() string {
 		if k.Lost {
 			what = "lost"
 		}
-		fmt.Fprintf(&b, "  %s at +%s: %s user %d on %s: count %d after %d\n", what, ms(k.At.Sub(r.Started)), k.Site, k.User, k.Node, k.After, k.Before)
+		fmt.Fprintf(&b, "  %s at +%s: %s user %d on %s: count %d after %d (%d unanswered between)\n", what, ms(k.At.Sub(r.Started)), k.Site, k.User, k.Node, k.After, k.Before, k.Unanswered)
 	}
 	return b.String()
 }

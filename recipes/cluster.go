@@ -29,8 +29,9 @@ type Vars struct {
 	// Membership is how the Tomcat nodes find each other: "multicast" (the default),
 	// "static" (every node listed; for networks without multicast) or "none".
 	Membership string `yaml:"session_membership"`
-	// Replication is when a session change goes to the other nodes: "sync" (the
-	// default: before the answer, acknowledged) or "async" (after it; the runbook's).
+	// Replication is when a session change goes to the other nodes: "async" (the
+	// default and the runbook's: right after the answer) or "sync" (before the answer,
+	// acknowledged; see configs.Replication for the measured cost).
 	Replication string `yaml:"session_replication"`
 	// Node numbers a Tomcat host from 1: its jvmRoutes are admin<Node> and user<Node>.
 	Node      int    `yaml:"node"`
@@ -75,7 +76,7 @@ func (v *Vars) defaults() {
 	set(&v.TomcatUser, "gaia3d")
 	set(&v.Heap, "512m")
 	set(&v.Membership, "multicast")
-	set(&v.Replication, "sync")
+	set(&v.Replication, "async")
 	set(&v.HAProxyStatsUser, "admin")
 	set(&v.DBName, "mago3d")
 	set(&v.DBUser, "mago3d")
