@@ -136,6 +136,11 @@ func TestAWrongClusterInventoryIsRefusedBeforeAnythingConnects(t *testing.T) {
 				return strings.Replace(s, "web_server: apache", "session_membership: carrier-pigeon", 1)
 			},
 			`session_membership: "carrier-pigeon" is not multicast, static or none`},
+		{"an unknown replication mode",
+			func(s string) string {
+				return strings.Replace(s, "web_server: apache", "session_replication: eventually", 1)
+			},
+			`session_replication: "eventually" is not sync or async`},
 		{"a node number of the wrong type",
 			func(s string) string { return strings.Replace(s, "vars: {node: 2}", "vars: {node: two}", 1) },
 			"cluster.yaml:22: node"},
