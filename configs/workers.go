@@ -55,14 +55,21 @@ type AJPWorker struct {
 	// ReplyTimeoutMS bounds the wait for each part of a node's answer (reply_timeout);
 	// 0 waits for ever.
 	ReplyTimeoutMS int
+	// Retries is how many times mod_jk tries this node before its balancer turns to
+	// another (retries; 0 leaves mod_jk's 2): each try on a node that dropped off costs
+	// a connect or ping timeout, and two of them outlast HAProxy's check of the web host.
+	Retries int
 	// RecoveryOptions is mod_jk's recovery_options bit field: 3 never sends a request to
 	// another member once a node may have seen it (it may have changed something); the
 	// front balancer retries the safe ones. 0 leaves mod_jk's full recovery.
 	RecoveryOptions int
 }
 
-// DefaultAJPConnectTimeoutMS is how long mod_jk waits for a node to accept a connection.
-const DefaultAJPConnectTimeoutMS = 2000
+// DefaultAJPConnectTimeoutMS is how long mod_jk waits for a node to accept a connection:
+// below HAProxy's check timeout, or the check through a web host whose balancer first
+// tries a node that dropped off the network fails too, and HAProxy takes the healthy
+// web host out with the other (seen on the lab: 2 s here took both out).
+const DefaultAJPConnectTimeoutMS = 500
 
 // NewWorkers returns the workers of c: for each app a balancer over every node.
 func NewWorkers(c Cluster) *Workers {
@@ -75,7 +82,7 @@ func NewWorkers(c Cluster) *Workers {
 			b.Members = append(b.Members, AJPWorker{
 				Name: a.JvmRoute(n), Host: n.Address, Port: a.AJPPort, Secret: c.AJPSecret, LBFactor: 1,
 				ConnectTimeoutMS: DefaultAJPConnectTimeoutMS, PingTimeoutMS: DefaultAJPPingTimeoutMS,
-				ReplyTimeoutMS: DefaultAJPReplyTimeoutMS, RecoveryOptions: 3,
+				ReplyTimeoutMS: DefaultAJPReplyTimeoutMS, RecoveryOptions: 3, Retries: 1,
 			})
 		}
 		w.Balancers = append(w.Balancers, b)
@@ -138,6 +145,9 @@ func (w *Workers) Validate() error {
 			if m.ConnectTimeoutMS < 0 || m.PingTimeoutMS < 0 || m.ReplyTimeoutMS < 0 {
 				errs = append(errs, fmt.Errorf("%s: connect %d ms, ping %d ms and reply %d ms timeouts must not be negative", mat, m.ConnectTimeoutMS, m.PingTimeoutMS, m.ReplyTimeoutMS))
 			}
+			if m.Retries < 0 {
+				errs = append(errs, fmt.Errorf("%s: retries %d must not be negative", mat, m.Retries))
+			}
 			if m.RecoveryOptions < 0 || m.RecoveryOptions > 31 {
 				errs = append(errs, fmt.Errorf("%s: recovery_options %d is not a bit field of 0 to 31", mat, m.RecoveryOptions))
 			}
@@ -192,6 +202,9 @@ func (w *Workers) Render() ([]byte, error) {
 			}
 			if m.ReplyTimeoutMS > 0 {
 				fmt.Fprintf(&b, "worker.%s.reply_timeout=%d\n", m.Name, m.ReplyTimeoutMS)
+			}
+			if m.Retries > 0 {
+				fmt.Fprintf(&b, "worker.%s.retries=%d\n", m.Name, m.Retries)
 			}
 			if m.RecoveryOptions > 0 {
 				fmt.Fprintf(&b, "worker.%s.recovery_options=%d\n", m.Name, m.RecoveryOptions)

@@ -40,7 +40,7 @@ var loadTable struct {
 
 func logLoad(t *testing.T, scenario string, r *loadcheck.Result) {
 	t.Helper()
-	row := fmt.Sprintf("| %s | %d | %d | %d | %d | %s | %s |", scenario, r.Requests, r.FailedTotal, r.Broken, r.Lost,
+	row := fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %s | %s |", scenario, r.Requests, r.FailedTotal, r.Broken, r.Lost, r.Late,
 		r.P50.Round(100*time.Microsecond), r.P99.Round(100*time.Microsecond))
 	loadTable.Lock()
 	loadTable.rows = append(loadTable.rows, row)
@@ -92,7 +92,7 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 	t.Cleanup(func() {
 		loadTable.Lock()
 		defer loadTable.Unlock()
-		t.Logf("| scenario | requests | failed | broken | lost | p50 | p99 |\n| --- | --- | --- | --- | --- | --- | --- |\n%s",
+		t.Logf("| scenario | requests | failed | broken | lost | done late | p50 | p99 |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n%s",
 			strings.Join(loadTable.rows, "\n"))
 	})
 	t.Run("no fault", func(t *testing.T) {
