@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cauldron-go/cauldron/configs"
 	"github.com/cauldron-go/cauldron/inventory"
 	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/recipes"
@@ -176,5 +177,32 @@ func TestTheSudoRuleGrantsOnlyTheUnitsOwnVerbs(t *testing.T) {
 	}
 	if strings.Contains(rule, "ALL=(ALL)") || strings.Contains(rule, "systemctl,") || strings.Contains(rule, "systemctl\n") {
 		t.Errorf("rule grants more than the unit's verbs:\n%s", rule)
+	}
+}
+
+func TestReplicationIsAsyncBehindApacheAndSyncBehindNginxUnlessTheInventorySays(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(string) string
+		want configs.Replication
+	}{
+		{"apache", func(s string) string { return s }, configs.AsyncReplication},
+		{"nginx", func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: nginx", 1) }, configs.SyncReplication},
+		{"apache, sync", func(s string) string {
+			return strings.Replace(s, "web_server: apache", "web_server: apache\n  session_replication: sync", 1)
+		}, configs.SyncReplication},
+		{"nginx, async", func(s string) string {
+			return strings.Replace(s, "web_server: apache", "web_server: nginx\n  session_replication: async", 1)
+		}, configs.AsyncReplication},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topo, err := recipes.NewTopology(loadCluster(t, tc.edit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if topo.Cluster.Replication != tc.want {
+				t.Errorf("replication %s, want %s", topo.Cluster.Replication, tc.want)
+			}
+		})
 	}
 }
