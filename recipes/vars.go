@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"github.com/cauldron-go/cauldron/configs"
 	"net/netip"
 	"reflect"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/cauldron-go/cauldron/configs"
 	"github.com/cauldron-go/cauldron/inventory"
 	"github.com/cauldron-go/cauldron/runner"
 )
