@@ -102,7 +102,7 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 			steps.Notify(UnpackWAR{LocalWAR: war, WAR: warOnHost, Dest: app.DocBase, Owner: c.Account, Group: c.Account}, TomcatHandler),
 		)
 		propsFile := own(path.Join(app.DocBase, "WEB-INF", "classes", "application.properties"), 0o600)
-		propsFile.Content = content(&props)
+		propsFile.Content, propsFile.SecretLines = content(&props), props.SecretLines()
 		r.Add(steps.Notify(propsFile, TomcatHandler))
 	}
 	r.Add(
@@ -136,11 +136,12 @@ func SudoRule(account, unit string) string {
 // WriteServerXML is the step that writes conf/server.xml from the typed model for one node.
 func WriteServerXML(c configs.Cluster, n configs.Node, account string) steps.Step {
 	f := steps.File{Path: path.Join(c.TomcatHome, "conf", "server.xml"), Owner: account, Group: account, Mode: 0o600}
-	b, err := configs.NewServerXML(c, n).Render()
+	x := configs.NewServerXML(c, n)
+	b, err := x.Render()
 	if err != nil {
 		return invalidStep{name: "server.xml for " + n.Name, err: err}
 	}
-	f.Content = steps.Bytes(b)
+	f.Content, f.SecretLines = steps.Bytes(b), x.SecretLines()
 	return f
 }
 

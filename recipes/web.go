@@ -45,10 +45,11 @@ func Apache(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Rec
 		errs = append(errs, err)
 		return b
 	}
+	workers := configs.NewWorkers(c)
 	r := steps.NewRecipe("apache",
 		steps.Packages{Names: []string{"apache2", "libapache2-mod-jk"}},
-		steps.Notify(steps.File{Path: configs.DefaultJkWorkersFile, Content: content(configs.NewWorkers(c)),
-			Mode: 0o640, Owner: "root", Group: "www-data"}, ApacheHandler),
+		steps.Notify(steps.File{Path: configs.DefaultJkWorkersFile, Content: content(workers),
+			Mode: 0o640, Owner: "root", Group: "www-data", SecretLines: workers.SecretLines()}, ApacheHandler),
 		steps.Notify(ApacheConfigFile(apacheJkConf, content(configs.NewJkConf())), ApacheHandler),
 		steps.Notify(steps.Command{Name: "enable mod_jk", Line: "a2enmod -q jk",
 			Creates: path.Join(apacheRoot, "mods-enabled", "jk.load")}, ApacheHandler),

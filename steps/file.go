@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -38,7 +40,16 @@ type File struct {
 	ValidateFunc func(ctx context.Context, c transport.Conn, tempPath string) error
 	// Sensitive keeps the content out of the diff (keys, passwords).
 	Sensitive bool
+	// SecretLines are patterns of the lines that carry a secret, each with a group
+	// named "secret" around the value (configs' models give theirs: Workers.SecretLines).
+	// The diff shows such a line with the value masked, on both sides: a secret the run
+	// does not know, such as the old one on the host after a rotation, is never shown.
+	// The rest of the file is diffed as usual.
+	SecretLines []*regexp.Regexp
 }
+
+// Masked is what a secret becomes in a diff, a summary or a report.
+const Masked = "********"
 
 func (f File) String() string { return "file " + f.Path }
 
@@ -55,6 +66,11 @@ func (f File) Validate() error {
 	}
 	if f.ValidateCmd != "" && f.ValidateFunc != nil {
 		errs = append(errs, errors.New("ValidateCmd and ValidateFunc: give one, not both"))
+	}
+	for i, re := range f.SecretLines {
+		if re == nil || !slices.Contains(re.SubexpNames(), "secret") {
+			errs = append(errs, fmt.Errorf("SecretLines[%d]: %v has no group named secret", i, re))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -119,7 +135,50 @@ func (f File) diff(have, want []byte) string {
 	if !isText(have) || !isText(want) {
 		return fmt.Sprintf("binary content differs (%d bytes on host, %d wanted)", len(have), len(want))
 	}
-	return udiff.Unified(f.Path+" (on host)", f.Path+" (wanted)", string(have), string(want))
+	return maskSecretLines(udiff.Unified(f.Path+" (on host)", f.Path+" (wanted)", string(have), string(want)), f.SecretLines)
+}
+
+// maskSecretLines masks, in each line of a unified diff, the secret groups of the
+// patterns that match it. Headers and hunk marks are left alone.
+func maskSecretLines(diff string, patterns []*regexp.Regexp) string {
+	if len(patterns) == 0 || diff == "" {
+		return diff
+	}
+	lines := strings.SplitAfter(diff, "\n")
+	for i, l := range lines {
+		if i < 2 && (strings.HasPrefix(l, "--- ") || strings.HasPrefix(l, "+++ ")) || strings.HasPrefix(l, "@@") || l == "" {
+			continue
+		}
+		body, nl := strings.CutSuffix(l[1:], "\n")
+		for _, re := range patterns {
+			body = maskGroups(body, re)
+		}
+		if nl {
+			body += "\n"
+		}
+		lines[i] = l[:1] + body
+	}
+	return strings.Join(lines, "")
+}
+
+// maskGroups replaces every group named secret of every match of re in line.
+func maskGroups(line string, re *regexp.Regexp) string {
+	names := re.SubexpNames()
+	var b strings.Builder
+	last := 0
+	for _, m := range re.FindAllStringSubmatchIndex(line, -1) {
+		for g, name := range names {
+			start, end := m[2*g], m[2*g+1]
+			if name != "secret" || start < 0 || start < last {
+				continue
+			}
+			b.WriteString(line[last:start])
+			b.WriteString(Masked)
+			last = end
+		}
+	}
+	b.WriteString(line[last:])
+	return b.String()
 }
 
 func isText(b []byte) bool { return utf8.Valid(b) && !bytes.ContainsRune(b, 0) }
