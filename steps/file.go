@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -87,7 +88,16 @@ func (f File) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f.changeFrom(c, have, want)
+	ch, err := f.changeFrom(c, have, want)
+	if err != nil || ch == nil || (have.Exists && bytes.Equal(have.Content, want)) {
+		return ch, err
+	}
+	note, err := f.validateCandidate(ctx, c, f.ownership().keep(have, 0o644), want)
+	if err != nil {
+		return nil, err
+	}
+	ch.Summary += note
+	return ch, nil
 }
 
 // changeFrom is the change from have to the wanted content, shared by the steps that
@@ -180,6 +190,74 @@ func maskGroups(line string, re *regexp.Regexp) string {
 	b.WriteString(line[last:])
 	return b.String()
 }
+
+// ErrNoValidator is what a File's ValidateFunc returns (wrapped or not) when the
+// program that validates is not on the host yet, as in a plan for a bare host whose
+// package step has not run: the content cannot be checked before the apply, which
+// checks it again before the file goes live.
+var ErrNoValidator = errors.New("the validator is not installed on the host yet")
+
+// validateCandidate runs the file's validator on the wanted content when it differs
+// from the host's, so a plan says that the server would reject it, with the
+// validator's message, instead of an apply finding out. The content goes to a private
+// temporary file (mode 0600 while it is written, then the file's own mode and owners,
+// which sudoers checks need) that is removed afterwards; the live file is never
+// touched. The note is for the summary when the validator is not there yet.
+func (f File) validateCandidate(ctx context.Context, c transport.Conn, w ownership, want []byte) (note string, err error) {
+	if f.ValidateCmd == "" && f.ValidateFunc == nil {
+		return "", nil
+	}
+	prog := ""
+	if f.ValidateCmd != "" {
+		prog = strings.Fields(f.ValidateCmd)[0]
+	}
+	script := "t=$(mktemp \"${TMPDIR:-/tmp}/.cauldron-check-XXXXXX\") || exit 1; "
+	if f.ValidateFunc == nil {
+		script = "command -v " + shell.Quote(prog) + " >/dev/null 2>&1 || exit " + strconv.Itoa(noValidator) + "; " + script +
+			`trap 'rm -f "$t"' EXIT; `
+	} else {
+		script += `trap 'rm -f "$t"' INT TERM; `
+	}
+	script += `cat >"$t" || exit 1; ` + fmt.Sprintf(`chmod %04o "$t"; `, uint32(w.Mode))
+	if o := w.chown(); o != "" {
+		// An owner made by an earlier step of the same plan does not exist yet.
+		script += `chown -- ` + shell.Quote(o) + ` "$t" 2>/dev/null; `
+	}
+	if f.ValidateFunc != nil {
+		script += `printf '%s\n' "$t"`
+	} else {
+		check := strings.ReplaceAll(f.ValidateCmd, "%s", `"$t"`)
+		script += fmt.Sprintf(`if ! out=$( { %s; } 2>&1 ); then printf '%%s\n' "$out" >&2; exit %d; fi`, check, validatorFailed)
+	}
+	out, err := transport.OutputWithInput(ctx, c, script, bytes.NewReader(want))
+	var ee *transport.ExitError
+	switch {
+	case errors.As(err, &ee) && ee.Status == noValidator:
+		return fmt.Sprintf(" (not validated: %s is not on the host yet)", prog), nil
+	case errors.As(err, &ee) && ee.Status == validatorFailed:
+		return "", fmt.Errorf("file %s: %q rejects the new content (nothing was changed): %s", f.Path, f.ValidateCmd, strings.TrimSpace(ee.Stderr))
+	case err != nil:
+		return "", fmt.Errorf("file %s: validate the new content: %w", f.Path, err)
+	case f.ValidateCmd != "":
+		return "", nil
+	}
+	tmp := strings.TrimSpace(out)
+	verr := f.ValidateFunc(ctx, c, tmp)
+	if _, err := transport.Output(ctx, c, shell.Join("rm", "-f", "--", tmp)); err != nil {
+		return "", fmt.Errorf("file %s: remove the validated copy %s: %w", f.Path, tmp, err)
+	}
+	switch {
+	case errors.Is(verr, ErrNoValidator):
+		return " (not validated: " + verr.Error() + ")", nil
+	case verr != nil:
+		return "", fmt.Errorf("file %s: the new content is rejected (nothing was changed): %w", f.Path, verr)
+	}
+	return "", nil
+}
+
+// noValidator is the exit status of the validation script when the validator is not on
+// the host.
+const noValidator = 3
 
 func isText(b []byte) bool { return utf8.Valid(b) && !bytes.ContainsRune(b, 0) }
 
