@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/aymanbagabas/go-udiff"
@@ -207,16 +208,20 @@ func (f File) validateCandidate(ctx context.Context, c transport.Conn, w ownersh
 	if f.ValidateCmd == "" && f.ValidateFunc == nil {
 		return "", nil
 	}
+	// The program is the first word that is not a variable assignment.
 	prog := ""
-	if f.ValidateCmd != "" {
-		prog = strings.Fields(f.ValidateCmd)[0]
+	for _, w := range strings.Fields(f.ValidateCmd) {
+		if !strings.Contains(w, "=") {
+			prog = w
+			break
+		}
 	}
 	script := "t=$(mktemp \"${TMPDIR:-/tmp}/.cauldron-check-XXXXXX\") || exit 1; "
 	if f.ValidateFunc == nil {
 		script = "command -v " + shell.Quote(prog) + " >/dev/null 2>&1 || exit " + strconv.Itoa(noValidator) + "; " + script +
-			`trap 'rm -f "$t"' EXIT; `
+			`trap 'rm -f "$t"' EXIT; trap 'exit 1' HUP INT TERM; `
 	} else {
-		script += `trap 'rm -f "$t"' INT TERM; `
+		script += `trap 'rm -f "$t"; exit 1' HUP INT TERM; `
 	}
 	script += `cat >"$t" || exit 1; ` + fmt.Sprintf(`chmod %04o "$t"; `, uint32(w.Mode))
 	if o := w.chown(); o != "" {
@@ -243,7 +248,11 @@ func (f File) validateCandidate(ctx context.Context, c transport.Conn, w ownersh
 	}
 	tmp := strings.TrimSpace(out)
 	verr := f.ValidateFunc(ctx, c, tmp)
-	if _, err := transport.Output(ctx, c, shell.Join("rm", "-f", "--", tmp)); err != nil {
+	// The copy holds the new content, secrets and all: it goes even when the run was
+	// cancelled during the validation.
+	rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := transport.Output(rmCtx, c, shell.Join("rm", "-f", "--", tmp)); err != nil {
 		return "", fmt.Errorf("file %s: remove the validated copy %s: %w", f.Path, tmp, err)
 	}
 	switch {
