@@ -26,7 +26,9 @@ import (
 // The new content is always written to a temporary file beside Path and renamed over it,
 // so readers never see half a file. A validator, when given, checks that temporary file
 // first: if it rejects the content, the old file stays and the error carries the
-// validator's output.
+// validator's output. Check runs the validator too, on a private copy of new content
+// that is removed afterwards, so a plan fails the step with the validator's message
+// instead of an apply finding out (ErrNoValidator says why it could not).
 type File struct {
 	Path    string
 	Content Content
@@ -38,7 +40,8 @@ type File struct {
 	ValidateCmd string
 	// ValidateFunc is for validators that need more than one command, such as a copy of
 	// the file at its real name (nginx and apache resolve includes relative to it). It
-	// gets the temporary file's path on the host; a non-nil error rejects the content.
+	// gets the temporary file's path on the host (at check time a private copy in the
+	// temporary folder); a non-nil error rejects the content. It must only read the file.
 	ValidateFunc func(ctx context.Context, c transport.Conn, tempPath string) error
 	// Sensitive keeps the content out of the diff (keys, passwords).
 	Sensitive bool
