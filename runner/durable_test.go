@@ -303,7 +303,9 @@ func (a asUser) Run(ctx context.Context, c transport.Command) error {
 	return a.Conn.Run(ctx, c)
 }
 
-func (a asUser) Put(ctx context.Context, f transport.File) error { return transport.PutByShell(ctx, a, f) }
+func (a asUser) Put(ctx context.Context, f transport.File) error {
+	return transport.PutByShell(ctx, a, f)
+}
 
 func TestWithoutAStateDirAUserOtherThanRootKeepsItsMarksUnderItsHome(t *testing.T) {
 	if os.Getuid() != 0 {

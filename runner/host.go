@@ -204,7 +204,7 @@ func (r *run) runHandlers(ctx context.Context, p playPlan, hp hostPlan, notified
 		}
 		st.report.Handlers = append(st.report.Handlers, res)
 		st.report.Counts.add(res.Status)
-		r.out.handlerLine(st.report.Host, res)
+		st.out.handlerLine(st.report.Host, res)
 		if res.Status == StatusFailed {
 			r.hostFailed(p, st)
 		}
@@ -226,7 +226,7 @@ func (r *run) owedFromEarlier(ctx context.Context, p playPlan, hp hostPlan) map[
 			res := HandlerResult{Play: r.mask.String(p.name), Handler: "(pending handlers)", Status: StatusFailed, Error: r.mask.err(err)}
 			st.report.Handlers = append(st.report.Handlers, res)
 			st.report.Counts.add(res.Status)
-			r.out.handlerLine(st.report.Host, res)
+			st.out.handlerLine(st.report.Host, res)
 			r.hostFailed(p, st)
 		}
 		return nil
@@ -272,7 +272,7 @@ func handlerReason(ctx context.Context) string {
 func (r *run) record(st *hostState, res StepResult) {
 	st.report.Steps = append(st.report.Steps, res)
 	st.report.Counts.add(res.Status)
-	r.out.stepLine(st.report.Host, res, r.o.Mode == Plan)
+	st.out.stepLine(st.report.Host, res, r.o.Mode == Plan)
 }
 
 // connect dials st's host the first time it is needed. It reports whether there is a
@@ -299,7 +299,7 @@ func (r *run) connect(ctx context.Context, p playPlan, st *hostState) bool {
 		st.report.Unreachable = true
 		st.report.Counts.Unreachable = 1
 		st.report.Error = r.mask.String(fmt.Sprintf("connect to %s: %v", st.host.Name, err))
-		r.out.unreachable(st.report.Host, st.report.Error, ms)
+		st.out.unreachable(st.report.Host, st.report.Error, ms)
 		r.hostFailed(p, st)
 		return false
 	}

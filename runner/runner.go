@@ -29,9 +29,15 @@
 //
 // # Plans
 //
-// A plan checks every step and applies none, so a step after one that would change the
-// host is checked against the host without that change: such a result is marked
-// "[after an earlier change]" and its summary says "as the host is now".
+// A plan checks every step and applies none. So its plays need not wait for each
+// other: each host goes through its plays in order, at the same time as the other
+// hosts (Parallel at once); an apply runs play after play. The plan's output is the
+// same from run to run: play by play, each host's lines together, in the play's order
+// of hosts.
+//
+// A step after one that would change the host is checked against the host without
+// that change: such a result is marked "[after an earlier change]" and its summary
+// says "as the host is now".
 //
 // # Recap
 //
@@ -64,7 +70,8 @@ type Play struct {
 	Recipe func(h *inventory.Host) (*steps.Recipe, error)
 	// Serial, when above 0, caps how many of the play's hosts run at once below
 	// Options.Parallel: 1 is a rolling change, one host converged (handlers included)
-	// before the next starts, as a cluster that must keep serving needs.
+	// before the next starts, as a cluster that must keep serving needs. A plan,
+	// which changes nothing, does not hold to it.
 	Serial int
 	// RollingHandlers runs the handlers (restarts) of one host at a time while the
 	// steps of every host still run in parallel: a rolling restart that costs a
@@ -75,7 +82,8 @@ type Play struct {
 // Options say how to run.
 type Options struct {
 	Mode Mode
-	// Parallel is how many hosts of a play run at once; 0 means 8.
+	// Parallel is how many hosts of a play run at once (in a plan, how many hosts
+	// run at once, each through its plays); 0 means 8.
 	Parallel int
 	// FailFast makes the first failed host cancel the steps running on the others
 	// and stop the run: no new step starts anywhere.
@@ -149,8 +157,15 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 	if r.o.Mode == Plan {
 		r.out.write("PLAN: checking only, nothing will be changed\n")
 	}
-	for _, p := range plans {
-		r.runPlay(ctx, p)
+	for _, st := range r.order {
+		st.out = r.out
+	}
+	if r.o.Mode == Plan {
+		r.planConcurrently(ctx, plans)
+	} else {
+		for _, p := range plans {
+			r.runPlay(ctx, p)
+		}
 	}
 	r.closeAll()
 	r.rep.Cancelled = ctx.Err() != nil
@@ -187,6 +202,9 @@ type hostState struct {
 	// the host decides (see pending.go); pending is what the host owes, once dialed.
 	stateDir string
 	pending  *pendingState
+	// out is where the host's lines go: the run's progress, or in a plan a block of
+	// lines kept until the host is through the play (plan.go).
+	out *progress
 	// wouldChange is set, in a plan, once a step would change the host: the steps
 	// after it are checked against a host that does not have that change yet.
 	wouldChange bool
@@ -303,11 +321,7 @@ func (r *run) hostWidth() int {
 }
 
 func (r *run) runPlay(ctx context.Context, p playPlan) {
-	names := make([]string, len(p.hosts))
-	for i, hp := range p.hosts {
-		names[i] = hp.state.host.Name
-	}
-	r.out.write(fmt.Sprintf("\nPLAY %s  [%s]\n", p.name, strings.Join(names, " ")))
+	r.out.write(playHeader(p))
 	r.checkMaxFail(p)
 	var g errgroup.Group
 	limit := r.o.Parallel
