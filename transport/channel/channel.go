@@ -38,19 +38,23 @@ import (
 )
 
 // Loop is the shell program the host runs (sh -c Loop). It needs GNU head (for -c
-// that stops at the count) and, for KillScript, /proc.
-const Loop = `IFS= read -r t || exit 0
+// that stops at the count) and, for KillScript, /proc. Its own stderr goes to
+// /dev/null (the shell's "Killed" notes are not a command's output); each command
+// runs in a subshell that moves fd 3, the channel's stderr, to its own fd 2 before
+// it execs the command, so no redirection of the loop is in force while it waits.
+const Loop = `exec 3>&2 2>/dev/null
+IFS= read -r t || exit 0
 while IFS=' ' read -r n m i; do
 l=$(head -c "$n"; echo x); l=${l%x}
 printf '%ss\n' "$t"
 if [ "$m" -ge 0 ]; then
-head -c "$m" | { CAULDRON_EXEC_ID=$i sh -c "$l"; s=$?; cat >/dev/null; exit $s; }
+head -c "$m" | { (exec 2>&3 3>&-; export CAULDRON_EXEC_ID=$i; exec sh -c "$l"); s=$?; cat >/dev/null; exit $s; }
 else
-CAULDRON_EXEC_ID=$i sh -c "$l" </dev/null
+(exec 2>&3 3>&- </dev/null; export CAULDRON_EXEC_ID=$i; exec sh -c "$l")
 fi
 s=$?
 printf '\n%s %d\n' "$t" "$s"
-printf '\n%s\n' "$t" >&2
+printf '\n%s\n' "$t" >&3
 done`
 
 // KillScript is the command line that kills, with SIGKILL, every process whose
