@@ -13,6 +13,7 @@ type Pipe struct {
 	cond   *sync.Cond
 	buf    []byte
 	closed bool
+	err    error
 }
 
 // NewPipe returns an empty open pipe.
@@ -40,6 +41,9 @@ func (p *Pipe) Read(b []byte) (int, error) {
 		p.cond.Wait()
 	}
 	if len(p.buf) == 0 {
+		if p.err != nil {
+			return 0, p.err
+		}
 		return 0, io.EOF
 	}
 	n := copy(b, p.buf)
@@ -54,4 +58,12 @@ func (p *Pipe) Close() error {
 	p.closed = true
 	p.cond.Broadcast()
 	return nil
+}
+
+// CloseWithError ends the pipe; Read returns what is left, then err (io.EOF when nil).
+func (p *Pipe) CloseWithError(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed, p.err = true, err
+	p.cond.Broadcast()
 }
