@@ -393,6 +393,10 @@ func (r *run) closeAll() {
 		if st.conn == nil {
 			continue
 		}
+		if tc, ok := st.conn.(transport.Counter); ok {
+			t := tc.Traffic()
+			st.report.Traffic = &t
+		}
 		if err := st.conn.Close(); err != nil {
 			st.report.Warnings = append(st.report.Warnings, r.mask.String(fmt.Sprintf("close connection: %v", err)))
 		}
