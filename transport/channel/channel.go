@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
@@ -105,6 +106,7 @@ type call struct {
 	tail   transport.TailBuffer
 
 	started bool
+	begun   chan struct{} // closed when started is set
 	status  int
 	outEnd  bool
 	errEnd  bool
@@ -171,7 +173,7 @@ func (ch *Channel) Run(ctx context.Context, c transport.Command) error {
 		}
 		stdin, input = b, len(b)
 	}
-	cl := &call{line: c.Line, stdout: c.Stdout, stderr: c.Stderr, done: make(chan error, 1)}
+	cl := &call{line: c.Line, stdout: c.Stdout, stderr: c.Stderr, done: make(chan error, 1), begun: make(chan struct{})}
 	frame := make([]byte, 0, 40+len(c.Line)+len(stdin))
 
 	ch.wmu.Lock()
@@ -201,14 +203,30 @@ func (ch *Channel) Run(ctx context.Context, c transport.Command) error {
 	case <-ctx.Done():
 		ch.mu.Lock()
 		cl.dropped = true
-		started, finished := cl.started, cl.outEnd && cl.errEnd
 		ch.mu.Unlock()
-		if (started || !finished) && ch.kill != nil && ch.Broken() == nil {
-			// Not yet started may start any moment: kill by id finds it then or
-			// finds nothing. Either way the loop goes on to the next frame.
-			go ch.kill(cl.id)
+		if ch.kill != nil {
+			go ch.killDropped(cl)
 		}
 		return ctx.Err()
+	}
+}
+
+// killDropped kills a command its caller gave up on, once it has started (one queued
+// behind others may start much later), and again until it has ended: the kill finds
+// a process by its environment, which a command has only once it has exec'd.
+func (ch *Channel) killDropped(cl *call) {
+	select {
+	case <-cl.begun:
+	case <-cl.done:
+		return
+	}
+	for range 40 {
+		ch.kill(cl.id)
+		select {
+		case <-cl.done:
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }
 
@@ -279,6 +297,7 @@ func (ch *Channel) readOut(r io.Reader) {
 				ch.mu.Lock()
 				if cl := ch.currentLocked(true); cl != nil {
 					cl.started = true
+					close(cl.begun)
 				}
 				ch.mu.Unlock()
 				inside = true

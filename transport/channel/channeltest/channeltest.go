@@ -34,6 +34,7 @@ func Run(t *testing.T, dial func(t *testing.T) transport.Conn, channelErr func(t
 		{"ACommandThatReadsPartOfItsInputDoesNotEatTheNext", partialStdin},
 		{"AThousandPipelinedCommandsEachGetTheirOwnResult", thousandPipelined},
 		{"CancellingACommandKillsItAndTheChannelGoesOn", cancelMidCommand},
+		{"ACommandCancelledWhileQueuedIsKilledWhenItStarts", cancelWhileQueued},
 		{"ABrokenChannelLeavesLaterCommandsToSessionsOfTheirOwn", brokenChannel},
 	}
 	for _, ck := range checks {
@@ -269,5 +270,36 @@ func brokenChannel(t *testing.T, c transport.Conn, channelErr func() error) {
 	var out bytes.Buffer
 	if err := c.Run(context.Background(), transport.Command{Line: "echo later", Stdout: &out}); err != nil || out.String() != "later\n" {
 		t.Errorf("a later command: %q %v", out.String(), err)
+	}
+}
+
+func cancelWhileQueued(t *testing.T, c transport.Conn, channelErr func() error) {
+	if err := c.Run(context.Background(), transport.Command{Line: "true"}); err != nil {
+		t.Fatal(err)
+	}
+	mark := fmt.Sprint(4000 + time.Now().UnixNano()%1000)
+	ahead := make(chan error, 1)
+	go func() { ahead <- c.Run(context.Background(), transport.Command{Line: "sleep 1"}) }()
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	queued := make(chan error, 1)
+	go func() { queued <- c.Run(ctx, transport.Command{Line: "sleep " + mark}) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-queued; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the queued command: %v, want the context's error", err)
+	}
+	if err := <-ahead; err != nil {
+		t.Fatalf("the command ahead: %v", err)
+	}
+	// It started after its cancel; it must not hold the channel for its whole sleep.
+	next, cancelNext := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelNext()
+	var out bytes.Buffer
+	if err := c.Run(next, transport.Command{Line: "echo next", Stdout: &out}); err != nil || out.String() != "next\n" {
+		t.Fatalf("the next command, behind the cancelled one: %q %v", out.String(), err)
+	}
+	if err := channelErr(); err != nil {
+		t.Errorf("the channel did not survive: %v", err)
 	}
 }
