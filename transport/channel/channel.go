@@ -249,7 +249,7 @@ func (ch *Channel) fail(err error) {
 	ch.calls = nil
 }
 
-// finish ends cl when both its stdout and stderr ends have arrived. ch.mu is held.
+// finishLocked ends cl when both its stdout and stderr ends have arrived. ch.mu is held.
 func (ch *Channel) finishLocked(cl *call) {
 	if !cl.outEnd || !cl.errEnd {
 		return
@@ -264,7 +264,7 @@ func (ch *Channel) finishLocked(cl *call) {
 	cl.done <- &transport.ExitError{Line: cl.line, Status: cl.status, Stderr: cl.tail.String()}
 }
 
-// nthLocked is the first call whose stdout (out) or stderr (!out) has not ended.
+// currentLocked is the first call whose stdout (out) or stderr (!out) has not ended.
 func (ch *Channel) currentLocked(out bool) *call {
 	for _, cl := range ch.calls {
 		if out && !cl.outEnd || !out && !cl.errEnd {

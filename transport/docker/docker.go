@@ -1,7 +1,8 @@
 // Package docker is the transport that reaches a container by docker exec, spoken
 // directly to the Docker Engine API over its unix socket: no docker client process per
 // command, which is most of what the CLI cost. Files are streamed in over the exec's
-// standard input, so nothing is left on the control side.
+// standard input, so nothing is left on the control side. A Conn made WithChannel runs
+// its commands over one long-lived exec (channel.go) instead of an exec each.
 //
 // The client is written here on purpose, not taken from github.com/moby/moby/client
 // (v0.6.3, weighed against it on this machine): an exec round trip costs the same

@@ -1,8 +1,9 @@
 // Package sshconn is the transport for hosts reached over SSH: one SSH connection per
-// host, one session per command, files written through SFTP (when the host is
-// configured to become root, uploaded through SFTP to a private directory and installed
-// by one sudo command). sudo's password goes to sudo's prompt only, never to a
-// command's input.
+// host, its commands pipelined over one session running one shell (the command
+// channel: channel.go, package channel; a session per command where it cannot serve),
+// files written through SFTP (when the host is configured to become root, uploaded
+// through SFTP to a private directory and installed by one sudo command). sudo's
+// password goes to sudo's prompt only, never to a command's input.
 package sshconn
 
 import (
@@ -274,9 +275,10 @@ func withPort(addr string) (string, error) {
 // String is user@host:port.
 func (c *Conn) String() string { return c.name }
 
-// Run runs cmd.Line with sh -c on the host (as root through sudo when Become is set).
-// When ctx is done it sends the command SIGKILL, closes the session and returns
-// ctx.Err() without waiting for the host.
+// Run runs cmd.Line with sh -c on the host (as root through sudo when Become is set),
+// over the command channel when it can (see channel.go), else in a session of its own.
+// When ctx is done it kills the command (SIGKILL) and returns ctx.Err() without
+// waiting for the host.
 func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
 	defer c.traffic.Begin()()
 	ran, stdin, err := c.runOverChannel(ctx, cmd)
