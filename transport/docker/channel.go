@@ -75,6 +75,10 @@ func (c *Conn) commandChannel(ctx context.Context) *channel.Channel {
 		return s.ch
 	}
 	ch, err := c.openChannel(ctx)
+	if err != nil && ctx.Err() != nil {
+		// The caller gave up, not the channel: the next Run tries again.
+		return nil
+	}
 	if err != nil {
 		s.off, s.err = true, fmt.Errorf("docker exec in %s: command channel: %w", c.container, err)
 		return nil

@@ -42,6 +42,10 @@ func (c *Conn) commandChannel(ctx context.Context) *channel.Channel {
 		return c.ch
 	}
 	ch, err := c.openChannel(ctx)
+	if err != nil && ctx.Err() != nil {
+		// The caller gave up, not the channel: the next Run tries again.
+		return nil
+	}
 	if err != nil {
 		c.chanOff = true
 		c.chanErr = err
