@@ -109,10 +109,13 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 	if r.o.Mode == Plan {
 		r.out.write("PLAN: checking only, nothing will be changed\n")
 	}
+	delegated := r.newDelegates()
+	ctx = transport.WithDelegates(ctx, delegated)
 	for _, p := range plans {
 		r.runPlay(ctx, p)
 	}
 	r.closeAll()
+	r.closeDelegates(delegated)
 	r.rep.Cancelled = ctx.Err() != nil
 	r.rep.Stopped = r.stopped
 	r.finishTimes()
