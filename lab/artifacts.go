@@ -28,8 +28,11 @@ type Artifacts struct {
 	TomcatVersion string // 10.1.<v>
 	JDK           string // absolute path of jdk-17.<v>.tar.gz
 	JDKVersion    string // 17.<v>
-	// Apps maps each demo app's name to its WAR's absolute path.
+	// Apps maps each demo app's name to its WAR's absolute path (AppVersion).
 	Apps map[string]string
+	// NextApps are the same apps' WARs at NextAppVersion: a new release, to roll out by
+	// naming them in the inventory's artifacts.apps.
+	NextApps map[string]string
 }
 
 // ArtifactPackages are the Debian packages the tarballs are assembled from.
@@ -118,17 +121,22 @@ func EnsureArtifacts(ctx context.Context, cacheDir string, log io.Writer) (*Arti
 	if err != nil {
 		return nil, fmt.Errorf("lab artifacts in %s: %w", dir, err)
 	}
-	a.Apps = map[string]string{}
+	a.Apps, a.NextApps = map[string]string{}, map[string]string{}
 	for _, name := range AppNames {
-		war, err := BuildAppWAR(name)
-		if err != nil {
-			return nil, fmt.Errorf("lab artifacts: %w", err)
+		for _, rel := range []struct {
+			version, file string
+			into          map[string]string
+		}{{AppVersion, name + ".war", a.Apps}, {NextAppVersion, name + "-" + NextAppVersion + ".war", a.NextApps}} {
+			war, err := BuildAppWARVersion(name, rel.version)
+			if err != nil {
+				return nil, fmt.Errorf("lab artifacts: %w", err)
+			}
+			p := filepath.Join(dir, rel.file)
+			if _, err := writeFileIfChanged(p, war, 0o644); err != nil {
+				return nil, fmt.Errorf("lab artifacts: write %s: %w", p, err)
+			}
+			rel.into[name] = p
 		}
-		p := filepath.Join(dir, name+".war")
-		if _, err := writeFileIfChanged(p, war, 0o644); err != nil {
-			return nil, fmt.Errorf("lab artifacts: write %s: %w", p, err)
-		}
-		a.Apps[name] = p
 	}
 	return a, nil
 }
