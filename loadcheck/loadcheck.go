@@ -1,0 +1,482 @@
+// Package loadcheck drives session-bound load through a cluster and says whether a user
+// would have noticed anything: N virtual users, each with a cookie jar of its own, ask a
+// site's /session.json again and again; every answer must be 200 and its session count
+// must be the one before plus one. It counts requests, failed requests by kind, broken
+// counts, lost sessions (the count back to 1), the share of each node that answered, and
+// the latency p50/p99.
+//
+// A check runs for a bounded time and a bounded number of requests. Start it, do what
+// must not be noticed (a restart, a fault), then Stop it and read the Result; or Run it
+// for its whole Duration.
+package loadcheck
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Site is one site of the cluster: its base URL (scheme, host, port) and the prefix of
+// the node names that serve it ("user" for user1, user2...).
+type Site struct {
+	Name string
+	URL  string
+}
+
+// Options say what load to make. Zero values take the defaults.
+type Options struct {
+	// Sites are spread over the users: user i asks Sites[i % len(Sites)]. At least one.
+	Sites []Site
+	// Users is the number of virtual users (default 16); each keeps one session.
+	Users int
+	// Duration bounds the check (default 30 s, at most MaxDuration); Stop ends it sooner.
+	Duration time.Duration
+	// MaxRequests bounds the requests of the whole check (default 2,000,000).
+	MaxRequests int
+	// Path is the session page (default /session.json).
+	Path string
+	// Timeout is one request's limit (default 10 s): a request slower than that fails
+	// as a timeout.
+	Timeout time.Duration
+	// Think is each user's pause between two requests (default none: as fast as the
+	// cluster answers).
+	Think time.Duration
+	// KeepAlive keeps one connection per user open across its requests, as a browser
+	// does. The default opens a new connection per request: the balancer then chooses
+	// afresh every time, and no failure hides behind Go's silent retry of a GET on a
+	// kept-alive connection that the server closed.
+	KeepAlive bool
+	// Live, when set, gets a line every LiveEvery (default 5 s) with the numbers so far.
+	Live      io.Writer
+	LiveEvery time.Duration
+}
+
+// MaxDuration is the longest a check may run.
+const MaxDuration = 2 * time.Hour
+
+// Limits of what a Result keeps, so that a long check stays bounded in memory.
+const (
+	maxFailuresKept = 10000
+	defaultMaxReqs  = 2000000
+)
+
+func (o *Options) fill() error {
+	if len(o.Sites) == 0 {
+		return errors.New("load check: no site to load")
+	}
+	for _, s := range o.Sites {
+		u, err := url.Parse(s.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("load check: site %s: %q is not an http(s) URL", s.Name, s.URL)
+		}
+	}
+	if o.Users == 0 {
+		o.Users = 16
+	}
+	if o.Users < 0 || o.Users > 10000 {
+		return fmt.Errorf("load check: %d users: want 1 to 10000", o.Users)
+	}
+	if o.Duration == 0 {
+		o.Duration = 30 * time.Second
+	}
+	if o.Duration < 0 || o.Duration > MaxDuration {
+		return fmt.Errorf("load check: duration %s: want up to %s", o.Duration, MaxDuration)
+	}
+	if o.MaxRequests == 0 {
+		o.MaxRequests = defaultMaxReqs
+	}
+	if o.MaxRequests < 0 {
+		return fmt.Errorf("load check: max requests %d is negative", o.MaxRequests)
+	}
+	if o.Path == "" {
+		o.Path = "/session.json"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.LiveEvery == 0 {
+		o.LiveEvery = 5 * time.Second
+	}
+	return nil
+}
+
+// Kinds of failed requests.
+const (
+	KindTimeout    = "timeout"    // no answer within Options.Timeout
+	KindConnection = "connection" // refused, reset, closed before an answer
+	KindBadAnswer  = "bad answer" // 200 but not a session answer (or another app's)
+	KindCookie     = "cookie"     // the answer is about another session than the cookie says
+	// A status other than 200 is its own kind: "status 503".
+)
+
+// Failure is one failed request.
+type Failure struct {
+	At     time.Time
+	Site   string
+	User   int
+	Method string
+	Kind   string
+	Detail string
+}
+
+// Break is one answer whose count was not the one before plus one.
+type Break struct {
+	At            time.Time
+	Site          string
+	User          int
+	Node          string
+	Before, After int
+	// Lost tells that the session is gone: a new one began at count 1.
+	Lost bool
+}
+
+// Check is a running load check.
+type Check struct {
+	opts   Options
+	start  time.Time
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu        sync.Mutex
+	requests  int
+	failed    map[string]int
+	failures  []Failure
+	breaks    []Break
+	broken    int
+	lost      int
+	nodes     map[string]int
+	latencies []time.Duration
+	sessions  int
+	stopped   time.Time
+}
+
+// Start begins the load and returns at once. The check ends after Options.Duration,
+// after MaxRequests, when ctx ends, or at Stop.
+func Start(ctx context.Context, o Options) (*Check, error) {
+	if err := o.fill(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	c := &Check{opts: o, start: time.Now(), cancel: cancel, done: make(chan struct{}),
+		failed: map[string]int{}, nodes: map[string]int{}}
+	var wg sync.WaitGroup
+	for i := range o.Users {
+		u, err := newUser(i, o.Sites[i%len(o.Sites)], o)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u.run(ctx, c)
+		}()
+	}
+	liveDone := make(chan struct{})
+	if o.Live != nil {
+		go c.live(ctx, liveDone)
+	} else {
+		close(liveDone)
+	}
+	go func() {
+		wg.Wait()
+		<-liveDone
+		c.mu.Lock()
+		c.stopped = time.Now()
+		c.mu.Unlock()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+// Run makes the load for the whole Options.Duration and returns its result.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	c, err := Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return c.Wait(), nil
+}
+
+// Stop ends the load, waits for the requests under way and returns the result.
+func (c *Check) Stop() *Result {
+	c.cancel()
+	return c.Wait()
+}
+
+// Wait waits until the check ends by itself (its duration, its request bound, its
+// context) and returns the result.
+func (c *Check) Wait() *Result {
+	<-c.done
+	c.cancel()
+	return c.Snapshot()
+}
+
+// Started is when the load began.
+func (c *Check) Started() time.Time { return c.start }
+
+// Snapshot returns the numbers so far; the check goes on.
+func (c *Check) Snapshot() *Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	end := c.stopped
+	if end.IsZero() {
+		end = time.Now()
+	}
+	r := &Result{
+		Started:  c.start,
+		Duration: end.Sub(c.start),
+		Users:    c.opts.Users,
+		Requests: c.requests,
+		Failed:   maps(c.failed),
+		Failures: slices.Clone(c.failures),
+		Broken:   c.broken,
+		Lost:     c.lost,
+		Breaks:   slices.Clone(c.breaks),
+		Nodes:    maps(c.nodes),
+		Sessions: c.sessions,
+	}
+	for _, n := range c.failed {
+		r.FailedTotal += n
+	}
+	r.P50, r.P99, r.Max = percentiles(c.latencies)
+	return r
+}
+
+func maps(m map[string]int) map[string]int {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// percentiles of the latencies: nearest-rank p50 and p99, and the maximum.
+func percentiles(ls []time.Duration) (p50, p99, highest time.Duration) {
+	if len(ls) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(ls)
+	slices.Sort(s)
+	rank := func(p float64) time.Duration {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[min(max(i, 0), len(s)-1)]
+	}
+	return rank(0.50), rank(0.99), s[len(s)-1]
+}
+
+// live prints a line every LiveEvery until ctx ends.
+func (c *Check) live(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(c.opts.LiveEvery)
+	defer t.Stop()
+	last := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r := c.Snapshot()
+			rate := float64(r.Requests-last) / c.opts.LiveEvery.Seconds()
+			last = r.Requests
+			fmt.Fprintf(c.opts.Live, "%5.0fs  %s  (%.0f/s)\n", r.Duration.Seconds(), r.Line(), rate)
+		}
+	}
+}
+
+// record takes one request's outcome.
+func (c *Check) record(latency time.Duration, f *Failure, b *Break, node string, newSession bool) (more bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.requests++
+	if f != nil {
+		c.failed[f.Kind]++
+		if len(c.failures) < maxFailuresKept {
+			c.failures = append(c.failures, *f)
+		}
+	} else {
+		c.latencies = append(c.latencies, latency)
+		c.nodes[node]++
+		if newSession {
+			c.sessions++
+		}
+	}
+	if b != nil {
+		if b.Lost {
+			c.lost++
+		} else {
+			c.broken++
+		}
+		if len(c.breaks) < maxFailuresKept {
+			c.breaks = append(c.breaks, *b)
+		}
+	}
+	return c.requests < c.opts.MaxRequests
+}
+
+// user is one virtual user: one site, one cookie jar, one session.
+type user struct {
+	id     int
+	site   Site
+	url    string
+	client *http.Client
+	jar    http.CookieJar
+
+	// count is the last count seen, 0 before the first answer; unsure counts the
+	// requests since then whose answer never came (the server may have counted them).
+	count   int
+	session string
+	unsure  int
+}
+
+func newUser(id int, s Site, o Options) (*user, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		Proxy:               nil, // the load goes to the cluster itself, never through a proxy
+		DialContext:         (&net.Dialer{Timeout: o.Timeout}).DialContext,
+		DisableKeepAlives:   !o.KeepAlive,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &user{id: id, site: s, url: strings.TrimRight(s.URL, "/") + o.Path, jar: jar,
+		client: &http.Client{Jar: jar, Timeout: o.Timeout, Transport: tr}}, nil
+}
+
+func (u *user) run(ctx context.Context, c *Check) {
+	defer u.client.CloseIdleConnections()
+	for ctx.Err() == nil {
+		lat, f, b, node, isNew := u.once(ctx)
+		if f != nil && ctx.Err() != nil {
+			return // cut short by the end of the check: not the cluster's failure
+		}
+		if !c.record(lat, f, b, node, isNew) {
+			c.cancel()
+			return
+		}
+		if c.opts.Think > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(c.opts.Think):
+			}
+		}
+	}
+}
+
+// answer is /session.json.
+type answer struct {
+	App     string `json:"app"`
+	Node    string `json:"node"`
+	Session string `json:"session"`
+	Count   *int   `json:"count"`
+}
+
+// once makes one request and judges it.
+func (u *user) once(ctx context.Context) (time.Duration, *Failure, *Break, string, bool) {
+	fail := func(kind, detail string) *Failure {
+		return &Failure{At: time.Now(), Site: u.site.Name, User: u.id, Method: http.MethodGet, Kind: kind, Detail: detail}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.url, nil)
+	if err != nil {
+		return 0, fail(KindConnection, err.Error()), nil, "", false
+	}
+	began := time.Now()
+	resp, err := u.client.Do(req)
+	if err != nil {
+		u.unsure++
+		return 0, fail(errorKind(err), err.Error()), nil, "", false
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	lat := time.Since(began)
+	if err != nil {
+		u.unsure++
+		return 0, fail(errorKind(err), err.Error()), nil, "", false
+	}
+	if resp.StatusCode != http.StatusOK {
+		// A 5xx from a balancer may or may not have reached a Tomcat.
+		u.unsure++
+		return 0, fail(fmt.Sprintf("status %d", resp.StatusCode), snippet(body)), nil, "", false
+	}
+	var a answer
+	if err := json.Unmarshal(body, &a); err != nil || a.Count == nil || a.Session == "" {
+		u.unsure++
+		return 0, fail(KindBadAnswer, snippet(body)), nil, "", false
+	}
+	if want := u.site.Name; want != "" && !strings.HasPrefix(a.Node, want) {
+		u.unsure++
+		return 0, fail(KindBadAnswer, fmt.Sprintf("node %q does not serve site %s", a.Node, want)), nil, "", false
+	}
+	if cookie := u.cookie(); cookie != a.Session {
+		u.unsure++
+		return 0, fail(KindCookie, fmt.Sprintf("answer for session %q, cookie %q", a.Session, cookie)), nil, "", false
+	}
+	b := u.judge(*a.Count, a.Node)
+	isNew := u.count == 0 && b == nil || b != nil && b.Lost
+	u.count, u.session, u.unsure = *a.Count, a.Session, 0
+	return lat, nil, b, a.Node, isNew
+}
+
+// judge says whether count follows the user's last count. After requests that got no
+// answer, the server may have counted them: any count up to one more per such request
+// follows.
+func (u *user) judge(count int, node string) *Break {
+	switch {
+	case u.count == 0 && count == 1:
+		return nil
+	case u.count > 0 && count > u.count && count <= u.count+1+u.unsure:
+		return nil
+	}
+	return &Break{At: time.Now(), Site: u.site.Name, User: u.id, Node: node, Before: u.count, After: count,
+		Lost: u.count > 0 && count == 1}
+}
+
+// cookie is the JSESSIONID the jar would send to the site now.
+func (u *user) cookie() string {
+	pu, err := url.Parse(u.url)
+	if err != nil {
+		return ""
+	}
+	for _, c := range u.jar.Cookies(pu) {
+		if c.Name == "JSESSIONID" {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+func errorKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return KindTimeout
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF):
+		return KindConnection
+	}
+	return KindConnection
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
