@@ -302,7 +302,10 @@ func (m *ModJKBalancer) TakeOut(ctx context.Context) error {
 	return waitFor(ctx, timeout, func() error { return m.idle(ctx, c) })
 }
 
-// PutBack sets the members active.
+// PutBack sets the members active, then resets their balancers' statistics: mod_jk
+// sends new sessions to the member with the lowest load value, and the others' values
+// grew while the node was out, so without the reset every new session would go to the
+// node that came back until it caught up (measured: 100 of 100 new sessions).
 func (m *ModJKBalancer) PutBack(ctx context.Context) error {
 	if m.absent {
 		return nil
@@ -311,7 +314,24 @@ func (m *ModJKBalancer) PutBack(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return m.set(ctx, c, jkActive)
+	if err := m.set(ctx, c, jkActive); err != nil {
+		return err
+	}
+	reset := map[string]bool{}
+	for _, mb := range m.Members {
+		if reset[mb.Balancer] {
+			continue
+		}
+		reset[mb.Balancer] = true
+		out, err := m.ask(ctx, c, "cmd=reset&w="+mb.Balancer)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "worker.result.type=OK") {
+			return fmt.Errorf("%s: reset %s: %s", m, mb.Balancer, strings.TrimSpace(out))
+		}
+	}
+	return nil
 }
 
 // set gives every member the activation; errAbsent when Apache or the status worker is

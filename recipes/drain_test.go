@@ -1,0 +1,131 @@
+package recipes_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cauldron-go/cauldron/configs"
+	"github.com/cauldron-go/cauldron/recipes"
+	"github.com/cauldron-go/cauldron/transport/local"
+)
+
+func testCluster(n int) configs.Cluster {
+	var nodes []configs.Node
+	for i := 1; i <= n; i++ {
+		nodes = append(nodes, configs.Node{Name: fmt.Sprintf("web%d", i), Address: fmt.Sprintf("10.10.0.%d", 10+i), Index: i})
+	}
+	return configs.NewCluster(nodes, "test-ajp-secret")
+}
+
+func TestMarkDownTakesOnlyTheNodesServersOutOfEveryUpstream(t *testing.T) {
+	site, err := configs.NewNginxSite(testCluster(3)).Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := recipes.MarkDown(site, []string{"10.10.0.12:8080", "10.10.0.12:8081"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var downs []string
+	for _, l := range strings.Split(string(down), "\n") {
+		if strings.Contains(l, " down;") {
+			downs = append(downs, strings.TrimSpace(l))
+		}
+	}
+	want := []string{
+		"server 10.10.0.12:8080 max_fails=3 fail_timeout=10s down;",
+		"server 10.10.0.12:8081 max_fails=3 fail_timeout=10s down;",
+	}
+	if fmt.Sprint(downs) != fmt.Sprint(want) {
+		t.Errorf("servers down: %q, want %q", downs, want)
+	}
+	// Nothing else changed, and marking twice changes nothing more.
+	if strings.ReplaceAll(string(down), " down;", ";") != string(site) {
+		t.Errorf("MarkDown changed more than the node's servers:\n%s", down)
+	}
+	again, err := recipes.MarkDown(down, []string{"10.10.0.12:8080"})
+	if err != nil || string(again) != string(down) {
+		t.Errorf("marking a down server again: %v\n%s", err, again)
+	}
+	if _, err := recipes.MarkDown(site, []string{"10.10.0.99:8080"}); err == nil || !strings.Contains(err.Error(), "10.10.0.99:8080") {
+		t.Errorf("a server not in the site: %v, want an error naming it", err)
+	}
+}
+
+func TestNginxAcceptsTheSiteWithANodeDown(t *testing.T) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		t.Skip("nginx is not installed")
+	}
+	site, err := configs.NewNginxSite(testCluster(2)).Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := recipes.MarkDown(site, []string{"10.10.0.11:8080", "10.10.0.11:8081"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	siteFile := filepath.Join(dir, "site.conf")
+	if err := os.WriteFile(siteFile, down, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("pid %[1]s/nginx.pid;\nerror_log %[1]s/error.log;\nevents {}\nhttp {\n access_log off;\n include %[2]s;\n}\n", dir, siteFile)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(nginx, "-t", "-q", "-p", dir, "-c", filepath.Join(dir, "nginx.conf")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -t rejects the site with a node down: %v\n%s", err, out)
+	}
+}
+
+func TestADrainedRestartRefusesToTakeOutTheLastServingNode(t *testing.T) {
+	// The node itself serves (a real listener on the loopback); its only peer does not.
+	srv := newHealthServer(t)
+	step := recipes.DrainedRestart{
+		Unit: "never-restarted.service", Node: "web1",
+		HealthURLs: []string{srv + "/health"},
+		Peers:      []string{"http://127.0.0.1:1/health"},
+		Timeout:    2 * time.Second,
+	}
+	ch, err := step.Check(context.Background(), local.New())
+	if err != nil || ch == nil {
+		t.Fatalf("Check: %v %v", ch, err)
+	}
+	err = ch.Apply(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `gate "another node serves"`) {
+		t.Errorf("Apply: %v, want a failed gate named \"another node serves\"", err)
+	}
+}
+
+func TestADrainedRestartNeedsAUnitANodeAndHealthURLs(t *testing.T) {
+	for _, s := range []recipes.DrainedRestart{
+		{Node: "web1", HealthURLs: []string{"http://127.0.0.1:8080/health"}},
+		{Unit: "x.service", HealthURLs: []string{"http://127.0.0.1:8080/health"}},
+		{Unit: "x.service", Node: "web1"},
+		{Unit: "x.service", Node: "web1", HealthURLs: []string{"http://127.0.0.1:8080/health"}, Timeout: -time.Second},
+	} {
+		if err := s.Validate(); err == nil {
+			t.Errorf("%+v: valid, want an error", s)
+		}
+	}
+}
+
+// newHealthServer answers 200 at /health on the loopback, for the local transport's curl.
+func newHealthServer(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
