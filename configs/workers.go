@@ -26,8 +26,17 @@ type Balancer struct {
 	// Name is what JkMount names: the app's name.
 	Name          string
 	StickySession bool
-	Members       []AJPWorker
+	// Method is how mod_jk picks a member for a request without a session: "Session"
+	// counts only those (new sessions), so new sessions spread evenly whatever the
+	// sticky traffic of existing ones; mod_jk's default, "Request", counts every request,
+	// and after a rolling restart, when every existing session sits on one node, sends
+	// every new session to the other (measured: 100 of 100). Empty leaves the default.
+	Method  string
+	Members []AJPWorker
 }
+
+// lbMethods are mod_jk's lb methods.
+var lbMethods = map[string]bool{"Request": true, "Session": true, "Next": true, "Traffic": true, "Busyness": true}
 
 // AJPWorker is an ajp13 worker: one Tomcat AJP connector. Its name must equal the
 // Engine's jvmRoute, which is how mod_jk keeps a session on its node.
@@ -52,7 +61,7 @@ const DefaultAJPConnectTimeoutMS = 2000
 func NewWorkers(c Cluster) *Workers {
 	w := &Workers{}
 	for _, a := range c.Apps {
-		b := Balancer{Name: a.Name, StickySession: true}
+		b := Balancer{Name: a.Name, StickySession: true, Method: "Session"}
 		for _, n := range c.Nodes {
 			b.Members = append(b.Members, AJPWorker{
 				Name: a.JvmRoute(n), Host: n.Address, Port: a.AJPPort, Secret: c.AJPSecret, LBFactor: 1,
@@ -86,6 +95,9 @@ func (w *Workers) Validate() error {
 		errs = appendIfSeen(errs, names, b.Name, at+": name used twice")
 		if len(b.Members) == 0 {
 			errs = append(errs, fmt.Errorf("%s: balances no worker", at))
+		}
+		if b.Method != "" && !lbMethods[b.Method] {
+			errs = append(errs, fmt.Errorf("%s: method %q is not Request, Session, Next, Traffic or Busyness", at, b.Method))
 		}
 		for _, m := range b.Members {
 			mat := fmt.Sprintf("workers.properties: worker %q", m.Name)
@@ -151,6 +163,9 @@ func (w *Workers) Render() ([]byte, error) {
 		fmt.Fprintf(&b, "worker.%s.type=lb\n", lb.Name)
 		fmt.Fprintf(&b, "worker.%s.balance_workers=%s\n", lb.Name, strings.Join(members, ","))
 		fmt.Fprintf(&b, "worker.%s.sticky_session=%t\n", lb.Name, lb.StickySession)
+		if lb.Method != "" {
+			fmt.Fprintf(&b, "worker.%s.method=%s\n", lb.Name, lb.Method)
+		}
 	}
 	return b.Bytes(), nil
 }
