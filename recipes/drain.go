@@ -129,7 +129,10 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 	if err := waitFor(ctx, timeout, func() error { return probeAll(ctx, c, d.HealthURLs) }); err != nil {
 		return d.gateError("serves", err, drain)
 	}
-	if len(d.ClusterURLs) > 0 && len(d.Peers) > 0 {
+	// A node that did not serve before holds no one's session and has no state to be
+	// handed (a first start); DeltaManager asks for the sessions only as it starts, so
+	// on a cluster starting from nothing the first node would never pass this gate.
+	if serving && len(d.ClusterURLs) > 0 && len(d.Peers) > 0 {
 		if err := waitFor(ctx, timeout, func() error { return clusterJoined(ctx, c, d.ClusterURLs) }); err != nil {
 			return d.gateError("joined its cluster and has the sessions", err, drain)
 		}
