@@ -1,7 +1,7 @@
-// Package cauldron is the root of the module. It holds only what must live at the root:
-// the embedded sources of the demo web apps, because go:embed cannot reach testdata/
-// from a package below it.
 package cauldron
+
+// The root package holds only what must live at the root: the embedded sources of the
+// demo web apps, because go:embed cannot reach testdata/ from a package below it.
 
 import (
 	"embed"

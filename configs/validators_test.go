@@ -179,6 +179,9 @@ Include %[1]s/site.conf
 // attribute no Tomcat class takes ("did not find a matching property" or "failed to
 // set property"). It needs the tomcat10 package and a JDK.
 func TestTomcatReadsEveryAttributeOfServerXML(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Tomcat's configtest (a JVM) for each case, about 50 s: runs without -short")
+	}
 	const home = "/usr/share/tomcat10"
 	catalina := filepath.Join(home, "bin", "catalina.sh")
 	if _, err := os.Stat(catalina); err != nil {

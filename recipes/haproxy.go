@@ -13,8 +13,16 @@ const HAProxyHandler = "reload haproxy"
 const HAProxyConfigPath = "/etc/haproxy/haproxy.cfg"
 
 // ConfigureHAProxy returns the recipe of the load balancer: HAProxy from Debian's
-// package, haproxy.cfg from the typed model, checked with `haproxy -c` before it
-// replaces the working one, and a reload only when it changed.
+// package, /etc/haproxy/haproxy.cfg (mode 0640 root:haproxy) rendered from the typed
+// model cfg and checked with `haproxy -c` before it replaces the working one, the
+// service enabled and started, and a reload (which keeps established connections) only
+// when the file changed. cfg is configs.NewHAProxy's model of the cluster, changed as
+// you like, or one you write yourself; a model that does not validate is refused
+// before anything connects.
+//
+//	cfg := configs.NewHAProxy(cluster, "admin", statsPassword)
+//	cfg.Defaults.Extra = append(cfg.Defaults.Extra, "option dontlognull")
+//	r, err := recipes.ConfigureHAProxy(cfg)
 func ConfigureHAProxy(cfg *configs.HAProxy) (*steps.Recipe, error) {
 	content, err := rendered(cfg)
 	if err != nil {

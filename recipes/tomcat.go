@@ -77,7 +77,7 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 
 	r := steps.NewRecipe("tomcat node "+c.Node.Name,
 		steps.Packages{Names: []string{"unzip", "curl"}},
-		steps.User{Name: c.Account, Home: home, Shell: "/bin/bash", PasswordHash: c.PasswordHash},
+		steps.AddUser{Name: c.Account, Home: home, Shell: "/bin/bash", PasswordHash: c.PasswordHash},
 		steps.Sudoers{Name: c.Account + "-mago3d-tomcat", Content: steps.Text(SudoRule(c.Account, configs.TomcatUnitName))},
 		steps.Dir{Path: setup, Owner: c.Account, Group: c.Account, Mode: 0o750},
 		steps.Dir{Path: tools, Owner: c.Account, Group: c.Account, Mode: 0o750},
@@ -92,7 +92,7 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 	setenvFile.Content = content(setenv)
 	r.Add(steps.Notify(setenvFile, TomcatHandler))
 	r.Add(steps.Notify(NullCatalinaOut(tomcatHome), TomcatHandler))
-	r.Add(steps.Notify(WriteServerXML(c.Cluster, c.Node, c.Account), TomcatHandler))
+	r.Add(steps.Notify(WriteServerXML(c.Cluster.TomcatHome, configs.NewServerXML(c.Cluster, c.Node), c.Account), TomcatHandler))
 
 	props := c.DB
 	madeDirs := map[string]bool{}
@@ -110,14 +110,14 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		}
 		r.Add(
 			steps.Upload{Src: war, Dest: warOnHost, Owner: c.Account, Group: c.Account, Mode: 0o640},
-			steps.Notify(UnpackWAR{LocalWAR: war, WAR: warOnHost, Dest: app.DocBase, Owner: c.Account, Group: c.Account}, TomcatHandler),
+			steps.Notify(steps.UnpackWAR{LocalWAR: war, WAR: warOnHost, Dest: app.DocBase, Owner: c.Account, Group: c.Account}, TomcatHandler),
 		)
 		propsFile := own(path.Join(app.DocBase, "WEB-INF", "classes", "application.properties"), 0o600)
 		propsFile.Content = content(&props)
 		r.Add(steps.Notify(propsFile, TomcatHandler))
 	}
 	r.Add(
-		steps.Notify(steps.SystemdUnit{Name: configs.TomcatUnitName, Content: content(unit)}, TomcatHandler),
+		steps.Notify(steps.InstallUnit{Name: configs.TomcatUnitName, Content: content(unit)}, TomcatHandler),
 		steps.Service{Name: configs.TomcatUnitName, Enabled: ptr(true), State: steps.Started},
 	)
 	restart := DrainedRestart{Unit: configs.TomcatUnitName, Node: c.Node.Name, Balancers: c.Balancers, Timeout: c.RestartTimeout}
@@ -152,21 +152,43 @@ func SudoRule(account, unit string) string {
 		account, unit, account, strings.Join(cmds, ", "))
 }
 
-// WriteServerXML is the step that writes conf/server.xml from the typed model for one node.
-func WriteServerXML(c configs.Cluster, n configs.Node, account string) steps.Step {
-	f := steps.File{Path: path.Join(c.TomcatHome, "conf", "server.xml"), Owner: account, Group: account, Mode: 0o600}
-	b, err := configs.NewServerXML(c, n).Render()
+// WriteServerXML is the step that writes <tomcatHome>/conf/server.xml, mode 0600, owned
+// by account, from the typed model x: the cluster's own (configs.NewServerXML gives
+// one node's Services, connectors, jvmRoute and session cluster) or one you describe
+// yourself, field by field. The model is validated before anything connects (ports
+// that clash, an AJP connector without a secret, a cluster channel shared by two
+// Services), and the plan shows the change as a diff of the XML. Notify Tomcat's
+// restart with it: Tomcat reads server.xml only at start.
+//
+//	x := configs.NewServerXML(cluster, node) // or &configs.ServerXML{...}
+//	steps.Notify(recipes.WriteServerXML("/home/gaia3d/tools/mago3d-tomcat", x, "gaia3d"), recipes.TomcatHandler)
+func WriteServerXML(tomcatHome string, x *configs.ServerXML, account string) steps.Step {
+	p := path.Join(tomcatHome, "conf", "server.xml")
+	f := steps.File{Path: p, Owner: account, Group: account, Mode: 0o600}
+	if x == nil {
+		return invalidStep{name: "file " + p, err: errors.New("WriteServerXML: no server.xml model")}
+	}
+	b, err := x.Render()
 	if err != nil {
-		return invalidStep{name: "server.xml for " + n.Name, err: err}
+		return invalidStep{name: "file " + p, err: err}
 	}
 	f.Content = steps.Bytes(b)
 	return f
 }
 
-// NullCatalinaOut turns Tomcat's console log off, as the runbook does by editing
-// catalina.sh: the apps log to their own files.
+// NullCatalinaOut turns Tomcat's console log off, as the runbook does by hand: it edits
+// <tomcatHome>/bin/catalina.sh, replacing the last line that sets CATALINA_OUT (in
+// Tomcat 10.1, `CATALINA_OUT="$CATALINA_BASE"/logs/catalina.out` inside the
+// `if [ -z "$CATALINA_OUT" ]` block) with `CATALINA_OUT=/dev/null`, and leaves every other
+// line, the file's mode and owner alone. The apps log to their own files, so
+// catalina.out would only grow. A catalina.sh without such a line gets the line
+// inserted after the shebang, where it still comes before its use. Notify Tomcat's
+// restart with it.
+//
+//	steps.Notify(recipes.NullCatalinaOut("/home/gaia3d/tools/mago3d-tomcat"), recipes.TomcatHandler)
 func NullCatalinaOut(tomcatHome string) steps.Step {
-	return steps.LineInFile{Path: path.Join(tomcatHome, "bin", "catalina.sh"), Regexp: `^\s*CATALINA_OUT=`, Line: "  CATALINA_OUT=/dev/null"}
+	return steps.LineInFile{Path: path.Join(tomcatHome, "bin", "catalina.sh"), Regexp: `^\s*CATALINA_OUT=`,
+		Line: "  CATALINA_OUT=/dev/null", InsertAfter: `^#!`}
 }
 
 // tarballDir is the folder a tarball unpacks to by the usual naming: jdk-17.0.2.tar.gz -> jdk-17.0.2.

@@ -68,7 +68,8 @@ func Apache(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Rec
 	return r, errors.Join(errs...)
 }
 
-// apacheFile is a file under /etc/apache2 that must pass apache2 -t before it goes live.
+// ApacheConfigFile is a file at rel under /etc/apache2 that must pass apache2 -t (with the
+// rest of the live configuration) before it replaces the working one.
 func ApacheConfigFile(rel string, content steps.Content) steps.File {
 	return steps.File{Path: path.Join(apacheRoot, rel), Content: content, Mode: 0o644, Owner: "root", Group: "root",
 		ValidateFunc: apacheConfigTest(rel)}

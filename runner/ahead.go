@@ -44,6 +44,11 @@ func checkAhead(ctx context.Context, c transport.Conn, ss []steps.Step, first in
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
+				// Every step gets its result, also those never started: result waits
+				// for one, and a run cancelled here must still reach its recap.
+				for j := i; j < len(ss); j++ {
+					a.results[j] <- checkResult{err: context.Cause(ctx)}
+				}
 				return
 			}
 			go func() {

@@ -38,7 +38,7 @@ func TestAConvergedHostIsCheckedWithSeveralChecksAtOnce(t *testing.T) {
 	rep, err := runner.Run(context.Background(), []runner.Play{{
 		Name: "p", Hosts: hosts("h1"),
 		Recipe: same(func(*inventory.Host) *steps.Recipe { return steps.NewRecipe("p", ss...) }),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestAfterAStepChangesTheHostTheNextStepsCheckWhatItDid(t *testing.T) {
 		Recipe: same(func(*inventory.Host) *steps.Recipe {
 			return steps.NewRecipe("p", fileStep(f, "x"), fileStep(f, "x"), fileStep(f, "x"))
 		}),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial})
 	if err != nil {
 		t.Fatal(err)
 	}

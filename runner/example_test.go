@@ -84,3 +84,25 @@ func ExampleRun() {
 	// File conf/app.properties: ok
 	// changed: 0
 }
+
+// The runner keeps what it owes a host (handlers notified by a change and not run
+// yet) in a state directory on the host. By default that is /var/lib/cauldron for
+// root and ~/.local/state/cauldron for another user; StateDir (or the inventory
+// variable cauldron_state_dir) puts it elsewhere, here for the local machine only.
+func ExampleOptions_stateDir() {
+	opts := runner.Options{
+		Mode: runner.Apply,
+		Dial: runner.DialHost,
+		StateDir: func(h *inventory.Host) string {
+			if h.Transport == "local" {
+				return "/srv/app/.cauldron"
+			}
+			return "" // the default, or the host's cauldron_state_dir
+		},
+	}
+	fmt.Println(opts.StateDir(&inventory.Host{Name: "here", Transport: "local"}))
+	fmt.Println(runner.StateDirVar)
+	// Output:
+	// /srv/app/.cauldron
+	// cauldron_state_dir
+}

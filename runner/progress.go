@@ -82,6 +82,9 @@ func (p *progress) stepLine(host string, r StepResult, showDiff bool) {
 	var b strings.Builder
 	b.WriteString(p.head(host, r.Status))
 	b.WriteString(r.Step)
+	if r.AfterChange {
+		b.WriteString(" [after an earlier change]")
+	}
 	switch r.Status {
 	case StatusSkipped:
 		fmt.Fprintf(&b, "  (%s)\n", r.Reason)
@@ -102,6 +105,9 @@ func (p *progress) handlerLine(host string, r HandlerResult) {
 	b.WriteString("handler " + r.Handler)
 	if r.AfterFailure {
 		b.WriteString(" [after a failed step]")
+	}
+	if r.FromEarlierRun {
+		b.WriteString(" [pending from an earlier run]")
 	}
 	switch r.Status {
 	case StatusPending:
@@ -148,8 +154,9 @@ func (p *progress) recap(r *Report) {
 	for _, h := range r.Hosts {
 		c := h.Counts
 		fmt.Fprintf(&b, "%-*s  ok=%d changed=%d failed=%d skipped=%d", p.hostWidth, h.Host, c.OK, c.Changed, c.Failed, c.Skipped)
-		if h.Unreachable {
-			b.WriteString(" unreachable")
+		if c.Unreachable > 0 {
+			// Not failed=1: no step failed. But the host did, and the run exits 1.
+			fmt.Fprintf(&b, " unreachable=%d", c.Unreachable)
 		}
 		b.WriteString("\n")
 	}

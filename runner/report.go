@@ -87,6 +87,9 @@ type Counts struct {
 	Changed int `json:"changed"`
 	Failed  int `json:"failed"`
 	Skipped int `json:"skipped"`
+	// Unreachable is 1 when the host could not be connected to: it failed, although
+	// no step of it did.
+	Unreachable int `json:"unreachable"`
 }
 
 // StepResult is one step on one host.
@@ -98,8 +101,13 @@ type StepResult struct {
 	Diff    string `json:"diff,omitempty"`
 	Error   string `json:"error,omitempty"`
 	// Reason says why a step was skipped.
-	Reason    string `json:"reason,omitempty"`
-	ElapsedMS int64  `json:"elapsed_ms"`
+	Reason string `json:"reason,omitempty"`
+	// AfterChange is set in a plan on a step that would change (or failed its check)
+	// after an earlier step of the same host would change: it was checked against the
+	// host as it is now, without that earlier change, so its summary and diff may not
+	// be what apply finds (apply checks again, after the earlier change is made).
+	AfterChange bool  `json:"after_change,omitempty"`
+	ElapsedMS   int64 `json:"elapsed_ms"`
 }
 
 // HandlerResult is one notified handler on one host.
@@ -112,11 +120,14 @@ type HandlerResult struct {
 	NotifiedBy []string `json:"notified_by"`
 	// AfterFailure is set when the handler ran (or would run) although a step of the
 	// same play failed on the host: what was changed before the failure still needs it.
-	AfterFailure bool   `json:"after_failure,omitempty"`
-	Summary      string `json:"summary,omitempty"`
-	Error        string `json:"error,omitempty"`
-	Reason       string `json:"reason,omitempty"`
-	ElapsedMS    int64  `json:"elapsed_ms"`
+	AfterFailure bool `json:"after_failure,omitempty"`
+	// FromEarlierRun is set when an earlier run changed the host for this handler and
+	// stopped before the handler ran: the host keeps a mark of it until it runs.
+	FromEarlierRun bool   `json:"from_earlier_run,omitempty"`
+	Summary        string `json:"summary,omitempty"`
+	Error          string `json:"error,omitempty"`
+	Reason         string `json:"reason,omitempty"`
+	ElapsedMS      int64  `json:"elapsed_ms"`
 }
 
 // Failed reports whether any host failed.

@@ -4,7 +4,46 @@
 // Like goreleaser's pipes, everything around a step is the runner's: it times the
 // step, logs one line when it finishes, skips it when the host or the run has already
 // failed, collects its error, masks secrets, and runs the handlers it notified. Steps
-// themselves only check and apply.
+// themselves only check and apply. Step methods are user code: a panic in String,
+// Check or Apply fails that step on that host, never the process.
+//
+// Where things are: runner.go has Run, the plays and the run's bookkeeping (fail-fast,
+// max fail percent, the result); host.go follows one host through a play, from dial to
+// handlers, and says the order of things; ahead.go checks a host's steps ahead of them;
+// pending.go keeps handlers durable; progress.go and report.go are the live lines, the
+// recap and the JSON report.
+//
+// # Durable handlers
+//
+// A handler notified by a change is owed to the host until it has run: before the
+// runner applies a change that notifies a handler, it writes a mark for that (play,
+// handler) on the host, under the host's state directory, and removes the mark only
+// once the handler ran successfully. A controller that dies between the change and the
+// restart (SIGKILL, a dropped connection, Ctrl-C) leaves the mark; the next run, apply
+// or plan, reads the marks when it connects and treats those handlers as notified,
+// "pending from an earlier run". A step whose apply fails withdraws the mark it wrote
+// (a failed step notifies nothing). The state directory is Options.StateDir, else the
+// host's inventory variable cauldron_state_dir, else /var/lib/cauldron for root and
+// ${XDG_STATE_HOME:-$HOME/.local/state}/cauldron for another user; the marks are the
+// files of its pending/ directory, one line of JSON each.
+//
+// # Plans
+//
+// A plan checks every step and applies none. So its plays need not wait for each
+// other: each host goes through its plays in order, at the same time as the other
+// hosts (Parallel at once); an apply runs play after play. The plan's output is the
+// same from run to run: play by play, each host's lines together, in the play's order
+// of hosts.
+//
+// A step after one that would change the host is checked against the host without
+// that change: such a result is marked "[after an earlier change]" and its summary
+// says "as the host is now".
+//
+// # Recap
+//
+// One line per host: ok, changed (would change, in a plan), failed and skipped steps
+// and handlers, and unreachable=1 for a host that could not be connected to: it
+// failed, although no step of it did.
 package runner
 
 import (
@@ -31,7 +70,8 @@ type Play struct {
 	Recipe func(h *inventory.Host) (*steps.Recipe, error)
 	// Serial, when above 0, caps how many of the play's hosts run at once below
 	// Options.Parallel: 1 is a rolling change, one host converged (handlers included)
-	// before the next starts, as a cluster that must keep serving needs.
+	// before the next starts, as a cluster that must keep serving needs. A plan,
+	// which changes nothing, does not hold to it.
 	Serial int
 	// RollingHandlers runs the handlers (restarts) of one host at a time while the
 	// steps of every host still run in parallel: a rolling restart that costs a
@@ -42,7 +82,8 @@ type Play struct {
 // Options say how to run.
 type Options struct {
 	Mode Mode
-	// Parallel is how many hosts of a play run at once; 0 means 8.
+	// Parallel is how many hosts of a play run at once (in a plan, how many hosts
+	// run at once, each through its plays); 0 means 8.
 	Parallel int
 	// FailFast makes the first failed host cancel the steps running on the others
 	// and stop the run: no new step starts anywhere.
@@ -64,6 +105,12 @@ type Options struct {
 	Secrets []string
 	// Color colours the statuses of the progress lines.
 	Color bool
+	// StateDir gives the directory on host h where the runner keeps what it owes the
+	// host: the handlers notified by a change and not run yet (see "Durable handlers"
+	// in the package doc). Nil, or "" for a host, means the host's inventory variable
+	// cauldron_state_dir, or else /var/lib/cauldron for root and
+	// ${XDG_STATE_HOME:-$HOME/.local/state}/cauldron for any other user.
+	StateDir func(h *inventory.Host) string
 }
 
 // DefaultParallel is the number of hosts run at once when Options.Parallel is 0.
@@ -88,6 +135,7 @@ func (s stopCause) Error() string { return s.reason }
 // failed, the run was cancelled, or a recipe did not validate (then nothing is dialed).
 func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 	r := &run{
+		ctx:     ctx,
 		o:       o,
 		mask:    newMasker(o.Secrets),
 		rep:     &Report{Mode: o.Mode, Start: time.Now()},
@@ -111,8 +159,15 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 	}
 	delegated := r.newDelegates()
 	ctx = transport.WithDelegates(ctx, delegated)
-	for _, p := range plans {
-		r.runPlay(ctx, p)
+	for _, st := range r.order {
+		st.out = r.out
+	}
+	if r.o.Mode == Plan {
+		r.planConcurrently(ctx, plans)
+	} else {
+		for _, p := range plans {
+			r.runPlay(ctx, p)
+		}
 	}
 	r.closeAll()
 	r.closeDelegates(delegated)
@@ -125,6 +180,7 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 
 // run is the state of one Run.
 type run struct {
+	ctx  context.Context // the caller's, for what outlives one play
 	o    Options
 	mask masker
 	out  *progress
@@ -145,6 +201,16 @@ type hostState struct {
 	conn   transport.Conn
 	dialed bool
 	failed bool
+	// stateDir is the state directory the controller was given for the host, "" when
+	// the host decides (see pending.go); pending is what the host owes, once dialed.
+	stateDir string
+	pending  *pendingState
+	// out is where the host's lines go: the run's progress, or in a plan a block of
+	// lines kept until the host is through the play (plan.go).
+	out *progress
+	// wouldChange is set, in a plan, once a step would change the host: the steps
+	// after it are checked against a host that does not have that change yet.
+	wouldChange bool
 }
 
 // playPlan is a play whose recipes are built and validated.
@@ -237,7 +303,11 @@ func (r *run) planHost(play string, p Play, h *inventory.Host) (hp hostPlan, err
 	}
 	st, ok := r.hosts[h.Name]
 	if !ok {
-		st = &hostState{host: h, report: &HostReport{Host: r.mask.String(h.Name)}}
+		dir, err := configuredStateDir(r.o, h)
+		if err != nil {
+			return hp, err
+		}
+		st = &hostState{host: h, report: &HostReport{Host: r.mask.String(h.Name)}, stateDir: dir}
 		r.hosts[h.Name] = st
 		r.order = append(r.order, st)
 		r.rep.Hosts = append(r.rep.Hosts, st.report)
@@ -254,11 +324,7 @@ func (r *run) hostWidth() int {
 }
 
 func (r *run) runPlay(ctx context.Context, p playPlan) {
-	names := make([]string, len(p.hosts))
-	for i, hp := range p.hosts {
-		names[i] = hp.state.host.Name
-	}
-	r.out.write(fmt.Sprintf("\nPLAY %s  [%s]\n", p.name, strings.Join(names, " ")))
+	r.out.write(playHeader(p))
 	r.checkMaxFail(p)
 	var g errgroup.Group
 	limit := r.o.Parallel
@@ -274,242 +340,6 @@ func (r *run) runPlay(ctx context.Context, p playPlan) {
 	}
 	// Hosts report their failures in their own results; none returns an error.
 	_ = g.Wait()
-}
-
-// skipReason says why a step may not start on host st, or "" when it may.
-func (r *run) skipReason(ctx context.Context, st *hostState) string {
-	if ctx.Err() != nil {
-		return cancelReason(ctx)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped != "" {
-		return r.stopped
-	}
-	if st.failed {
-		if st.report.Unreachable {
-			return reasonUnreachable
-		}
-		return reasonHostFailed
-	}
-	return ""
-}
-
-func (r *run) runHost(parent context.Context, p playPlan, hp hostPlan) {
-	st := hp.state
-	name := st.host.Name
-	ctx, cancel := context.WithCancelCause(parent)
-	defer cancel(nil)
-	r.mu.Lock()
-	r.cancels[name] = cancel
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.cancels, name)
-		r.mu.Unlock()
-	}()
-
-	notified := map[string][]string{}
-	stepFailed := false
-	var ahead *checksAhead
-	defer func() { ahead.stop() }()
-	for i, s := range hp.steps {
-		res := StepResult{Play: r.mask.String(p.name), Step: r.mask.String(stepName(s))}
-		if stepFailed {
-			res.Status, res.Reason = StatusSkipped, reasonStepFailed
-		} else if why := r.skipReason(ctx, st); why != "" {
-			res.Status, res.Reason = StatusSkipped, why
-		} else if !r.connect(ctx, p, st) {
-			res.Status, res.Reason = StatusSkipped, r.skipReason(ctx, st)
-		} else {
-			if ahead == nil {
-				ahead = checkAhead(ctx, st.conn, hp.steps[i:], i)
-			}
-			r.runStep(ctx, st.conn, s, ahead.result(i), &res)
-		}
-		r.record(st, res)
-		if res.Status == StatusChanged {
-			// The host is no longer what the checks made ahead of time saw.
-			ahead.stop()
-		}
-		switch res.Status {
-		case StatusChanged, StatusWouldChange:
-			for _, n := range steps.Notified(s) {
-				notified[n] = append(notified[n], res.Step)
-			}
-		case StatusFailed:
-			stepFailed = true
-			r.hostFailed(p, st)
-		}
-	}
-
-	if len(notified) > 0 && p.handlersLock != nil && r.o.Mode == Apply {
-		p.handlersLock.Lock()
-		defer p.handlersLock.Unlock()
-	}
-	for _, h := range hp.handlers {
-		by := notified[h.Name]
-		if len(by) == 0 {
-			continue
-		}
-		res := HandlerResult{
-			Play: r.mask.String(p.name), Handler: r.mask.String(h.Name), Step: r.mask.String(stepName(h.Step)),
-			NotifiedBy: by, AfterFailure: stepFailed,
-		}
-		switch why := handlerReason(ctx); {
-		case r.o.Mode == Plan:
-			res.Status = StatusWouldRun
-		case why != "":
-			res.Status, res.Reason = StatusPending, why
-		default:
-			var sr StepResult
-			r.runStep(ctx, st.conn, h.Step, nil, &sr)
-			res.Status, res.Summary, res.Error, res.Reason, res.ElapsedMS = sr.Status, sr.Summary, sr.Error, sr.Reason, sr.ElapsedMS
-			if res.Status == StatusSkipped {
-				// Interrupted while running: it is still owed to the host.
-				res.Status = StatusPending
-			}
-		}
-		st.report.Handlers = append(st.report.Handlers, res)
-		st.report.Counts.add(res.Status)
-		r.out.handlerLine(st.report.Host, res)
-		if res.Status == StatusFailed {
-			r.hostFailed(p, st)
-		}
-	}
-}
-
-// cancelReason says why ctx is done: the caller cancelled, or a fail-fast stop.
-func cancelReason(ctx context.Context) string {
-	var stop stopCause
-	if errors.As(context.Cause(ctx), &stop) {
-		return stop.reason
-	}
-	return reasonCancelled
-}
-
-// handlerReason says why notified handlers may not run, or "" when they may. Only a
-// cancelled context holds them back: when a step failed, or the run stopped because
-// of other hosts, what this host already changed still needs its restart or reload,
-// and a configuration written but never reloaded is the worst state to leave.
-func handlerReason(ctx context.Context) string {
-	if ctx.Err() != nil {
-		return cancelReason(ctx)
-	}
-	return ""
-}
-
-func (r *run) record(st *hostState, res StepResult) {
-	st.report.Steps = append(st.report.Steps, res)
-	st.report.Counts.add(res.Status)
-	r.out.stepLine(st.report.Host, res, r.o.Mode == Plan)
-}
-
-// connect dials st's host the first time it is needed. It reports whether there is a
-// connection to use; when not, the host is marked failed (or the run was cancelled).
-func (r *run) connect(ctx context.Context, p playPlan, st *hostState) bool {
-	if st.dialed {
-		return st.conn != nil
-	}
-	st.dialed = true
-	start := time.Now()
-	conn, err := r.dial(ctx, st.host)
-	if err == nil && conn == nil {
-		err = errors.New("dial returned no connection")
-	}
-	if err != nil {
-		if conn != nil {
-			_ = conn.Close() // a half-made connection; the dial error is what matters
-		}
-		if ctx.Err() != nil {
-			// Cancelled while dialing: not the host's fault, and nothing more will run.
-			return false
-		}
-		ms := time.Since(start).Milliseconds()
-		st.report.Unreachable = true
-		st.report.Error = r.mask.String(fmt.Sprintf("connect to %s: %v", st.host.Name, err))
-		r.out.unreachable(st.report.Host, st.report.Error, ms)
-		r.hostFailed(p, st)
-		return false
-	}
-	st.conn = conn
-	return true
-}
-
-func (r *run) dial(ctx context.Context, h *inventory.Host) (c transport.Conn, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("dial panicked: %v", v)
-		}
-	}()
-	return r.o.Dial(ctx, h)
-}
-
-// runStep checks s and, in apply mode, applies the change it finds, filling res.
-func (r *run) runStep(ctx context.Context, c transport.Conn, s steps.Step, early *checkResult, res *StepResult) {
-	start := time.Now()
-	defer func() { res.ElapsedMS = time.Since(start).Milliseconds() }()
-	var ch *steps.Change
-	var err error
-	if early != nil {
-		ch, err = early.change, early.err
-		start = time.Now().Add(-early.took)
-	} else {
-		ch, err = check(ctx, c, s)
-	}
-	if err != nil {
-		r.stepError(ctx, res, "check", err)
-		return
-	}
-	if ch == nil {
-		res.Status = StatusOK
-		return
-	}
-	res.Summary, res.Diff = r.mask.String(ch.Summary), r.mask.String(ch.Diff)
-	if r.o.Mode == Plan {
-		res.Status = StatusWouldChange
-		return
-	}
-	if ch.Apply == nil {
-		res.Status, res.Error = StatusFailed, "the change has no Apply"
-		return
-	}
-	if err := apply(ctx, ch); err != nil {
-		r.stepError(ctx, res, "apply", err)
-		return
-	}
-	res.Status = StatusChanged
-}
-
-// stepError records err. A step that returned because the run was cancelled under it
-// did not fail on its own: it is reported skipped, with what it said.
-func (r *run) stepError(ctx context.Context, res *StepResult, phase string, err error) {
-	res.Error = phase + ": " + r.mask.err(err)
-	if ctx.Err() != nil {
-		res.Status, res.Reason = StatusSkipped, "interrupted: "+cancelReason(ctx)
-		return
-	}
-	res.Status = StatusFailed
-}
-
-// check and apply turn a panicking step into a failed one: one bad step must not take
-// down every other host's run.
-func check(ctx context.Context, c transport.Conn, s steps.Step) (ch *steps.Change, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("step panicked: %v", v)
-		}
-	}()
-	return s.Check(ctx, c)
-}
-
-func apply(ctx context.Context, ch *steps.Change) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("step panicked: %v", v)
-		}
-	}()
-	return ch.Apply(ctx)
 }
 
 // hostFailed marks st failed and applies FailFast and MaxFailPercent.
@@ -596,15 +426,4 @@ func (r *run) result(ctx context.Context) error {
 		return fmt.Errorf("run cancelled: %w", err)
 	}
 	return hostErr
-}
-
-// stepName names s by the step it wraps, through any Notify wrappers.
-func stepName(s steps.Step) string {
-	for {
-		u, ok := s.(interface{ Unwrap() steps.Step })
-		if !ok {
-			return s.String()
-		}
-		s = u.Unwrap()
-	}
 }

@@ -106,6 +106,13 @@ func sleepStep(started chan<- struct{}, after string) steps.Step {
 	}}
 }
 
+// stateDirIn keeps a test's pending-handler marks in a directory of its own, away
+// from this machine's /var/lib/cauldron and from other tests.
+func stateDirIn(t *testing.T) func(*inventory.Host) string {
+	dir := t.TempDir()
+	return func(*inventory.Host) string { return dir }
+}
+
 func hosts(names ...string) []*inventory.Host {
 	var hs []*inventory.Host
 	for _, n := range names {
@@ -207,7 +214,7 @@ func TestApplyChangesWhatIsOffAndASecondRunChangesNothing(t *testing.T) {
 	}
 	d := newDialer()
 	for run, want := range []runner.Counts{{OK: 1, Changed: 2}, {OK: 3}} {
-		rep, err := runner.Run(context.Background(), []runner.Play{play}, runner.Options{Mode: runner.Apply, Dial: d.Dial})
+		rep, err := runner.Run(context.Background(), []runner.Play{play}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: d.Dial})
 		if err != nil {
 			t.Fatalf("run %d: %v", run+1, err)
 		}
@@ -240,7 +247,7 @@ func TestPlanChangesNothingAndShowsTheDiffs(t *testing.T) {
 			return steps.NewRecipe("haproxy", steps.Notify(fileStep(path, "new line\n"), "reload")).
 				Handle("reload", appendStep(filepath.Join(dir, "reloads"), "reloaded"))
 		}),
-	}}, runner.Options{Mode: runner.Plan, Dial: newDialer().Dial, Progress: &out})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Plan, Dial: newDialer().Dial, Progress: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +289,7 @@ func TestAHandlerRunsOnceAndOnlyWhenNotified(t *testing.T) {
 		}),
 	}
 	for run, want := range []string{"restart\n", "restart\n"} {
-		rep, err := runner.Run(context.Background(), []runner.Play{play}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial})
+		rep, err := runner.Run(context.Background(), []runner.Play{play}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial})
 		if err != nil {
 			t.Fatalf("run %d: %v", run+1, err)
 		}
@@ -316,7 +323,7 @@ func TestANotifiedHandlerStillRunsAfterALaterStepFails(t *testing.T) {
 				fileStep(filepath.Join(dir, "never"), "x\n"),
 			).Handle("reload", appendStep(log, "reload"))
 		}),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out})
 	if err == nil || !strings.Contains(err.Error(), "web1") {
 		t.Errorf("Run error = %v, want one naming web1", err)
 	}
@@ -356,7 +363,7 @@ func TestAFailedHostDoesNotStopTheOthers(t *testing.T) {
 	rep, err := runner.Run(context.Background(), []runner.Play{
 		{Name: "one", Hosts: hosts("bad", "good", "gone"), Recipe: recipe},
 		{Name: "two", Hosts: hosts("bad", "good", "gone"), Recipe: second},
-	}, runner.Options{Mode: runner.Apply, Dial: d.Dial})
+	}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: d.Dial})
 	if err == nil || !strings.Contains(err.Error(), "2 of 3 hosts failed: bad, gone") {
 		t.Errorf("Run error = %v", err)
 	}
@@ -402,7 +409,7 @@ func TestFailFastCancelsTheStepsRunningOnOtherHosts(t *testing.T) {
 		{Name: "two", Hosts: hosts("bad", "slow", "idle"), Recipe: same(func(*inventory.Host) *steps.Recipe {
 			return steps.NewRecipe("r", fileStep(filepath.Join(t.TempDir(), "y"), "y"))
 		})},
-	}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, FailFast: true, Parallel: 2})
+	}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, FailFast: true, Parallel: 2})
 	if err == nil || !strings.Contains(err.Error(), "1 of 3 hosts failed: bad") {
 		t.Errorf("Run error = %v", err)
 	}
@@ -441,7 +448,7 @@ func TestMaxFailPercentStopsTheRunOnceExceeded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.percent), func(t *testing.T) {
 			rep, err := runner.Run(context.Background(), []runner.Play{{Name: "p", Hosts: hosts("h1", "h2", "h3", "h4"), Recipe: recipe}},
-				runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Parallel: 1, MaxFailPercent: tt.percent})
+				runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, Parallel: 1, MaxFailPercent: tt.percent})
 			if err == nil {
 				t.Error("Run returned no error with two failed hosts")
 			}
@@ -489,7 +496,7 @@ func TestAnInvalidRecipeStopsTheRunBeforeAnythingIsDialed(t *testing.T) {
 			_, err := runner.Run(context.Background(), []runner.Play{
 				{Name: "db", Hosts: hosts("db1"), Recipe: good},
 				{Name: "web", Hosts: hosts("web2"), Recipe: tt.recipe},
-			}, runner.Options{Mode: runner.Apply, Dial: d.Dial, Progress: &out})
+			}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: d.Dial, Progress: &out})
 			if err == nil {
 				t.Fatal("Run accepted an invalid play")
 			}
@@ -523,7 +530,7 @@ func TestEachHostIsDialedOnceAcrossPlaysAndClosedAtTheEnd(t *testing.T) {
 		{Name: "tomcat", Hosts: hosts("tomcat1", "tomcat2", "db1"), Recipe: recipe("tomcat")},
 		{Name: "empty", Hosts: hosts("lonely"), Recipe: same(func(*inventory.Host) *steps.Recipe { return steps.NewRecipe("empty") })},
 		{Name: "check", Hosts: hosts("tomcat2", "db1"), Recipe: recipe("check")},
-	}, runner.Options{Mode: runner.Apply, Dial: d.Dial, Parallel: 3})
+	}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: d.Dial, Parallel: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +573,7 @@ func TestNoMoreHostsRunAtOnceThanParallelOrThePlaysSerial(t *testing.T) {
 			rep, err := runner.Run(context.Background(), []runner.Play{{
 				Name: "p", Hosts: hosts("a", "b", "c", "d", "e", "f"), Serial: tc.serial,
 				Recipe: same(func(*inventory.Host) *steps.Recipe { return steps.NewRecipe("p", step) }),
-			}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Parallel: tc.parallel})
+			}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, Parallel: tc.parallel})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -602,7 +609,7 @@ func TestCancellingMidRunSkipsTheRestPrintsTheRecapAndClosesConnections(t *testi
 		{Name: "two", Hosts: hosts("tomcat1"), Recipe: same(func(*inventory.Host) *steps.Recipe {
 			return steps.NewRecipe("two", fileStep(filepath.Join(dir, "later"), "x"))
 		})},
-	}, runner.Options{Mode: runner.Apply, Dial: d.Dial, Progress: &out})
+	}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: d.Dial, Progress: &out})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Run error = %v, want context.Canceled wrapped", err)
 	}
@@ -651,7 +658,7 @@ func TestSecretsAreMaskedInProgressReportAndError(t *testing.T) {
 				}},
 			)
 		}),
-	}}, runner.Options{Mode: runner.Plan, Dial: d.Dial, Progress: &out, Secrets: []string{secret, ajp, ""}})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Plan, Dial: d.Dial, Progress: &out, Secrets: []string{secret, ajp, ""}})
 	if err == nil {
 		t.Fatal("Run returned no error for two failed hosts")
 	}
@@ -687,7 +694,7 @@ func TestColorMarksTheStatus(t *testing.T) {
 		Recipe: same(func(*inventory.Host) *steps.Recipe {
 			return steps.NewRecipe("p", fileStep(filepath.Join(t.TempDir(), "f"), "x"))
 		}),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out, Color: true})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out, Color: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -709,7 +716,7 @@ func TestAPanickingStepFailsOnlyItsHost(t *testing.T) {
 			}
 			return steps.NewRecipe("p", fileStep(filepath.Join(t.TempDir(), "f"), "x"))
 		}),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial})
 	if err == nil {
 		t.Error("Run returned no error")
 	}
@@ -747,7 +754,7 @@ func TestProgressOutputMatchesTheGoldenFiles(t *testing.T) {
 						steps.Func{Name: "Service haproxy enabled", CheckFunc: func(context.Context, transport.Conn) (*steps.Change, error) { return nil, nil }},
 					).Handle("reload haproxy", appendStep(filepath.Join(dir, "reloads-"+h.Name), "reload"))
 				})},
-			}, runner.Options{Mode: mode, Dial: d.Dial, Progress: &out, Parallel: 1})
+			}, runner.Options{StateDir: stateDirIn(t), Mode: mode, Dial: d.Dial, Progress: &out, Parallel: 1})
 			if err == nil {
 				t.Error("Run returned no error with failed hosts")
 			}
@@ -798,11 +805,11 @@ func TestLinesFromParallelHostsDoNotInterleave(t *testing.T) {
 			}
 			return r
 		}),
-	}}, runner.Options{Mode: runner.Plan, Dial: newDialer().Dial, Progress: &out, Parallel: len(names)})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Plan, Dial: newDialer().Dial, Progress: &out, Parallel: len(names)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := regexp.MustCompile(`^(h\d)\s+would change  Step \d+  \(\d+ms\)$`)
+	head := regexp.MustCompile(`^(h\d)\s+would change  Step \d+( \[after an earlier change\])?  \(\d+ms\)$`)
 	current, blocks := "", 0
 	for i, line := range strings.Split(out.String(), "\n") {
 		if m := head.FindStringSubmatch(line); m != nil {
@@ -850,7 +857,7 @@ func TestRollingHandlersRunOneHostAtATimeWhileStepsRunTogether(t *testing.T) {
 			}}
 			return steps.NewRecipe("p", steps.Notify(change, "restart")).Handle("restart", restart)
 		}),
-	}}, runner.Options{Mode: runner.Apply, Dial: newDialer().Dial})
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -862,5 +869,134 @@ func TestRollingHandlersRunOneHostAtATimeWhileStepsRunTogether(t *testing.T) {
 	}
 	if rep.Changed() != 6 {
 		t.Errorf("changed = %d, want 3 steps and 3 handlers", rep.Changed())
+	}
+}
+
+// badName is a step whose String panics, as a user's own step can.
+type badName struct{ steps.Step }
+
+func (b badName) String() string {
+	var names []string
+	return names[3]
+}
+
+func TestAStepWhoseStringPanicsFailsAloneAndTheRunGoesOn(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	var out bytes.Buffer
+	rep, err := runner.Run(context.Background(), []runner.Play{{
+		Name: "p", Hosts: hosts("a", "b"),
+		Recipe: same(func(h *inventory.Host) *steps.Recipe {
+			if h.Name == "a" {
+				return steps.NewRecipe("p", badName{fileStep(file+".a", "x")})
+			}
+			return steps.NewRecipe("p", steps.Notify(fileStep(file+".b", "y"), "restart")).
+				Handle("restart", badName{appendStep(filepath.Join(dir, "log"), "restarted")})
+		}),
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Apply, Dial: newDialer().Dial, Progress: &out})
+	if err == nil || !strings.Contains(err.Error(), "2 of 2 hosts failed") {
+		t.Errorf("Run returned %v, want both hosts failed", err)
+	}
+	a := hostReport(t, rep, "a")
+	if got := a.Steps[0]; got.Status != runner.StatusFailed || got.Error != "naming the step panicked: runtime error: index out of range [3] with length 0" || got.Step != "step 1 (runner_test.badName)" {
+		t.Errorf("a's step: %+v", got)
+	}
+	if _, err := os.Stat(file + ".a"); err == nil {
+		t.Error("a's step was applied although it could not be named")
+	}
+	b := hostReport(t, rep, "b")
+	if got := statuses(b); len(got) != 1 || got[0] != "changed" {
+		t.Errorf("b's steps: %v", got)
+	}
+	if len(b.Handlers) != 1 || b.Handlers[0].Status != runner.StatusFailed || !strings.Contains(b.Handlers[0].Error, "naming the step panicked") {
+		t.Errorf("b's handler: %+v", b.Handlers)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "log")); err == nil {
+		t.Error("b's handler ran although it could not be named")
+	}
+	if !strings.Contains(out.String(), "\nRECAP\n") {
+		t.Errorf("no recap:\n%s", out.String())
+	}
+}
+
+func TestAPlanSaysWhichStepsWereCheckedBeforeAnEarlierChangeExists(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "conf")
+	// The directory step would create conf/; the file step after it is checked on a
+	// host without conf/ (and says "write" against nothing), the same as on a bare
+	// host where an unpack would create catalina.sh.
+	mkdir := steps.Func{Name: "Directory conf", CheckFunc: func(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+		if _, err := os.Stat(conf); err == nil {
+			return nil, nil
+		}
+		return &steps.Change{Summary: "create " + conf, Apply: func(context.Context) error { return os.Mkdir(conf, 0o755) }}, nil
+	}}
+	file := fileStep(filepath.Join(conf, "app.properties"), "port=8080\n")
+	play := []runner.Play{
+		{Name: "one", Hosts: hosts("web1"), Recipe: same(func(*inventory.Host) *steps.Recipe { return steps.NewRecipe("one", mkdir, file) })},
+		{Name: "two", Hosts: hosts("web1"), Recipe: same(func(*inventory.Host) *steps.Recipe {
+			return steps.NewRecipe("two", fileStep(filepath.Join(dir, "other"), "x\n"))
+		})},
+	}
+	cases := []struct {
+		mode  runner.Mode
+		after []bool // per step, across both plays
+		lines []string
+	}{
+		{runner.Plan, []bool{false, true, true}, []string{
+			"would change  File " + conf + "/app.properties [after an earlier change]  (",
+			"    as the host is now: write " + conf + "/app.properties (10 bytes)\n",
+		}},
+		{runner.Apply, []bool{false, false, false}, []string{"changed       File " + conf + "/app.properties  ("}},
+	}
+	for _, tc := range cases {
+		var out bytes.Buffer
+		rep, err := runner.Run(context.Background(), play, runner.Options{StateDir: stateDirIn(t), Mode: tc.mode, Dial: newDialer().Dial, Progress: &out})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.mode, err)
+		}
+		var after []bool
+		for _, s := range rep.Hosts[0].Steps {
+			after = append(after, s.AfterChange)
+		}
+		if fmt.Sprint(after) != fmt.Sprint(tc.after) {
+			t.Errorf("%s: after an earlier change per step = %v, want %v", tc.mode, after, tc.after)
+		}
+		for _, want := range tc.lines {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: progress lacks %q:\n%s", tc.mode, want, out.String())
+			}
+		}
+	}
+}
+
+func TestAnUnreachableHostCountsAsUnreachableInTheRecapAndReport(t *testing.T) {
+	d := newDialer()
+	d.fail["db"] = errors.New("connection refused")
+	var out bytes.Buffer
+	rep, err := runner.Run(context.Background(), []runner.Play{{
+		Name: "p", Hosts: hosts("db", "web"),
+		Recipe: same(func(*inventory.Host) *steps.Recipe {
+			return steps.NewRecipe("p", steps.Func{Name: "Nothing", CheckFunc: func(context.Context, transport.Conn) (*steps.Change, error) { return nil, nil }})
+		}),
+	}}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Plan, Dial: d.Dial, Progress: &out, Parallel: 1})
+	if err == nil || err.Error() != "1 of 2 hosts failed: db" {
+		t.Errorf("Run returned %v", err)
+	}
+	want := map[string]runner.Counts{"db": {Skipped: 1, Unreachable: 1}, "web": {OK: 1}}
+	if got := counts(t, rep); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("counts %v, want %v", got, want)
+	}
+	for _, line := range []string{"db   ok=0 changed=0 failed=0 skipped=1 unreachable=1\n", "web  ok=1 changed=0 failed=0 skipped=0\n"} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("recap lacks %q:\n%s", line, out.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"unreachable": 1`) {
+		t.Errorf("the JSON report does not count db unreachable:\n%s", js.String())
 	}
 }

@@ -13,7 +13,12 @@ import (
 // Dest. Its guard is Creates: when that path exists the step is converged (Creates
 // defaults to Dest). The archive is unpacked into a temporary directory beside Dest and
 // renamed into place, so a half-done extract never looks done: Dest itself when it does
-// not exist yet, otherwise each top-level entry into Dest.
+// not exist yet, otherwise each top-level entry into Dest. Dest's parent must exist
+// (make it with Dir). StripComponents drops that many leading folders of each entry, as
+// tar --strip-components does: 1 unpacks jdk-17.0.2/bin/java as Dest/bin/java.
+//
+//	steps.Untar{Archive: "/home/gaia3d/setup/jdk-17.0.2.tar.gz", Dest: "/home/gaia3d/tools/jdk-17.0.2",
+//		StripComponents: 1, Creates: "/home/gaia3d/tools/jdk-17.0.2/bin/java", Owner: "gaia3d", Group: "gaia3d"}
 type Untar struct {
 	Archive         string
 	Dest            string

@@ -11,6 +11,7 @@ import (
 )
 
 func TestUntarUnpacksWholeOrNotAtAll(t *testing.T) {
+	needHost(t)
 	sh(t, "rm -rf /tmp/src /opt/tc /opt/shared && mkdir -p /tmp/src/apache-tomcat-10.1.0/bin /opt/shared/keep && "+
 		"echo run > /tmp/src/apache-tomcat-10.1.0/bin/catalina.sh && tar -C /tmp/src -czf /tmp/tc.tar.gz apache-tomcat-10.1.0")
 
@@ -50,6 +51,7 @@ func TestUntarUnpacksWholeOrNotAtAll(t *testing.T) {
 // TestUnzipNeedsUnzipAndPackagesInstallsIt is one test because its order matters: the
 // base image has no unzip until Packages installs it (apt reaches Debian's mirror).
 func TestUnzipNeedsUnzipAndPackagesInstallsIt(t *testing.T) {
+	needHost(t)
 	local := t.TempDir() + "/app.zip"
 	f, err := os.Create(local)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 )
 
 func TestFileIsWrittenThenConvergedAndDriftIsPutBack(t *testing.T) {
+	needHost(t)
 	tmpl := template.Must(template.New("conf").Parse("port={{.Port}}\nname={{.Name}}\n"))
 	cases := []struct {
 		name    string
@@ -69,6 +70,7 @@ func TestFileIsWrittenThenConvergedAndDriftIsPutBack(t *testing.T) {
 }
 
 func TestFileWithoutModeOrOwnerKeepsThoseOfTheFileItReplaces(t *testing.T) {
+	needHost(t)
 	sh(t, "mkdir -p /srv && printf old > /srv/keep.conf && chmod 600 /srv/keep.conf && chown nobody:daemon /srv/keep.conf")
 	converges(t, steps.File{Path: "/srv/keep.conf", Content: steps.Text("new\n")})
 	if got := sh(t, "stat -c '%a %U %G' /srv/keep.conf"); got != "600 nobody daemon\n" {
@@ -77,6 +79,7 @@ func TestFileWithoutModeOrOwnerKeepsThoseOfTheFileItReplaces(t *testing.T) {
 }
 
 func TestFileWithAFailingValidatorKeepsTheOldFile(t *testing.T) {
+	needHost(t)
 	ctx := context.Background()
 	const path = "/srv/validated.sh"
 	sh(t, "mkdir -p /srv")
@@ -132,6 +135,7 @@ func TestFileWithAFailingValidatorKeepsTheOldFile(t *testing.T) {
 }
 
 func TestSensitiveFileShowsNoContentInItsDiff(t *testing.T) {
+	needHost(t)
 	sh(t, "mkdir -p /srv")
 	f := steps.File{Path: "/srv/secret.key", Content: steps.Text("s3cr3t-value\n"), Mode: 0o600, Sensitive: true}
 	ch := converges(t, f)
@@ -141,6 +145,7 @@ func TestSensitiveFileShowsNoContentInItsDiff(t *testing.T) {
 }
 
 func TestContentErrorsAreTheChecksError(t *testing.T) {
+	needHost(t)
 	f := steps.File{Path: "/srv/x", Content: steps.Pipe(func() *script.Pipe { return script.File("/no/such/local/file").Match("x") })}
 	if _, err := f.Check(context.Background(), host); err == nil || !strings.Contains(err.Error(), "/no/such/local/file") {
 		t.Fatalf("got %v", err)
@@ -153,8 +158,9 @@ func TestContentErrorsAreTheChecksError(t *testing.T) {
 }
 
 func TestSudoersInstallsOnlyRulesVisudoAccepts(t *testing.T) {
+	needHost(t)
 	ctx := context.Background()
-	converges(t, steps.User{Name: "deployer"})
+	converges(t, steps.AddUser{Name: "deployer"})
 	good := steps.Sudoers{Name: "deployer", Content: steps.Text("deployer ALL=(root) NOPASSWD: /usr/bin/systemctl\n")}
 	converges(t, good)
 	if got := sh(t, "stat -c '%a %U %G' /etc/sudoers.d/deployer"); got != "440 root root\n" {
@@ -180,6 +186,7 @@ func TestSudoersInstallsOnlyRulesVisudoAccepts(t *testing.T) {
 }
 
 func TestDirIsCreatedAndItsOwnersHoldBelowIt(t *testing.T) {
+	needHost(t)
 	d := steps.Dir{Path: "/opt/app/data", Mode: 0o750, Owner: "nobody", Group: "daemon", Recurse: true}
 	converges(t, d)
 	if got := sh(t, "stat -c '%a %U %G' /opt/app/data"); got != "750 nobody daemon\n" {
@@ -201,6 +208,7 @@ func TestDirIsCreatedAndItsOwnersHoldBelowIt(t *testing.T) {
 }
 
 func TestLineInFileAndKeyValueEditOneLine(t *testing.T) {
+	needHost(t)
 	const start = "# setenv\nJAVA_OPTS=-Xmx256m\nCATALINA_OUT=/var/log/x\nCATALINA_OUT=/var/log/y\n"
 	cases := []struct {
 		name string
@@ -245,6 +253,7 @@ func TestLineInFileAndKeyValueEditOneLine(t *testing.T) {
 }
 
 func TestUploadStreamsOnlyWhenSizeTimeOrSumsDiffer(t *testing.T) {
+	needHost(t)
 	local := t.TempDir() + "/setup.bin"
 	writeLocal(t, local, strings.Repeat("0123456789abcdef", 1<<16)) // 1 MiB
 	u := steps.Upload{Src: local, Dest: "/srv/setup.bin", Mode: 0o640, Owner: "root", Group: "daemon"}
@@ -273,6 +282,7 @@ func TestUploadStreamsOnlyWhenSizeTimeOrSumsDiffer(t *testing.T) {
 }
 
 func TestMoveIsDoneWhenOnlyTheTargetExists(t *testing.T) {
+	needHost(t)
 	sh(t, "mkdir -p /srv/move-from/sub && touch /srv/move-from/sub/f && rm -rf /srv/move-to")
 	m := steps.Move{From: "/srv/move-from", To: "/srv/move-to"}
 	converges(t, m)
@@ -284,6 +294,7 @@ func TestMoveIsDoneWhenOnlyTheTargetExists(t *testing.T) {
 }
 
 func TestCommandGuards(t *testing.T) {
+	needHost(t)
 	sh(t, "rm -f /srv/cmd-*; mkdir -p /srv")
 	cases := []struct {
 		name   string

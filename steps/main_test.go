@@ -2,6 +2,7 @@ package steps_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,8 +23,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		// -short is the quick loop: the pure tests and examples run, the container
+		// tests skip (needHost), and nothing needs Docker.
+		return m.Run()
+	}
 	if exec.Command("docker", "info").Run() != nil {
-		fmt.Fprintln(os.Stderr, "the steps tests need a Docker engine: start dockerd")
+		fmt.Fprintln(os.Stderr, "the steps tests need a Docker engine: start dockerd, or run go test -short for the tests without it")
 		return 1
 	}
 	c, remove, err := lab.ScratchHost(context.Background(), "cauldron-test-steps")
@@ -34,6 +41,15 @@ func run(m *testing.M) int {
 	defer remove()
 	host = c
 	return m.Run()
+}
+
+// needHost skips a test that converges steps on the container when there is none
+// (go test -short).
+func needHost(t testing.TB) {
+	t.Helper()
+	if host == nil {
+		t.Skip("converges steps on a Debian container: runs without -short")
+	}
 }
 
 // sh runs a shell line on the host, by hand, as a test's way to look or to cause drift.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -11,27 +12,32 @@ import (
 	"github.com/cauldron-go/cauldron/transport"
 )
 
-// SystemdUnit is a unit file in /etc/systemd/system, mode 0644 root:root. systemd reads
-// unit files only on daemon-reload, so a change is followed by one; an unchanged unit
-// costs no reload.
-type SystemdUnit struct {
+// InstallUnit installs a systemd unit file as /etc/systemd/system/<Name>, mode 0644
+// root:root. systemd reads unit files only on daemon-reload, so a change is followed by
+// one; an unchanged unit costs no reload. Name is the unit's file name; a name without a
+// type suffix is taken as a service ("mago3d-tomcat" is "mago3d-tomcat.service"). It
+// neither enables nor starts the unit: follow it with a Service step, and notify a
+// Restart handler so that a changed unit takes effect:
+//
+//	steps.Notify(steps.InstallUnit{Name: "sleeper", Content: steps.Text(unit)}, "restart sleeper")
+type InstallUnit struct {
 	Name    string
 	Content Content
 }
 
-func (u SystemdUnit) String() string { return "systemd unit " + u.Name }
+func (u InstallUnit) String() string { return "systemd unit " + unitFile(u.Name) }
 
-func (u SystemdUnit) file() File {
-	return File{Path: "/etc/systemd/system/" + u.Name, Content: u.Content, Mode: 0o644, Owner: "root", Group: "root"}
+func (u InstallUnit) file() File {
+	return File{Path: "/etc/systemd/system/" + unitFile(u.Name), Content: u.Content, Mode: 0o644, Owner: "root", Group: "root"}
 }
 
 // Validate rejects a name that is not a unit name and a missing content.
-func (u SystemdUnit) Validate() error {
-	return errors.Join(checkUnit("Name", u.Name), u.file().Validate())
+func (u InstallUnit) Validate() error {
+	return errors.Join(checkUnitName("Name", u.Name), u.file().Validate())
 }
 
 // Check is File's check of the unit file; its Apply adds the daemon-reload.
-func (u SystemdUnit) Check(ctx context.Context, c transport.Conn) (*Change, error) {
+func (u InstallUnit) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	ch, err := u.file().Check(ctx, c)
 	if ch == nil || err != nil {
 		return ch, err
@@ -56,17 +62,20 @@ const (
 // Service is a systemd service's boot-time and current state. A nil Enabled leaves the
 // boot-time state alone (write Enabled: new(true)); an empty State leaves the current
 // one alone. Use Restart and Reload, as handlers, to act on a configuration change.
+//
+// Name is the unit, with or without its type: "mago3d-tomcat" is taken as
+// "mago3d-tomcat.service", as systemctl does. Restart and Reload read it the same way.
 type Service struct {
 	Name    string
 	Enabled *bool
 	State   string
 }
 
-func (s Service) String() string { return "service " + s.Name }
+func (s Service) String() string { return "service " + unitFile(s.Name) }
 
 // Validate rejects a bad unit name, an unknown State and a Service that manages nothing.
 func (s Service) Validate() error {
-	errs := []error{checkUnit("Name", s.Name)}
+	errs := []error{checkUnitName("Name", s.Name)}
 	if s.State != "" && s.State != Started && s.State != Stopped {
 		errs = append(errs, fmt.Errorf("State: %q is neither %q nor %q", s.State, Started, Stopped))
 	}
@@ -82,7 +91,8 @@ var enabledStates = []string{"enabled", "enabled-runtime", "static", "alias", "i
 
 // Check asks systemctl is-enabled and is-active in one command.
 func (s Service) Check(ctx context.Context, c transport.Conn) (*Change, error) {
-	n := shell.Quote(s.Name)
+	name := unitFile(s.Name)
+	n := shell.Quote(name)
 	out, err := transport.Output(ctx, c, "e=$(systemctl is-enabled "+n+" 2>/dev/null); a=$(systemctl is-active "+n+
 		" 2>/dev/null); printf '%s\\n%s\\n' \"$e\" \"$a\"")
 	if err != nil {
@@ -94,22 +104,22 @@ func (s Service) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 		isOn := slices.Contains(enabledStates, enabled)
 		switch {
 		case *s.Enabled && !isOn:
-			what, cmds = append(what, "enable"), append(cmds, shell.Join("systemctl", "enable", "--", s.Name))
+			what, cmds = append(what, "enable"), append(cmds, shell.Join("systemctl", "enable", "--", name))
 		case !*s.Enabled && isOn && enabled != "static":
-			what, cmds = append(what, "disable"), append(cmds, shell.Join("systemctl", "disable", "--", s.Name))
+			what, cmds = append(what, "disable"), append(cmds, shell.Join("systemctl", "disable", "--", name))
 		}
 	}
 	switch {
 	case s.State == Started && active != "active":
-		what, cmds = append(what, "start"), append(cmds, shell.Join("systemctl", "start", "--", s.Name))
+		what, cmds = append(what, "start"), append(cmds, shell.Join("systemctl", "start", "--", name))
 	case s.State == Stopped && active != "inactive" && active != "failed" && active != "":
-		what, cmds = append(what, "stop"), append(cmds, shell.Join("systemctl", "stop", "--", s.Name))
+		what, cmds = append(what, "stop"), append(cmds, shell.Join("systemctl", "stop", "--", name))
 	}
 	if len(what) == 0 {
 		return nil, nil
 	}
 	return &Change{
-		Summary: fmt.Sprintf("%s %s (is-enabled %q, is-active %q)", strings.Join(what, " and "), s.Name, enabled, active),
+		Summary: fmt.Sprintf("%s %s (is-enabled %q, is-active %q)", strings.Join(what, " and "), name, enabled, active),
 		Apply:   func(ctx context.Context) error { return runLogged(ctx, c, strings.Join(cmds, " && ")) },
 	}, nil
 }
@@ -118,28 +128,28 @@ func (s Service) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 // when a step that notifies it changed the service's configuration.
 type Restart struct{ Name string }
 
-func (r Restart) String() string { return "restart " + r.Name }
+func (r Restart) String() string { return "restart " + unitFile(r.Name) }
 
 // Validate rejects a bad unit name.
-func (r Restart) Validate() error { return checkUnit("Name", r.Name) }
+func (r Restart) Validate() error { return checkUnitName("Name", r.Name) }
 
 // Check always returns the restart.
 func (r Restart) Check(_ context.Context, c transport.Conn) (*Change, error) {
-	return systemctlAction(c, "restart", r.Name), nil
+	return systemctlAction(c, "restart", unitFile(r.Name)), nil
 }
 
 // Reload reloads a service's configuration without a restart (nginx, haproxy, apache).
 // Like Restart, it always reports a change.
 type Reload struct{ Name string }
 
-func (r Reload) String() string { return "reload " + r.Name }
+func (r Reload) String() string { return "reload " + unitFile(r.Name) }
 
 // Validate rejects a bad unit name.
-func (r Reload) Validate() error { return checkUnit("Name", r.Name) }
+func (r Reload) Validate() error { return checkUnitName("Name", r.Name) }
 
 // Check always returns the reload.
 func (r Reload) Check(_ context.Context, c transport.Conn) (*Change, error) {
-	return systemctlAction(c, "reload", r.Name), nil
+	return systemctlAction(c, "reload", unitFile(r.Name)), nil
 }
 
 func systemctlAction(c transport.Conn, verb, name string) *Change {
@@ -149,4 +159,30 @@ func systemctlAction(c transport.Conn, verb, name string) *Change {
 			return runLogged(ctx, c, shell.Join("systemctl", verb, "--", name))
 		},
 	}
+}
+
+// SystemdUnit is the former name of InstallUnit.
+//
+// Deprecated: use InstallUnit, the name the design card gives this step.
+type SystemdUnit = InstallUnit
+
+// unitSuffix is a unit file name's type, as systemd knows them.
+var unitSuffix = regexp.MustCompile(`\.(service|socket|timer|target|path|mount|automount|swap|slice|scope|device)$`)
+
+// unitFile is name with ".service" added when it names no unit type: systemctl reads
+// "mago3d-tomcat" as "mago3d-tomcat.service", and so do the steps.
+func unitFile(name string) string {
+	if name == "" || unitSuffix.MatchString(name) {
+		return name
+	}
+	return name + ".service"
+}
+
+// checkUnitName is checkUnit of the unit name was given, with or without ".service";
+// its error quotes the name as written.
+func checkUnitName(field, name string) error {
+	if checkUnit(field, unitFile(name)) != nil {
+		return fmt.Errorf("%s: %q is not a systemd unit name (like tomcat or tomcat.service)", field, name)
+	}
+	return nil
 }

@@ -9,9 +9,10 @@ import (
 )
 
 func TestSystemdUnitReloadsOnlyWhenChangedAndServiceKeepsItRunning(t *testing.T) {
+	needHost(t)
 	ctx := context.Background()
-	unit := func(desc string) steps.SystemdUnit {
-		return steps.SystemdUnit{Name: "cauldron-sleep.service", Content: steps.Text(
+	unit := func(desc string) steps.InstallUnit {
+		return steps.InstallUnit{Name: "cauldron-sleep.service", Content: steps.Text(
 			"[Unit]\nDescription=" + desc + "\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=multi-user.target\n")}
 	}
 	svc := steps.Service{Name: "cauldron-sleep.service", Enabled: new(true), State: steps.Started}
@@ -37,7 +38,7 @@ func TestSystemdUnitReloadsOnlyWhenChangedAndServiceKeepsItRunning(t *testing.T)
 	}
 	contains(t, "description", sh(t, "systemctl show -p Description cauldron-sleep.service"), "second")
 
-	changed, err := steps.Converge(ctx, host, steps.Restart{Name: "cauldron-sleep.service"})
+	changed, err := steps.Converge(ctx, host, steps.Restart{Name: "cauldron-sleep"})
 	if err != nil || !changed {
 		t.Fatalf("restart: %v %v", changed, err)
 	}

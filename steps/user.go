@@ -11,15 +11,21 @@ import (
 	"github.com/cauldron-go/cauldron/transport"
 )
 
-// User is a local account. Empty Home and Shell are left to useradd's defaults (and
-// alone on an existing account). Groups are supplementary groups the account must be
-// in; other memberships are left alone, since packages add their own.
+// AddUser is a local account, as the runbook's `adduser -m gaia3d`. A missing account
+// is created with `useradd -m`, so its home directory is created too (at Home, or at
+// useradd's default /home/<Name>), owned by the account and filled from /etc/skel. On an
+// existing account a different Home is moved there with `usermod -d Home -m`. Empty
+// Home and Shell are left to useradd's defaults (and alone on an existing account).
+// Groups are supplementary groups the account must be in; other memberships are left
+// alone, since packages add their own.
 //
 // PasswordHash is a crypt(3) hash (openssl passwd -6), never a clear password. It is set
 // with `chpasswd -e` over standard input and compared with `getent shadow`, so it never
 // appears on a command line, in a summary, a diff or an error. Empty leaves the password
 // alone.
-type User struct {
+//
+//	steps.AddUser{Name: "gaia3d", Shell: "/bin/bash", PasswordHash: hash}
+type AddUser struct {
 	Name         string
 	Home         string
 	Shell        string
@@ -27,11 +33,11 @@ type User struct {
 	Groups       []string
 }
 
-func (u User) String() string { return "user " + u.Name }
+func (u AddUser) String() string { return "user " + u.Name }
 
 // Validate rejects bad names and paths, and a hash chpasswd could not read; its error
 // never quotes the hash.
-func (u User) Validate() error {
+func (u AddUser) Validate() error {
 	var errs []error
 	if u.Name == "" {
 		errs = append(errs, errors.New("Name: empty"))
@@ -56,7 +62,7 @@ func (u User) Validate() error {
 }
 
 // Check reads the passwd and shadow entries and the account's groups in one command.
-func (u User) Check(ctx context.Context, c transport.Conn) (*Change, error) {
+func (u AddUser) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	n := shell.Quote(u.Name)
 	script := "p=$(getent passwd " + n + ") || p=; s=$(getent shadow " + n + ") || s=; g=$(id -nG " + n +
 		" 2>/dev/null) || g=; printf '%s\\n%s\\n%s\\n' \"$p\" \"$s\" \"$g\""
@@ -121,7 +127,7 @@ func (u User) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	}, nil
 }
 
-func (u User) create(c transport.Conn) *Change {
+func (u AddUser) create(c transport.Conn) *Change {
 	argv := []string{"useradd", "-m"}
 	if u.Home != "" {
 		argv = append(argv, "-d", u.Home)
@@ -154,7 +160,7 @@ func (u User) create(c transport.Conn) *Change {
 	}
 }
 
-func (u User) setPassword(ctx context.Context, c transport.Conn) error {
+func (u AddUser) setPassword(ctx context.Context, c transport.Conn) error {
 	in := strings.NewReader(u.Name + ":" + u.PasswordHash + "\n")
 	if _, err := transport.OutputWithInput(ctx, c, "chpasswd -e", in); err != nil {
 		// chpasswd names the line it could not read, not its content; say only the status.
@@ -162,3 +168,8 @@ func (u User) setPassword(ctx context.Context, c transport.Conn) error {
 	}
 	return nil
 }
+
+// User is the former name of AddUser.
+//
+// Deprecated: use AddUser, the name the design card gives this step.
+type User = AddUser

@@ -30,8 +30,9 @@ func passwordWorks(t *testing.T, user, password string) bool {
 }
 
 func TestUserIsCreatedAndFixedAndItsHashIsNeverShown(t *testing.T) {
+	needHost(t)
 	sh(t, "getent group tomcat >/dev/null || groupadd tomcat")
-	u := steps.User{Name: "appuser", Home: "/home/appuser", Shell: "/bin/bash", PasswordHash: hash, Groups: []string{"tomcat", "daemon"}}
+	u := steps.AddUser{Name: "appuser", Home: "/home/appuser", Shell: "/bin/bash", PasswordHash: hash, Groups: []string{"tomcat", "daemon"}}
 	var shown []string
 	record := func(ch *steps.Change) { shown = append(shown, ch.Summary, ch.Diff) }
 
@@ -73,7 +74,7 @@ func TestUserIsCreatedAndFixedAndItsHashIsNeverShown(t *testing.T) {
 	}
 	shown = append(shown, err.Error())
 	// And neither a validation error about the hash.
-	badHash := steps.User{Name: "x", PasswordHash: hash + ":extra"}
+	badHash := steps.AddUser{Name: "x", PasswordHash: hash + ":extra"}
 	verr := badHash.Validate()
 	if verr == nil {
 		t.Fatal("a hash with ':' was accepted")

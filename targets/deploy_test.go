@@ -38,3 +38,13 @@ func TestTransportIsOnlyForTheLab(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A report that cannot be written stops deploy:cluster before it brings up the lab or
+// loads an inventory, not after the run.
+func TestAnUnwritableReportStopsDeployClusterBeforeTheLabComesUp(t *testing.T) {
+	report := filepath.Join(t.TempDir(), "no", "such", "folder", "deploy.json")
+	err := targets.Deploy{}.Cluster(context.Background(), nil, nil, nil, &report, nil, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "-report="+report) {
+		t.Fatalf("got %v", err)
+	}
+}

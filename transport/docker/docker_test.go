@@ -16,6 +16,9 @@ import (
 
 func scratch(t *testing.T) *docker.Conn {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs against a real container: runs without -short")
+	}
 	if exec.Command("docker", "info").Run() != nil {
 		t.Fatal("these tests need a Docker engine: run `go run mage.go lab:up` or start dockerd")
 	}
@@ -77,6 +80,9 @@ func TestDockerTransportAgainstARealContainer(t *testing.T) {
 }
 
 func TestAMissingContainerIsAClearErrorNotAnExitStatus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs against a real container: runs without -short")
+	}
 	if exec.Command("docker", "info").Run() != nil {
 		t.Fatal("this test needs a Docker engine")
 	}

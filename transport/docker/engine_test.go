@@ -154,6 +154,9 @@ func countProcesses(t *testing.T, c transport.Conn, prefix string) string {
 }
 
 func TestAStoppedContainerIsAClearErrorNotAnExitStatus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs against a real container: runs without -short")
+	}
 	if exec.Command("docker", "info").Run() != nil {
 		t.Fatal("this test needs a Docker engine")
 	}

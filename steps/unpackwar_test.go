@@ -1,4 +1,4 @@
-package recipes_test
+package steps_test
 
 import (
 	"archive/zip"
@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cauldron-go/cauldron/lab"
-	"github.com/cauldron-go/cauldron/recipes"
 	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport"
 )
@@ -35,12 +33,9 @@ func writeWAR(t *testing.T, path string, files map[string]string) {
 }
 
 func TestANewWARReplacesTheWholeAppAndAnUnchangedOneDoesNothing(t *testing.T) {
+	needHost(t)
 	ctx := context.Background()
-	c, remove, err := lab.ScratchHost(ctx, "cauldron-test-recipes-war")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer remove()
+	c := host
 	if _, err := steps.Converge(ctx, c, steps.Packages{Names: []string{"unzip"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +45,7 @@ func TestANewWARReplacesTheWholeAppAndAnUnchangedOneDoesNothing(t *testing.T) {
 		if err := c.Put(ctx, transport.File{Path: "/srv/app.war", Content: mustRead(t, local)}); err != nil {
 			t.Fatal(err)
 		}
-		u := recipes.UnpackWAR{LocalWAR: local, WAR: "/srv/app.war", Dest: "/srv/apps/app", Owner: "daemon", Group: "daemon"}
+		u := steps.UnpackWAR{LocalWAR: local, WAR: "/srv/app.war", Dest: "/srv/apps/app", Owner: "daemon", Group: "daemon"}
 		if err := c.Run(ctx, transport.Command{Line: "mkdir -p /srv/apps"}); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,195 @@
+// Package postgres holds the steps that manage what lives inside PostgreSQL: login roles
+// and databases. They talk to the server with psql as the postgres superuser over the
+// host's connection, SQL on standard input, so no password is ever on a command line.
+// Before PostgreSQL is installed (a plan run ahead of the package step) they report
+// everything as to be done.
+package postgres
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/cauldron-go/cauldron/steps"
+	"github.com/cauldron-go/cauldron/transport"
+)
+
+var sqlNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// psql runs SQL from standard input as the postgres superuser; it exits 3 where
+// PostgreSQL is not installed yet (a dry run before the package step has run).
+const psql = "command -v psql >/dev/null || exit 3; runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 -f -"
+
+// notInstalled tells a check that PostgreSQL is not there yet: everything is to do.
+func notInstalled(err error) bool { return transport.ExitStatus(err) == 3 }
+
+// Role is a login role with a password. The password never leaves this machine in
+// clear: the check compares the role's stored SCRAM-SHA-256 verifier with one computed
+// here, and a change sends a new verifier over psql's standard input.
+//
+//	postgres.Role{Name: "mago3d", Password: dbPassword}
+type Role struct {
+	Name     string
+	Password string
+}
+
+func (r Role) String() string { return "postgresql role " + r.Name }
+
+// Validate rejects a name that is not a plain SQL identifier and an empty password.
+func (r Role) Validate() error {
+	var errs []error
+	if !sqlNameRE.MatchString(r.Name) {
+		errs = append(errs, fmt.Errorf("Name: %q is not a plain SQL name (a-z, 0-9, _)", r.Name))
+	}
+	if r.Password == "" {
+		errs = append(errs, errors.New("Password: empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// Check compares the role's stored SCRAM verifier with one computed here from the
+// password and the stored salt, so the password never leaves this machine.
+func (r Role) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+	out, err := transport.OutputWithInput(ctx, c, psql, strings.NewReader(
+		"SELECT rolcanlogin, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = '"+r.Name+"';\n"))
+	if notInstalled(err) {
+		out, err = "", nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read role %s: %w", r.Name, err)
+	}
+	out = strings.TrimSpace(out)
+	verb := ""
+	switch login, stored, _ := strings.Cut(out, "|"); {
+	case out == "":
+		verb = "CREATE"
+	case login != "t" || !scramMatches(stored, r.Password):
+		verb = "ALTER"
+	default:
+		return nil, nil
+	}
+	summary := map[string]string{"CREATE": "create login role " + r.Name, "ALTER": "set login and password of role " + r.Name}[verb]
+	return &steps.Change{Summary: summary, Apply: func(ctx context.Context) error {
+		verifier, err := scramVerifier(r.Password)
+		if err != nil {
+			return err
+		}
+		sql := fmt.Sprintf("%s ROLE %q LOGIN PASSWORD '%s';\n", verb, r.Name, verifier)
+		if _, err := transport.OutputWithInput(ctx, c, psql, strings.NewReader(sql)); err != nil {
+			return fmt.Errorf("%s role %s: %w", strings.ToLower(verb), r.Name, err)
+		}
+		return nil
+	}}, nil
+}
+
+// Database is a database owned by a role: created when missing, given to Owner when
+// another role owns it.
+//
+//	postgres.Database{Name: "mago3d", Owner: "mago3d"}
+type Database struct {
+	Name, Owner string
+}
+
+func (d Database) String() string { return "postgresql database " + d.Name }
+
+// Validate rejects names that are not plain SQL identifiers.
+func (d Database) Validate() error {
+	if !sqlNameRE.MatchString(d.Name) || !sqlNameRE.MatchString(d.Owner) {
+		return fmt.Errorf("Name %q and Owner %q must be plain SQL names (a-z, 0-9, _)", d.Name, d.Owner)
+	}
+	return nil
+}
+
+// Check reads the database's owner.
+func (d Database) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+	out, err := transport.OutputWithInput(ctx, c, psql, strings.NewReader(
+		"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '"+d.Name+"';\n"))
+	if notInstalled(err) {
+		out, err = "", nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read database %s: %w", d.Name, err)
+	}
+	var sql, summary string
+	switch owner := strings.TrimSpace(out); owner {
+	case d.Owner:
+		return nil, nil
+	case "":
+		sql = fmt.Sprintf("CREATE DATABASE %q OWNER %q;\n", d.Name, d.Owner)
+		summary = "create database " + d.Name + " owned by " + d.Owner
+	default:
+		sql = fmt.Sprintf("ALTER DATABASE %q OWNER TO %q;\n", d.Name, d.Owner)
+		summary = "change the owner of database " + d.Name + " from " + owner + " to " + d.Owner
+	}
+	return &steps.Change{Summary: summary, Apply: func(ctx context.Context) error {
+		if _, err := transport.OutputWithInput(ctx, c, psql, strings.NewReader(sql)); err != nil {
+			return fmt.Errorf("%s: %w", summary, err)
+		}
+		return nil
+	}}, nil
+}
+
+const scramIterations = 4096
+
+// scramVerifier is PostgreSQL's stored form of a SCRAM-SHA-256 password (RFC 5802,
+// RFC 7677): SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>.
+func scramVerifier(password string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	return scramWith(password, salt, scramIterations)
+}
+
+func scramWith(password string, salt []byte, iterations int) (string, error) {
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
+	if err != nil {
+		return "", err
+	}
+	clientKey := hmacSHA256(salted, "Client Key")
+	storedKey := sha256.Sum256(clientKey)
+	serverKey := hmacSHA256(salted, "Server Key")
+	b64 := base64.StdEncoding.EncodeToString
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(storedKey[:]), b64(serverKey)), nil
+}
+
+func hmacSHA256(key []byte, msg string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}
+
+// scramMatches tells whether stored is the verifier of password.
+func scramMatches(stored, password string) bool {
+	rest, ok := strings.CutPrefix(stored, "SCRAM-SHA-256$")
+	if !ok {
+		return false
+	}
+	iterSalt, _, ok := strings.Cut(rest, "$")
+	if !ok {
+		return false
+	}
+	iter, salt64, ok := strings.Cut(iterSalt, ":")
+	if !ok {
+		return false
+	}
+	n, err := strconv.Atoi(iter)
+	if err != nil || n < 1 {
+		return false
+	}
+	salt, err := base64.StdEncoding.DecodeString(salt64)
+	if err != nil {
+		return false
+	}
+	want, err := scramWith(password, salt, n)
+	return err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(stored)) == 1
+}

@@ -1,0 +1,74 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/transport"
+)
+
+// UnpackWAR unpacks an uploaded WAR into an app folder, as Tomcat's unpackWARs would,
+// and unpacks it again whenever the WAR changes: a marker in the folder records the
+// sha256 of the WAR it came from. The host needs unzip (install it with Packages).
+// The new folder is built beside the old one and swapped in whole, so no file of the
+// old version lingers and Tomcat never sees half an app. Files the recipe writes into
+// the folder afterwards (application.properties) are written again by their own steps.
+type UnpackWAR struct {
+	// LocalWAR is the WAR on the control machine, for its sum; WAR is its upload.
+	LocalWAR, WAR string
+	Dest          string
+	Owner, Group  string
+}
+
+// warMarker is the file in an unpacked app that names the WAR's sum.
+const warMarker = ".cauldron-war.sha256"
+
+func (u UnpackWAR) String() string { return "unpack " + u.WAR + " into " + u.Dest }
+
+// Validate rejects relative paths and an empty local WAR.
+func (u UnpackWAR) Validate() error {
+	if u.LocalWAR == "" || !path.IsAbs(u.WAR) || !path.IsAbs(u.Dest) {
+		return errors.New("UnpackWAR needs LocalWAR, and absolute WAR and Dest paths")
+	}
+	return nil
+}
+
+// Check compares the marker with the local WAR's sum.
+func (u UnpackWAR) Check(ctx context.Context, c transport.Conn) (*Change, error) {
+	want, err := FileSHA256(u.LocalWAR)
+	if err != nil {
+		return nil, fmt.Errorf("unpack %s: %w", u.WAR, err)
+	}
+	marker := path.Join(u.Dest, warMarker)
+	have, err := transport.Output(ctx, c, "cat -- "+shell.Quote(marker)+" 2>/dev/null || true")
+	if err != nil {
+		return nil, fmt.Errorf("unpack %s: %w", u.WAR, err)
+	}
+	have = strings.TrimSpace(have)
+	if have == want {
+		return nil, nil
+	}
+	summary := "unpack " + u.WAR + " into " + u.Dest
+	if have != "" {
+		summary = "replace " + u.Dest + " with the new " + path.Base(u.WAR)
+	}
+	dir, base := path.Split(u.Dest)
+	d := shell.Quote(u.Dest)
+	script := "command -v unzip >/dev/null || { echo 'unzip is not installed' >&2; exit 1; }; set -e; " +
+		"t=$(mktemp -d " + shell.Quote(dir+"."+base+".cauldron-XXXXXX") + `); trap 'rm -rf "$t" "$t.old"' EXIT; ` +
+		"unzip -q " + shell.Quote(u.WAR) + ` -d "$t"; echo ` + want + ` > "$t"/` + warMarker + `; chmod 0755 "$t"; `
+	if u.Owner != "" {
+		script += "chown -R -- " + shell.Quote(u.Owner+":"+u.Group) + ` "$t"; `
+	}
+	script += "if [ -e " + d + ` ]; then mv -T -- ` + d + ` "$t.old"; fi; mv -T -- "$t" ` + d
+	return &Change{Summary: summary, Apply: func(ctx context.Context) error {
+		if _, err := transport.Output(ctx, c, script); err != nil {
+			return fmt.Errorf("unpack %s: %w", u.WAR, err)
+		}
+		return nil
+	}}, nil
+}
