@@ -129,3 +129,66 @@ func newHealthServer(t *testing.T) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// recordingBalancer is a balancer double that logs what the restart asks of it.
+type recordingBalancer struct {
+	name string
+	log  *[]string
+}
+
+func (b recordingBalancer) String() string { return b.name }
+func (b recordingBalancer) TakeOut(context.Context) error {
+	*b.log = append(*b.log, "take out of "+b.name)
+	return nil
+}
+func (b recordingBalancer) PutBack(context.Context) error {
+	*b.log = append(*b.log, "put back into "+b.name)
+	return nil
+}
+
+func TestAFailedRestartStopsTheRolloutWithTheNodeLeftOutOfEveryBalancer(t *testing.T) {
+	node, peer := newHealthServer(t), newHealthServer(t)
+	var log []string
+	step := recipes.DrainedRestart{
+		// No such unit: systemctl fails (or is missing), as a broken start would.
+		Unit: "cauldron-no-such-unit-" + fmt.Sprint(time.Now().UnixNano()) + ".service", Node: "web1",
+		HealthURLs: []string{node + "/health"}, Peers: []string{peer + "/health"},
+		Balancers: []recipes.Balancer{recordingBalancer{"mod_jk on web1", &log}, recordingBalancer{"mod_jk on web2", &log}},
+		Timeout:   2 * time.Second,
+	}
+	ch, err := step.Check(context.Background(), local.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "restart " + step.Unit + " on web1, taken out of mod_jk on web1, mod_jk on web2 meanwhile"; ch.Summary != want {
+		t.Errorf("summary %q, want %q", ch.Summary, want)
+	}
+	err = ch.Apply(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `gate "restart"`) || !strings.Contains(err.Error(), "web1 is left out of the balancers") {
+		t.Errorf("Apply: %v, want the restart gate named and the node left out", err)
+	}
+	if want := "[take out of mod_jk on web1 take out of mod_jk on web2]"; fmt.Sprint(log) != want {
+		t.Errorf("balancers were asked %v, want %s (and nothing put back)", log, want)
+	}
+}
+
+func TestANodeThatDoesNotServeIsRestartedWithoutTheDrain(t *testing.T) {
+	var log []string
+	step := recipes.DrainedRestart{
+		Unit: "cauldron-no-such-unit.service", Node: "web1",
+		HealthURLs: []string{"http://127.0.0.1:1/health"}, Peers: []string{"http://127.0.0.1:1/health"},
+		Balancers: []recipes.Balancer{recordingBalancer{"mod_jk on web2", &log}},
+		Timeout:   time.Second,
+	}
+	ch, err := step.Check(context.Background(), local.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ch.Apply(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `gate "restart"`) || strings.Contains(err.Error(), "left out") {
+		t.Errorf("Apply: %v, want the restart gate, the node not taken out", err)
+	}
+	if len(log) != 0 {
+		t.Errorf("a node that did not serve was taken out of its balancers: %v", log)
+	}
+}
