@@ -473,7 +473,8 @@ func (n *NginxUpstream) install(ctx context.Context, c transport.Conn, content [
 		timeout = 30 * time.Second
 	}
 	return waitFor(ctx, timeout, func() error {
-		out, _ := transport.Output(ctx, c, "pgrep -fc 'nginx: worker process is shutting down' || true")
+		// [g]: the pattern must not match the shell that runs pgrep.
+		out, _ := transport.Output(ctx, c, "pgrep -fc 'nginx: worker process is shuttin[g] down' || true")
 		if strings.TrimSpace(out) != "0" {
 			return fmt.Errorf("%s: %s old workers still finish their requests", n, strings.TrimSpace(out))
 		}
