@@ -25,6 +25,9 @@ import (
 // nothing to take the node out of: both are then no-ops.
 type Balancer interface {
 	String() string
+	// InFront says whether the balancer is there, running, and could send the node
+	// traffic; on a first deploy the web servers come after the Tomcats.
+	InFront(ctx context.Context) (bool, error)
 	TakeOut(ctx context.Context) error
 	PutBack(ctx context.Context) error
 }
@@ -105,22 +108,35 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 	if settle == 0 {
 		settle = 5 * time.Second
 	}
+	// The node is in rotation when it serves and a balancer is in front of it; a node
+	// that does not, or a cluster whose web servers are not set up yet (a first deploy),
+	// has no traffic to move and is restarted in place.
 	serving := probeAll(ctx, c, d.HealthURLs) == nil
-	drain := serving && len(d.Balancers) > 0
-	if serving && len(d.Peers) > 0 {
+	var inFront []Balancer
+	if serving {
+		for _, b := range d.Balancers {
+			there, err := b.InFront(ctx)
+			if err != nil {
+				return d.gateError("find the balancers", err, false)
+			}
+			if there {
+				inFront = append(inFront, b)
+			}
+		}
+	}
+	drain := len(inFront) > 0
+	if drain && len(d.Peers) > 0 {
 		if err := anyServes(ctx, c, d.Peers); err != nil {
 			return d.gateError("another node serves", fmt.Errorf("none of the other nodes serves (%w): taking %s out would leave no node", err, d.Node), false)
 		}
 	}
-	if drain {
-		for i, b := range d.Balancers {
-			if err := b.TakeOut(ctx); err != nil {
-				// Those already taken out get the node back: it still serves.
-				for _, back := range d.Balancers[:i] {
-					_ = back.PutBack(ctx)
-				}
-				return d.gateError("take out of "+b.String(), err, false)
+	for i, b := range inFront {
+		if err := b.TakeOut(ctx); err != nil {
+			// Those already taken out get the node back: it still serves.
+			for _, back := range inFront[:i] {
+				_ = back.PutBack(ctx)
 			}
+			return d.gateError("take out of "+b.String(), err, false)
 		}
 	}
 	if _, err := transport.Output(ctx, c, shell.Join("systemctl", "restart", d.Unit)); err != nil {
@@ -132,7 +148,7 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 	// A node that did not serve before holds no one's session and has no state to be
 	// handed (a first start); DeltaManager asks for the sessions only as it starts, so
 	// on a cluster starting from nothing the first node would never pass this gate.
-	if serving && len(d.ClusterURLs) > 0 && len(d.Peers) > 0 {
+	if drain && len(d.ClusterURLs) > 0 && len(d.Peers) > 0 {
 		if err := waitFor(ctx, timeout, func() error { return clusterJoined(ctx, c, d.ClusterURLs) }); err != nil {
 			return d.gateError("joined its cluster and has the sessions", err, drain)
 		}
@@ -140,7 +156,7 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 	if !drain {
 		return nil
 	}
-	for _, b := range d.Balancers {
+	for _, b := range inFront {
 		if err := b.PutBack(ctx); err != nil {
 			return d.gateError("put back into "+b.String(), err, true)
 		}
@@ -274,6 +290,27 @@ const (
 	jkDisabled = 1
 	jkStopped  = 2
 )
+
+// InFront asks the status worker for the node's members.
+func (m *ModJKBalancer) InFront(ctx context.Context) (bool, error) {
+	c, err := transport.Delegate(ctx, m.Host)
+	if err != nil {
+		return false, err
+	}
+	for _, mb := range m.Members {
+		out, err := m.ask(ctx, c, "cmd=show&w="+mb.Balancer)
+		if errors.Is(err, errAbsent) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if propValue(out, "worker."+mb.Worker+".activation") == "" {
+			return false, nil
+		}
+	}
+	return true, nil
+}
 
 // TakeOut disables, waits, stops and waits.
 func (m *ModJKBalancer) TakeOut(ctx context.Context) error {
@@ -411,6 +448,16 @@ type NginxUpstream struct {
 }
 
 func (n *NginxUpstream) String() string { return "nginx on " + n.Host }
+
+// InFront says whether nginx runs with the site.
+func (n *NginxUpstream) InFront(ctx context.Context) (bool, error) {
+	c, err := transport.Delegate(ctx, n.Host)
+	if err != nil {
+		return false, err
+	}
+	_, err = transport.Output(ctx, c, "systemctl is-active --quiet nginx.service && test -f "+shell.Quote(n.Site))
+	return err == nil, nil
+}
 
 // TakeOut writes the site with the node down and reloads.
 func (n *NginxUpstream) TakeOut(ctx context.Context) error {

@@ -91,10 +91,12 @@ func TestNginxAcceptsTheSiteWithANodeDown(t *testing.T) {
 func TestADrainedRestartRefusesToTakeOutTheLastServingNode(t *testing.T) {
 	// The node itself serves (a real listener on the loopback); its only peer does not.
 	srv := newHealthServer(t)
+	var log []string
 	step := recipes.DrainedRestart{
 		Unit: "never-restarted.service", Node: "web1",
 		HealthURLs: []string{srv + "/health"},
 		Peers:      []string{"http://127.0.0.1:1/health"},
+		Balancers:  []recipes.Balancer{recordingBalancer{"mod_jk on web1", &log}},
 		Timeout:    2 * time.Second,
 	}
 	ch, err := step.Check(context.Background(), local.New())
@@ -104,6 +106,9 @@ func TestADrainedRestartRefusesToTakeOutTheLastServingNode(t *testing.T) {
 	err = ch.Apply(context.Background())
 	if err == nil || !strings.Contains(err.Error(), `gate "another node serves"`) {
 		t.Errorf("Apply: %v, want a failed gate named \"another node serves\"", err)
+	}
+	if len(log) != 0 {
+		t.Errorf("the last serving node was taken out: %v", log)
 	}
 }
 
@@ -136,7 +141,8 @@ type recordingBalancer struct {
 	log  *[]string
 }
 
-func (b recordingBalancer) String() string { return b.name }
+func (b recordingBalancer) String() string                        { return b.name }
+func (b recordingBalancer) InFront(context.Context) (bool, error) { return true, nil }
 func (b recordingBalancer) TakeOut(context.Context) error {
 	*b.log = append(*b.log, "take out of "+b.name)
 	return nil

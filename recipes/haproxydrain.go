@@ -113,6 +113,19 @@ func (h *HAProxyServer) stats(ctx context.Context, c transport.Conn) (map[string
 	return res, nil
 }
 
+// InFront says whether HAProxy answers on its socket with the server in every backend.
+func (h *HAProxyServer) InFront(ctx context.Context) (bool, error) {
+	c, err := transport.Delegate(ctx, h.Host)
+	if err != nil {
+		return false, err
+	}
+	_, err = h.stats(ctx, c)
+	if errors.Is(err, errAbsent) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // TakeOut drains the server, waits until it has no sessions, then puts it in maint.
 func (h *HAProxyServer) TakeOut(ctx context.Context) error {
 	c, err := transport.Delegate(ctx, h.Host)
