@@ -35,13 +35,17 @@ func rollingRounds(t testing.TB) int {
 // rollingVariants are the inventories a round deploys, in order, from the lab's own
 // (base): a config change (the heap), a new release (the next WARs), and back to base
 // (both again). Each one restarts every Tomcat, drained, one node at a time.
-func rollingVariants(t testing.TB, base, prefix string) []struct{ name, inv, version, heap string } {
+func rollingVariants(t testing.TB, l *lab.Lab, base, prefix string) []struct{ name, inv, version, heap string } {
 	heap := func(s string) string {
 		return strings.Replace(s, "\n  haproxy_bind:", "\n  heap: 448m\n  haproxy_bind:", 1)
 	}
 	next := func(s string) string {
 		for _, app := range lab.AppNames {
-			s = strings.Replace(s, "/"+app+".war\n", "/"+app+"-"+lab.NextAppVersion+".war\n", 1)
+			was := s
+			s = strings.Replace(s, ": "+l.Artifacts.Apps[app]+"\n", ": "+l.Artifacts.NextApps[app]+"\n", 1)
+			if s == was {
+				t.Fatalf("the inventory %s does not name %s's WAR %s", base, app, l.Artifacts.Apps[app])
+			}
 		}
 		return s
 	}
@@ -124,7 +128,7 @@ func sitesOf(l *lab.Lab) []site { return sites(l) }
 func TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnTheApacheLab(t *testing.T) {
 	l := needDeployed(t)
 	evidenceOnFailure(t, l)
-	variants := rollingVariants(t, l.DockerInventory, "inventory-rolling")
+	variants := rollingVariants(t, l, l.DockerInventory, "inventory-rolling")
 	for round := 1; round <= rollingRounds(t); round++ {
 		for _, v := range variants {
 			t.Run(fmt.Sprintf("round %d: %s", round, v.name), func(t *testing.T) {
@@ -151,7 +155,7 @@ func TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnTheNginxLab(t *testing.
 	for _, h := range webHosts(l) {
 		waitHAProxy(t, l, vars, h, "UP", 2*time.Minute)
 	}
-	variants := rollingVariants(t, base, "inventory-rolling-nginx")
+	variants := rollingVariants(t, l, base, "inventory-rolling-nginx")
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) { rollUnderLoad(t, l, v.inv, v.version, v.heap) })
 	}

@@ -124,14 +124,17 @@ func EnsureArtifacts(ctx context.Context, cacheDir string, log io.Writer) (*Arti
 	a.Apps, a.NextApps = map[string]string{}, map[string]string{}
 	for _, name := range AppNames {
 		for _, rel := range []struct {
-			version, file string
-			into          map[string]string
-		}{{AppVersion, name + ".war", a.Apps}, {NextAppVersion, name + "-" + NextAppVersion + ".war", a.NextApps}} {
+			version string
+			into    map[string]string
+		}{{AppVersion, a.Apps}, {NextAppVersion, a.NextApps}} {
 			war, err := BuildAppWARVersion(name, rel.version)
 			if err != nil {
 				return nil, fmt.Errorf("lab artifacts: %w", err)
 			}
-			p := filepath.Join(dir, rel.file)
+			// Named by version and content: labs of different checkouts share the
+			// cache, and one must never deploy the other's build of the same name.
+			sum := sha256.Sum256(war)
+			p := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.war", name, rel.version, hex.EncodeToString(sum[:4])))
 			if _, err := writeFileIfChanged(p, war, 0o644); err != nil {
 				return nil, fmt.Errorf("lab artifacts: write %s: %w", p, err)
 			}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,9 @@ type Balancer interface {
 	// InFront says whether the balancer is there, running, and could send the node
 	// traffic; on a first deploy the web servers come after the Tomcats.
 	InFront(ctx context.Context) (bool, error)
+	// OthersInRotation is nil when the balancer still sends traffic to another node:
+	// a node left out by a failed rollout does not count, however well it serves.
+	OthersInRotation(ctx context.Context) error
 	TakeOut(ctx context.Context) error
 	PutBack(ctx context.Context) error
 }
@@ -128,6 +132,11 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 	if drain && len(d.Peers) > 0 {
 		if err := anyServes(ctx, c, d.Peers); err != nil {
 			return d.gateError("another node serves", fmt.Errorf("none of the other nodes serves (%w): taking %s out would leave no node", err, d.Node), false)
+		}
+		for _, b := range inFront {
+			if err := b.OthersInRotation(ctx); err != nil {
+				return d.gateError("another node serves", fmt.Errorf("%w: taking %s out would leave no node", err, d.Node), false)
+			}
 		}
 	}
 	for i, b := range inFront {
@@ -312,6 +321,38 @@ func (m *ModJKBalancer) InFront(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// OthersInRotation is nil when every balancer of the node's members has another member
+// that is active and not in error.
+func (m *ModJKBalancer) OthersInRotation(ctx context.Context) error {
+	c, err := transport.Delegate(ctx, m.Host)
+	if err != nil {
+		return err
+	}
+	for _, mb := range m.Members {
+		out, err := m.ask(ctx, c, "cmd=show&w="+mb.Balancer)
+		if err != nil {
+			return err
+		}
+		var others []string
+		ok := false
+		for _, line := range strings.Split(out, "\n") {
+			w, found := strings.CutPrefix(line, "worker."+mb.Balancer+".balance_workers=")
+			if !found || w == mb.Worker {
+				continue
+			}
+			act, state := propValue(out, "worker."+w+".activation"), propValue(out, "worker."+w+".state")
+			others = append(others, w+" "+act+" "+state)
+			if act == "ACT" && !strings.HasPrefix(state, "ERR") {
+				ok = true
+			}
+		}
+		if !ok {
+			return fmt.Errorf("%s: no other member of %s is active (%s)", m, mb.Balancer, strings.Join(others, ", "))
+		}
+	}
+	return nil
+}
+
 // TakeOut disables, waits, stops and waits.
 func (m *ModJKBalancer) TakeOut(ctx context.Context) error {
 	c, err := transport.Delegate(ctx, m.Host)
@@ -457,6 +498,53 @@ func (n *NginxUpstream) InFront(ctx context.Context) (bool, error) {
 	}
 	_, err = transport.Output(ctx, c, "systemctl is-active --quiet nginx.service && test -f "+shell.Quote(n.Site))
 	return err == nil, nil
+}
+
+// OthersInRotation is nil when every upstream of the live site that holds one of the
+// node's servers has another server not marked down.
+func (n *NginxUpstream) OthersInRotation(ctx context.Context) error {
+	c, err := transport.Delegate(ctx, n.Host)
+	if err != nil {
+		return err
+	}
+	b, err := c.Read(ctx, n.Site)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n, err)
+	}
+	return OthersUp(b, n.Servers)
+}
+
+// OthersUp is nil when every upstream of an nginx site that holds one of servers
+// (host:port) has another server not marked down.
+func OthersUp(site []byte, servers []string) error {
+	var name string
+	var ours, up bool
+	var errs []error
+	for _, line := range strings.Split(string(site), "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(t, "upstream ") && strings.HasSuffix(t, "{"):
+			name, ours, up = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(t, "upstream "), "{")), false, false
+			continue
+		case t == "}" && name != "":
+			if ours && !up {
+				errs = append(errs, fmt.Errorf("upstream %s has no other server up", name))
+			}
+			name = ""
+			continue
+		}
+		m := upstreamServerRE.FindStringSubmatch(line)
+		if name == "" || m == nil {
+			continue
+		}
+		switch {
+		case slices.Contains(servers, m[2]):
+			ours = true
+		case !strings.Contains(" "+m[3]+" ", " down "):
+			up = true
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // TakeOut writes the site with the node down and reloads.

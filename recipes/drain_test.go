@@ -60,6 +60,25 @@ func TestMarkDownTakesOnlyTheNodesServersOutOfEveryUpstream(t *testing.T) {
 	}
 }
 
+func TestOthersUpSaysWhenAnUpstreamWouldBeLeftWithoutAServer(t *testing.T) {
+	site, err := configs.NewNginxSite(testCluster(2)).Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node2 := []string{"10.10.0.12:8080", "10.10.0.12:8081"}
+	if err := recipes.OthersUp(site, node2); err != nil {
+		t.Errorf("both nodes up: %v", err)
+	}
+	node1Down, err := recipes.MarkDown(site, []string{"10.10.0.11:8080", "10.10.0.11:8081"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = recipes.OthersUp(node1Down, node2)
+	if err == nil || !strings.Contains(err.Error(), "upstream mago3d_admin has no other server up") || !strings.Contains(err.Error(), "mago3d_user") {
+		t.Errorf("node 1 left down, taking node 2 out: %v, want both upstreams named", err)
+	}
+}
+
 func TestNginxAcceptsTheSiteWithANodeDown(t *testing.T) {
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
@@ -141,8 +160,9 @@ type recordingBalancer struct {
 	log  *[]string
 }
 
-func (b recordingBalancer) String() string                        { return b.name }
-func (b recordingBalancer) InFront(context.Context) (bool, error) { return true, nil }
+func (b recordingBalancer) String() string                         { return b.name }
+func (b recordingBalancer) InFront(context.Context) (bool, error)  { return true, nil }
+func (b recordingBalancer) OthersInRotation(context.Context) error { return nil }
 func (b recordingBalancer) TakeOut(context.Context) error {
 	*b.log = append(*b.log, "take out of "+b.name)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,6 +125,37 @@ func (h *HAProxyServer) InFront(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// OthersInRotation is nil when every backend of the server has another server UP.
+func (h *HAProxyServer) OthersInRotation(ctx context.Context) error {
+	c, err := transport.Delegate(ctx, h.Host)
+	if err != nil {
+		return err
+	}
+	out, err := h.ask(ctx, c, "show stat")
+	if err != nil {
+		return err
+	}
+	up := map[string]bool{}
+	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "# ")))
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil || len(rows) == 0 {
+		return fmt.Errorf("%s: show stat: %v", h, err)
+	}
+	st := slices.Index(rows[0], "status")
+	for _, row := range rows[1:] {
+		if st > 0 && len(row) > st && row[1] != h.Server && row[1] != "FRONTEND" && row[1] != "BACKEND" && strings.HasPrefix(row[st], "UP") {
+			up[row[0]] = true
+		}
+	}
+	for _, b := range h.Backends {
+		if !up[b] {
+			return fmt.Errorf("%s: backend %s has no other server UP", h, b)
+		}
+	}
+	return nil
 }
 
 // TakeOut drains the server, waits until it has no sessions, then puts it in maint.
