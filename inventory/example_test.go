@@ -47,3 +47,25 @@ func ExampleLoadOptions_Load() {
 	// web2 via docker at 172.30.0.12: user=gaia3d heap=512m jvm_route=2 ajp=8019 secret read: true
 	// secrets to mask: 4
 }
+
+// A recipe says which variables it reads and which of them are secrets; CheckVars names
+// every other variable, with a likely spelling, and every secret written in the text.
+func ExampleInventory_CheckVars() {
+	type motd struct {
+		Text  string `yaml:"motd_text"`
+		Token string `yaml:"motd_token"`
+	}
+	inv, err := inventory.LoadOptions{SSHConfig: os.DevNull}.Parse("site.yaml", []byte(`vars:
+  motd_txt: Welcome
+  motd_token: abc123
+hosts:
+  here: {transport: local}
+`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(inv.CheckVars(inventory.VarRules{Known: inventory.VarNames(&motd{}), Secrets: []string{"motd_token"}}))
+	// Output:
+	// site.yaml:2: vars.motd_txt: unknown variable (did you mean "motd_text"?)
+	// site.yaml:3: vars.motd_token: a secret written in the inventory: use {from_file: PATH} or {from_env: NAME}
+}

@@ -40,6 +40,9 @@ type Inventory struct {
 
 	// secrets are the resolved secret values, for Secrets.
 	secrets []string
+	// dir is the inventory file's directory, absolute when it could be made so, for
+	// LocalPath.
+	dir string
 }
 
 // Group is a named set of hosts with variables of its own.
@@ -104,6 +107,8 @@ type Var struct {
 	// Secret is true when the value is, or contains, a secret read by from_file or
 	// from_env. String and GoString print such a value as "<secret>".
 	Secret bool
+	// path is where the variable is set: vars.X, groups.G.vars.X or hosts.H.vars.X.
+	path string
 	// node is the value as a YAML node (secrets resolved, aliases expanded) for Decode;
 	// nil for a Var made outside this package, which Decode then builds from Value.
 	node *yaml.Node

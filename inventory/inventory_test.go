@@ -227,7 +227,7 @@ func TestDecodingASecretIntoTheWrongTypeDoesNotShowIt(t *testing.T) {
 		AJP int `yaml:"ajp_secret"`
 	}
 	err := inv.Vars.Decode(&into)
-	want := "../testdata/inventory/lab.yaml:6: ajp_secret: cannot decode a string into int"
+	want := "../testdata/inventory/lab.yaml:6: vars.ajp_secret: cannot decode a string into int"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Decode error = %v; want %s", err, want)
 	}
@@ -273,14 +273,14 @@ hosts: {a: {transport: local}}
 		Tags string `yaml:"tags"`
 	}
 	err = inv.Vars.Decode(&bad)
-	want := "d.yaml:4: heap: cannot decode a string into int\n" +
-		"d.yaml:6: limits: cannot decode a string into int\n" +
-		"d.yaml:5: tags: cannot decode a list into string"
+	want := "d.yaml:4: vars.heap: cannot decode a string into int\n" +
+		"d.yaml:6: vars.limits: cannot decode a string into int\n" +
+		"d.yaml:5: vars.tags: cannot decode a list into string"
 	if err == nil || err.Error() != want {
 		t.Errorf("Decode error:\n%v\nwant:\n%s", err, want)
 	}
 	var e *inventory.Error
-	if !errors.As(err, &e) || e.Line != 4 || e.Path != "heap" {
+	if !errors.As(err, &e) || e.Line != 4 || e.Path != "vars.heap" {
 		t.Errorf("errors.As found %+v; want the heap error", e)
 	}
 
@@ -407,5 +407,47 @@ func TestLoadOfAMissingFileNamesIt(t *testing.T) {
 	_, err := inventory.Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Errorf("Load of a missing file: %v", err)
+	}
+}
+
+// A Match block that the inventory cannot evaluate without running something is skipped,
+// never executed, and does not stop the inventory from loading; Match all and Match host
+// apply as ssh would apply them to the host's alias.
+func TestMatchBlocksInSSHConfigAreSkippedNeverRun(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	config := filepath.Join(dir, "config")
+	text := "Match exec \"touch " + marker + "\"\n" +
+		"    User evil\n" +
+		"Match host web1,web2 # the two web nodes\n" +
+		"    Port 2301\n" +
+		"Match user root host web3\n" +
+		"    Port 9999\n" +
+		"Match final\n" +
+		"    Port 9998\n" +
+		"match=canonical all\n" +
+		"    User evil\n" +
+		"Match all\n" +
+		"    User deploy\n"
+	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.LoadOptions{SSHConfig: config}.Parse("c.yaml", []byte(
+		"hosts:\n  web1: {address: 10.0.0.1}\n  web2: {address: 10.0.0.2}\n  web3: {address: 10.0.0.3}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host string
+		port int
+	}{{"web1", 2301}, {"web2", 2301}, {"web3", 22}}
+	for _, tt := range tests {
+		h, _ := inv.Host(tt.host)
+		if h.SSH.Port != tt.port || h.SSH.User != "deploy" {
+			t.Errorf("%s: port %d, user %q; want port %d, user deploy", tt.host, h.SSH.Port, h.SSH.User, tt.port)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the Match exec command ran")
 	}
 }

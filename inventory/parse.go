@@ -22,7 +22,9 @@ import (
 // The zero value is what Load and Parse use.
 type LoadOptions struct {
 	// SSHConfig is the ssh_config file that fills in SSH values the inventory leaves
-	// empty. Empty means ~/.ssh/config when it exists; os.DevNull means none.
+	// empty. Empty means ~/.ssh/config when it exists; os.DevNull means none. Its
+	// "Match all" and "Match host" blocks apply; any other Match block (exec, user,
+	// final, ...) is skipped, and its command never run.
 	SSHConfig string
 	// LookupEnv reads the variables named by from_env and become_password_env;
 	// nil means os.LookupEnv.
@@ -63,6 +65,7 @@ func (o LoadOptions) Parse(file string, data []byte) (*Inventory, error) {
 		return nil, fmt.Errorf("%s: inventory: no inventory and no error (a bug in package inventory)", file)
 	}
 	inv.secrets = p.secrets
+	inv.dir = dir
 	return inv, nil
 }
 
@@ -74,9 +77,6 @@ const (
 	maxDepth = 64
 	// maxErrors bounds the report.
 	maxErrors = 50
-	// maxLocateLines bounds the file size for which a syntax error's line is searched
-	// for (see locateSyntaxError); past it yaml's own line stands.
-	maxLocateLines = 1000
 	// maxSecretFile bounds a secret file: a secret is a line, not a disk image.
 	maxSecretFile = 64 << 10
 )
@@ -135,7 +135,7 @@ func (p *parser) spend(line int, path string) bool {
 var yamlLineError = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func (p *parser) parse(data []byte) *Inventory {
-	doc, extra, err := decodeDocuments(data)
+	doc, extra, err := decodeDocuments(bytes.NewReader(data))
 	switch {
 	case err != nil:
 		p.syntaxError(err, data)
@@ -160,8 +160,8 @@ func (p *parser) parse(data []byte) *Inventory {
 
 // decodeDocuments parses the first document and, if there is one, the start of a second.
 // doc is nil for a file with no document.
-func decodeDocuments(data []byte) (doc, extra *yaml.Node, err error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+func decodeDocuments(data io.Reader) (doc, extra *yaml.Node, err error) {
+	dec := yaml.NewDecoder(data)
 	var first, second yaml.Node
 	if err := dec.Decode(&first); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -191,23 +191,50 @@ func (p *parser) syntaxError(err error, data []byte) {
 	p.errorf(line, "", "%s", msg)
 }
 
-// locateSyntaxError returns the line a syntax error is on: the line after the longest
-// run of leading lines that parses. yaml's own line is where the enclosing block began,
-// often lines before the mistake (and counted from 0). 0 when it cannot tell.
+// locateSyntaxError returns the line a syntax error is on; 0 when it cannot tell.
+// yaml's own line is where the enclosing block began, often lines (or, in a big file,
+// thousands of lines) before the mistake. The mistake is where the parser stopped: the
+// file is parsed again through a reader that hands out one byte at a time, so the bytes
+// read say where that was. An unclosed bracket or quote is noticed only lines after it
+// opened, so the answer moves back to the line after the longest run of leading lines
+// that parses, looking back over a bounded amount of text: each look parses a prefix,
+// and a whole-file search of that kind took a minute on a 4 MB file.
 func locateSyntaxError(data []byte) int {
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > maxLocateLines {
+	r := &byteAtATime{data: data}
+	if _, _, err := decodeDocuments(r); err == nil || r.n == 0 {
 		return 0
 	}
-	end := len(data)
-	for k := len(lines) - 1; k >= 0; k-- {
-		end -= len(lines[k])
-		// data[:end] is lines 1..k.
-		if _, _, err := decodeDocuments(data[:end]); err == nil {
+	// The last byte read belongs to the line it is on, or ends.
+	stop := r.n - 1
+	line := bytes.Count(data[:stop], []byte("\n")) + 1
+	end := bytes.LastIndexByte(data[:stop], '\n') + 1 // data[:end] is lines 1..line-1
+	budget := max(2*stop, 1<<20)
+	for k := line - 1; k >= 0 && budget > 0; k-- {
+		if _, _, err := decodeDocuments(bytes.NewReader(data[:end])); err == nil {
 			return k + 1
 		}
+		budget -= end
+		end = bytes.LastIndexByte(data[:max(end-1, 0)], '\n') + 1
 	}
-	return 0
+	return line
+}
+
+// byteAtATime reads data one byte per Read, counting what was read.
+type byteAtATime struct {
+	data []byte
+	n    int
+}
+
+func (r *byteAtATime) Read(p []byte) (int, error) {
+	if r.n >= len(r.data) {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	p[0] = r.data[r.n]
+	r.n++
+	return 1, nil
 }
 
 // pair is one key and value of a mapping, merge keys (<<) already expanded.

@@ -53,12 +53,69 @@ func (c *sshConfig) load(p *parser) {
 		p.errs = append(p.errs, &Error{File: c.path, Msg: fmt.Sprintf("cannot read ssh config: %v", pathErrReason(err))})
 		return
 	}
-	cfg, err := ssh_config.Decode(bytes.NewReader(data))
+	cfg, err := ssh_config.Decode(bytes.NewReader(skipMatchBlocks(data)))
 	if err != nil {
 		p.errs = append(p.errs, &Error{File: c.path, Msg: fmt.Sprintf("cannot parse ssh config: %v", err)})
 		return
 	}
 	c.cfg = cfg
+}
+
+// skipMatchBlocks rewrites the Match lines the ssh_config package cannot evaluate, so
+// that one such line does not stop every SSH inventory from loading. "Match all" stays;
+// "Match host LIST" becomes "Host" with the list's patterns, which is what it means for
+// the alias a host is looked up by. Any other Match (exec, user, localuser, canonical,
+// final, tagged, or several criteria at once) becomes "Host !*", which matches nothing:
+// its block is skipped. Skipping is the safe reading: "Match exec" would run a command
+// on this machine to decide, and that is never done here. Line numbers stay the same.
+func skipMatchBlocks(data []byte) []byte {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	changed := false
+	for i, l := range lines {
+		keyword, args := sshConfigKeyword(string(l))
+		if !strings.EqualFold(keyword, "match") {
+			continue
+		}
+		fields := strings.Fields(args)
+		var repl string
+		switch {
+		case len(fields) == 1 && strings.EqualFold(fields[0], "all"):
+			continue
+		case len(fields) == 2 && strings.EqualFold(fields[0], "host"):
+			repl = "Host " + strings.Join(strings.FieldsFunc(fields[1], func(r rune) bool { return r == ',' }), " ")
+		default:
+			repl = "Host !*"
+		}
+		nl := ""
+		if strings.HasSuffix(string(l), "\n") {
+			nl = "\n"
+		}
+		lines[i] = []byte(repl + nl)
+		changed = true
+	}
+	if !changed {
+		return data
+	}
+	return bytes.Join(lines, nil)
+}
+
+// sshConfigKeyword splits an ssh_config line into its keyword and the rest, as ssh
+// reads it: "Keyword args", "Keyword=args" or "Keyword = args"; comments have none.
+func sshConfigKeyword(line string) (keyword, args string) {
+	line = strings.TrimSpace(line)
+	if line == "" || strings.HasPrefix(line, "#") {
+		return "", ""
+	}
+	end := strings.IndexAny(line, " \t=")
+	if end < 0 {
+		return line, ""
+	}
+	keyword, args = line[:end], strings.TrimLeft(line[end:], " \t")
+	args = strings.TrimLeft(strings.TrimPrefix(args, "="), " \t")
+	if i := strings.Index(args, " #"); i >= 0 {
+		args = args[:i]
+	}
+	return keyword, args
 }
 
 // fill sets the SSH values h leaves empty from the ssh_config entry for h's ssh.host, or

@@ -145,15 +145,85 @@ func (v Var) decode(name string, out any) error {
 	if node == nil {
 		node = &yaml.Node{}
 		if err := node.Encode(v.Value); err != nil {
-			return &Error{File: v.File, Line: v.Line, Path: name, Msg: fmt.Sprintf("cannot decode into %T", out)}
+			return &Error{File: v.File, Line: v.Line, Path: v.where(name), Msg: fmt.Sprintf("cannot decode into %T", out)}
 		}
+	}
+	target := reflect.TypeOf(out).Elem().String()
+	if line, ok := fractionIntoInteger(node, reflect.TypeOf(out).Elem()); ok {
+		// YAML would cut 2.7 to 2: a value the user did not write.
+		return &Error{File: v.File, Line: line, Path: v.where(name), Msg: "cannot decode a number with a fraction into " + target + ": write a whole number"}
 	}
 	err := node.Decode(out)
 	if err == nil {
 		return nil
 	}
-	target := reflect.TypeOf(out).Elem().String()
-	return decodeError(err, v.File, v.Line, name, target, v.Secret)
+	return decodeError(err, v.File, v.Line, v.where(name), target, v.Secret)
+}
+
+// fractionIntoInteger finds a number written with a fraction or an exponent (2.7, 1e3)
+// where t, or an element of t, is an integer, and returns its line.
+func fractionIntoInteger(n *yaml.Node, t reflect.Type) (int, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		switch t.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+			if n.ShortTag() == "!!float" {
+				return n.Line, true
+			}
+		}
+	case yaml.SequenceNode:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for _, e := range n.Content {
+				if line, ok := fractionIntoInteger(e, t.Elem()); ok {
+					return line, true
+				}
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			var et reflect.Type
+			switch t.Kind() {
+			case reflect.Map:
+				et = t.Elem()
+			case reflect.Struct:
+				if f, ok := structFieldByYAMLName(t, n.Content[i].Value); ok {
+					et = f.Type
+				}
+			}
+			if et == nil {
+				continue
+			}
+			if line, ok := fractionIntoInteger(n.Content[i+1], et); ok {
+				return line, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// structFieldByYAMLName finds the field of t that yaml fills from key.
+func structFieldByYAMLName(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if strings.Contains(","+opts+",", ",inline,") && f.Type.Kind() == reflect.Struct {
+			if g, ok := structFieldByYAMLName(f.Type, key); ok {
+				return g, true
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		if name == key && f.IsExported() {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 var (
@@ -208,7 +278,7 @@ func (p *parser) vars(n *yaml.Node, path string) Vars {
 			p.errs = append(p.errs, decodeError(err, p.file, kv.keyN.Line, vp, "a value", secret))
 			continue
 		}
-		vs[kv.key] = Var{Value: value, File: p.file, Line: kv.keyN.Line, Secret: secret, node: node}
+		vs[kv.key] = Var{Value: value, File: p.file, Line: kv.keyN.Line, Secret: secret, path: vp, node: node}
 	}
 	return vs
 }

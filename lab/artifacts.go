@@ -15,7 +15,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport"
 	"github.com/cauldron-go/cauldron/transport/docker"
 )
@@ -194,10 +194,8 @@ func buildArtifacts(ctx context.Context, dir string, log io.Writer) error {
 	}
 	defer RemoveContainer(context.Background(), name)
 	c := docker.New(name)
-	install := "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends " +
-		shell.Join(ArtifactPackages...)
-	if err := c.Run(ctx, transport.Command{Line: install, Stdout: log, Stderr: log}); err != nil {
-		return fmt.Errorf("install %s: %w", strings.Join(ArtifactPackages, " "), err)
+	if _, err := steps.Converge(ctx, c, steps.Packages{Names: ArtifactPackages}); err != nil {
+		return err
 	}
 	out, err := transport.OutputWithInput(ctx, c, "sh -s", strings.NewReader(assembleScript))
 	if err != nil {
@@ -263,12 +261,13 @@ func VerifyArtifacts(ctx context.Context, a *Artifacts, log io.Writer) error {
 		return err
 	}
 	defer RemoveContainer(context.Background(), name)
+	c := docker.New(name)
 	for src, dst := range map[string]string{a.Tomcat: "/tmp/tomcat.tar.gz", a.JDK: "/tmp/jdk.tar.gz"} {
-		if err := dockerRun(ctx, "cp", src, name+":"+dst); err != nil {
+		if _, err := steps.Converge(ctx, c, steps.Upload{Src: src, Dest: dst}); err != nil {
 			return err
 		}
 	}
-	out, err := transport.OutputWithInput(ctx, docker.New(name), "sh -s", strings.NewReader(verifyScript))
+	out, err := transport.OutputWithInput(ctx, c, "sh -s", strings.NewReader(verifyScript))
 	if err != nil {
 		return fmt.Errorf("verify the tarballs: catalina.sh version: %w", err)
 	}

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"regexp"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport"
 	"github.com/cauldron-go/cauldron/transport/docker"
 )
@@ -89,26 +91,25 @@ func authorizedLine(k ssh.PublicKey) []byte {
 	return append(bytes.TrimSpace(ssh.MarshalAuthorizedKey(k)), []byte(" cauldron-lab\n")...)
 }
 
-// authorize adds line to root's authorized_keys unless a line with the same key is there.
+// authorize gives root the key of line (an authorized_keys line), with the library's
+// own steps: a private ~/.ssh and the line in authorized_keys, replacing an older line
+// with the same key (another comment) and leaving every other key as it is.
 func authorize(ctx context.Context, c transport.Conn, line []byte) error {
-	const path = "/root/.ssh/authorized_keys"
-	old, err := c.Read(ctx, path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	fields := strings.Fields(string(line))
+	if len(fields) < 2 {
+		return fmt.Errorf("not an authorized_keys line: %q", line)
 	}
-	key := strings.Join(strings.Fields(string(line))[:2], " ")
-	for _, l := range strings.Split(string(old), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0]+" "+f[1] == key {
-			return nil
+	for _, s := range []steps.Step{
+		steps.Dir{Path: "/root/.ssh", Mode: 0o700, Owner: "root", Group: "root"},
+		steps.LineInFile{
+			Path:   "/root/.ssh/authorized_keys",
+			Regexp: `^` + regexp.QuoteMeta(fields[0]+" "+fields[1]) + `(\s|$)`,
+			Line:   strings.TrimRight(string(line), "\n"),
+		},
+	} {
+		if _, err := steps.Converge(ctx, c, s); err != nil {
+			return err
 		}
 	}
-	if err := c.Run(ctx, transport.Command{Line: "mkdir -p /root/.ssh && chmod 0700 /root/.ssh"}); err != nil {
-		return err
-	}
-	content := old
-	if len(content) > 0 && !bytes.HasSuffix(content, []byte("\n")) {
-		content = append(content, '\n')
-	}
-	content = append(content, line...)
-	return c.Put(ctx, transport.File{Path: path, Content: content, Mode: 0o600, Owner: "root", Group: "root"})
+	return nil
 }

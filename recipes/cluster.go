@@ -15,9 +15,13 @@ import (
 	"github.com/cauldron-go/cauldron/steps"
 )
 
-// Vars are the inventory variables the cluster recipes read (host over group over
-// global). Secrets (passwords, the AJP secret) come from files or the environment
-// through the inventory's from_file / from_env, never from the inventory text.
+// Vars are the inventory variables the cluster recipes read. Node, Heap, HAProxyBind
+// and HAProxyExtra are each host's own (host over group over global); every other one
+// is cluster-wide: it may be set globally, on a group or on hosts, but every host of the
+// cluster that sees it must see the same value. A variable no recipe reads is refused
+// (see DeclareVars), and so is a bad value, at its file, line and key, before anything
+// connects. Secrets (SecretVars) come from files or the environment through the
+// inventory's from_file / from_env, never from the inventory text.
 type Vars struct {
 	// WebServer is "apache" (mod_jk, the default) or "nginx".
 	WebServer string `yaml:"web_server"`
@@ -93,7 +97,8 @@ func (v *Vars) defaults() {
 	}
 }
 
-// HostVars decodes h's variables with defaults filled in.
+// HostVars decodes h's variables as h sees them, with defaults filled in; it does not
+// check them. The cluster's recipes use Topology.Vars, which does.
 func HostVars(h *inventory.Host) (Vars, error) {
 	var v Vars
 	if err := h.Vars.Decode(&v); err != nil {
@@ -119,8 +124,11 @@ type Topology struct {
 	HAProxys []*inventory.Host
 	// Cluster is what every config file is built from: one node per Tomcat host.
 	Cluster configs.Cluster
-	// Global are the variables as the DB host sees them: the cluster-wide values.
+	// Global are the cluster-wide values, read from every host's view, checked, and
+	// with defaults filled in.
 	Global Vars
+	// hostVars are each cluster host's variables: Global with its own per-host ones.
+	hostVars map[string]Vars
 }
 
 // NewTopology reads the cluster's shape from inv: its db, tomcat, web and haproxy
@@ -145,11 +153,10 @@ func NewTopology(inv *inventory.Inventory) (*Topology, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	global, err := HostVars(t.DB)
-	if err != nil {
+	if err := t.readVars(inv); err != nil {
 		return nil, err
 	}
-	t.Global = global
+	global := t.Global
 	membership, err := parseMembership(global.Membership)
 	if err != nil {
 		return nil, fmt.Errorf("%s: session_membership: %w", inv.File, err)
@@ -157,11 +164,7 @@ func NewTopology(inv *inventory.Inventory) (*Topology, error) {
 	var nodes []configs.Node
 	seen := map[int]string{}
 	for _, h := range t.Tomcats {
-		v, err := HostVars(h)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+		v := t.hostVars[h.Name]
 		if v.Node < 1 {
 			errs = append(errs, fmt.Errorf("%s: host %s: the Tomcat host needs a var node: N (a number from 1, unique in the cluster)", inv.File, h.Name))
 			continue

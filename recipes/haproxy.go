@@ -63,7 +63,7 @@ func (t *Topology) HAProxyConfig(v Vars) *configs.HAProxy {
 }
 
 func (t *Topology) haproxyRecipe(h *inventory.Host) (*steps.Recipe, error) {
-	v, err := HostVars(h)
+	v, err := t.Vars(h)
 	if err != nil {
 		return nil, err
 	}

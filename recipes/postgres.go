@@ -55,12 +55,18 @@ func PostgreSQL(c PostgresConfig) (*steps.Recipe, error) {
 }
 
 func (t *Topology) postgresRecipe(h *inventory.Host) (*steps.Recipe, error) {
-	v, err := HostVars(h)
+	v, err := t.Vars(h)
 	if err != nil {
 		return nil, err
 	}
+	listen := configs.NewPostgresListen(h.Address)
+	// The apps' JDBC URL names db_port: the server must listen there. The default stays
+	// unwritten, so a cluster made before db_port existed sees no change.
+	if v.DBPort != 5432 {
+		listen.Port = v.DBPort
+	}
 	return PostgreSQL(PostgresConfig{
-		Version: v.PostgresVersion, Listen: configs.NewPostgresListen(h.Address),
+		Version: v.PostgresVersion, Listen: listen,
 		HBA:      configs.NewPgHBA(t.Cluster, v.DBName, v.DBUser),
 		Database: v.DBName, Role: v.DBUser, Password: v.DBPassword,
 	})

@@ -77,6 +77,7 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 
 	r := steps.NewRecipe("tomcat node "+c.Node.Name,
 		steps.Packages{Names: []string{"unzip", "curl"}},
+		NotASystemAccount{Name: c.Account},
 		steps.AddUser{Name: c.Account, Home: home, Shell: "/bin/bash", PasswordHash: c.PasswordHash},
 		steps.Sudoers{Name: c.Account + "-mago3d-tomcat", Content: steps.Text(SudoRule(c.Account, configs.TomcatUnitName))},
 		steps.Dir{Path: setup, Owner: c.Account, Group: c.Account, Mode: 0o750},
@@ -203,7 +204,7 @@ func tarballDir(p string) string {
 }
 
 func (t *Topology) tomcatRecipe(h *inventory.Host) (*steps.Recipe, error) {
-	v, err := HostVars(h)
+	v, err := t.Vars(h)
 	if err != nil {
 		return nil, err
 	}

@@ -222,7 +222,7 @@ func warFiles(war string, prefixes []string) (map[string][]byte, error) {
 }
 
 func (t *Topology) webRecipe(h *inventory.Host) (*steps.Recipe, error) {
-	v, err := HostVars(h)
+	v, err := t.Vars(h)
 	if err != nil {
 		return nil, err
 	}

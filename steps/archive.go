@@ -97,7 +97,7 @@ func checkExtract(ctx context.Context, c transport.Conn, name, dest, creates str
 		return nil, nil
 	}
 	d := shell.Quote(dest)
-	script := need + "set -e; t=$(mktemp -d " + shell.Quote(tempBeside(dest)) + `); trap 'rm -rf "$t"' EXIT; ` +
+	script := need + "set -e; t=$(mktemp -d " + shell.Quote(transport.TempBeside(dest)) + `); trap 'rm -rf "$t"' EXIT; ` +
 		extract + "; "
 	if o := w.chown(); o != "" {
 		script += `chown -R -- ` + shell.Quote(o) + ` "$t"; `

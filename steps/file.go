@@ -11,7 +11,6 @@ import (
 
 	"github.com/aymanbagabas/go-udiff"
 
-	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
 )
 
@@ -124,36 +123,20 @@ func (f File) diff(have, want []byte) string {
 
 func isText(b []byte) bool { return utf8.Valid(b) && !bytes.ContainsRune(b, 0) }
 
-// install writes content with w through a temporary file, validated when asked.
+// install writes content with w through the transport's atomic put, validated when
+// asked.
 func (f File) install(ctx context.Context, c transport.Conn, w ownership, content []byte) error {
-	if f.ValidateFunc == nil {
-		check := ""
-		if f.ValidateCmd != "" {
-			check = strings.ReplaceAll(f.ValidateCmd, "%s", `"$t"`)
-		}
-		_, err := transport.OutputWithInput(ctx, c, installScript(f.Path, w, check, false), bytes.NewReader(content))
-		var ee *transport.ExitError
-		if errors.As(err, &ee) && ee.Status == validatorFailed {
-			return fmt.Errorf("file %s: %q rejected the new content, the old file stays: %s", f.Path, f.ValidateCmd, strings.TrimSpace(ee.Stderr))
-		}
-		if err != nil {
-			return fmt.Errorf("file %s: write: %w", f.Path, err)
-		}
-		return nil
+	put := transport.File{Path: f.Path, Content: content, Mode: w.Mode, Owner: w.Owner, Group: w.Group, Check: f.ValidateCmd}
+	if f.ValidateFunc != nil {
+		put.CheckFunc = func(ctx context.Context, tempPath string) error { return f.ValidateFunc(ctx, c, tempPath) }
 	}
-	out, err := transport.OutputWithInput(ctx, c, installScript(f.Path, w, "", true), bytes.NewReader(content))
+	err := c.Put(ctx, put)
+	var rejected *transport.RejectedError
+	if errors.As(err, &rejected) {
+		return fmt.Errorf("file %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("file %s: write: %w", f.Path, err)
-	}
-	tmp := strings.TrimSpace(out)
-	if verr := f.ValidateFunc(ctx, c, tmp); verr != nil {
-		if _, err := transport.Output(ctx, c, shell.Join("rm", "-f", "--", tmp)); err != nil {
-			return fmt.Errorf("file %s: the new content was rejected (%v) and its temporary file %s could not be removed: %w", f.Path, verr, tmp, err)
-		}
-		return fmt.Errorf("file %s: the new content was rejected, the old file stays: %w", f.Path, verr)
-	}
-	if _, err := transport.Output(ctx, c, shell.Join("mv", "-f", "--", tmp, f.Path)); err != nil {
-		return fmt.Errorf("file %s: rename into place: %w", f.Path, err)
 	}
 	return nil
 }

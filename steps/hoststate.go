@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"path"
 	"strconv"
 	"strings"
 
@@ -89,17 +88,7 @@ func (w ownership) drift(have pathState) []string {
 }
 
 // chown is the argument of chown for w, or "" when w names no owner.
-func (w ownership) chown() string {
-	switch {
-	case w.Owner != "" && w.Group != "":
-		return w.Owner + ":" + w.Group
-	case w.Owner != "":
-		return w.Owner
-	case w.Group != "":
-		return ":" + w.Group
-	}
-	return ""
-}
+func (w ownership) chown() string { return transport.ChownArg(w.Owner, w.Group) }
 
 // fixScript is the command line that sets w's mode and owners on p ("" when none).
 func (w ownership) fixScript(p string, recurse bool) string {
@@ -144,39 +133,7 @@ func existsTest(p string) string {
 	return "{ [ -e " + q + " ] || [ -L " + q + " ]; }"
 }
 
-// tempBeside is a mktemp template in p's directory, hidden, so the temporary file (or
-// directory, for an unpacked archive) is on the same file system (the rename is atomic)
-// and include globs skip it.
-func tempBeside(p string) string {
-	dir, base := path.Split(p)
-	return dir + "." + base + ".cauldron-XXXXXX"
-}
-
-// installScript writes its standard input to a temporary file beside p with w's mode and
-// owners. With keep it prints the temporary path and leaves it for a validator;
-// otherwise it runs check (a shell line reading the file at "$t", may be "") and renames
-// the file over p only when check passes, exiting validatorFailed with check's output
-// on stderr when it does not.
-func installScript(p string, w ownership, check string, keep bool) string {
-	s := "set -e; t=$(mktemp " + shell.Quote(tempBeside(p)) + "); "
-	if !keep {
-		s += `trap 'rm -f "$t"' EXIT; `
-	} else {
-		s += `trap 'rm -f "$t"' INT TERM; `
-	}
-	s += `cat >"$t"; ` + fmt.Sprintf(`chmod %04o "$t"; `, uint32(w.Mode))
-	if o := w.chown(); o != "" {
-		s += `chown -- ` + shell.Quote(o) + ` "$t"; `
-	}
-	if keep {
-		return s + `printf '%s\n' "$t"`
-	}
-	if check != "" {
-		s += fmt.Sprintf(`if ! out=$( { %s; } 2>&1 ); then printf '%%s\n' "$out" >&2; exit %d; fi; `, check, validatorFailed)
-	}
-	return s + `mv -f -- "$t" ` + shell.Quote(p) + `; trap - EXIT`
-}
-
-// validatorFailed is the exit status installScript uses when the validator rejects the
-// new content, to tell it from a failure to write.
+// validatorFailed is the exit status a step's own validation script uses when the
+// validator rejects the content, to tell it from a failure to run (transport.Put has
+// its own, inside the transport).
 const validatorFailed = 65

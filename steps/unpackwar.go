@@ -56,10 +56,9 @@ func (u UnpackWAR) Check(ctx context.Context, c transport.Conn) (*Change, error)
 	if have != "" {
 		summary = "replace " + u.Dest + " with the new " + path.Base(u.WAR)
 	}
-	dir, base := path.Split(u.Dest)
 	d := shell.Quote(u.Dest)
 	script := "command -v unzip >/dev/null || { echo 'unzip is not installed' >&2; exit 1; }; set -e; " +
-		"t=$(mktemp -d " + shell.Quote(dir+"."+base+".cauldron-XXXXXX") + `); trap 'rm -rf "$t" "$t.old"' EXIT; ` +
+		"t=$(mktemp -d " + shell.Quote(transport.TempBeside(u.Dest)) + `); trap 'rm -rf "$t" "$t.old"' EXIT; ` +
 		"unzip -q " + shell.Quote(u.WAR) + ` -d "$t"; echo ` + want + ` > "$t"/` + warMarker + `; chmod 0755 "$t"; `
 	if u.Owner != "" {
 		script += "chown -R -- " + shell.Quote(u.Owner+":"+u.Group) + ` "$t"; `

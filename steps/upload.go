@@ -93,7 +93,7 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 		}
 		return &Change{
 			Summary: fmt.Sprintf("%s %s from %s (%d bytes)", verb, u.Dest, u.Src, info.Size()),
-			Apply:   func(ctx context.Context) error { return u.stream(ctx, c, final, want) },
+			Apply:   func(ctx context.Context) error { return u.stream(ctx, c, final, info.ModTime()) },
 		}, nil
 	}
 	drift := w.drift(have)
@@ -129,18 +129,16 @@ func touchScript(p, mtime string) string {
 	return shell.Join("touch", "-m", "-d", "@"+mtime, "--", p)
 }
 
-// stream installs the file, then gives it the local file's modification time, which
-// the next check compares.
-func (u Upload) stream(ctx context.Context, c transport.Conn, w ownership, mtime string) error {
+// stream installs the file with the local file's modification time, which the next
+// check compares.
+func (u Upload) stream(ctx context.Context, c transport.Conn, w ownership, mtime time.Time) error {
 	f, err := os.Open(u.Src)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	defer f.Close()
-	if _, err := transport.OutputWithInput(ctx, c, installScript(u.Dest, w, "", false), f); err != nil {
-		return fmt.Errorf("upload %s: %w", u.Dest, err)
-	}
-	if _, err := transport.Output(ctx, c, touchScript(u.Dest, mtime)); err != nil {
+	put := transport.File{Path: u.Dest, Body: f, Mode: w.Mode, Owner: w.Owner, Group: w.Group, ModTime: mtime}
+	if err := c.Put(ctx, put); err != nil {
 		return fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	return nil

@@ -42,6 +42,7 @@ func Bench(ctx context.Context) error {
 var fuzzTargets = []struct{ pkg, name string }{
 	{"./shell", "FuzzQuoteRoundTripsThroughSh"},
 	{"./inventory", "FuzzParse"},
+	{"./recipes", "FuzzClusterValues"},
 }
 
 func fuzzTime() string {

@@ -26,8 +26,12 @@ import (
 var sqlNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // psql runs SQL from standard input as the postgres superuser; it exits 3 where
-// PostgreSQL is not installed yet (a dry run before the package step has run).
-const psql = "command -v psql >/dev/null || exit 3; runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 -f -"
+// PostgreSQL is not installed yet (a dry run before the package step has run). It
+// connects to the port of the server that runs now, found by its socket: after a change
+// of the port the server moves only when its restart handler runs, after these steps.
+const psql = "command -v psql >/dev/null || exit 3; " +
+	"set -- /var/run/postgresql/.s.PGSQL.*; case $1 in *'*') port=5432;; *) port=${1##*.};; esac; " +
+	"runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 -p \"$port\" -f -"
 
 // notInstalled tells a check that PostgreSQL is not there yet: everything is to do.
 func notInstalled(err error) bool { return transport.ExitStatus(err) == 3 }

@@ -2,6 +2,16 @@
 // directly to the Docker Engine API over its unix socket: no docker client process per
 // command, which is most of what the CLI cost. Files are streamed in over the exec's
 // standard input, so nothing is left on the control side.
+//
+// The client is written here on purpose, not taken from github.com/moby/moby/client
+// (v0.6.3, weighed against it on this machine): an exec round trip costs the same
+// through both (runc's start dominates; medians of 2x200 alternating `true` execs, 205
+// and 232 ms against 207 and 217 ms under a load average of 30), while the official
+// client adds 18 modules (OpenTelemetry among them) and 1.5 MB to a program (10.6 MB
+// against 9.1 MB; stripped 7.3 against 6.3), is pre-1.0 with its option types still
+// changing between minor versions, and offers no way to kill an exec either. The four
+// endpoints used here (version; exec create, start, inspect) are the engine's oldest,
+// and the API version is pinned (preferredAPIVersion).
 package docker
 
 import (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -205,4 +206,54 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// A sudo that asks for a password in general but lets `sh` run without one must not
+// get the password written into the command's input: it would land in every file or
+// chpasswd line that goes through stdin.
+func TestBecomeWritesThePasswordOnlyToSudosPrompt(t *testing.T) {
+	srv := startSSHD(t)
+	password := "pw-" + randomWord(t) + "-secret"
+	becomeHost(t, srv, password, becomeUser+" ALL=(ALL:ALL) ALL\n"+
+		becomeUser+" ALL=(root) NOPASSWD: /bin/sh, /usr/bin/sh")
+	cfg := srv.config(t)
+	cfg.User = becomeUser
+	cfg.Become = true
+	cfg.BecomePassword = func() (string, error) { return password, nil }
+	c := dial(t, cfg)
+	ctx := context.Background()
+
+	tests := []struct {
+		name  string
+		input string
+	}{
+		{"content on stdin", "line one\nline two\n"},
+		{"no input at all", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdin io.Reader
+			if tt.input != "" {
+				stdin = strings.NewReader(tt.input)
+			}
+			out, err := transport.OutputWithInput(ctx, c, "id -u >&2; cat", stdin)
+			if err != nil {
+				t.Fatalf("cat: %v", err)
+			}
+			if out != tt.input {
+				t.Errorf("the command read %q, want %q", out, tt.input)
+			}
+			if strings.Contains(out, password) {
+				t.Errorf("the password was written to the command's input")
+			}
+		})
+	}
+	target := "/etc/cauldron-sshtest-" + randomWord(t) + ".conf"
+	t.Cleanup(func() { os.Remove(target) })
+	if err := c.Put(ctx, transport.File{Path: target, Content: []byte("secret = 1\n"), Mode: 0o600}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(target); err != nil || string(got) != "secret = 1\n" {
+		t.Errorf("put wrote %q, %v", got, err)
+	}
 }

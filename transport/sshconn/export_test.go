@@ -8,7 +8,7 @@ import (
 // CutConnectionHalfwayThroughUploads makes every later upload of c close c's TCP
 // connection once half of the content has been read: a network cut mid-transfer.
 func CutConnectionHalfwayThroughUploads(c *Conn) {
-	c.uploadWrap = func(r io.Reader, size int) io.Reader {
+	c.uploadWrap = func(_ string, r io.Reader, size int) io.Reader {
 		return &cuttingReader{r: r, left: size / 2, cut: func() { c.wire.Close() }}
 	}
 }
@@ -37,4 +37,22 @@ func JumpHops(spec, user string) ([]string, error) {
 		out = append(out, h.user+"@"+h.addr)
 	}
 	return out, err
+}
+
+// RecordSFTPUploads makes c note the path of every later SFTP upload, and returns a
+// function that lists them.
+func RecordSFTPUploads(c *Conn) func() []string {
+	var mu sync.Mutex
+	var paths []string
+	c.uploadWrap = func(path string, r io.Reader, _ int) io.Reader {
+		mu.Lock()
+		defer mu.Unlock()
+		paths = append(paths, path)
+		return r
+	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), paths...)
+	}
 }

@@ -1,6 +1,8 @@
 // Package sshconn is the transport for hosts reached over SSH: one SSH connection per
-// host, one session per command, files written through SFTP (or through sudo when the
-// host is configured to become root).
+// host, one session per command, files written through SFTP (when the host is
+// configured to become root, uploaded through SFTP to a private directory and installed
+// by one sudo command). sudo's password goes to sudo's prompt only, never to a
+// command's input.
 package sshconn
 
 import (
@@ -75,8 +77,8 @@ type Conn struct {
 	stopKeepAlive chan struct{}
 	uploadDir     string // the login user's private directory for become uploads
 
-	// uploadWrap, when set (by tests), wraps the reader of every SFTP upload.
-	uploadWrap func(r io.Reader, size int) io.Reader
+	// uploadWrap, when set (by tests), wraps the reader of every SFTP upload to path.
+	uploadWrap func(path string, r io.Reader, size int) io.Reader
 }
 
 var _ transport.Conn = (*Conn)(nil)
@@ -266,24 +268,28 @@ func (c *Conn) String() string { return c.name }
 func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
 	line := shell.Join("sh", "-c", cmd.Line)
 	var password string
+	var sudo *sudoMode
 	if c.becomes() {
 		mode, err := c.sudoMode(ctx)
 		if err != nil {
 			return err
 		}
 		line, password = mode.wrap(cmd.Line)
+		if password != "" {
+			sudo = mode
+		}
 	}
-	err := c.run(ctx, cmd.Line, line, password, cmd.Stdin, cmd.Stdout, cmd.Stderr)
+	err := c.run(ctx, cmd.Line, line, sudo, cmd.Stdin, cmd.Stdout, cmd.Stderr)
 	if password != "" && err != nil {
 		err = redact(err, password)
 	}
 	return err
 }
 
-// run runs line in a new session. password, when not empty, is written as the first
-// line of stdin (for sudo -S), before the command's own stdin. shown is the line as
-// the caller gave it, for an ExitError.
-func (c *Conn) run(ctx context.Context, shown, line, password string, stdin io.Reader, stdout, stderr io.Writer) error {
+// run runs line in a new session. sudo, when not nil, is the password mode of a line
+// it wrapped: the password goes to sudo's prompt only, and stdin to the command only
+// once it runs. shown is the line as the caller gave it, for an ExitError.
+func (c *Conn) run(ctx context.Context, shown, line string, sudo *sudoMode, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -303,19 +309,28 @@ func (c *Conn) run(ctx context.Context, shown, line, password string, stdin io.R
 	// Our own copier feeds stdin, so that a cancelled Run need not wait for a
 	// caller's reader that blocks.
 	var in io.WriteCloser
-	if stdin != nil || password != "" {
+	if stdin != nil || sudo != nil {
 		if in, err = sess.StdinPipe(); err != nil {
 			return fmt.Errorf("ssh %s: stdin: %w", c.name, err)
 		}
 	}
+	var gate *sudoGate
+	if sudo != nil {
+		gate = newSudoGate(sudo, in, sess.Stderr)
+		sess.Stderr = gate
+	}
 	if err := sess.Start(line); err != nil {
 		return fmt.Errorf("ssh %s: start command: %w", c.name, err)
 	}
+	ended := make(chan struct{})
+	defer close(ended)
 	if in != nil {
 		go func() {
 			defer in.Close()
-			if password != "" {
-				if _, err := io.WriteString(in, password+"\n"); err != nil {
+			if gate != nil {
+				select {
+				case <-gate.started:
+				case <-ended:
 					return
 				}
 			}
@@ -326,7 +341,13 @@ func (c *Conn) run(ctx context.Context, shown, line, password string, stdin io.R
 	}
 
 	done := make(chan error, 1)
-	go func() { done <- sess.Wait() }()
+	go func() {
+		err := sess.Wait()
+		if gate != nil {
+			gate.flush()
+		}
+		done <- err
+	}()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -378,7 +399,7 @@ func (c *Conn) Close() error {
 	}
 	if c.uploadDir != "" {
 		// Best effort: the directory is private and holds nothing once uploads are done.
-		c.run(context.Background(), "", shell.Join("rm", "-rf", "--", c.uploadDir), "", nil, nil, nil)
+		c.run(context.Background(), "", shell.Join("rm", "-rf", "--", c.uploadDir), nil, nil, nil, nil)
 		c.uploadDir = ""
 	}
 	if err := c.closeClients(); err != nil {
