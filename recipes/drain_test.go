@@ -218,3 +218,16 @@ func TestANodeThatDoesNotServeIsRestartedWithoutTheDrain(t *testing.T) {
 		t.Errorf("a node that did not serve was taken out of its balancers: %v", log)
 	}
 }
+
+func TestAClusterCheckPathThatIsNotAURLPathIsRefused(t *testing.T) {
+	for _, p := range []string{"cluster.json", "/a b", "/x?y", "/$(id)"} {
+		_, err := recipes.TomcatNode(recipes.TomcatNodeConfig{
+			Account: "gaia3d", Cluster: testCluster(2), Node: testCluster(2).Nodes[0],
+			TomcatTarball: "/t/apache-tomcat-10.1.tar.gz", JDKTarball: "/t/jdk-17.tar.gz",
+			ClusterCheckPath: p,
+		})
+		if err == nil || !strings.Contains(err.Error(), "cluster_check_path") {
+			t.Errorf("cluster_check_path %q: %v, want refused", p, err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -121,6 +122,9 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		steps.Notify(steps.InstallUnit{Name: configs.TomcatUnitName, Content: content(unit)}, TomcatHandler),
 		steps.Service{Name: configs.TomcatUnitName, Enabled: ptr(true), State: steps.Started},
 	)
+	if c.ClusterCheckPath != "" && !urlPathRE.MatchString(c.ClusterCheckPath) {
+		errs = append(errs, fmt.Errorf("tomcat node: cluster_check_path %q is not a URL path (/ then letters, digits, '.', '_', '-', '/')", c.ClusterCheckPath))
+	}
 	restart := DrainedRestart{Unit: configs.TomcatUnitName, Node: c.Node.Name, Balancers: c.Balancers, Timeout: c.RestartTimeout}
 	for _, app := range c.Cluster.Apps {
 		restart.HealthURLs = append(restart.HealthURLs, fmt.Sprintf("http://127.0.0.1:%d/health", app.HTTPPort))
@@ -139,6 +143,9 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 	}
 	return r, nil
 }
+
+// urlPathRE is a URL path that needs no escaping anywhere.
+var urlPathRE = regexp.MustCompile(`^/[A-Za-z0-9._/-]*$`)
 
 // SudoRule lets account start, stop, restart and ask the status of its own unit, and
 // nothing else: the runbook's "NOPASSWD: /bin/systemctl" is root for anyone who holds it.
