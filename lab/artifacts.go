@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport"
@@ -137,6 +139,13 @@ func EnsureArtifacts(ctx context.Context, cacheDir string, log io.Writer) (*Arti
 			p := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.war", name, rel.version, hex.EncodeToString(sum[:4])))
 			if _, err := writeFileIfChanged(p, war, 0o644); err != nil {
 				return nil, fmt.Errorf("lab artifacts: write %s: %w", p, err)
+			}
+			// A modification time of its own per content: two releases of one app have
+			// the same size, were written within the file system's timestamp tick, and
+			// steps.Upload takes the same size and time for the same file.
+			mtime := appEntryTime.Add(time.Duration(binary.BigEndian.Uint32(sum[:4])) * time.Millisecond)
+			if err := os.Chtimes(p, mtime, mtime); err != nil {
+				return nil, fmt.Errorf("lab artifacts: %w", err)
 			}
 			rel.into[name] = p
 		}
