@@ -105,6 +105,8 @@ type Cluster struct {
 	AJPSecret string
 	// Membership is how each app's Tomcats find each other.
 	Membership Membership
+	// Replication is when a request's session change is sent to the other nodes.
+	Replication Replication
 	// TomcatHome is the absolute path of the Tomcat installation (CATALINA_HOME).
 	TomcatHome string
 }

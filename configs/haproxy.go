@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,7 +36,15 @@ type HAProxyDefaults struct {
 	TimeoutConnect time.Duration
 	TimeoutClient  time.Duration
 	TimeoutServer  time.Duration
-	Extra          []string
+	// TimeoutCheck bounds a health check's answer once it connected (its connect is
+	// bounded by min(timeout connect, inter)); 0 leaves it out, and inter bounds both.
+	TimeoutCheck time.Duration
+	// Retries is how many times a failed request is tried again (0 leaves HAProxy's 3).
+	Retries int
+	// RetryOn lists the failures a request is retried on (retry-on); empty leaves
+	// HAProxy's conn-failure only.
+	RetryOn []string
+	Extra   []string
 }
 
 // HAProxyFrontend is a frontend: what it binds and which backend it feeds.
@@ -64,8 +73,11 @@ type HAProxyBackend struct {
 	// HealthCheck is the request of "option httpchk", e.g. "GET /health"; empty checks
 	// TCP connects only.
 	HealthCheck string
-	Servers     []HAProxyServer
-	Extra       []string
+	// RetrySafeMethodsOnly limits retry-on beyond a failed connect to GET and HEAD: a
+	// request that may have changed something is never sent twice.
+	RetrySafeMethodsOnly bool
+	Servers              []HAProxyServer
+	Extra                []string
 }
 
 // HAProxyServer is one web node.
@@ -75,7 +87,21 @@ type HAProxyServer struct {
 	Port    int
 	Fall    int
 	Rise    int
+	// Inter is the time between health checks; FastInter between the checks of a
+	// server that began to fail or to recover; DownInter between the checks of a
+	// server that is down. 0 leaves each out (HAProxy: 2 s, and inter for the others).
+	Inter, FastInter, DownInter time.Duration
 }
+
+// HAProxyTimeoutServer is how long HAProxy waits for a web host's answer before it
+// retries a safe request on another host.
+const HAProxyTimeoutServer = 4 * time.Second
+
+// retryOnKeywords are what retry-on takes besides status codes.
+var retryOnKeywords = []string{"none", "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected", "all-retryable-errors"}
+
+// retryOnStatuses are the statuses retry-on takes (HAProxy 2.6).
+var retryOnStatuses = []string{"401", "403", "404", "408", "425", "500", "501", "502", "503", "504"}
 
 // NewHAProxy returns the load balancer over c's nodes. statsUser and statsPassword
 // guard the stats page on the first app's frontend.
@@ -91,14 +117,31 @@ func NewHAProxy(c Cluster, statsUser, statsPassword string) *HAProxy {
 			// another server on its first retry, instead of waiting out every retry on a
 			// node that vanished before the health checks marked it down.
 			Mode: "http", Options: []string{"httplog", "dontlognull", "forwardfor", "redispatch 1"},
-			TimeoutConnect: 2 * time.Second, TimeoutClient: 50 * time.Second, TimeoutServer: 50 * time.Second,
+			// A hung web host (frozen, or cut off with its connections open) answers
+			// nothing: a request to it is given up after timeout server. That request is
+			// not sent again: the host may have done it, and does it when it wakes (a
+			// frozen host runs the requests it held, a second count for a retried one).
+			// What is sure not to have been done (no connection, the connection closed
+			// before any answer, a 503 from a web server with no node left) is retried on
+			// another host when it is safe to repeat (GET, HEAD: RetrySafeMethodsOnly).
+			// timeout server stays above the slowest layer under it (mod_jk's reply
+			// timeout, Nginx's read timeout) and short enough that the requests a host
+			// hung fail within a few seconds; an app with slower pages raises it with
+			// haproxy_extra ("timeout server 60s").
+			TimeoutConnect: 2 * time.Second, TimeoutClient: 50 * time.Second, TimeoutServer: HAProxyTimeoutServer,
+			// The check of a hung host fails after 1 s instead of inter; fall 2 at
+			// fastinter then takes it out within about 3.5 s, before the first request
+			// it hung is retried (timeout server), so the retry goes to the other host.
+			TimeoutCheck: time.Second,
+			RetryOn:      []string{"conn-failure", "empty-response", "503"},
 		},
 	}
 	for _, a := range c.Apps {
 		h.Frontends = append(h.Frontends, HAProxyFrontend{Name: a.Name, Port: a.SitePort, DefaultBackend: a.Name})
-		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET /health"}
+		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET /health", RetrySafeMethodsOnly: true}
 		for _, n := range c.Nodes {
-			b.Servers = append(b.Servers, HAProxyServer{Name: n.Name, Address: n.Address, Port: a.SitePort, Fall: 3, Rise: 2})
+			b.Servers = append(b.Servers, HAProxyServer{Name: n.Name, Address: n.Address, Port: a.SitePort, Fall: 2, Rise: 2,
+				Inter: time.Second, FastInter: 500 * time.Millisecond, DownInter: time.Second})
 		}
 		h.Backends = append(h.Backends, b)
 	}
@@ -135,6 +178,14 @@ func (h *HAProxy) Validate() error {
 	}{{"connect", d.TimeoutConnect}, {"client", d.TimeoutClient}, {"server", d.TimeoutServer}} {
 		if t.d < time.Millisecond {
 			errs = append(errs, fmt.Errorf("haproxy.cfg: defaults: timeout %s %v must be 1ms or more", t.what, t.d))
+		}
+	}
+	if d.TimeoutCheck < 0 || d.Retries < 0 {
+		errs = append(errs, fmt.Errorf("haproxy.cfg: defaults: timeout check %v and retries %d must not be negative", d.TimeoutCheck, d.Retries))
+	}
+	for _, r := range d.RetryOn {
+		if !slices.Contains(retryOnKeywords, r) && !slices.Contains(retryOnStatuses, r) {
+			errs = append(errs, fmt.Errorf("haproxy.cfg: defaults: retry-on %q is not one of %s or a status of %s", r, strings.Join(retryOnKeywords, ", "), strings.Join(retryOnStatuses, ", ")))
 		}
 	}
 	errs = append(errs, validateLines("haproxy.cfg: defaults: option", d.Options)...)
@@ -222,6 +273,9 @@ func (h *HAProxy) Validate() error {
 			if s.Fall < 1 || s.Rise < 1 {
 				errs = append(errs, fmt.Errorf("%s: fall %d and rise %d must be 1 or more", sat, s.Fall, s.Rise))
 			}
+			if s.Inter < 0 || s.FastInter < 0 || s.DownInter < 0 {
+				errs = append(errs, fmt.Errorf("%s: inter %v, fastinter %v and downinter %v must not be negative", sat, s.Inter, s.FastInter, s.DownInter))
+			}
 		}
 		errs = append(errs, validateLines(at+": extra", b.Extra)...)
 	}
@@ -295,6 +349,15 @@ func (h *HAProxy) Render() ([]byte, error) {
 	line("timeout connect %s", haproxyDuration(h.Defaults.TimeoutConnect))
 	line("timeout client %s", haproxyDuration(h.Defaults.TimeoutClient))
 	line("timeout server %s", haproxyDuration(h.Defaults.TimeoutServer))
+	if h.Defaults.TimeoutCheck > 0 {
+		line("timeout check %s", haproxyDuration(h.Defaults.TimeoutCheck))
+	}
+	if h.Defaults.Retries > 0 {
+		line("retries %d", h.Defaults.Retries)
+	}
+	if len(h.Defaults.RetryOn) > 0 {
+		line("retry-on %s", strings.Join(h.Defaults.RetryOn, " "))
+	}
 	for _, l := range h.Defaults.Extra {
 		line("%s", l)
 	}
@@ -319,11 +382,23 @@ func (h *HAProxy) Render() ([]byte, error) {
 		if be.HealthCheck != "" {
 			line("option httpchk %s", be.HealthCheck)
 		}
+		if be.RetrySafeMethodsOnly {
+			line("http-request disable-l7-retry unless METH_GET")
+		}
 		for _, l := range be.Extra {
 			line("%s", l)
 		}
 		for _, s := range be.Servers {
-			line("server %s %s check fall %d rise %d", s.Name, hostPort(s.Address, s.Port), s.Fall, s.Rise)
+			check := fmt.Sprintf("check fall %d rise %d", s.Fall, s.Rise)
+			for _, iv := range []struct {
+				name string
+				d    time.Duration
+			}{{"inter", s.Inter}, {"fastinter", s.FastInter}, {"downinter", s.DownInter}} {
+				if iv.d > 0 {
+					check += " " + iv.name + " " + haproxyDuration(iv.d)
+				}
+			}
+			line("server %s %s %s", s.Name, hostPort(s.Address, s.Port), check)
 		}
 	}
 	return b.Bytes(), nil

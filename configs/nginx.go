@@ -34,6 +34,26 @@ type NginxServer struct {
 	// up on (and the next one tried) after this, not after nginx's default of 60 s.
 	// 0 leaves the default.
 	ConnectTimeoutSeconds int
+	// ReadTimeoutSeconds is proxy_read_timeout and proxy_send_timeout: a hung node
+	// (a frozen host still accepts connections) is given up on after this, and a safe
+	// request goes to the next node; below HAProxy's timeout server. 0 leaves nginx's 60 s.
+	ReadTimeoutSeconds int
+	// MaxFails failures within FailTimeoutSeconds take a node out for FailTimeoutSeconds,
+	// after which it gets requests again (a node that came back: new sessions within
+	// that time). 0 leaves nginx's 1 and 10 s.
+	MaxFails, FailTimeoutSeconds int
+}
+
+// failParams are an upstream server's max_fails and fail_timeout, when set.
+func (v NginxServer) failParams() string {
+	var p string
+	if v.MaxFails > 0 {
+		p += fmt.Sprintf(" max_fails=%d", v.MaxFails)
+	}
+	if v.FailTimeoutSeconds > 0 {
+		p += fmt.Sprintf(" fail_timeout=%ds", v.FailTimeoutSeconds)
+	}
+	return p
 }
 
 // NginxBackend is one upstream server.
@@ -50,7 +70,8 @@ func NewNginxSite(c Cluster) *NginxSite {
 			Listen: a.SitePort, Upstream: "mago3d_" + a.Name, Root: a.StaticRoot,
 			StaticPaths:           a.StaticPaths,
 			NextUpstream:          []string{"error", "timeout", "http_502", "http_503"},
-			ConnectTimeoutSeconds: 2,
+			ConnectTimeoutSeconds: 2, ReadTimeoutSeconds: 3,
+			MaxFails: 1, FailTimeoutSeconds: 5,
 		}
 		for _, n := range c.Nodes {
 			srv.Backends = append(srv.Backends, NginxBackend{Host: n.Address, Port: a.HTTPPort})
@@ -102,6 +123,9 @@ func (s *NginxSite) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: proxy_next_upstream off cannot be combined with other conditions", at))
 			}
 		}
+		if v.ConnectTimeoutSeconds < 0 || v.ReadTimeoutSeconds < 0 || v.MaxFails < 0 || v.FailTimeoutSeconds < 0 {
+			errs = append(errs, fmt.Errorf("%s: timeouts and max_fails must not be negative", at))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -119,7 +143,7 @@ func (s *NginxSite) Render() ([]byte, error) {
 		}
 		fmt.Fprintf(&b, "upstream %s {\n", v.Upstream)
 		for _, be := range v.Backends {
-			fmt.Fprintf(&b, "    server %s max_fails=3 fail_timeout=10s;\n", hostPort(be.Host, be.Port))
+			fmt.Fprintf(&b, "    server %s%s;\n", hostPort(be.Host, be.Port), v.failParams())
 		}
 		b.WriteString("}\n\n")
 		b.WriteString("server {\n")
@@ -140,6 +164,10 @@ func (s *NginxSite) Render() ([]byte, error) {
 		}
 		if v.ConnectTimeoutSeconds > 0 {
 			fmt.Fprintf(&b, "        proxy_connect_timeout %ds;\n", v.ConnectTimeoutSeconds)
+		}
+		if v.ReadTimeoutSeconds > 0 {
+			fmt.Fprintf(&b, "        proxy_read_timeout %ds;\n", v.ReadTimeoutSeconds)
+			fmt.Fprintf(&b, "        proxy_send_timeout %ds;\n", v.ReadTimeoutSeconds)
 		}
 		b.WriteString("        proxy_set_header Host $http_host;\n")
 		b.WriteString("        proxy_set_header X-Real-IP $remote_addr;\n")

@@ -49,6 +49,9 @@ type ServerXML struct {
 // Listener is a Listener, ClusterListener or Interceptor: an element with a class name only.
 type Listener struct {
 	ClassName string `xml:"className,attr"`
+	// Attrs are the element's other attributes, in order (a Transport's timeout, an
+	// Interceptor's settings).
+	Attrs []xml.Attr `xml:",any,attr"`
 }
 
 // Service is one Tomcat Service: its connectors and its Engine.
@@ -233,7 +236,7 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 		}
 	}
 	return &TomcatCluster{
-		ClassName: ClassSimpleTcpCluster, ChannelSendOptions: 8,
+		ClassName: ClassSimpleTcpCluster, ChannelSendOptions: c.Replication.ChannelSendOptions(),
 		Manager: Manager{ClassName: ClassDeltaManager, NotifyListenersOnReplication: true},
 		Channel: Channel{
 			ClassName:  ClassGroupChannel,
@@ -242,7 +245,12 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 				ClassName: ClassNioReceiver, Address: n.Address, Port: a.ReceiverPort,
 				AutoBind: 100, SelectorTimeout: 5000, MaxThreads: 6,
 			},
-			Sender:       Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender}},
+			// timeout is how long a send waits for the other node's ack (3 s by
+			// default): a request that replicates synchronously to a node that just hung
+			// waits that long, and the failure detector's read test 1 s more, before the
+			// node is out; together below mod_jk's reply timeout and Nginx's read timeout.
+			Sender: Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender,
+				Attrs: []xml.Attr{{Name: xml.Name{Local: "timeout"}, Value: "1500"}}}},
 			Interceptors: ReplicationInterceptors(),
 		},
 		Valves: []Valve{
@@ -251,6 +259,58 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 		},
 		ClusterListeners: []Listener{{ClassName: ClassClusterSession}},
 	}
+}
+
+// Replication says when a node sends a request's session change to the others.
+type Replication int
+
+// Measured under the load check (16 users, both sites, 20 s, warm) on the lab: the
+// latency of the two modes is within this 2-core machine's noise (p50 42.6 and 45.2 ms
+// sync, 30.2 and 82.1 ms async; p99 262-278 ms sync, 246-490 ms async); but when one web
+// host froze (docker pause) synchronous replication stalled the other node's requests on
+// acknowledgements that never came, long enough for HAProxy to take the healthy host out
+// too: 3,971 failed requests against 0 with asynchronous replication. So asynchronous is
+// the default; synchronous is for clusters whose nodes fail by crashing, where no
+// answered update may be lost.
+const (
+	// AsyncReplication (channelSendOptions 8, the runbook's) answers first and sends
+	// the change right after, in order (OrderInterceptor): a node that dies between the
+	// answer and the send loses that one update. The default.
+	AsyncReplication Replication = iota
+	// SyncReplication (channelSendOptions 6: acknowledged, synchronous) answers the
+	// request only once every other node has the change: a node that goes away right
+	// after an answer loses nothing the user saw; but a node that hangs holds up the
+	// others' requests until the failure detector takes it out.
+	SyncReplication
+)
+
+// ChannelSendOptions is the SimpleTcpCluster attribute for r.
+func (r Replication) ChannelSendOptions() int {
+	if r == AsyncReplication {
+		return sendOptionsAsynchronous
+	}
+	return sendOptionsUseAck | sendOptionsSynchronizedAck
+}
+
+func (r Replication) String() string {
+	switch r {
+	case SyncReplication:
+		return "sync"
+	case AsyncReplication:
+		return "async"
+	}
+	return fmt.Sprintf("Replication(%d)", int(r))
+}
+
+// ParseReplication reads "sync" or "async".
+func ParseReplication(s string) (Replication, error) {
+	switch s {
+	case "sync":
+		return SyncReplication, nil
+	case "async":
+		return AsyncReplication, nil
+	}
+	return 0, fmt.Errorf("%q is not sync or async", s)
 }
 
 // ReplicationInterceptors are a replicating Channel's interceptors, from the channel
@@ -272,7 +332,15 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 func ReplicationInterceptors() []Listener {
 	return []Listener{
 		{ClassName: ClassOrderInterceptor},
-		{ClassName: ClassTcpFailureDetector},
+		{ClassName: ClassTcpFailureDetector, Attrs: []xml.Attr{
+			// A frozen node (a hung JVM, a paused host) still accepts connections and
+			// takes what is sent into its socket buffer, so the send test alone keeps it
+			// a member for ever, and with acknowledged replication every request of the
+			// other nodes waits out the ack timeout. The read test waits for its answer.
+			{Name: xml.Name{Local: "performReadTest"}, Value: "true"},
+			{Name: xml.Name{Local: "readTestTimeout"}, Value: "1000"},
+			{Name: xml.Name{Local: "connectTimeout"}, Value: "1000"},
+		}},
 		{ClassName: ClassMessageDispatch},
 	}
 }
@@ -440,6 +508,14 @@ func validateTomcatCluster(at string, c *TomcatCluster, groups map[string]string
 // sendOptionsAsynchronous is Tribes' Channel.SEND_OPTIONS_ASYNCHRONOUS bit of
 // channelSendOptions: MessageDispatchInterceptor sends such messages from its pool.
 const sendOptionsAsynchronous = 8
+
+// sendOptionsUseAck and sendOptionsSynchronizedAck are Tribes' SEND_OPTIONS_USE_ACK
+// (the receiver acknowledges) and SEND_OPTIONS_SYNCHRONIZED_ACK (once it has processed
+// the message).
+const (
+	sendOptionsUseAck          = 2
+	sendOptionsSynchronizedAck = 4
+)
 
 // validateInterceptors checks OrderInterceptor's place (see ReplicationInterceptors).
 func validateInterceptors(at string, sendOptions int, interceptors []Listener) []error {

@@ -111,8 +111,9 @@ func TestServerXMLValidateNamesEachMistake(t *testing.T) {
 		{"defaultHost is not the Host", func(s *configs.ServerXML) { s.Services[0].Engine.DefaultHost = "example" }, "defaultHost"},
 		{"no Service", func(s *configs.ServerXML) { s.Services = nil }, "no Service"},
 		{"asynchronous replication without OrderInterceptor", func(s *configs.ServerXML) {
-			ch := &s.Services[1].Engine.Cluster.Channel
-			ch.Interceptors = ch.Interceptors[1:]
+			cl := s.Services[1].Engine.Cluster
+			cl.ChannelSendOptions = 8
+			cl.Channel.Interceptors = cl.Channel.Interceptors[1:]
 		}, "out of order"},
 		{"OrderInterceptor below MessageDispatchInterceptor", func(s *configs.ServerXML) {
 			ch := &s.Services[0].Engine.Cluster.Channel
@@ -205,11 +206,39 @@ func TestEveryReplicatingChannelOrdersItsMessagesAboveTheAsyncDispatch(t *testin
 				if !reflect.DeepEqual(names, want) {
 					t.Errorf("%s, %s, %s: interceptors %v, want %v", membership, n.Name, svc.Name, names, want)
 				}
-				if cl.ChannelSendOptions != 8 {
+				if cl.ChannelSendOptions != 8 { // the default
 					t.Errorf("%s, %s, %s: channelSendOptions %d, want the runbook's 8", membership, n.Name, svc.Name, cl.ChannelSendOptions)
 				}
 			}
 		}
+	}
+}
+
+func TestEachReplicationModeSetsItsChannelSendOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want int
+	}{{"sync", 6}, {"async", 8}} {
+		r, err := configs.ParseReplication(tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cluster(2)
+		c.Replication = r
+		for _, svc := range configs.NewServerXML(c, c.Nodes[0]).Services {
+			if got := svc.Engine.Cluster.ChannelSendOptions; got != tc.want {
+				t.Errorf("%s: %s: channelSendOptions %d, want %d", tc.name, svc.Name, got, tc.want)
+			}
+		}
+		if r.String() != tc.name {
+			t.Errorf("%v.String() = %q", r, r.String())
+		}
+	}
+	if c := cluster(2); c.Replication != configs.AsyncReplication {
+		t.Errorf("a new cluster replicates %s, want async", c.Replication)
+	}
+	if _, err := configs.ParseReplication("eventually"); err == nil || !strings.Contains(err.Error(), "not sync or async") {
+		t.Errorf("ParseReplication(eventually) = %v", err)
 	}
 }
 

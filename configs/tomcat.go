@@ -155,7 +155,12 @@ func (u *SystemdUnit) Render() ([]byte, error) {
 	fmt.Fprintf(&b, "ExecStart=%s\n", path.Join(u.CatalinaHome, "bin", "startup.sh"))
 	fmt.Fprintf(&b, "ExecStop=%s\n", path.Join(u.CatalinaHome, "bin", "shutdown.sh"))
 	// The JVM exits with 143 (128+SIGTERM) when stopped; that is a clean stop.
-	b.WriteString("SuccessExitStatus=143\n\n")
+	b.WriteString("SuccessExitStatus=143\n")
+	// A JVM that dies (kill -9, out of memory) comes back by itself; a stop through
+	// systemctl stays a stop. 3 s lets the old JVM's ports go; five failures in a
+	// minute and systemd gives up (StartLimitBurst), rather than loop on a broken node.
+	b.WriteString("Restart=on-failure\n")
+	b.WriteString("RestartSec=3\n\n")
 	b.WriteString("[Install]\nWantedBy=multi-user.target\n")
 	return b.Bytes(), nil
 }

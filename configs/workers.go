@@ -11,6 +11,10 @@ import (
 // over one ajp13 worker per node. worker.list names the load balancers.
 type Workers struct {
 	Balancers []Balancer
+	// MaintainSeconds is how often mod_jk does its upkeep (worker.maintain), which is
+	// when a member in error is tried again after its balancer's RecoverTimeSeconds; 0
+	// leaves mod_jk's 60 s.
+	MaintainSeconds int
 	// StatusWorker, when set, names a status worker (type=status), the run-time control
 	// of the balancers that a drained restart uses to take a node out and put it back.
 	// Apache must mount it on a loopback-only listener (ApacheSite.Status): whoever
@@ -26,17 +30,17 @@ type Balancer struct {
 	// Name is what JkMount names: the app's name.
 	Name          string
 	StickySession bool
-	// Method is how mod_jk picks a member for a request without a session: "Session"
-	// counts only those (new sessions), so new sessions spread evenly whatever the
-	// sticky traffic of existing ones; mod_jk's default, "Request", counts every request,
-	// and after a rolling restart, when every existing session sits on one node, sends
-	// every new session to the other (measured: 100 of 100). Empty leaves the default.
+	// RecoverTimeSeconds is how long a member in error rests before it is tried again
+	// (recover_time); 0 leaves mod_jk's 60 s, during which a node that came back gets no
+	// new sessions.
+	RecoverTimeSeconds int
+	// Method is how the balancer counts a member's load (method): "S" counts the new
+	// sessions it was given, so new sessions alternate over the members whatever the
+	// sticky traffic of the old ones (after a restart, the node that held every session
+	// would otherwise be skipped); empty leaves mod_jk's "R" (requests).
 	Method  string
 	Members []AJPWorker
 }
-
-// lbMethods are mod_jk's lb methods.
-var lbMethods = map[string]bool{"Request": true, "Session": true, "Next": true, "Traffic": true, "Busyness": true}
 
 // AJPWorker is an ajp13 worker: one Tomcat AJP connector. Its name must equal the
 // Engine's jvmRoute, which is how mod_jk keeps a session on its node.
@@ -52,20 +56,41 @@ type AJPWorker struct {
 	// kernel's connect timeout, which outlasts HAProxy's health checks. 0 leaves mod_jk's
 	// defaults.
 	ConnectTimeoutMS int
+	// PingTimeoutMS bounds a CPing before each request on a pooled connection (ping_mode
+	// P): a node that hung (a frozen host still accepts connections) is then left for
+	// another member before the request goes to it. 0 leaves requests unpinged.
+	PingTimeoutMS int
+	// ReplyTimeoutMS bounds the wait for each part of a node's answer (reply_timeout);
+	// 0 waits for ever.
+	ReplyTimeoutMS int
+	// Retries is how many times mod_jk tries this node before its balancer turns to
+	// another (retries; 0 leaves mod_jk's 2): each try on a node that dropped off costs
+	// a connect or ping timeout, and two of them outlast HAProxy's check of the web host.
+	Retries int
+	// RecoveryOptions is mod_jk's recovery_options bit field: 3 never sends a request to
+	// another member once a node may have seen it (it may have changed something); the
+	// front balancer retries the safe ones. 0 leaves mod_jk's full recovery.
+	RecoveryOptions int
 }
 
-// DefaultAJPConnectTimeoutMS is how long mod_jk waits for a node to accept a connection.
-const DefaultAJPConnectTimeoutMS = 2000
+// DefaultAJPConnectTimeoutMS is how long mod_jk waits for a node to accept a connection:
+// below HAProxy's check timeout, or the check through a web host whose balancer first
+// tries a node that dropped off the network fails too, and HAProxy takes the healthy
+// web host out with the other (seen on the lab: 2 s here took both out).
+const DefaultAJPConnectTimeoutMS = 500
 
 // NewWorkers returns the workers of c: for each app a balancer over every node.
 func NewWorkers(c Cluster) *Workers {
-	w := &Workers{}
+	// A node that came back takes new sessions again within maintain + recover_time
+	// (10 s), not after mod_jk's 60 s + 60 s.
+	w := &Workers{MaintainSeconds: 5}
 	for _, a := range c.Apps {
-		b := Balancer{Name: a.Name, StickySession: true, Method: "Session"}
+		b := Balancer{Name: a.Name, StickySession: true, RecoverTimeSeconds: 5, Method: "S"}
 		for _, n := range c.Nodes {
 			b.Members = append(b.Members, AJPWorker{
 				Name: a.JvmRoute(n), Host: n.Address, Port: a.AJPPort, Secret: c.AJPSecret, LBFactor: 1,
-				ConnectTimeoutMS: DefaultAJPConnectTimeoutMS,
+				ConnectTimeoutMS: DefaultAJPConnectTimeoutMS, PingTimeoutMS: DefaultAJPPingTimeoutMS,
+				ReplyTimeoutMS: DefaultAJPReplyTimeoutMS, RecoveryOptions: 3, Retries: 1,
 			})
 		}
 		w.Balancers = append(w.Balancers, b)
@@ -74,9 +99,22 @@ func NewWorkers(c Cluster) *Workers {
 	return w
 }
 
+// DefaultAJPPingTimeoutMS is how long mod_jk waits for a node's CPong before a request:
+// shorter than HAProxy's check timeout, so that the check through a web host whose
+// balancer first tries a hung node still passes.
+const DefaultAJPPingTimeoutMS = 500
+
+// DefaultAJPReplyTimeoutMS is how long mod_jk waits for a node's answer: below
+// HAProxyTimeoutServer, so the web host answers (502) and HAProxy retries the request
+// elsewhere before its own timeout.
+const DefaultAJPReplyTimeoutMS = 3000
+
 // Validate reports every mistake in w.
 func (w *Workers) Validate() error {
 	var errs []error
+	if w.MaintainSeconds < 0 {
+		errs = append(errs, fmt.Errorf("workers.properties: maintain %d must not be negative", w.MaintainSeconds))
+	}
 	if len(w.Balancers) == 0 {
 		errs = append(errs, errors.New("workers.properties: no load-balancer worker"))
 	}
@@ -96,8 +134,13 @@ func (w *Workers) Validate() error {
 		if len(b.Members) == 0 {
 			errs = append(errs, fmt.Errorf("%s: balances no worker", at))
 		}
-		if b.Method != "" && !lbMethods[b.Method] {
-			errs = append(errs, fmt.Errorf("%s: method %q is not Request, Session, Next, Traffic or Busyness", at, b.Method))
+		if b.RecoverTimeSeconds < 0 {
+			errs = append(errs, fmt.Errorf("%s: recover_time %d must not be negative", at, b.RecoverTimeSeconds))
+		}
+		switch b.Method {
+		case "", "R", "S", "B", "N":
+		default:
+			errs = append(errs, fmt.Errorf("%s: method %q is not R, S, B or N", at, b.Method))
 		}
 		for _, m := range b.Members {
 			mat := fmt.Sprintf("workers.properties: worker %q", m.Name)
@@ -114,8 +157,14 @@ func (w *Workers) Validate() error {
 			if !isSecret(m.Secret) {
 				errs = append(errs, fmt.Errorf("%s: the secret is empty or holds whitespace, quotes, '\\', '<', '>', '&' or control characters", mat))
 			}
-			if m.ConnectTimeoutMS < 0 {
-				errs = append(errs, fmt.Errorf("%s: connect timeout %d ms must not be negative", mat, m.ConnectTimeoutMS))
+			if m.ConnectTimeoutMS < 0 || m.PingTimeoutMS < 0 || m.ReplyTimeoutMS < 0 {
+				errs = append(errs, fmt.Errorf("%s: connect %d ms, ping %d ms and reply %d ms timeouts must not be negative", mat, m.ConnectTimeoutMS, m.PingTimeoutMS, m.ReplyTimeoutMS))
+			}
+			if m.Retries < 0 {
+				errs = append(errs, fmt.Errorf("%s: retries %d must not be negative", mat, m.Retries))
+			}
+			if m.RecoveryOptions < 0 || m.RecoveryOptions > 31 {
+				errs = append(errs, fmt.Errorf("%s: recovery_options %d is not a bit field of 0 to 31", mat, m.RecoveryOptions))
 			}
 			if m.LBFactor < 1 {
 				errs = append(errs, fmt.Errorf("%s: lbfactor %d must be 1 or more", mat, m.LBFactor))
@@ -143,6 +192,9 @@ func (w *Workers) Render() ([]byte, error) {
 	if w.StatusWorker != "" {
 		fmt.Fprintf(&b, "worker.%s.type=status\n", w.StatusWorker)
 	}
+	if w.MaintainSeconds > 0 {
+		fmt.Fprintf(&b, "worker.maintain=%d\n", w.MaintainSeconds)
+	}
 	for _, lb := range w.Balancers {
 		var members []string
 		for _, m := range lb.Members {
@@ -154,8 +206,29 @@ func (w *Workers) Render() ([]byte, error) {
 			fmt.Fprintf(&b, "worker.%s.lbfactor=%d\n", m.Name, m.LBFactor)
 			if m.ConnectTimeoutMS > 0 {
 				fmt.Fprintf(&b, "worker.%s.socket_connect_timeout=%d\n", m.Name, m.ConnectTimeoutMS)
+			}
+			// One ping_timeout serves both pings: the one after a connect (C) and the one
+			// before a request (P).
+			switch {
+			case m.PingTimeoutMS > 0:
+				mode := "P"
+				if m.ConnectTimeoutMS > 0 {
+					mode = "CP"
+				}
+				fmt.Fprintf(&b, "worker.%s.ping_mode=%s\n", m.Name, mode)
+				fmt.Fprintf(&b, "worker.%s.ping_timeout=%d\n", m.Name, m.PingTimeoutMS)
+			case m.ConnectTimeoutMS > 0:
 				fmt.Fprintf(&b, "worker.%s.ping_mode=C\n", m.Name)
 				fmt.Fprintf(&b, "worker.%s.ping_timeout=%d\n", m.Name, m.ConnectTimeoutMS)
+			}
+			if m.ReplyTimeoutMS > 0 {
+				fmt.Fprintf(&b, "worker.%s.reply_timeout=%d\n", m.Name, m.ReplyTimeoutMS)
+			}
+			if m.Retries > 0 {
+				fmt.Fprintf(&b, "worker.%s.retries=%d\n", m.Name, m.Retries)
+			}
+			if m.RecoveryOptions > 0 {
+				fmt.Fprintf(&b, "worker.%s.recovery_options=%d\n", m.Name, m.RecoveryOptions)
 			}
 			members = append(members, m.Name)
 		}
@@ -163,6 +236,9 @@ func (w *Workers) Render() ([]byte, error) {
 		fmt.Fprintf(&b, "worker.%s.type=lb\n", lb.Name)
 		fmt.Fprintf(&b, "worker.%s.balance_workers=%s\n", lb.Name, strings.Join(members, ","))
 		fmt.Fprintf(&b, "worker.%s.sticky_session=%t\n", lb.Name, lb.StickySession)
+		if lb.RecoverTimeSeconds > 0 {
+			fmt.Fprintf(&b, "worker.%s.recover_time=%d\n", lb.Name, lb.RecoverTimeSeconds)
+		}
 		if lb.Method != "" {
 			fmt.Fprintf(&b, "worker.%s.method=%s\n", lb.Name, lb.Method)
 		}

@@ -138,6 +138,9 @@ type Break struct {
 	User          int
 	Node          string
 	Before, After int
+	// Unanswered counts the user's requests between Before and After that got no
+	// answer: the count may have gone up by one for each of them too.
+	Unanswered int
 	// Lost tells that the session is gone: a new one began at count 1.
 	Lost bool
 }
@@ -150,6 +153,7 @@ type Check struct {
 	done   chan struct{}
 
 	mu        sync.Mutex
+	late      int
 	requests  int
 	failed    map[string]int
 	failures  []Failure
@@ -247,6 +251,7 @@ func (c *Check) Snapshot() *Result {
 		Breaks:   slices.Clone(c.breaks),
 		Nodes:    maps(c.nodes),
 		Sessions: c.sessions,
+		Late:     c.late,
 	}
 	for _, n := range c.failed {
 		r.FailedTotal += n
@@ -297,10 +302,11 @@ func (c *Check) live(ctx context.Context, done chan<- struct{}) {
 }
 
 // record takes one request's outcome.
-func (c *Check) record(latency time.Duration, f *Failure, b *Break, node string, newSession bool) (more bool) {
+func (c *Check) record(latency time.Duration, f *Failure, b *Break, node string, newSession bool, late int) (more bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.requests++
+	c.late += late
 	if f != nil {
 		c.failed[f.Kind]++
 		if len(c.failures) < maxFailuresKept {
@@ -335,10 +341,16 @@ type user struct {
 	jar    http.CookieJar
 
 	// count is the last count seen, 0 before the first answer; unsure counts the
-	// requests since then whose answer never came (the server may have counted them).
+	// requests since then whose answer never came (the server may have counted them);
+	// pending counts every request whose answer never came and that no count has shown
+	// done yet: a hung host does the requests it held when it wakes, long after.
 	count   int
 	session string
 	unsure  int
+	pending int
+	// lateDone counts, for the answer being judged, the requests it shows done long
+	// after they went unanswered.
+	lateDone int
 }
 
 func newUser(id int, s Site, o Options) (*user, error) {
@@ -360,11 +372,11 @@ func newUser(id int, s Site, o Options) (*user, error) {
 func (u *user) run(ctx context.Context, c *Check) {
 	defer u.client.CloseIdleConnections()
 	for ctx.Err() == nil {
-		lat, f, b, node, isNew := u.once(ctx)
+		lat, f, b, node, isNew, late := u.once(ctx)
 		if f != nil && ctx.Err() != nil {
 			return // cut short by the end of the check: not the cluster's failure
 		}
-		if !c.record(lat, f, b, node, isNew) {
+		if !c.record(lat, f, b, node, isNew, late) {
 			c.cancel()
 			return
 		}
@@ -386,8 +398,21 @@ type answer struct {
 	Count   *int   `json:"count"`
 }
 
-// once makes one request and judges it.
-func (u *user) once(ctx context.Context) (time.Duration, *Failure, *Break, string, bool) {
+// once makes one request and judges it; late counts the earlier unanswered requests its
+// count shows done.
+func (u *user) once(ctx context.Context) (lat time.Duration, f *Failure, b *Break, node string, isNew bool, late int) {
+	lat, f, b, node, isNew = u.ask(ctx)
+	if f != nil {
+		u.pending++
+		return 0, f, nil, "", false, 0
+	}
+	late = u.lateDone
+	u.lateDone = 0
+	return lat, nil, b, node, isNew, late
+}
+
+// ask makes one request and judges its answer.
+func (u *user) ask(ctx context.Context) (time.Duration, *Failure, *Break, string, bool) {
 	fail := func(kind, detail string) *Failure {
 		return &Failure{At: time.Now(), Site: u.site.Name, User: u.id, Method: http.MethodGet, Kind: kind, Detail: detail}
 	}
@@ -398,32 +423,26 @@ func (u *user) once(ctx context.Context) (time.Duration, *Failure, *Break, strin
 	began := time.Now()
 	resp, err := u.client.Do(req)
 	if err != nil {
-		u.unsure++
 		return 0, fail(errorKind(err), err.Error()), nil, "", false
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	lat := time.Since(began)
 	if err != nil {
-		u.unsure++
 		return 0, fail(errorKind(err), err.Error()), nil, "", false
 	}
 	if resp.StatusCode != http.StatusOK {
 		// A 5xx from a balancer may or may not have reached a Tomcat.
-		u.unsure++
 		return 0, fail(fmt.Sprintf("status %d", resp.StatusCode), snippet(body)), nil, "", false
 	}
 	var a answer
 	if err := json.Unmarshal(body, &a); err != nil || a.Count == nil || a.Session == "" {
-		u.unsure++
 		return 0, fail(KindBadAnswer, snippet(body)), nil, "", false
 	}
 	if want := u.site.Name; want != "" && !strings.HasPrefix(a.Node, want) {
-		u.unsure++
 		return 0, fail(KindBadAnswer, fmt.Sprintf("node %q does not serve site %s", a.Node, want)), nil, "", false
 	}
 	if cookie := u.cookie(); cookie != a.Session {
-		u.unsure++
 		return 0, fail(KindCookie, fmt.Sprintf("answer for session %q, cookie %q", a.Session, cookie)), nil, "", false
 	}
 	b := u.judge(*a.Count, a.Node)
@@ -432,18 +451,24 @@ func (u *user) once(ctx context.Context) (time.Duration, *Failure, *Break, strin
 	return lat, nil, b, a.Node, isNew
 }
 
-// judge says whether count follows the user's last count. After requests that got no
-// answer, the server may have counted them: any count up to one more per such request
-// follows.
+// judge says whether count follows the user's last count. A request that got no answer
+// may have been done, then or later (a frozen host does what it held when it wakes): any
+// count up to one more per such request not yet seen done follows, and those seen done
+// are counted as late.
 func (u *user) judge(count int, node string) *Break {
 	switch {
 	case u.count == 0 && count == 1:
 		return nil
-	case u.count > 0 && count > u.count && count <= u.count+1+u.unsure:
+	case u.count > 0 && count > u.count && count <= u.count+1+u.pending:
+		done := count - u.count - 1
+		u.pending -= done
+		if extra := done - u.unsure; extra > 0 {
+			u.lateDone += extra // done after a later request was answered
+		}
 		return nil
 	}
 	return &Break{At: time.Now(), Site: u.site.Name, User: u.id, Node: node, Before: u.count, After: count,
-		Lost: u.count > 0 && count == 1}
+		Unanswered: u.unsure, Lost: u.count > 0 && count == 1}
 }
 
 // cookie is the JSESSIONID the jar would send to the site now.

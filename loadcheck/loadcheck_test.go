@@ -199,16 +199,18 @@ func TestACountThatIsNotTheOneBeforePlusOneIsBrokenOrLost(t *testing.T) {
 
 func TestACountThatGoesOnAfterARequestWithoutAnswerIsNotBroken(t *testing.T) {
 	// The server counted the request whose answer was lost: the next count is two up.
-	s, site := newSessionServer(t, "user1")
-	s.fault = func(n, _ int) fault {
-		if n == 3 {
-			return fault{hangup: true}
+	for _, f := range []fault{{hangup: true}, {hang: 300 * time.Millisecond}} {
+		s, site := newSessionServer(t, "user1")
+		s.fault = func(n, _ int) fault {
+			if n == 3 {
+				return f
+			}
+			return fault{}
 		}
-		return fault{}
-	}
-	r := run(t, loadcheck.Options{Sites: []loadcheck.Site{site}, Users: 1, MaxRequests: 6, Duration: 5 * time.Second})
-	if r.Broken != 0 || r.Lost != 0 || r.FailedTotal != 1 {
-		t.Errorf("broken %d lost %d failed %d, want 0 0 1: %+v", r.Broken, r.Lost, r.FailedTotal, r.Breaks)
+		r := run(t, loadcheck.Options{Sites: []loadcheck.Site{site}, Users: 1, MaxRequests: 6, Duration: 5 * time.Second, Timeout: 100 * time.Millisecond})
+		if r.Broken != 0 || r.Lost != 0 || r.FailedTotal != 1 {
+			t.Errorf("%+v: broken %d lost %d failed %d, want 0 0 1: %+v", f, r.Broken, r.Lost, r.FailedTotal, r.Breaks)
+		}
 	}
 }
 
@@ -353,4 +355,46 @@ func TestEvenAcceptsOnlyAFairSpread(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestARequestThatFailedAndIsDoneLaterIsLateNotBroken(t *testing.T) {
+	// Request 3 gets no answer and is not done; a hung host does it when it wakes,
+	// after requests 4 and 5 were answered: request 6 shows it done.
+	s, site := newSessionServer(t, "user1")
+	s.fault = func(n, _ int) fault {
+		switch n {
+		case 3:
+			return fault{hangup: true, uncount: true}
+		case 6:
+			s.counts[s.onlySession()]++ // the late one, done just before
+		}
+		return fault{}
+	}
+	r := run(t, loadcheck.Options{Sites: []loadcheck.Site{site}, Users: 1, MaxRequests: 8, Duration: 5 * time.Second})
+	if r.Broken != 0 || r.Late != 1 || r.FailedTotal != 1 {
+		t.Errorf("broken %d late %d failed %d, want 0 1 1: %+v", r.Broken, r.Late, r.FailedTotal, r.Breaks)
+	}
+	// A second jump has no unanswered request left to explain it.
+	s2, site2 := newSessionServer(t, "user1")
+	s2.fault = func(n, _ int) fault {
+		switch n {
+		case 3:
+			return fault{hangup: true, uncount: true}
+		case 5, 7:
+			s2.counts[s2.onlySession()]++
+		}
+		return fault{}
+	}
+	r = run(t, loadcheck.Options{Sites: []loadcheck.Site{site2}, Users: 1, MaxRequests: 8, Duration: 5 * time.Second})
+	if r.Broken != 1 || r.Late != 1 {
+		t.Errorf("broken %d late %d, want 1 1: %+v", r.Broken, r.Late, r.Breaks)
+	}
+}
+
+// onlySession is the one session of a one-user server; call with s.mu held.
+func (s *sessionServer) onlySession() string {
+	for id := range s.counts {
+		return id
+	}
+	return ""
 }

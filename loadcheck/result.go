@@ -26,6 +26,11 @@ type Result struct {
 	Lost   int
 	// Breaks are the broken and lost counts in the order they happened (the first 10,000).
 	Breaks []Break
+	// Late counts requests that got no answer (a timeout, a 504) and were done all the
+	// same, seen only after later requests were answered: a host that hung does what
+	// it held when it wakes. Not a broken count (the request was done once), but an
+	// answer the user never got.
+	Late int
 	// Nodes counts the good answers by the node that gave them (user1, admin2...).
 	Nodes map[string]int
 	// Sessions counts the sessions begun (one per user, and one more per lost session).
@@ -88,7 +93,7 @@ func (r *Result) String() string {
 	fmt.Fprintf(&b, "load check: %d users, %s, %d requests (%.0f/s), %d sessions\n",
 		r.Users, r.Duration.Round(100*time.Millisecond), r.Requests, rate, r.Sessions)
 	fmt.Fprintf(&b, "  failed  %d%s\n", r.FailedTotal, parens(r.kinds()))
-	fmt.Fprintf(&b, "  broken  %d counts, %d sessions lost\n", r.Broken, r.Lost)
+	fmt.Fprintf(&b, "  broken  %d counts, %d sessions lost, %d unanswered requests done late\n", r.Broken, r.Lost, r.Late)
 	fmt.Fprintf(&b, "  latency p50 %s, p99 %s, max %s\n", ms(r.P50), ms(r.P99), ms(r.Max))
 	fmt.Fprintf(&b, "  nodes   %s\n", r.shares())
 	for i, f := range r.Failures {
@@ -107,7 +112,7 @@ func (r *Result) String() string {
 		if k.Lost {
 			what = "lost"
 		}
-		fmt.Fprintf(&b, "  %s at +%s: %s user %d on %s: count %d after %d\n", what, ms(k.At.Sub(r.Started)), k.Site, k.User, k.Node, k.After, k.Before)
+		fmt.Fprintf(&b, "  %s at +%s: %s user %d on %s: count %d after %d (%d unanswered between)\n", what, ms(k.At.Sub(r.Started)), k.Site, k.User, k.Node, k.After, k.Before, k.Unanswered)
 	}
 	return b.String()
 }

@@ -24,7 +24,7 @@ func Spread(ctx context.Context, s Site, n int) (map[string]int, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, f, b, node, _ := u.once(ctx)
+		_, f, b, node, _ := u.ask(ctx)
 		u.client.CloseIdleConnections()
 		if f != nil {
 			return seen, fmt.Errorf("spread on %s: %s: %s", s.URL, f.Kind, f.Detail)

@@ -44,6 +44,7 @@ var fuzzFields = []struct {
 	{"node", "raw"},
 	{"address", "address"},
 	{"session_membership", "string"},
+	{"session_replication", "string"},
 	{"postgres_version", "string"},
 	{"web_server", "string"},
 }

@@ -32,7 +32,7 @@ func ConfigureHAProxy(cfg *configs.HAProxy) (*steps.Recipe, error) {
 		steps.Packages{Names: []string{"haproxy"}},
 		steps.Notify(steps.File{Path: HAProxyConfigPath, Content: content, Mode: 0o640, Owner: "root", Group: "haproxy",
 			// Not -q: it silences the ALERT lines that say what is wrong.
-			ValidateCmd: "haproxy -c -f %s"}, HAProxyHandler),
+			ValidateCmd: "haproxy -c -f %s", SecretLines: cfg.SecretLines()}, HAProxyHandler),
 		steps.Service{Name: "haproxy.service", Enabled: ptr(true), State: steps.Started},
 	)
 	r.Handle(HAProxyHandler, steps.Reload{Name: "haproxy.service"})

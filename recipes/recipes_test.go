@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cauldron-go/cauldron/configs"
 	"github.com/cauldron-go/cauldron/inventory"
 	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/recipes"
@@ -137,6 +138,11 @@ func TestAWrongClusterInventoryIsRefusedBeforeAnythingConnects(t *testing.T) {
 				return strings.Replace(s, "web_server: apache", "session_membership: carrier-pigeon", 1)
 			},
 			`session_membership: "carrier-pigeon" is not multicast, static or none`},
+		{"an unknown replication mode",
+			func(s string) string {
+				return strings.Replace(s, "web_server: apache", "session_replication: eventually", 1)
+			},
+			`session_replication: "eventually" is not sync or async`},
 		{"an unknown web server, refused at its line",
 			func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: lighttpd", 1) },
 			`cluster.yaml:3: vars.web_server: "lighttpd" is not apache or nginx`},
@@ -163,5 +169,32 @@ func TestTheSudoRuleGrantsOnlyTheUnitsOwnVerbs(t *testing.T) {
 	}
 	if strings.Contains(rule, "ALL=(ALL)") || strings.Contains(rule, "systemctl,") || strings.Contains(rule, "systemctl\n") {
 		t.Errorf("rule grants more than the unit's verbs:\n%s", rule)
+	}
+}
+
+func TestReplicationIsAsyncBehindApacheAndSyncBehindNginxUnlessTheInventorySays(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(string) string
+		want configs.Replication
+	}{
+		{"apache", func(s string) string { return s }, configs.AsyncReplication},
+		{"nginx", func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: nginx", 1) }, configs.SyncReplication},
+		{"apache, sync", func(s string) string {
+			return strings.Replace(s, "web_server: apache", "web_server: apache\n  session_replication: sync", 1)
+		}, configs.SyncReplication},
+		{"nginx, async", func(s string) string {
+			return strings.Replace(s, "web_server: apache", "web_server: nginx\n  session_replication: async", 1)
+		}, configs.AsyncReplication},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topo, err := recipes.NewTopology(loadCluster(t, tc.edit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if topo.Cluster.Replication != tc.want {
+				t.Errorf("replication %s, want %s", topo.Cluster.Replication, tc.want)
+			}
+		})
 	}
 }

@@ -115,7 +115,7 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 			steps.Notify(steps.UnpackWAR{LocalWAR: war, WAR: warOnHost, Dest: app.DocBase, Owner: c.Account, Group: c.Account}, TomcatHandler),
 		)
 		propsFile := own(path.Join(app.DocBase, "WEB-INF", "classes", "application.properties"), 0o600)
-		propsFile.Content = content(&props)
+		propsFile.Content, propsFile.SecretLines = content(&props), props.SecretLines()
 		r.Add(steps.Notify(propsFile, TomcatHandler))
 	}
 	r.Add(
@@ -180,7 +180,7 @@ func WriteServerXML(tomcatHome string, x *configs.ServerXML, account string) ste
 	if err != nil {
 		return invalidStep{name: "file " + p, err: err}
 	}
-	f.Content = steps.Bytes(b)
+	f.Content, f.SecretLines = steps.Bytes(b), x.SecretLines()
 	return f
 }
 

@@ -37,6 +37,10 @@ func TestABrokenWebServerConfigNeverReplacesTheWorkingOne(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer remove()
+			// A plan for the bare host cannot check the file yet, and says so.
+			if ch, err := tc.file(tc.rel, steps.Text(tc.good)).Check(ctx, c); err != nil || ch == nil || !strings.Contains(ch.Summary, "not validated: "+tc.pkg) {
+				t.Fatalf("plan on a bare host: %v %+v", err, ch)
+			}
 			if _, err := steps.Converge(ctx, c, steps.Packages{Names: []string{tc.pkg}}); err != nil {
 				t.Fatal(err)
 			}
@@ -49,6 +53,13 @@ func TestABrokenWebServerConfigNeverReplacesTheWorkingOne(t *testing.T) {
 			good := tc.file(tc.rel, steps.Text(tc.good))
 			if _, err := steps.Converge(ctx, c, good); err != nil {
 				t.Fatalf("a good file was refused: %v", err)
+			}
+			// A plan runs the server's test on a copy and says what it rejects.
+			if _, err := tc.file(tc.rel, steps.Text(tc.bad)).Check(ctx, c); err == nil || !strings.Contains(err.Error(), tc.message) {
+				t.Fatalf("the plan of a broken file: got %v, want the server's message (%s)", err, tc.message)
+			}
+			if live, err := c.Read(ctx, good.Path); err != nil || string(live) != tc.good {
+				t.Fatalf("after the plan the working file is %q (%v)", live, err)
 			}
 			_, err = steps.Converge(ctx, c, tc.file(tc.rel, steps.Text(tc.bad)))
 			if err == nil || !strings.Contains(err.Error(), tc.message) {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/cauldron-go/cauldron/configs"
 	"github.com/cauldron-go/cauldron/inventory"
 	"github.com/cauldron-go/cauldron/runner"
 )
@@ -249,6 +250,9 @@ func checkClusterVars(inv *inventory.Inventory, set inventory.Vars, v *Vars) []e
 	}
 	if _, err := parseMembership(v.Membership); err != nil {
 		bad("session_membership", "%v", err)
+	}
+	if _, err := configs.ParseReplication(v.Replication); v.Replication != "" && err != nil {
+		bad("session_replication", "%v", err)
 	}
 	if _, ok := set["ajp_secret"]; ok && !ajpSecretRE.MatchString(v.AJPSecret) {
 		bad("ajp_secret", "the AJP secret may hold only letters, digits and . _ ~ + / = - (Tomcat expands ${...} and mod_jk ends it at #; secret not shown)")

@@ -45,10 +45,11 @@ func Apache(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Rec
 		errs = append(errs, err)
 		return b
 	}
+	workers := configs.NewWorkers(c)
 	r := steps.NewRecipe("apache",
 		steps.Packages{Names: []string{"apache2", "libapache2-mod-jk"}},
-		steps.Notify(steps.File{Path: configs.DefaultJkWorkersFile, Content: content(configs.NewWorkers(c)),
-			Mode: 0o640, Owner: "root", Group: "www-data"}, ApacheHandler),
+		steps.Notify(steps.File{Path: configs.DefaultJkWorkersFile, Content: content(workers),
+			Mode: 0o640, Owner: "root", Group: "www-data", SecretLines: workers.SecretLines()}, ApacheHandler),
 		steps.Notify(ApacheConfigFile(apacheJkConf, content(configs.NewJkConf())), ApacheHandler),
 		steps.Notify(steps.Command{Name: "enable mod_jk", Line: "a2enmod -q jk",
 			Creates: path.Join(apacheRoot, "mods-enabled", "jk.load")}, ApacheHandler),
@@ -87,10 +88,17 @@ func apacheConfigTest(rel string) func(ctx context.Context, c transport.Conn, tm
 // file that is only meaningful with the rest of the configuration is checked with it,
 // and the live configuration is not touched.
 func testInCopy(what, root, rel, test string) func(ctx context.Context, c transport.Conn, tmp string) error {
+	prog, _, _ := strings.Cut(what, " ")
 	return func(ctx context.Context, c transport.Conn, tmp string) error {
-		script := `t=$(mktemp -d) || exit 1; trap 'rm -rf "$t"' EXIT; cp -a ` + shell.Quote(root) + `/. "$t"/ && ` +
+		// A plan for a host without the server yet has nothing to check with.
+		script := `command -v ` + shell.Quote(prog) + ` >/dev/null 2>&1 && test -d ` + shell.Quote(root) + ` || exit 3; ` +
+			`t=$(mktemp -d) || exit 1; trap 'rm -rf "$t"' EXIT; cp -a ` + shell.Quote(root) + `/. "$t"/ && ` +
 			`cp ` + shell.Quote(tmp) + ` "$t"/` + shell.Quote(rel) + ` && { ` + test + `; } 2>&1`
-		if out, err := transport.Output(ctx, c, script); err != nil {
+		out, err := transport.Output(ctx, c, script)
+		if transport.ExitStatus(err) == 3 {
+			return fmt.Errorf("%s: %w", prog, steps.ErrNoValidator)
+		}
+		if err != nil {
 			return fmt.Errorf("%s rejects the new %s: %s%w", what, rel, out, err)
 		}
 		return nil

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"text/template"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport"
+	"github.com/cauldron-go/cauldron/transport/local"
 )
 
 func TestFileIsWrittenThenConvergedAndDriftIsPutBack(t *testing.T) {
@@ -78,59 +82,133 @@ func TestFileWithoutModeOrOwnerKeepsThoseOfTheFileItReplaces(t *testing.T) {
 	}
 }
 
+// A validator runs twice: on a private copy when the step is checked (so a plan says
+// the server would reject the file), and on the temporary file beside the target just
+// before the rename (so content that went bad between check and apply never goes live).
 func TestFileWithAFailingValidatorKeepsTheOldFile(t *testing.T) {
 	needHost(t)
 	ctx := context.Background()
 	const path = "/srv/validated.sh"
-	sh(t, "mkdir -p /srv")
-	good := steps.File{Path: path, Content: steps.Text("echo fine\n"), ValidateCmd: "sh -n %s"}
+	sh(t, "mkdir -p /srv; rm -f /srv/reject-now")
+	good := steps.File{Path: path, Content: steps.Text("echo fine\n"), ValidateCmd: "test ! -e /srv/reject-now && sh -n %s"}
 	converges(t, good)
 
 	t.Run("a command", func(t *testing.T) {
 		bad := good
 		bad.Content = steps.Text("if then fi (\n")
-		ch := check(t, bad)
-		if ch == nil {
-			t.Fatal("no change found")
-		}
-		err := ch.Apply(ctx)
+		_, err := bad.Check(ctx, host)
 		if err == nil {
-			t.Fatal("the validator did not stop the new content")
+			t.Fatal("the check did not run the validator")
 		}
-		contains(t, "error", err.Error(), `Syntax error: "then" unexpected`)
-		contains(t, "error", err.Error(), "the old file stays")
+		contains(t, "check error", err.Error(), `Syntax error: "then" unexpected`)
+		contains(t, "check error", err.Error(), "nothing was changed")
+
+		later := good
+		later.Content = steps.Text("echo later\n")
+		ch := check(t, later)
+		sh(t, "touch /srv/reject-now")
+		defer sh(t, "rm -f /srv/reject-now")
+		err = ch.Apply(ctx)
+		if err == nil {
+			t.Fatal("the validator did not stop the new content at apply")
+		}
+		contains(t, "apply error", err.Error(), "the old file stays")
 	})
 
 	t.Run("a function", func(t *testing.T) {
-		var seen string
+		var seen []string
+		rejectAll := false
 		bad := steps.File{Path: path, Content: steps.Text("rejected\n"),
 			ValidateFunc: func(ctx context.Context, c transport.Conn, tmp string) error {
-				seen = tmp
+				seen = append(seen, tmp)
 				b, err := c.Read(ctx, tmp)
 				if err != nil {
 					return err
 				}
-				if strings.Contains(string(b), "rejected") {
+				if rejectAll || strings.Contains(string(b), "rejected") {
 					return errors.New("the word rejected is not allowed")
 				}
 				return nil
 			}}
-		ch := check(t, bad)
-		err := ch.Apply(ctx)
+		_, err := bad.Check(ctx, host)
 		if err == nil || !strings.Contains(err.Error(), "the word rejected is not allowed") {
-			t.Fatalf("got %v", err)
+			t.Fatalf("check: got %v", err)
 		}
-		if !strings.HasPrefix(seen, "/srv/.validated.sh.cauldron-") {
-			t.Fatalf("the validator saw %q, not a temporary file beside the target", seen)
+		if len(seen) != 1 || !strings.HasPrefix(seen[0], "/tmp/.cauldron-check-") {
+			t.Fatalf("the check's validator saw %q, not one private temporary file", seen)
+		}
+		if got := sh(t, "test -e "+seen[0]+" && echo left || echo removed"); got != "removed\n" {
+			t.Fatalf("the checked copy was %s", got)
 		}
 		okay := bad
 		okay.Content = steps.Text("accepted\n")
+		ch := check(t, okay)
+		rejectAll = true
+		if err := ch.Apply(ctx); err == nil || !strings.Contains(err.Error(), "the word rejected is not allowed") {
+			t.Fatalf("apply: got %v", err)
+		}
+		if last := seen[len(seen)-1]; !strings.HasPrefix(last, "/srv/.validated.sh.cauldron-") {
+			t.Fatalf("the apply's validator saw %q, not a temporary file beside the target", last)
+		}
+		rejectAll = false
 		converges(t, okay)
 		converges(t, good)
 	})
 
-	if got := sh(t, "cat "+path+"; ls -a /srv | grep -c cauldron- || true"); got != "echo fine\n0\n" {
+	if got := sh(t, "cat "+path+"; ls -a /srv /tmp | grep -c cauldron- || true"); got != "echo fine\n0\n" {
 		t.Fatalf("old content and leftovers: %q", got)
+	}
+}
+
+// TestAPlanRunsTheRealValidatorsOnACopy checks files against the real haproxy -c, visudo
+// -c and sh -n of this machine: content they reject fails the check with their
+// message, content they accept is a change, a validator not installed yet is said in
+// the summary, and neither the live file nor a temporary file is left changed.
+func TestAPlanRunsTheRealValidatorsOnACopy(t *testing.T) {
+	const haproxyOK = "global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\nfrontend f\n    bind 127.0.0.1:18080\n    default_backend b\nbackend b\n    server s1 127.0.0.1:18081\n"
+	for _, tc := range []struct {
+		name, validate, content string
+		message                 string // empty: accepted
+		note                    string
+	}{
+		{"haproxy rejects an unknown keyword", "haproxy -c -f %s", haproxyOK + "    balance sometimes\n", "balance", ""},
+		{"haproxy accepts a good file", "haproxy -c -f %s", haproxyOK, "", ""},
+		{"visudo rejects a broken rule", "visudo -cf %s", "deployer ALL=(root NOPASSWD /usr/bin/systemctl\n", "syntax error", ""},
+		{"visudo accepts a good rule", "visudo -cf %s", "deployer ALL=(root) NOPASSWD: /usr/bin/systemctl\n", "", ""},
+		{"sh rejects a broken script", "sh -n %s", "if then fi (\n", "Syntax error", ""},
+		{"a validator not on the host", "no-such-validator -c %s", "anything\n", "", " (not validated: no-such-validator is not on the host yet)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if prog := strings.Fields(tc.validate)[0]; tc.note == "" {
+				if _, err := exec.LookPath(prog); err != nil {
+					t.Skipf("%s is not installed here: %v", prog, err)
+				}
+			}
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			live := filepath.Join(t.TempDir(), "live.conf")
+			writeLocal(t, live, "the working file\n")
+			f := steps.File{Path: live, Content: steps.Text(tc.content), Mode: 0o440, Owner: "root", Group: "root", ValidateCmd: tc.validate}
+			ch, err := f.Check(context.Background(), local.New())
+			switch {
+			case tc.message != "":
+				if err == nil || !strings.Contains(err.Error(), tc.message) || !strings.Contains(err.Error(), "rejects the new content") {
+					t.Errorf("got %v, want the validator's message (%s)", err, tc.message)
+				}
+			case err != nil:
+				t.Errorf("accepted content failed the check: %v", err)
+			case ch == nil:
+				t.Error("no change found")
+			case ch.Summary != "update "+live+" (mode 0644 -> 0440)"+tc.note:
+				t.Errorf("summary %q", ch.Summary)
+			}
+			if b, err := os.ReadFile(live); err != nil || string(b) != "the working file\n" {
+				t.Errorf("the live file is now %q (%v)", b, err)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("the check left %d temporary files", len(left))
+			}
+		})
 	}
 }
 
@@ -169,13 +247,9 @@ func TestSudoersInstallsOnlyRulesVisudoAccepts(t *testing.T) {
 	contains(t, "sudo -l", sh(t, "sudo -l -U deployer"), "/usr/bin/systemctl")
 
 	bad := steps.Sudoers{Name: "deployer", Content: steps.Text("deployer ALL=(root NOPASSWD /usr/bin/systemctl\n")}
-	ch := check(t, bad)
-	if ch == nil {
-		t.Fatal("no change found")
-	}
-	err := ch.Apply(ctx)
+	_, err := bad.Check(ctx, host)
 	if err == nil {
-		t.Fatal("visudo did not stop an invalid rule")
+		t.Fatal("visudo did not stop an invalid rule at the check")
 	}
 	contains(t, "error", err.Error(), "syntax error")
 	converged(t, good)

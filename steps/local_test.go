@@ -100,10 +100,18 @@ func TestAFileTheValidatorRejectsNeverReplacesTheWorkingOneOverTheLocalTransport
 	localConverges(t, good, "create")
 	bad := good
 	bad.Content = steps.Text("if then fi (\n")
-	ch, err := bad.Check(context.Background(), local.New())
+	// The check (so a plan) runs the validator on a copy and says what it rejects.
+	if _, err := bad.Check(context.Background(), local.New()); err == nil || !strings.Contains(err.Error(), "Syntax error") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("check: %v", err)
+	}
+	// Content the validator rejects only by the time of the apply is stopped there.
+	reject := filepath.Join(t.TempDir(), "reject")
+	later := steps.File{Path: path, Content: steps.Text("echo later\n"), Mode: 0o755, ValidateCmd: "test ! -e " + reject + " && sh -n %s"}
+	ch, err := later.Check(context.Background(), local.New())
 	if err != nil || ch == nil {
 		t.Fatalf("check: %v %v", ch, err)
 	}
+	writeLocal(t, reject, "")
 	if err := ch.Apply(context.Background()); err == nil || !strings.Contains(err.Error(), "the old file stays") {
 		t.Fatalf("apply: %v", err)
 	}
