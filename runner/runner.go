@@ -157,6 +157,8 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 	if r.o.Mode == Plan {
 		r.out.write("PLAN: checking only, nothing will be changed\n")
 	}
+	delegated := r.newDelegates()
+	ctx = transport.WithDelegates(ctx, delegated)
 	for _, st := range r.order {
 		st.out = r.out
 	}
@@ -168,6 +170,7 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 		}
 	}
 	r.closeAll()
+	r.closeDelegates(delegated)
 	r.rep.Cancelled = ctx.Err() != nil
 	r.rep.Stopped = r.stopped
 	r.finishTimes()
