@@ -322,7 +322,7 @@ func (m *ModJKBalancer) InFront(ctx context.Context) (bool, error) {
 }
 
 // OthersInRotation is nil when every balancer of the node's members has another member
-// that is active and not in error.
+// whose activation is active (its state may be a stale error; see the loop).
 func (m *ModJKBalancer) OthersInRotation(ctx context.Context) error {
 	c, err := transport.Delegate(ctx, m.Host)
 	if err != nil {
@@ -342,7 +342,11 @@ func (m *ModJKBalancer) OthersInRotation(ctx context.Context) error {
 			}
 			act, state := propValue(out, "worker."+w+".activation"), propValue(out, "worker."+w+".state")
 			others = append(others, w+" "+act+" "+state)
-			if act == "ACT" && !strings.HasPrefix(state, "ERR") {
+			// Activation is the operator's word; the state is what mod_jk last saw. A
+			// member in ERR with no traffic since stays there until a request tries it
+			// again (recover_time), so an ERR alone does not say the node is gone: the
+			// caller has already checked that another node answers its health check.
+			if act == "ACT" {
 				ok = true
 			}
 		}
