@@ -11,6 +11,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +46,8 @@ func logLoad(t *testing.T, scenario string, r *loadcheck.Result) {
 	loadTable.Lock()
 	loadTable.rows = append(loadTable.rows, row)
 	loadTable.Unlock()
+	// Stderr: go test shows it without -v, so verify's output holds every scenario's numbers.
+	fmt.Fprintln(os.Stderr, row)
 	t.Logf("%s\n%s", row, r)
 }
 
