@@ -149,6 +149,7 @@ PidFile %[1]s/apache2.pid
 ErrorLog %[1]s/error.log
 LoadModule mpm_event_module %[2]s/mod_mpm_event.so
 LoadModule authz_core_module %[2]s/mod_authz_core.so
+LoadModule authz_host_module %[2]s/mod_authz_host.so
 LoadModule jk_module %[2]s/mod_jk.so
 Include %[1]s/ports.conf
 Include %[1]s/jk.conf

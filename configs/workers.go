@@ -15,7 +15,15 @@ type Workers struct {
 	// when a member in error is tried again after its balancer's RecoverTimeSeconds; 0
 	// leaves mod_jk's 60 s.
 	MaintainSeconds int
+	// StatusWorker, when set, names a status worker (type=status), the run-time control
+	// of the balancers that a drained restart uses to take a node out and put it back.
+	// Apache must mount it on a loopback-only listener (ApacheSite.Status): whoever
+	// reaches it can stop every node.
+	StatusWorker string
 }
+
+// DefaultJkStatusWorker is the status worker's name.
+const DefaultJkStatusWorker = "jkstatus"
 
 // Balancer is an lb worker.
 type Balancer struct {
@@ -88,6 +96,7 @@ func NewWorkers(c Cluster) *Workers {
 		}
 		w.Balancers = append(w.Balancers, b)
 	}
+	w.StatusWorker = DefaultJkStatusWorker
 	return w
 }
 
@@ -119,6 +128,12 @@ func (w *Workers) Validate() error {
 		errs = append(errs, errors.New("workers.properties: no load-balancer worker"))
 	}
 	names := map[string]bool{}
+	if w.StatusWorker != "" {
+		if !isName(w.StatusWorker) {
+			errs = append(errs, fmt.Errorf("workers.properties: status worker %q: name must be letters, digits, '-' or '_'", w.StatusWorker))
+		}
+		names[w.StatusWorker] = true
+	}
 	for _, b := range w.Balancers {
 		at := fmt.Sprintf("workers.properties: worker %q", b.Name)
 		if !isName(b.Name) {
@@ -179,7 +194,13 @@ func (w *Workers) Render() ([]byte, error) {
 	for _, lb := range w.Balancers {
 		list = append(list, lb.Name)
 	}
+	if w.StatusWorker != "" {
+		list = append(list, w.StatusWorker)
+	}
 	fmt.Fprintf(&b, "worker.list=%s\n", strings.Join(list, ","))
+	if w.StatusWorker != "" {
+		fmt.Fprintf(&b, "worker.%s.type=status\n", w.StatusWorker)
+	}
 	if w.MaintainSeconds > 0 {
 		fmt.Fprintf(&b, "worker.maintain=%d\n", w.MaintainSeconds)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -35,8 +36,26 @@ const (
 const appSourceDir = "demo"
 
 // appNameToken in web.xml is replaced by the app's name; it is the only difference
-// between the two WARs.
-const appNameToken = "@APP_NAME@"
+// between the two WARs. appVersionToken is replaced by the release's version.
+const (
+	appNameToken    = "@APP_NAME@"
+	appVersionToken = "@APP_VERSION@"
+)
+
+// The demo apps' two releases: AppVersion is what the lab deploys; NextAppVersion is
+// the new release a rolling update installs (the same pages and session format, only
+// the version differs, so sessions carry over between the two).
+const (
+	AppVersion     = "1.0.0"
+	NextAppVersion = "1.1.0"
+)
+
+// AppVersionPath answers the release the node runs, as JSON {"app", "version", "node"}.
+const AppVersionPath = "/version"
+
+// AppClusterPath answers whether the node has joined its session cluster, as JSON
+// {"members": other members seen, "stateTransferred": whether it received the sessions}.
+const AppClusterPath = "/cluster.json"
 
 // appWebXML is the file that carries the app's name.
 const appWebXML = "WEB-INF/web.xml"
@@ -45,10 +64,22 @@ const appWebXML = "WEB-INF/web.xml"
 // the same bytes (the day the runbook's finished version was published).
 var appEntryTime = time.Date(2020, time.June, 1, 0, 0, 0, 0, time.UTC)
 
-// BuildAppWAR returns the WAR (zip bytes) of the named demo app, built from
-// testdata/apps with archive/zip, deterministic (fixed timestamps, sorted entries) so
-// the same input gives the same bytes.
+// BuildAppWAR returns the WAR (zip bytes) of the named demo app at AppVersion, built
+// from testdata/apps with archive/zip, deterministic (fixed timestamps, sorted entries)
+// so the same input gives the same bytes.
 func BuildAppWAR(name string) ([]byte, error) {
+	return BuildAppWARVersion(name, AppVersion)
+}
+
+// versionRE is what a release version may be: it goes into web.xml as it is.
+var versionRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$`)
+
+// BuildAppWARVersion is BuildAppWAR for a given release version, which the app shows in
+// /session.json and /version.
+func BuildAppWARVersion(name, version string) ([]byte, error) {
+	if !versionRE.MatchString(version) {
+		return nil, fmt.Errorf("build WAR of %s: version %q is not letters, digits, '.', '+', '_' or '-'", name, version)
+	}
 	if !slices.Contains(AppNames, name) {
 		return nil, fmt.Errorf("build WAR: unknown app %q (the demo apps are %s)", name, strings.Join(AppNames, ", "))
 	}
@@ -94,7 +125,11 @@ func BuildAppWAR(name string) ([]byte, error) {
 	if !bytes.Contains(webXML, []byte(appNameToken)) {
 		return nil, fmt.Errorf("build WAR of %s: %s has no %s to put the app name in", name, appWebXML, appNameToken)
 	}
-	files[appWebXML] = bytes.ReplaceAll(webXML, []byte(appNameToken), []byte(name))
+	if !bytes.Contains(webXML, []byte(appVersionToken)) {
+		return nil, fmt.Errorf("build WAR of %s: %s has no %s to put the version in", name, appWebXML, appVersionToken)
+	}
+	webXML = bytes.ReplaceAll(webXML, []byte(appNameToken), []byte(name))
+	files[appWebXML] = bytes.ReplaceAll(webXML, []byte(appVersionToken), []byte(version))
 
 	// Every file's parent folders get an entry too, as jar and unzip make them.
 	for p := range files {

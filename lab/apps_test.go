@@ -194,8 +194,9 @@ func TestWebXMLIsDistributableJakartaSixAndNamesItsApp(t *testing.T) {
 			if app.DisplayName != name {
 				t.Errorf("display-name %q, want %q", app.DisplayName, name)
 			}
-			if len(app.Params) != 1 || app.Params[0].Name != "app.name" || app.Params[0].Value != name {
-				t.Errorf("context params %+v, want app.name=%s", app.Params, name)
+			if len(app.Params) != 2 || app.Params[0].Name != "app.name" || app.Params[0].Value != name ||
+				app.Params[1].Name != "app.version" || app.Params[1].Value != lab.AppVersion {
+				t.Errorf("context params %+v, want app.name=%s and app.version=%s", app.Params, name, lab.AppVersion)
 			}
 			jsp := map[string]string{}
 			for _, s := range app.Servlets {
@@ -206,9 +207,11 @@ func TestWebXMLIsDistributableJakartaSixAndNamesItsApp(t *testing.T) {
 				routes[m.URL] = jsp[m.Name]
 			}
 			for url, file := range map[string]string{
-				"/session.json":   "/WEB-INF/jsp/session.jsp",
-				lab.AppHealthPath: "/WEB-INF/jsp/health.jsp",
-				"/db.json":        "/WEB-INF/jsp/db.jsp",
+				"/session.json":    "/WEB-INF/jsp/session.jsp",
+				lab.AppHealthPath:  "/WEB-INF/jsp/health.jsp",
+				"/db.json":         "/WEB-INF/jsp/db.jsp",
+				lab.AppVersionPath: "/WEB-INF/jsp/version.jsp",
+				lab.AppClusterPath: "/WEB-INF/jsp/cluster.jsp",
 			} {
 				if routes[url] != file {
 					t.Errorf("%s maps to %q, want %q", url, routes[url], file)
@@ -218,6 +221,44 @@ func TestWebXMLIsDistributableJakartaSixAndNamesItsApp(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestTheNextReleaseDiffersOnlyInItsVersion(t *testing.T) {
+	for _, name := range lab.AppNames {
+		_, cur := appWAR(t, name)
+		next, err := lab.BuildAppWARVersion(name, lab.NextAppVersion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nz, err := zip.NewReader(bytes.NewReader(next), int64(len(next)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nz.File) != len(cur.File) {
+			t.Fatalf("%s: the next release has %d entries, the current %d", name, len(nz.File), len(cur.File))
+		}
+		differ := 0
+		for i, f := range cur.File {
+			if nz.File[i].Name != f.Name || f.FileInfo().IsDir() {
+				continue
+			}
+			c, n := string(appEntry(t, cur, f.Name)), string(appEntry(t, nz, f.Name))
+			if c != n {
+				differ++
+				if strings.ReplaceAll(c, lab.AppVersion, lab.NextAppVersion) != n {
+					t.Errorf("%s: %s differs between the releases beyond the version", name, f.Name)
+				}
+			}
+		}
+		if differ != 1 {
+			t.Errorf("%s: %d files differ between the releases, want only web.xml", name, differ)
+		}
+	}
+	for _, bad := range []string{"", "1.0 <x>", "../1", strings.Repeat("9", 65)} {
+		if _, err := lab.BuildAppWARVersion("mago3d-user", bad); err == nil {
+			t.Errorf("version %q accepted", bad)
+		}
 	}
 }
 
@@ -261,9 +302,11 @@ func ExampleBuildAppWAR() {
 	// WEB-INF/
 	// WEB-INF/classes/
 	// WEB-INF/jsp/
+	// WEB-INF/jsp/cluster.jsp
 	// WEB-INF/jsp/db.jsp
 	// WEB-INF/jsp/health.jsp
 	// WEB-INF/jsp/session.jsp
+	// WEB-INF/jsp/version.jsp
 	// WEB-INF/jspf/
 	// WEB-INF/jspf/app.jspf
 	// WEB-INF/web.xml

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport"
@@ -28,8 +30,11 @@ type Artifacts struct {
 	TomcatVersion string // 10.1.<v>
 	JDK           string // absolute path of jdk-17.<v>.tar.gz
 	JDKVersion    string // 17.<v>
-	// Apps maps each demo app's name to its WAR's absolute path.
+	// Apps maps each demo app's name to its WAR's absolute path (AppVersion).
 	Apps map[string]string
+	// NextApps are the same apps' WARs at NextAppVersion: a new release, to roll out by
+	// naming them in the inventory's artifacts.apps.
+	NextApps map[string]string
 }
 
 // ArtifactPackages are the Debian packages the tarballs are assembled from.
@@ -118,17 +123,32 @@ func EnsureArtifacts(ctx context.Context, cacheDir string, log io.Writer) (*Arti
 	if err != nil {
 		return nil, fmt.Errorf("lab artifacts in %s: %w", dir, err)
 	}
-	a.Apps = map[string]string{}
+	a.Apps, a.NextApps = map[string]string{}, map[string]string{}
 	for _, name := range AppNames {
-		war, err := BuildAppWAR(name)
-		if err != nil {
-			return nil, fmt.Errorf("lab artifacts: %w", err)
+		for _, rel := range []struct {
+			version string
+			into    map[string]string
+		}{{AppVersion, a.Apps}, {NextAppVersion, a.NextApps}} {
+			war, err := BuildAppWARVersion(name, rel.version)
+			if err != nil {
+				return nil, fmt.Errorf("lab artifacts: %w", err)
+			}
+			// Named by version and content: labs of different checkouts share the
+			// cache, and one must never deploy the other's build of the same name.
+			sum := sha256.Sum256(war)
+			p := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.war", name, rel.version, hex.EncodeToString(sum[:4])))
+			if _, err := writeFileIfChanged(p, war, 0o644); err != nil {
+				return nil, fmt.Errorf("lab artifacts: write %s: %w", p, err)
+			}
+			// A modification time of its own per content: two releases of one app have
+			// the same size, were written within the file system's timestamp tick, and
+			// steps.Upload takes the same size and time for the same file.
+			mtime := appEntryTime.Add(time.Duration(binary.BigEndian.Uint32(sum[:4])) * time.Millisecond)
+			if err := os.Chtimes(p, mtime, mtime); err != nil {
+				return nil, fmt.Errorf("lab artifacts: %w", err)
+			}
+			rel.into[name] = p
 		}
-		p := filepath.Join(dir, name+".war")
-		if _, err := writeFileIfChanged(p, war, 0o644); err != nil {
-			return nil, fmt.Errorf("lab artifacts: write %s: %w", p, err)
-		}
-		a.Apps[name] = p
 	}
 	return a, nil
 }

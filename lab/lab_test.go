@@ -209,11 +209,15 @@ func TestASecondUpChangesNothing(t *testing.T) {
 
 // normalise replaces the paths and versions that vary from machine to machine.
 func normalise(l *lab.Lab, data []byte) []byte {
-	return []byte(strings.NewReplacer(
+	var warPaths []string // named by content, which changes with the demo apps
+	for name, p := range l.Artifacts.Apps {
+		warPaths = append(warPaths, p, "$ARTIFACTS/"+name+".war")
+	}
+	return []byte(strings.NewReplacer(append(warPaths,
 		l.Artifacts.Dir, "$ARTIFACTS",
 		l.StateDir, "$STATE",
 		l.Artifacts.TomcatVersion, "$TOMCAT_VERSION",
-		l.Artifacts.JDKVersion, "$JDK_VERSION",
+		l.Artifacts.JDKVersion, "$JDK_VERSION")...,
 	).Replace(string(data)))
 }
 

@@ -60,6 +60,11 @@ type Vars struct {
 	// PostgresVersion is the major version Debian's postgresql package installs.
 	PostgresVersion string `yaml:"postgres_version"`
 
+	// ClusterCheckPath is the apps' page that says whether a node has joined its session
+	// cluster and received the sessions (JSON: members, stateTransferred), which a
+	// drained restart waits for before it puts the node back; "none" skips that gate.
+	ClusterCheckPath string `yaml:"cluster_check_path"`
+
 	// Artifacts are the seed's setup files, on the control machine.
 	Artifacts Artifacts `yaml:"artifacts"`
 }
@@ -89,6 +94,10 @@ func (v *Vars) defaults() {
 	set(&v.DBName, "mago3d")
 	set(&v.DBUser, "mago3d")
 	set(&v.PostgresVersion, "15")
+	set(&v.ClusterCheckPath, "/cluster.json")
+	if v.ClusterCheckPath == "none" {
+		v.ClusterCheckPath = ""
+	}
 	if v.DBPort == 0 {
 		v.DBPort = 5432
 	}

@@ -57,8 +57,10 @@ func (r RestartAndWait) Check(_ context.Context, c transport.Conn) (*steps.Chang
 	for i, u := range r.URLs {
 		probe[i] = shell.Join("curl", "-fsS", "-o", "/dev/null", "-m", "2", u)
 	}
-	script := fmt.Sprintf("%s || exit; i=0; while [ $i -lt %d ]; do if %s; then exit 0; fi; i=$((i+1)); sleep 1; done; "+
-		"echo %s >&2; exit 1",
+	// A deadline on the host's clock, in seconds: counting loops would let each slow
+	// probe (up to curl's 2 s) stretch the timeout threefold.
+	script := fmt.Sprintf("%s || exit; end=$(( $(date +%%s) + %d )); while :; do if %s; then exit 0; fi; "+
+		"[ \"$(date +%%s)\" -lt \"$end\" ] || break; sleep 1; done; echo %s >&2; exit 1",
 		shell.Join("systemctl", "restart", r.Unit), int(timeout.Seconds()), strings.Join(probe, " && "),
 		shell.Quote(fmt.Sprintf("%s did not serve %s within %s", r.Unit, strings.Join(r.URLs, " and "), timeout)))
 	return &steps.Change{

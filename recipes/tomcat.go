@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"path"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cauldron-go/cauldron/configs"
 	"github.com/cauldron-go/cauldron/inventory"
@@ -28,6 +32,14 @@ type TomcatNodeConfig struct {
 	// DB is what each app's application.properties says.
 	DB   configs.AppProperties
 	Heap string
+	// Balancers are every balancer in front of the node: a restart takes the node out of
+	// them first (DrainedRestart). None restarts it in place.
+	Balancers []Balancer
+	// ClusterCheckPath is the apps' cluster state page (lab.AppClusterPath's JSON): the
+	// restart waits until the node has joined and has the sessions. Empty skips it.
+	ClusterCheckPath string
+	// RestartTimeout bounds each gate of the restart; 0 means 3 minutes.
+	RestartTimeout time.Duration
 }
 
 // TomcatHandler restarts Tomcat; steps whose files Tomcat reads at start notify it.
@@ -110,16 +122,30 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		steps.Notify(steps.InstallUnit{Name: configs.TomcatUnitName, Content: content(unit)}, TomcatHandler),
 		steps.Service{Name: configs.TomcatUnitName, Enabled: ptr(true), State: steps.Started},
 	)
-	var health []string
-	for _, app := range c.Cluster.Apps {
-		health = append(health, fmt.Sprintf("http://127.0.0.1:%d/health", app.HTTPPort))
+	if c.ClusterCheckPath != "" && !urlPathRE.MatchString(c.ClusterCheckPath) {
+		errs = append(errs, fmt.Errorf("tomcat node: cluster_check_path %q is not a URL path (/ then letters, digits, '.', '_', '-', '/')", c.ClusterCheckPath))
 	}
-	r.Handle(TomcatHandler, RestartAndWait{Unit: configs.TomcatUnitName, URLs: health})
+	restart := DrainedRestart{Unit: configs.TomcatUnitName, Node: c.Node.Name, Balancers: c.Balancers, Timeout: c.RestartTimeout}
+	for _, app := range c.Cluster.Apps {
+		restart.HealthURLs = append(restart.HealthURLs, fmt.Sprintf("http://127.0.0.1:%d/health", app.HTTPPort))
+		if c.ClusterCheckPath != "" && c.Cluster.Membership != configs.NoReplication {
+			restart.ClusterURLs = append(restart.ClusterURLs, fmt.Sprintf("http://127.0.0.1:%d%s", app.HTTPPort, c.ClusterCheckPath))
+		}
+		for _, peer := range c.Cluster.Nodes {
+			if peer.Name != c.Node.Name {
+				restart.Peers = append(restart.Peers, "http://"+net.JoinHostPort(peer.Address, strconv.Itoa(app.HTTPPort))+"/health")
+			}
+		}
+	}
+	r.Handle(TomcatHandler, restart)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
+
+// urlPathRE is a URL path that needs no escaping anywhere.
+var urlPathRE = regexp.MustCompile(`^/[A-Za-z0-9._/-]*$`)
 
 // SudoRule lets account start, stop, restart and ask the status of its own unit, and
 // nothing else: the runbook's "NOPASSWD: /bin/systemctl" is root for anyone who holds it.
@@ -201,6 +227,36 @@ func (t *Topology) tomcatRecipe(h *inventory.Host) (*steps.Recipe, error) {
 			URL:      configs.JDBCURL(t.DB.Address, v.DBPort, v.DBName),
 			Username: v.DBUser, Password: v.DBPassword,
 		},
-		Heap: v.Heap,
+		Heap:      v.Heap,
+		Balancers: t.balancers(n),
+		// The demo apps' page; an app without one sets cluster_check_path: none.
+		ClusterCheckPath: v.ClusterCheckPath,
 	})
+}
+
+// balancers are the balancers in front of node n: mod_jk or Nginx on every web host.
+// HAProxy balances web hosts, not Tomcats: a Tomcat restart leaves it as it is.
+func (t *Topology) balancers(n configs.Node) []Balancer {
+	var out []Balancer
+	for _, w := range t.Webs {
+		v, err := HostVars(w)
+		if err != nil {
+			continue // the web play reports it
+		}
+		switch v.WebServer {
+		case "apache":
+			jk := &ModJKBalancer{Host: w.Name, StatusURL: configs.NewApacheStatus().URL()}
+			for _, app := range t.Cluster.Apps {
+				jk.Members = append(jk.Members, ModJKMember{Balancer: app.Name, Worker: app.JvmRoute(n)})
+			}
+			out = append(out, jk)
+		case "nginx":
+			ng := &NginxUpstream{Host: w.Name, Site: nginxSitePath}
+			for _, app := range t.Cluster.Apps {
+				ng.Servers = append(ng.Servers, net.JoinHostPort(n.Address, strconv.Itoa(app.HTTPPort)))
+			}
+			out = append(out, ng)
+		}
+	}
+	return out
 }

@@ -105,6 +105,9 @@ func testInCopy(what, root, rel, test string) func(ctx context.Context, c transp
 	}
 }
 
+// nginxSiteRel is the cluster's Nginx site, under /etc/nginx.
+const nginxSiteRel = "conf.d/mago3d.conf"
+
 // nginxDefaultSite is the site Debian's nginx package enables, which holds port 80.
 const nginxDefaultSite = "/etc/nginx/sites-enabled/default"
 
@@ -118,7 +121,7 @@ func Nginx(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Reci
 	}
 	r := steps.NewRecipe("nginx",
 		steps.Packages{Names: []string{"nginx"}},
-		steps.Notify(NginxConfigFile("conf.d/mago3d.conf", site), NginxHandler),
+		steps.Notify(NginxConfigFile(nginxSiteRel, site), NginxHandler),
 		steps.Notify(steps.Command{Name: "disable site default", Line: shell.Join("rm", "-f", nginxDefaultSite),
 			Unless: shell.Join("test", "!", "-e", nginxDefaultSite)}, NginxHandler),
 	)

@@ -26,7 +26,7 @@ func DialHost(ctx context.Context, h *inventory.Host) (transport.Conn, error) {
 		if name == "" {
 			name = h.Name
 		}
-		c := docker.New(name)
+		c := docker.New(name).WithChannel()
 		if err := c.Ping(ctx); err != nil {
 			return nil, err
 		}

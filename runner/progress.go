@@ -130,6 +130,9 @@ func (p *progress) recap(r *Report) {
 			// Not failed=1: no step failed. But the host did, and the run exits 1.
 			fmt.Fprintf(&b, " unreachable=%d", c.Unreachable)
 		}
+		if t := h.Traffic; t != nil {
+			fmt.Fprintf(&b, " commands=%d round_trips=%d", t.Commands, t.RoundTrips)
+		}
 		b.WriteString("\n")
 	}
 	switch {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/cauldron-go/cauldron/transport"
 )
 
 // Mode says whether a run only checks (Plan) or also makes the changes (Apply).
@@ -75,9 +77,13 @@ type HostReport struct {
 	Unreachable bool   `json:"unreachable,omitempty"`
 	Error       string `json:"error,omitempty"`
 	// Warnings are problems that did not fail the host (closing its connection, say).
-	Warnings []string        `json:"warnings,omitempty"`
-	Steps    []StepResult    `json:"steps"`
-	Handlers []HandlerResult `json:"handlers,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Traffic is how many commands the run sent the host and in how many round trips
+	// (transport.Traffic defines both), across every play; nil when the transport does
+	// not count.
+	Traffic  *transport.TrafficCounts `json:"traffic,omitempty"`
+	Steps    []StepResult             `json:"steps"`
+	Handlers []HandlerResult          `json:"handlers,omitempty"`
 }
 
 // Counts are the recap numbers of one host. Handlers that ran are counted with the

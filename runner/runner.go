@@ -157,6 +157,8 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 	if r.o.Mode == Plan {
 		r.out.write("PLAN: checking only, nothing will be changed\n")
 	}
+	delegated := r.newDelegates()
+	ctx = transport.WithDelegates(ctx, delegated)
 	for _, st := range r.order {
 		st.out = r.out
 	}
@@ -168,6 +170,7 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 		}
 	}
 	r.closeAll()
+	r.closeDelegates(delegated)
 	r.rep.Cancelled = ctx.Err() != nil
 	r.rep.Stopped = r.stopped
 	r.finishTimes()
@@ -392,6 +395,10 @@ func (r *run) closeAll() {
 	for _, st := range r.order {
 		if st.conn == nil {
 			continue
+		}
+		if tc, ok := st.conn.(transport.Counter); ok {
+			t := tc.Traffic()
+			st.report.Traffic = &t
 		}
 		if err := st.conn.Close(); err != nil {
 			st.report.Warnings = append(st.report.Warnings, r.mask.String(fmt.Sprintf("close connection: %v", err)))

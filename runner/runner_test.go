@@ -1000,3 +1000,61 @@ func TestAnUnreachableHostCountsAsUnreachableInTheRecapAndReport(t *testing.T) {
 		t.Errorf("the JSON report does not count db unreachable:\n%s", js.String())
 	}
 }
+
+// trafficConn counts a real local connection's traffic as sshconn and docker do.
+type trafficConn struct {
+	transport.Conn
+	traffic transport.Traffic
+}
+
+func (c *trafficConn) Run(ctx context.Context, cmd transport.Command) error {
+	defer c.traffic.Begin()()
+	return c.Conn.Run(ctx, cmd)
+}
+
+func (c *trafficConn) Traffic() transport.TrafficCounts { return c.traffic.Counts() }
+
+func TestTheReportAndRecapCountEachHostsCommandsAndRoundTrips(t *testing.T) {
+	conns := map[string]*trafficConn{}
+	var mu sync.Mutex
+	dial := func(_ context.Context, h *inventory.Host) (transport.Conn, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		c := &trafficConn{Conn: local.New()}
+		conns[h.Name] = c
+		return c, nil
+	}
+	twoCommands := steps.Func{Name: "two commands", CheckFunc: func(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+		for range 2 {
+			if _, err := transport.Output(ctx, c, "true"); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}}
+	play := runner.Play{Name: "count", Hosts: hosts("web1"), Recipe: same(func(*inventory.Host) *steps.Recipe {
+		return steps.NewRecipe("count", twoCommands, twoCommands, twoCommands)
+	})}
+	var out bytes.Buffer
+	rep, err := runner.Run(context.Background(), []runner.Play{play}, runner.Options{StateDir: stateDirIn(t), Mode: runner.Plan, Dial: dial, Progress: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := hostReport(t, rep, "web1").Traffic
+	want := conns["web1"].Traffic()
+	if got == nil || *got != want {
+		t.Fatalf("report traffic %+v, want the connection's %+v", got, want)
+	}
+	if got.Commands < 6 || got.RoundTrips < 1 || got.RoundTrips > got.Commands {
+		t.Errorf("traffic %+v: want at least the 6 check commands, in 1 to %d round trips", got, got.Commands)
+	}
+	line := fmt.Sprintf("commands=%d round_trips=%d", got.Commands, got.RoundTrips)
+	if !strings.Contains(out.String(), line) {
+		t.Errorf("the recap does not say %q:\n%s", line, out.String())
+	}
+	var js bytes.Buffer
+	rep.WriteJSON(&js)
+	if !strings.Contains(js.String(), `"traffic": {`) || !strings.Contains(js.String(), `"round_trips": `) {
+		t.Errorf("the JSON report has no traffic:\n%s", js.String())
+	}
+}

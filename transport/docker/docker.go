@@ -1,7 +1,8 @@
 // Package docker is the transport that reaches a container by docker exec, spoken
 // directly to the Docker Engine API over its unix socket: no docker client process per
 // command, which is most of what the CLI cost. Files are streamed in over the exec's
-// standard input, so nothing is left on the control side.
+// standard input, so nothing is left on the control side. A Conn made WithChannel runs
+// its commands over one long-lived exec (channel.go) instead of an exec each.
 //
 // The client is written here on purpose, not taken from github.com/moby/moby/client
 // (v0.6.3, weighed against it on this machine): an exec round trip costs the same
@@ -55,6 +56,8 @@ const execIDVar = "CAULDRON_EXEC_ID"
 type Conn struct {
 	container string
 	socket    string
+	chans     chanState
+	traffic   transport.Traffic
 }
 
 // New returns a connection to the named container, through the engine at $DOCKER_HOST
@@ -82,6 +85,17 @@ func (c *Conn) Ping(ctx context.Context) error {
 // connection that carries stdin one way and the multiplexed stdout and stderr the other,
 // then ask the engine for the exit code.
 func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
+	defer c.traffic.Begin()()
+	ran, stdin, err := c.runOverChannel(ctx, cmd)
+	if ran {
+		return err
+	}
+	cmd.Stdin = stdin
+	return c.runExec(ctx, cmd)
+}
+
+// runExec runs cmd in an exec of its own.
+func (c *Conn) runExec(ctx context.Context, cmd transport.Command) error {
 	eng, err := engineFor(ctx, c.socket)
 	if err != nil {
 		return fmt.Errorf("docker exec in %s: %w", c.container, err)
@@ -127,23 +141,36 @@ func (c *Conn) killExec(token string) {
 	script := `for p in /proc/[0-9]*; do ` +
 		`tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qxF ` + execIDVar + `=` + token +
 		` && kill -9 "${p#/proc/}" 2>/dev/null; done; true`
-	_ = c.Run(ctx, transport.Command{Line: script})
+	_ = c.runExec(ctx, transport.Command{Line: script})
 }
 
 // Put streams the file in over standard input and renames it into place.
 func (c *Conn) Put(ctx context.Context, f transport.File) error {
+	defer c.traffic.Begin()()
 	return transport.PutByShell(ctx, c, f)
 }
 
 // Read reads a file from the container.
 func (c *Conn) Read(ctx context.Context, path string) ([]byte, error) {
+	defer c.traffic.Begin()()
 	return transport.ReadByShell(ctx, c, path)
 }
 
-// Close does nothing: every command is its own exec, and the engine's keep-alive
-// connections are shared by every Conn to the same socket (the lab makes Conns freely
-// and never closes them) and expire on their own.
-func (c *Conn) Close() error { return nil }
+// Close ends the command channel, if c has one (WithChannel). Without one it does
+// nothing: every command is its own exec, and the engine's keep-alive connections are
+// shared by every Conn to the same socket (the lab makes Conns freely and never closes
+// them) and expire on their own.
+func (c *Conn) Close() error {
+	c.chans.mu.Lock()
+	defer c.chans.mu.Unlock()
+	c.chans.off = true
+	if c.chans.ch != nil {
+		ch := c.chans.ch
+		c.chans.ch = nil
+		return ch.Close()
+	}
+	return nil
+}
 
 // engine is one Docker engine socket: an HTTP client whose idle connections are reused
 // for exec create and inspect, and the API version to speak.
@@ -323,35 +350,13 @@ func (e *engine) createExec(ctx context.Context, container, line string, stdin b
 // errTail) until the engine ends the stream, which it does when the process exits.
 // Cancelling ctx closes the connection.
 func (e *engine) startExec(ctx context.Context, id string, cmd transport.Command, errTail *transport.TailBuffer) error {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "unix", e.socket)
+	raw, br, err := e.attachExec(ctx, id)
 	if err != nil {
-		return e.unreachable(err)
+		return err
 	}
 	defer raw.Close()
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
-
-	body := []byte(`{"Detach":false,"Tty":false}`)
-	p := e.path("/exec/" + url.PathEscape(id) + "/start")
-	req := "POST " + p + " HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n" +
-		"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
-	if _, err := raw.Write(append([]byte(req), body...)); err != nil {
-		return fmt.Errorf("start exec: %w", err)
-	}
-	br := bufio.NewReaderSize(raw, 32<<10)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodPost})
-	if err != nil {
-		return fmt.Errorf("start exec: read the engine's answer: %w", err)
-	}
-	switch resp.StatusCode {
-	case http.StatusSwitchingProtocols:
-	case http.StatusOK:
-		// An engine that does not upgrade still streams on this connection.
-	default:
-		defer resp.Body.Close()
-		return fmt.Errorf("start exec: %w", apiError(resp))
-	}
 
 	stdinDone := make(chan error, 1)
 	if cmd.Stdin != nil {
@@ -383,6 +388,43 @@ func (e *engine) startExec(ctx context.Context, id string, cmd transport.Command
 		return streamErr
 	}
 	return stdinErr
+}
+
+// attachExec starts the exec on a connection of its own, hijacked from HTTP after the
+// engine's 101 answer: writes to the connection are the process's standard input, and
+// the reader gives its multiplexed output (demux).
+func (e *engine) attachExec(ctx context.Context, id string) (net.Conn, *bufio.Reader, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "unix", e.socket)
+	if err != nil {
+		return nil, nil, e.unreachable(err)
+	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	body := []byte(`{"Detach":false,"Tty":false}`)
+	p := e.path("/exec/" + url.PathEscape(id) + "/start")
+	req := "POST " + p + " HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n" +
+		"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+	if _, err := raw.Write(append([]byte(req), body...)); err != nil {
+		raw.Close()
+		return nil, nil, fmt.Errorf("start exec: %w", err)
+	}
+	br := bufio.NewReaderSize(raw, 32<<10)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodPost})
+	if err != nil {
+		raw.Close()
+		return nil, nil, fmt.Errorf("start exec: read the engine's answer: %w", err)
+	}
+	switch resp.StatusCode {
+	case http.StatusSwitchingProtocols:
+	case http.StatusOK:
+		// An engine that does not upgrade still streams on this connection.
+	default:
+		defer resp.Body.Close()
+		raw.Close()
+		return nil, nil, fmt.Errorf("start exec: %w", apiError(resp))
+	}
+	return raw, br, nil
 }
 
 // copyStdin copies in into the hijacked connection and half-closes it. A failed write

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cauldron-go/cauldron/transport"
+	"github.com/cauldron-go/cauldron/transport/channel/channeltest"
 )
 
 // BenchmarkRunOverOneConnection is the cost of one command (a session and `true`) on
@@ -84,4 +85,15 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// BenchmarkConvergedChecksPerSessionAgainstChannel is a converged web node's 36 checks,
+// four at a time, over one connection: a session each against the command channel.
+func BenchmarkConvergedChecksPerSessionAgainstChannel(b *testing.B) {
+	srv := startSSHD(b)
+	cfg := srv.config(b)
+	cfg.NoChannel = true
+	perSession := dial(b, cfg)
+	channel := dial(b, srv.config(b))
+	channeltest.BenchConvergedChecks(b, perSession, channel)
 }

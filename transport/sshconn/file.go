@@ -27,6 +27,7 @@ import (
 // With Become, the content is uploaded to a private directory of the login user and
 // installed as root by one sudo command (transport.PutStaged).
 func (c *Conn) Put(ctx context.Context, f transport.File) error {
+	defer c.traffic.Begin()()
 	if f.Path == "" {
 		return fmt.Errorf("ssh %s: put: no path given", c.name)
 	}
@@ -48,6 +49,7 @@ func (c *Conn) Put(ctx context.Context, f transport.File) error {
 
 // Read returns the content of p; an error wrapping fs.ErrNotExist when it is absent.
 func (c *Conn) Read(ctx context.Context, p string) ([]byte, error) {
+	defer c.traffic.Begin()()
 	if c.becomes() {
 		b, err := transport.ReadByShell(ctx, c, p)
 		if err != nil {

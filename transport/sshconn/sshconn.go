@@ -1,8 +1,9 @@
 // Package sshconn is the transport for hosts reached over SSH: one SSH connection per
-// host, one session per command, files written through SFTP (when the host is
-// configured to become root, uploaded through SFTP to a private directory and installed
-// by one sudo command). sudo's password goes to sudo's prompt only, never to a
-// command's input.
+// host, its commands pipelined over one session running one shell (the command
+// channel: channel.go, package channel; a session per command where it cannot serve),
+// files written through SFTP (when the host is configured to become root, uploaded
+// through SFTP to a private directory and installed by one sudo command). sudo's
+// password goes to sudo's prompt only, never to a command's input.
 package sshconn
 
 import (
@@ -22,6 +23,7 @@ import (
 
 	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
+	"github.com/cauldron-go/cauldron/transport/channel"
 )
 
 // Config says how to reach one host.
@@ -56,6 +58,9 @@ type Config struct {
 	// has its connection closed, so a command waiting on a dead host fails instead of
 	// hanging. 0 means 15 s; a negative value turns it off.
 	KeepAlive time.Duration
+	// NoChannel runs every command in a session of its own instead of over the host's
+	// command channel (see channel.go).
+	NoChannel bool
 }
 
 // Conn is an open SSH connection to one host. It is safe for concurrent use.
@@ -76,6 +81,14 @@ type Conn struct {
 	// stopKeepAlive ends the keepalive goroutine; nil when there is none.
 	stopKeepAlive chan struct{}
 	uploadDir     string // the login user's private directory for become uploads
+
+	// The command channel (channel.go): ch once opened; chanOff when it cannot be
+	// used (chanErr says why, when it failed to open).
+	chanMu  sync.Mutex
+	ch      *channel.Channel
+	chanOff bool
+	chanErr error
+	traffic transport.Traffic
 
 	// uploadWrap, when set (by tests), wraps the reader of every SFTP upload to path.
 	uploadWrap func(path string, r io.Reader, size int) io.Reader
@@ -262,10 +275,22 @@ func withPort(addr string) (string, error) {
 // String is user@host:port.
 func (c *Conn) String() string { return c.name }
 
-// Run runs cmd.Line with sh -c on the host (as root through sudo when Become is set).
-// When ctx is done it sends the command SIGKILL, closes the session and returns
-// ctx.Err() without waiting for the host.
+// Run runs cmd.Line with sh -c on the host (as root through sudo when Become is set),
+// over the command channel when it can (see channel.go), else in a session of its own.
+// When ctx is done it kills the command (SIGKILL) and returns ctx.Err() without
+// waiting for the host.
 func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
+	defer c.traffic.Begin()()
+	ran, stdin, err := c.runOverChannel(ctx, cmd)
+	if ran {
+		return err
+	}
+	cmd.Stdin = stdin
+	return c.runSession(ctx, cmd)
+}
+
+// runSession runs cmd in a session of its own.
+func (c *Conn) runSession(ctx context.Context, cmd transport.Command) error {
 	line := shell.Join("sh", "-c", cmd.Line)
 	var password string
 	var sudo *sudoMode
@@ -381,6 +406,13 @@ func (c *Conn) run(ctx context.Context, shown, line string, sudo *sudoMode, stdi
 // Close closes the SFTP client, removes the upload directory and closes the
 // connection and its jump hosts.
 func (c *Conn) Close() error {
+	// Before c.mu: opening the channel holds chanMu, then c.mu (sudoMode).
+	c.chanMu.Lock()
+	if c.ch != nil {
+		c.ch.Close()
+	}
+	c.chanOff = true
+	c.chanMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

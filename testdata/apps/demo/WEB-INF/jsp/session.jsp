@@ -4,6 +4,7 @@
     response.setHeader("Cache-Control", "no-store");
     int count = appCount(session);
     out.print("{\"app\": " + appJson(application.getInitParameter("app.name"))
+            + ", \"version\": " + appJson(application.getInitParameter("app.version"))
             + ", \"node\": " + appJson(appNode(session, application))
             + ", \"session\": " + appJson(session.getId())
             + ", \"count\": " + count + "}");

@@ -1,0 +1,664 @@
+package recipes
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/steps"
+	"github.com/cauldron-go/cauldron/transport"
+)
+
+// Balancer is one balancer in front of a Tomcat node, on a host of the run (reached with
+// transport.Delegate). TakeOut stops new traffic to the node and returns once nothing
+// is in flight to it; PutBack sends it traffic again. A balancer that is not installed
+// or not running yet (the first deploy sets up the Tomcats before the web servers) has
+// nothing to take the node out of: both are then no-ops.
+type Balancer interface {
+	String() string
+	// InFront says whether the balancer is there, running, and could send the node
+	// traffic; on a first deploy the web servers come after the Tomcats.
+	InFront(ctx context.Context) (bool, error)
+	// OthersInRotation is nil when the balancer still sends traffic to another node:
+	// a node left out by a failed rollout does not count, however well it serves.
+	OthersInRotation(ctx context.Context) error
+	TakeOut(ctx context.Context) error
+	PutBack(ctx context.Context) error
+}
+
+// DrainedRestart restarts a Tomcat node without a user noticing: it takes the node out
+// of every balancer in front of it (waiting until nothing is in flight), stops it,
+// starts it, waits until it serves, has joined its session cluster and received the
+// sessions, puts it back, and lets it take traffic for Settle with every health check
+// passing. A node that does not serve before the restart (a first start) holds no
+// traffic and is restarted without the drain. It never takes out the last serving
+// node: with other nodes in the cluster and none of them serving, it stops before
+// touching anything. Each gate has a deadline in seconds (Timeout); a failed gate
+// fails the step with the node left out of the balancers and a message naming the gate.
+type DrainedRestart struct {
+	Unit string
+	// Node names the node in messages (the inventory host).
+	Node string
+	// HealthURLs answer 200 on the node when it serves (one per app).
+	HealthURLs []string
+	// ClusterURLs answer the apps' cluster state on the node (lab.AppClusterPath's JSON:
+	// members and stateTransferred); empty skips the cluster gate.
+	ClusterURLs []string
+	// Peers are the other nodes' health URLs: at least one must serve before this node
+	// is taken out. Empty for a single-node cluster.
+	Peers []string
+	// Balancers are every balancer in front of the node.
+	Balancers []Balancer
+	// Timeout bounds each gate; 0 means 3 minutes.
+	Timeout time.Duration
+	// Settle is how long the node takes traffic, checked every second, before the step
+	// returns (and the next node may go); 0 means 5 seconds.
+	Settle time.Duration
+}
+
+func (d DrainedRestart) String() string {
+	return "drain, restart " + d.Unit + " and wait until it serves and has joined its cluster"
+}
+
+// Validate rejects a step without a unit, a node or health URLs.
+func (d DrainedRestart) Validate() error {
+	if d.Unit == "" || d.Node == "" || len(d.HealthURLs) == 0 {
+		return errors.New("DrainedRestart needs a Unit, a Node and at least one health URL")
+	}
+	if d.Timeout < 0 || d.Settle < 0 {
+		return errors.New("DrainedRestart: Timeout and Settle must not be negative")
+	}
+	return nil
+}
+
+// Check always finds a change: a restart is an action, run when notified.
+func (d DrainedRestart) Check(_ context.Context, c transport.Conn) (*steps.Change, error) {
+	var via []string
+	for _, b := range d.Balancers {
+		via = append(via, b.String())
+	}
+	summary := "restart " + d.Unit + " on " + d.Node
+	if len(via) > 0 {
+		summary += ", taken out of " + strings.Join(via, ", ") + " meanwhile"
+	}
+	return &steps.Change{Summary: summary, Apply: func(ctx context.Context) error { return d.run(ctx, c) }}, nil
+}
+
+// gateError is a failed gate: the rollout stops there.
+func (d DrainedRestart) gateError(gate string, err error, out bool) error {
+	where := ""
+	if out {
+		where = "; " + d.Node + " is left out of the balancers"
+	}
+	return fmt.Errorf("drained restart of %s stopped at gate %q: %w%s", d.Node, gate, err, where)
+}
+
+func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
+	timeout := d.Timeout
+	if timeout == 0 {
+		timeout = 3 * time.Minute
+	}
+	settle := d.Settle
+	if settle == 0 {
+		settle = 5 * time.Second
+	}
+	// The node is in rotation when it serves and a balancer is in front of it; a node
+	// that does not, or a cluster whose web servers are not set up yet (a first deploy),
+	// has no traffic to move and is restarted in place.
+	serving := probeAll(ctx, c, d.HealthURLs) == nil
+	var inFront []Balancer
+	if serving {
+		for _, b := range d.Balancers {
+			there, err := b.InFront(ctx)
+			if err != nil {
+				return d.gateError("find the balancers", err, false)
+			}
+			if there {
+				inFront = append(inFront, b)
+			}
+		}
+	}
+	drain := len(inFront) > 0
+	if drain && len(d.Peers) > 0 {
+		if err := anyServes(ctx, c, d.Peers); err != nil {
+			return d.gateError("another node serves", fmt.Errorf("none of the other nodes serves (%w): taking %s out would leave no node", err, d.Node), false)
+		}
+		for _, b := range inFront {
+			if err := b.OthersInRotation(ctx); err != nil {
+				return d.gateError("another node serves", fmt.Errorf("%w: taking %s out would leave no node", err, d.Node), false)
+			}
+		}
+	}
+	for i, b := range inFront {
+		if err := b.TakeOut(ctx); err != nil {
+			// Those already taken out get the node back: it still serves.
+			for _, back := range inFront[:i] {
+				_ = back.PutBack(ctx)
+			}
+			return d.gateError("take out of "+b.String(), err, false)
+		}
+	}
+	if _, err := transport.Output(ctx, c, shell.Join("systemctl", "restart", d.Unit)); err != nil {
+		return d.gateError("restart", err, drain)
+	}
+	if err := waitFor(ctx, timeout, func() error { return probeAll(ctx, c, d.HealthURLs) }); err != nil {
+		return d.gateError("serves", err, drain)
+	}
+	// A node that did not serve before holds no one's session and has no state to be
+	// handed (a first start); DeltaManager asks for the sessions only as it starts, so
+	// on a cluster starting from nothing the first node would never pass this gate.
+	if drain && len(d.ClusterURLs) > 0 && len(d.Peers) > 0 {
+		if err := waitFor(ctx, timeout, func() error { return clusterJoined(ctx, c, d.ClusterURLs) }); err != nil {
+			return d.gateError("joined its cluster and has the sessions", err, drain)
+		}
+	}
+	if !drain {
+		return nil
+	}
+	for _, b := range inFront {
+		if err := b.PutBack(ctx); err != nil {
+			return d.gateError("put back into "+b.String(), err, true)
+		}
+	}
+	// The node takes traffic; it must keep serving, every second, before the next goes.
+	end := time.Now().Add(settle)
+	for time.Now().Before(end) {
+		if err := probeAll(ctx, c, d.HealthURLs); err != nil {
+			return d.gateError("serves for "+settle.String()+" after it was put back", err, false)
+		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// probeAll asks every URL once from the host through c; the error names the first that fails.
+func probeAll(ctx context.Context, c transport.Conn, urls []string) error {
+	probe := make([]string, len(urls))
+	for i, u := range urls {
+		probe[i] = shell.Join("curl", "-fsS", "-o", "/dev/null", "-m", "2", u)
+	}
+	if out, err := transport.Output(ctx, c, strings.Join(probe, " && ")+" 2>&1"); err != nil {
+		return fmt.Errorf("%s does not serve: %s%w", strings.Join(urls, " or "), out, err)
+	}
+	return nil
+}
+
+// anyServes is nil when one of urls answers.
+func anyServes(ctx context.Context, c transport.Conn, urls []string) error {
+	var errs []error
+	for _, u := range urls {
+		err := probeAll(ctx, c, []string{u})
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// clusterState is the demo apps' /cluster.json.
+type clusterState struct {
+	Members          int    `json:"members"`
+	StateTransferred *bool  `json:"stateTransferred"`
+	Error            string `json:"error"`
+}
+
+// clusterJoined is nil once every app on the node sees another member and has received
+// the session state.
+func clusterJoined(ctx context.Context, c transport.Conn, urls []string) error {
+	for _, u := range urls {
+		out, err := transport.Output(ctx, c, shell.Join("curl", "-fsS", "-m", "2", u))
+		if err != nil {
+			return fmt.Errorf("%s: %w", u, err)
+		}
+		var st clusterState
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			return fmt.Errorf("%s: not the cluster state: %w", u, err)
+		}
+		if st.Members < 1 || st.StateTransferred == nil || !*st.StateTransferred {
+			return fmt.Errorf("%s: %d other members, session state transferred: %v %s", u, st.Members, st.StateTransferred != nil && *st.StateTransferred, st.Error)
+		}
+	}
+	return nil
+}
+
+// waitFor calls f every second until it returns nil or the deadline, timeout from now,
+// passes: a deadline in seconds, however long each call takes.
+func waitFor(ctx context.Context, timeout time.Duration, f func() error) error {
+	end := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !time.Now().Before(end) {
+			return fmt.Errorf("not within %s: %w", timeout, err)
+		}
+		if err := sleep(ctx, min(time.Second, time.Until(end)+time.Millisecond)); err != nil {
+			return err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// errAbsent says a balancer is not there (yet): nothing to take the node out of.
+var errAbsent = errors.New("balancer absent")
+
+// ModJKBalancer takes a node's workers out of mod_jk's load balancers on one Apache host through
+// its status worker: activation disabled (only the sessions it holds still go there)
+// until its busy count is 0 or DisabledFor passes, then stopped, then busy 0. PutBack
+// sets them active.
+type ModJKBalancer struct {
+	// Host is the Apache host, as the inventory names it.
+	Host string
+	// StatusURL is the status worker on that host (configs.ApacheStatus.URL).
+	StatusURL string
+	// Members are the node's workers: balancer and member names.
+	Members []ModJKMember
+	// DisabledFor bounds the disabled phase; 0 means 3 seconds.
+	DisabledFor time.Duration
+	// Timeout bounds the wait for busy 0 once stopped; 0 means 30 seconds.
+	Timeout time.Duration
+
+	absent bool
+}
+
+// ModJKMember is one lb member: the node's worker in one balancer.
+type ModJKMember struct{ Balancer, Worker string }
+
+func (m *ModJKBalancer) String() string { return "mod_jk on " + m.Host }
+
+// mod_jk's status worker activations (vwa).
+const (
+	jkActive   = 0
+	jkDisabled = 1
+	jkStopped  = 2
+)
+
+// InFront asks the status worker for the node's members.
+func (m *ModJKBalancer) InFront(ctx context.Context) (bool, error) {
+	c, err := transport.Delegate(ctx, m.Host)
+	if err != nil {
+		return false, err
+	}
+	for _, mb := range m.Members {
+		out, err := m.ask(ctx, c, "cmd=show&w="+mb.Balancer)
+		if errors.Is(err, errAbsent) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if propValue(out, "worker."+mb.Worker+".activation") == "" {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// OthersInRotation is nil when every balancer of the node's members has another member
+// that is active and not in error.
+func (m *ModJKBalancer) OthersInRotation(ctx context.Context) error {
+	c, err := transport.Delegate(ctx, m.Host)
+	if err != nil {
+		return err
+	}
+	for _, mb := range m.Members {
+		out, err := m.ask(ctx, c, "cmd=show&w="+mb.Balancer)
+		if err != nil {
+			return err
+		}
+		var others []string
+		ok := false
+		for _, line := range strings.Split(out, "\n") {
+			w, found := strings.CutPrefix(line, "worker."+mb.Balancer+".balance_workers=")
+			if !found || w == mb.Worker {
+				continue
+			}
+			act, state := propValue(out, "worker."+w+".activation"), propValue(out, "worker."+w+".state")
+			others = append(others, w+" "+act+" "+state)
+			if act == "ACT" && !strings.HasPrefix(state, "ERR") {
+				ok = true
+			}
+		}
+		if !ok {
+			return fmt.Errorf("%s: no other member of %s is active (%s)", m, mb.Balancer, strings.Join(others, ", "))
+		}
+	}
+	return nil
+}
+
+// TakeOut disables, waits, stops and waits.
+func (m *ModJKBalancer) TakeOut(ctx context.Context) error {
+	c, err := transport.Delegate(ctx, m.Host)
+	if err != nil {
+		return err
+	}
+	if err := m.set(ctx, c, jkDisabled); err != nil {
+		if errors.Is(err, errAbsent) {
+			m.absent = true
+			return nil
+		}
+		return err
+	}
+	disabled := m.DisabledFor
+	if disabled == 0 {
+		disabled = 3 * time.Second
+	}
+	// Busy may not reach 0 while the node's sticky users keep coming: stopped then
+	// sends them to the other nodes, which hold their sessions by replication.
+	_ = waitFor(ctx, disabled, func() error { return m.idle(ctx, c) })
+	if err := m.set(ctx, c, jkStopped); err != nil {
+		return err
+	}
+	timeout := m.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	return waitFor(ctx, timeout, func() error { return m.idle(ctx, c) })
+}
+
+// PutBack sets the members active, then resets their balancers' statistics: mod_jk
+// sends new sessions to the member with the lowest load value, and the others' values
+// grew while the node was out, so without the reset every new session would go to the
+// node that came back until it caught up (measured: 100 of 100 new sessions).
+func (m *ModJKBalancer) PutBack(ctx context.Context) error {
+	if m.absent {
+		return nil
+	}
+	c, err := transport.Delegate(ctx, m.Host)
+	if err != nil {
+		return err
+	}
+	if err := m.set(ctx, c, jkActive); err != nil {
+		return err
+	}
+	reset := map[string]bool{}
+	for _, mb := range m.Members {
+		if reset[mb.Balancer] {
+			continue
+		}
+		reset[mb.Balancer] = true
+		out, err := m.ask(ctx, c, "cmd=reset&w="+mb.Balancer)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "worker.result.type=OK") {
+			return fmt.Errorf("%s: reset %s: %s", m, mb.Balancer, strings.TrimSpace(out))
+		}
+	}
+	return nil
+}
+
+// set gives every member the activation; errAbsent when Apache or the status worker is
+// not there.
+func (m *ModJKBalancer) set(ctx context.Context, c transport.Conn, activation int) error {
+	for _, mb := range m.Members {
+		out, err := m.ask(ctx, c, "cmd=update&w="+mb.Balancer+"&sw="+mb.Worker+"&vwa="+strconv.Itoa(activation))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "worker.result.type=OK") {
+			return fmt.Errorf("%s: set %s/%s to activation %d: %s", m, mb.Balancer, mb.Worker, activation, strings.TrimSpace(out))
+		}
+	}
+	return nil
+}
+
+// idle is nil when no member has a request in flight.
+func (m *ModJKBalancer) idle(ctx context.Context, c transport.Conn) error {
+	for _, mb := range m.Members {
+		out, err := m.ask(ctx, c, "cmd=show&w="+mb.Balancer)
+		if err != nil {
+			return err
+		}
+		busy := propValue(out, "worker."+mb.Worker+".busy")
+		if busy != "0" {
+			return fmt.Errorf("%s: %s/%s has %q requests in flight", m, mb.Balancer, mb.Worker, busy)
+		}
+	}
+	return nil
+}
+
+// ask runs a status worker command on the Apache host (mime=prop: key=value lines).
+func (m *ModJKBalancer) ask(ctx context.Context, c transport.Conn, query string) (string, error) {
+	u := m.StatusURL + "?" + query + "&mime=prop"
+	// Exit 3: Apache is not running or the status worker is not mounted yet.
+	script := "systemctl is-active --quiet apache2.service || exit 3; " +
+		"out=$(curl -sS -m 5 -w '\\n%{http_code}' " + shell.Quote(u) + ") || exit 3; " +
+		`code=${out##*$'\n'}; [ "$code" = 200 ] || exit 3; printf '%s\n' "${out%$'\n'*}"`
+	out, err := transport.Output(ctx, c, "bash -c "+shell.Quote(script))
+	if transport.ExitStatus(err) == 3 {
+		return "", errAbsent
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", m, err)
+	}
+	return out, nil
+}
+
+func propValue(props, key string) string {
+	for _, line := range strings.Split(props, "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// NginxUpstream takes a node out of the upstreams of one Nginx host the way open-source Nginx
+// allows: the site with the node's servers marked down, checked by nginx -t, then a
+// graceful reload; it waits until the old workers, which finish the requests in
+// flight, are gone. PutBack writes the site as it was and reloads again.
+type NginxUpstream struct {
+	Host string
+	// Site is the site file (under /etc/nginx) with the upstreams.
+	Site string
+	// Servers are the node's upstream servers, host:port as the site writes them.
+	Servers []string
+	// Timeout bounds the wait for the old workers; 0 means 30 seconds.
+	Timeout time.Duration
+
+	original []byte
+	absent   bool
+}
+
+func (n *NginxUpstream) String() string { return "nginx on " + n.Host }
+
+// InFront says whether nginx runs with the site.
+func (n *NginxUpstream) InFront(ctx context.Context) (bool, error) {
+	c, err := transport.Delegate(ctx, n.Host)
+	if err != nil {
+		return false, err
+	}
+	_, err = transport.Output(ctx, c, "systemctl is-active --quiet nginx.service && test -f "+shell.Quote(n.Site))
+	return err == nil, nil
+}
+
+// OthersInRotation is nil when every upstream of the live site that holds one of the
+// node's servers has another server not marked down.
+func (n *NginxUpstream) OthersInRotation(ctx context.Context) error {
+	c, err := transport.Delegate(ctx, n.Host)
+	if err != nil {
+		return err
+	}
+	b, err := c.Read(ctx, n.Site)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n, err)
+	}
+	return OthersUp(b, n.Servers)
+}
+
+// OthersUp is nil when every upstream of an nginx site that holds one of servers
+// (host:port) has another server not marked down.
+func OthersUp(site []byte, servers []string) error {
+	var name string
+	var ours, up bool
+	var errs []error
+	for _, line := range strings.Split(string(site), "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(t, "upstream ") && strings.HasSuffix(t, "{"):
+			name, ours, up = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(t, "upstream "), "{")), false, false
+			continue
+		case t == "}" && name != "":
+			if ours && !up {
+				errs = append(errs, fmt.Errorf("upstream %s has no other server up", name))
+			}
+			name = ""
+			continue
+		}
+		m := upstreamServerRE.FindStringSubmatch(line)
+		if name == "" || m == nil {
+			continue
+		}
+		switch {
+		case slices.Contains(servers, m[2]):
+			ours = true
+		case !strings.Contains(" "+m[3]+" ", " down "):
+			up = true
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// TakeOut writes the site with the node down and reloads.
+func (n *NginxUpstream) TakeOut(ctx context.Context) error {
+	c, err := transport.Delegate(ctx, n.Host)
+	if err != nil {
+		return err
+	}
+	if _, err := transport.Output(ctx, c, "systemctl is-active --quiet nginx.service"); err != nil {
+		n.absent = true
+		return nil
+	}
+	b, err := c.Read(ctx, n.Site)
+	if errors.Is(err, fs.ErrNotExist) {
+		n.absent = true
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", n, err)
+	}
+	n.original = b
+	down, err := MarkDown(b, n.Servers)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n, err)
+	}
+	return n.install(ctx, c, down)
+}
+
+// PutBack writes the site as it was before TakeOut and reloads.
+func (n *NginxUpstream) PutBack(ctx context.Context) error {
+	if n.absent || n.original == nil {
+		return nil
+	}
+	c, err := transport.Delegate(ctx, n.Host)
+	if err != nil {
+		return err
+	}
+	return n.install(ctx, c, n.original)
+}
+
+// install replaces the site through nginx -t, reloads, and waits for the old workers.
+func (n *NginxUpstream) install(ctx context.Context, c transport.Conn, content []byte) error {
+	rel, ok := strings.CutPrefix(n.Site, "/etc/nginx/")
+	if !ok {
+		return fmt.Errorf("%s: the site %s is not under /etc/nginx", n, n.Site)
+	}
+	ch, err := NginxConfigFile(rel, steps.Bytes(content)).Check(ctx, c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n, err)
+	}
+	if ch != nil {
+		if err := ch.Apply(ctx); err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+	}
+	if _, err := transport.Output(ctx, c, "systemctl reload nginx.service"); err != nil {
+		return fmt.Errorf("%s: reload: %w", n, err)
+	}
+	timeout := n.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	return waitFor(ctx, timeout, func() error {
+		// [g]: the pattern must not match the shell that runs pgrep.
+		out, _ := transport.Output(ctx, c, "pgrep -fc 'nginx: worker process is shuttin[g] down' || true")
+		if strings.TrimSpace(out) != "0" {
+			return fmt.Errorf("%s: %s old workers still finish their requests", n, strings.TrimSpace(out))
+		}
+		return nil
+	})
+}
+
+var upstreamServerRE = regexp.MustCompile(`^(\s*server\s+)(\S+)((?:\s+[^;]*)?);(.*)$`)
+
+// MarkDown returns an nginx site with every upstream server in servers (host:port)
+// marked down; it is an error when one of them is not in the site.
+func MarkDown(site []byte, servers []string) ([]byte, error) {
+	found := map[string]bool{}
+	lines := bytes.Split(site, []byte("\n"))
+	inUpstream := false
+	for i, l := range lines {
+		s := string(l)
+		t := strings.TrimSpace(s)
+		switch {
+		case strings.HasPrefix(t, "upstream ") && strings.HasSuffix(t, "{"):
+			inUpstream = true
+			continue
+		case t == "}":
+			inUpstream = false
+			continue
+		}
+		if !inUpstream {
+			continue
+		}
+		m := upstreamServerRE.FindStringSubmatch(s)
+		if m == nil {
+			continue
+		}
+		for _, want := range servers {
+			if m[2] == want {
+				found[want] = true
+				if !strings.Contains(" "+m[3]+" ", " down ") {
+					lines[i] = []byte(m[1] + m[2] + m[3] + " down;" + m[4])
+				}
+			}
+		}
+	}
+	for _, want := range servers {
+		if !found[want] {
+			return nil, fmt.Errorf("no upstream server %s in the site", want)
+		}
+	}
+	return bytes.Join(lines, []byte("\n")), nil
+}
+
+// nginxSitePath is where the Nginx recipe writes the site.
+var nginxSitePath = path.Join("/etc/nginx", nginxSiteRel)

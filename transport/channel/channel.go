@@ -1,0 +1,468 @@
+// Package channel runs many commands over one long-lived shell on a host: the
+// controller writes framed commands to the shell's standard input, several at once
+// (pipelined), and the shell runs them one after another and frames their output and
+// exit status back, in order. One SSH session or one docker exec then carries a whole
+// host's checks, instead of one session or exec (a new shell, a runc start) each.
+//
+// The shell on the host is sh running Loop. A frame is a header line
+// "<line length> <stdin length or -1> <id>\n", then the line, then the stdin bytes.
+// The loop reads the header with the read builtin (which never reads past the
+// newline) and the line and stdin with head -c (GNU head reads no further than the
+// count), so a command that reads none or part of its input never eats the next
+// frame: the rest of its input is drained after it exits. Input travels only inside
+// the channel: it is never in a file, an argument or the environment on the host.
+//
+// On standard output each command is framed by "<token>s\n" before and
+// "\n<token> <status>\n" after; on standard error by "\n<token>\n" after. The token
+// is random, sent as the first line of input, so it appears in no argument either.
+// Every command runs with CAULDRON_EXEC_ID=<id> in its environment, so that a
+// cancelled command and its children can be found and killed (KillScript) while the
+// channel goes on with the next command.
+package channel
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/transport"
+)
+
+// Loop is the shell program the host runs (sh -c Loop). It needs GNU head (for -c
+// that stops at the count) and, for KillScript, /proc. Its own stderr goes to
+// /dev/null (the shell's "Killed" notes are not a command's output); each command
+// runs in a subshell that moves fd 3, the channel's stderr, to its own fd 2 before
+// it execs the command, so no redirection of the loop is in force while it waits.
+const Loop = `exec 3>&2 2>/dev/null
+IFS= read -r t || exit 0
+while IFS=' ' read -r n m i; do
+l=$(head -c "$n"; echo x); l=${l%x}
+printf '%ss\n' "$t"
+if [ "$m" -ge 0 ]; then
+head -c "$m" | { (exec 2>&3 3>&-; export CAULDRON_EXEC_ID=$i; exec sh -c "$l"); s=$?; cat >/dev/null; exit $s; }
+else
+(exec 2>&3 3>&- </dev/null; export CAULDRON_EXEC_ID=$i; exec sh -c "$l")
+fi
+s=$?
+printf '\n%s %d\n' "$t" "$s"
+printf '\n%s\n' "$t" >&3
+done`
+
+// KillScript is the command line that kills, with SIGKILL, every process whose
+// environment holds CAULDRON_EXEC_ID=id: a cancelled command and its children. Its own
+// environment does not hold it, so it never kills itself.
+func KillScript(id string) string {
+	return `for p in /proc/[0-9]*; do ` +
+		`tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qxF ` + shell.Quote("CAULDRON_EXEC_ID="+id) +
+		` && kill -9 "${p#/proc/}" 2>/dev/null; done; true`
+}
+
+// MaxStdin is the most standard input a command may give to go over the channel; a
+// command with more (a file streamed in) is the caller's to run another way.
+const MaxStdin = 1 << 20
+
+// ErrBroken is wrapped by the error of a command the channel could not run because it
+// broke (the shell ended, the stream failed). Errors wrapping ErrNotStarted name
+// commands the host never started, safe to run another way.
+var (
+	ErrBroken     = errors.New("command channel broken")
+	ErrNotStarted = errors.New("the command did not start")
+)
+
+// Channel is one shell on a host running framed commands in order. It is safe for
+// concurrent use: concurrent Runs are pipelined.
+type Channel struct {
+	token string
+	in    io.WriteCloser
+	kill  func(id string)
+	close func() error
+
+	wmu sync.Mutex // frames are written whole, one at a time
+
+	mu      sync.Mutex
+	calls   []*call // written and not finished, in order
+	broken  error
+	seq     int
+	outDone bool
+	errDone bool
+	closed  chan struct{}
+}
+
+type call struct {
+	line   string
+	id     string
+	stdout io.Writer
+	stderr io.Writer
+	tail   transport.TailBuffer
+
+	started bool
+	begun   chan struct{} // closed when started is set
+	status  int
+	outEnd  bool
+	errEnd  bool
+	dropped bool // the caller gave up (cancelled): output goes nowhere
+	done    chan error
+}
+
+// Open starts a channel on a shell that runs Loop: in is its standard input, stdout
+// and stderr its outputs (stderr may be nil when the transport merges them, which it
+// must not). kill, called in the background for a cancelled command, kills it by id
+// (running KillScript another way); close ends the shell and its transport.
+func Open(in io.WriteCloser, stdout, stderr io.Reader, kill func(id string), closeFn func() error) (*Channel, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	ch := &Channel{token: "cauldron-" + hex.EncodeToString(b[:]), in: in, kill: kill, close: closeFn, closed: make(chan struct{})}
+	if _, err := io.WriteString(in, ch.token+"\n"); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBroken, err)
+	}
+	go ch.readOut(stdout)
+	go ch.readErr(stderr)
+	return ch, nil
+}
+
+// Broken is the error that broke the channel, or nil while it works.
+func (ch *Channel) Broken() error {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.broken
+}
+
+// Close ends the shell: commands in flight fail with ErrBroken.
+func (ch *Channel) Close() error {
+	ch.fail(fmt.Errorf("%w: closed", ErrBroken))
+	ch.wmu.Lock()
+	ch.in.Close()
+	ch.wmu.Unlock()
+	if ch.close != nil {
+		return ch.close()
+	}
+	return nil
+}
+
+// Run runs c over the channel with the semantics of transport.Conn.Run: nil for exit
+// 0, a *transport.ExitError with the stderr tail otherwise. Its Stdin is read whole
+// first (at most MaxStdin bytes, else an error before anything is sent). When ctx
+// ends, the command is killed on the host in the background and Run returns ctx's
+// error at once; the channel goes on. An error wrapping ErrNotStarted means the host
+// never saw the command.
+func (ch *Channel) Run(ctx context.Context, c transport.Command) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	input := -1
+	var stdin []byte
+	if c.Stdin != nil {
+		b, err := io.ReadAll(io.LimitReader(c.Stdin, MaxStdin+1))
+		if err != nil {
+			return fmt.Errorf("read standard input: %w", err)
+		}
+		if len(b) > MaxStdin {
+			return fmt.Errorf("standard input over %d bytes: not sent over the channel", MaxStdin)
+		}
+		stdin, input = b, len(b)
+	}
+	cl := &call{line: c.Line, stdout: c.Stdout, stderr: c.Stderr, done: make(chan error, 1), begun: make(chan struct{})}
+	frame := make([]byte, 0, 40+len(c.Line)+len(stdin))
+
+	ch.wmu.Lock()
+	ch.mu.Lock()
+	if ch.broken != nil {
+		err := ch.broken
+		ch.mu.Unlock()
+		ch.wmu.Unlock()
+		return fmt.Errorf("%w (%w)", err, ErrNotStarted)
+	}
+	ch.seq++
+	cl.id = ch.token[len("cauldron-"):len("cauldron-")+12] + "-" + strconv.Itoa(ch.seq)
+	ch.calls = append(ch.calls, cl)
+	ch.mu.Unlock()
+	frame = fmt.Appendf(frame, "%d %d %s\n", len(c.Line), input, cl.id)
+	frame = append(frame, c.Line...)
+	frame = append(frame, stdin...)
+	_, werr := ch.in.Write(frame)
+	ch.wmu.Unlock()
+	if werr != nil {
+		ch.fail(fmt.Errorf("%w: write: %v", ErrBroken, werr))
+	}
+
+	select {
+	case err := <-cl.done:
+		return err
+	case <-ctx.Done():
+		ch.mu.Lock()
+		cl.dropped = true
+		ch.mu.Unlock()
+		if ch.kill != nil {
+			go ch.killDropped(cl)
+		}
+		return ctx.Err()
+	}
+}
+
+// killDropped kills a command its caller gave up on, once it has started (one queued
+// behind others may start much later), and again until it has ended: the kill finds
+// a process by its environment, which a command has only once it has exec'd.
+func (ch *Channel) killDropped(cl *call) {
+	select {
+	case <-cl.begun:
+	case <-cl.done:
+		return
+	}
+	for range 40 {
+		ch.kill(cl.id)
+		select {
+		case <-cl.done:
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// fail breaks the channel: every command in flight ends with err, wrapping
+// ErrNotStarted for those the host never started.
+func (ch *Channel) fail(err error) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.broken != nil {
+		return
+	}
+	ch.broken = err
+	for _, cl := range ch.calls {
+		if cl.started {
+			cl.done <- fmt.Errorf("%w; it may have run on the host", err)
+		} else {
+			cl.done <- fmt.Errorf("%w (%w)", err, ErrNotStarted)
+		}
+	}
+	ch.calls = nil
+}
+
+// finishLocked ends cl when both its stdout and stderr ends have arrived. ch.mu is held.
+func (ch *Channel) finishLocked(cl *call) {
+	if !cl.outEnd || !cl.errEnd {
+		return
+	}
+	if len(ch.calls) > 0 && ch.calls[0] == cl {
+		ch.calls = ch.calls[1:]
+	}
+	if cl.status == 0 {
+		cl.done <- nil
+		return
+	}
+	cl.done <- &transport.ExitError{Line: cl.line, Status: cl.status, Stderr: cl.tail.String()}
+}
+
+// currentLocked is the first call whose stdout (out) or stderr (!out) has not ended.
+func (ch *Channel) currentLocked(out bool) *call {
+	for _, cl := range ch.calls {
+		if out && !cl.outEnd || !out && !cl.errEnd {
+			return cl
+		}
+	}
+	return nil
+}
+
+// readOut splits standard output into the commands' outputs.
+func (ch *Channel) readOut(r io.Reader) {
+	start := []byte(ch.token + "s\n")
+	end := []byte("\n" + ch.token + " ")
+	var buf []byte
+	chunk := make([]byte, 32<<10)
+	inside := false
+	for {
+		n, err := r.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		for {
+			if !inside {
+				if len(buf) < len(start) {
+					break
+				}
+				if !bytes.HasPrefix(buf, start) {
+					ch.fail(fmt.Errorf("%w: unexpected output %q", ErrBroken, firstBytes(buf)))
+					return
+				}
+				buf = buf[len(start):]
+				ch.mu.Lock()
+				if cl := ch.currentLocked(true); cl != nil {
+					cl.started = true
+					close(cl.begun)
+				}
+				ch.mu.Unlock()
+				inside = true
+				continue
+			}
+			i := bytes.Index(buf, end)
+			if i < 0 {
+				// Pass on all but what may be the start of the end marker.
+				keep := heldBack(buf, end)
+				ch.write(true, buf[:len(buf)-keep])
+				buf = append(buf[:0], buf[len(buf)-keep:]...)
+				break
+			}
+			nl := bytes.IndexByte(buf[i+len(end):], '\n')
+			if nl < 0 {
+				ch.write(true, buf[:i])
+				buf = append(buf[:0], buf[i:]...)
+				break
+			}
+			ch.write(true, buf[:i])
+			status, perr := strconv.Atoi(string(buf[i+len(end) : i+len(end)+nl]))
+			buf = buf[i+len(end)+nl+1:]
+			inside = false
+			ch.mu.Lock()
+			if cl := ch.currentLocked(true); cl != nil {
+				cl.outEnd, cl.status = true, status
+				if perr != nil {
+					cl.status = -1
+				}
+				ch.finishLocked(cl)
+			}
+			ch.mu.Unlock()
+		}
+		if err != nil {
+			ch.fail(fmt.Errorf("%w: standard output: %v", ErrBroken, errOrEOF(err)))
+			return
+		}
+	}
+}
+
+// readErr splits standard error into the commands' error outputs.
+func (ch *Channel) readErr(r io.Reader) {
+	end := []byte("\n" + ch.token + "\n")
+	var buf []byte
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		for {
+			i := bytes.Index(buf, end)
+			if i < 0 {
+				keep := heldBack(buf, end)
+				ch.write(false, buf[:len(buf)-keep])
+				buf = append(buf[:0], buf[len(buf)-keep:]...)
+				break
+			}
+			ch.write(false, buf[:i])
+			buf = buf[i+len(end):]
+			ch.mu.Lock()
+			if cl := ch.currentLocked(false); cl != nil {
+				cl.errEnd = true
+				ch.finishLocked(cl)
+			}
+			ch.mu.Unlock()
+		}
+		if err != nil {
+			ch.fail(fmt.Errorf("%w: standard error: %v", ErrBroken, errOrEOF(err)))
+			return
+		}
+	}
+}
+
+// write passes output to the current command of its stream.
+func (ch *Channel) write(out bool, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	cl := ch.currentLocked(out)
+	if cl == nil || cl.dropped {
+		return
+	}
+	if out {
+		if cl.stdout != nil {
+			cl.stdout.Write(p)
+		}
+		return
+	}
+	cl.tail.Write(p)
+	if cl.stderr != nil {
+		cl.stderr.Write(p)
+	}
+}
+
+func errOrEOF(err error) error {
+	if err == nil {
+		return io.EOF
+	}
+	return err
+}
+
+func firstBytes(b []byte) string {
+	return strings.ToValidUTF8(string(b[:min(len(b), 80)]), "?")
+}
+
+// Buffer reads r (nil for none) up to MaxStdin bytes. fits says all of it was read
+// into small; either way rest reads the whole input again, for the caller to run the
+// command another way.
+func Buffer(r io.Reader) (small []byte, rest io.Reader, fits bool, err error) {
+	if r == nil {
+		return nil, nil, true, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r, MaxStdin+1))
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("read standard input: %w", err)
+	}
+	if len(b) > MaxStdin {
+		return nil, io.MultiReader(bytes.NewReader(b), r), false, nil
+	}
+	return b, bytes.NewReader(b), true, nil
+}
+
+// SelfTest checks that the shell frames input exactly: a command that reads part of
+// its input, one that reads none, and one that reads all, pipelined.
+func SelfTest(ctx context.Context, ch *Channel) error {
+	type probe struct{ line, in, want string }
+	probes := []probe{{"head -c 2", "abcd", "ab"}, {"echo ok", "zz", "ok\n"}, {"cat", "xy\n", "xy\n"}}
+	errs := make([]error, len(probes))
+	outs := make([]bytes.Buffer, len(probes))
+	var wg sync.WaitGroup
+	for i, p := range probes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = ch.Run(ctx, transport.Command{Line: p.line, Stdin: strings.NewReader(p.in), Stdout: &outs[i]})
+		}()
+		// In order: each frame written before the next starts.
+		for ch.written() < i+1 && ch.Broken() == nil && ctx.Err() == nil {
+			runtime.Gosched()
+		}
+	}
+	wg.Wait()
+	for i, p := range probes {
+		if errs[i] != nil || outs[i].String() != p.want {
+			return fmt.Errorf("command channel self-test: %q with input %q gave %q (%v), want %q: the host's head may not stop at its count",
+				p.line, p.in, outs[i].String(), errs[i], p.want)
+		}
+	}
+	return nil
+}
+
+func (ch *Channel) written() int {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.seq
+}
+
+// heldBack is the length of the longest end of buf that begins marker: output that
+// may be the start of a marker, kept until more comes; the rest flows on at once.
+func heldBack(buf, marker []byte) int {
+	for k := min(len(buf), len(marker)-1); k > 0; k-- {
+		if bytes.Equal(buf[len(buf)-k:], marker[:k]) {
+			return k
+		}
+	}
+	return 0
+}

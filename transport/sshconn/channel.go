@@ -1,0 +1,170 @@
+package sshconn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/transport"
+	"github.com/cauldron-go/cauldron/transport/channel"
+)
+
+// What goes where: every Run goes over the host's command channel (one session
+// running one shell, as the become user, opened at the first Run) unless its standard
+// input is larger than channel.MaxStdin, which streams through a session of its own.
+// Put's uploads go through SFTP and Read without Become through SFTP, as before; the
+// commands they run (finishing a put, reading as root) go over the channel. The kill
+// of a cancelled command and the sudo probe take a session of their own. A channel
+// that breaks is not reopened: the commands the host never started, and every later
+// one, run in sessions of their own.
+
+// channelOpenTimeout bounds opening the channel (starting the shell, and sudo's
+// password exchange).
+const channelOpenTimeout = 10 * time.Second
+
+// commandChannel returns the host's channel, opening it at the first call, or nil when
+// there is none (it could not be opened, it broke, or Config.NoChannel).
+func (c *Conn) commandChannel(ctx context.Context) *channel.Channel {
+	c.chanMu.Lock()
+	defer c.chanMu.Unlock()
+	if c.cfg.NoChannel || c.chanOff {
+		return nil
+	}
+	if c.ch != nil {
+		if c.ch.Broken() != nil {
+			c.chanOff = true
+			return nil
+		}
+		return c.ch
+	}
+	ch, err := c.openChannel(ctx)
+	if err != nil && ctx.Err() != nil {
+		// The caller gave up, not the channel: the next Run tries again.
+		return nil
+	}
+	if err != nil {
+		c.chanOff = true
+		c.chanErr = err
+		return nil
+	}
+	c.ch = ch
+	return ch
+}
+
+// ChannelError is why the connection runs its commands in sessions of their own: nil
+// while it has a working channel (or has not needed one yet).
+func (c *Conn) ChannelError() error {
+	c.chanMu.Lock()
+	defer c.chanMu.Unlock()
+	if c.chanErr != nil {
+		return c.chanErr
+	}
+	if c.ch != nil {
+		return c.ch.Broken()
+	}
+	return nil
+}
+
+// openChannel starts the shell and checks, with a pipelined pair of commands, that
+// it frames input exactly (a host without GNU head does not).
+func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
+	ctx, cancel := context.WithTimeout(ctx, channelOpenTimeout)
+	defer cancel()
+	line := shell.Join("sh", "-c", channel.Loop)
+	var sudo *sudoMode
+	if c.becomes() {
+		mode, err := c.sudoMode(ctx)
+		if err != nil {
+			return nil, err
+		}
+		line, _ = mode.wrap(channel.Loop)
+		if mode.password != "" {
+			sudo = mode
+		}
+	}
+	sess, err := c.client.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("open session: %w", err)
+	}
+	in, err := sess.StdinPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	out, err := sess.StdoutPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	errPipe := channel.NewPipe()
+	var gate *sudoGate
+	if sudo != nil {
+		gate = newSudoGate(sudo, in, errPipe)
+		sess.Stderr = gate
+	} else {
+		sess.Stderr = errPipe
+	}
+	if err := sess.Start(line); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("start the shell: %w", err)
+	}
+	go func() {
+		sess.Wait()
+		errPipe.Close()
+	}()
+	if gate != nil {
+		select {
+		case <-gate.started:
+		case <-ctx.Done():
+			sess.Close()
+			return nil, fmt.Errorf("sudo did not start the shell: %w", ctx.Err())
+		}
+	}
+	kill := func(id string) {
+		kctx, kcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer kcancel()
+		c.runSession(kctx, transport.Command{Line: channel.KillScript(id)})
+	}
+	ch, err := channel.Open(in, out, errPipe, kill, sess.Close)
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	if err := channel.SelfTest(ctx, ch); err != nil {
+		ch.Close()
+		return nil, err
+	}
+	return ch, nil
+}
+
+// Traffic is what the connection asked of the host so far (transport.Counter).
+func (c *Conn) Traffic() transport.TrafficCounts { return c.traffic.Counts() }
+
+// runOverChannel runs cmd over the channel when it can; ran is false when cmd must
+// run in a session of its own (no channel, input too large, never started).
+func (c *Conn) runOverChannel(ctx context.Context, cmd transport.Command) (ran bool, stdin io.Reader, err error) {
+	stdin = cmd.Stdin
+	ch := c.commandChannel(ctx)
+	if ch == nil {
+		return false, stdin, nil
+	}
+	small, rest, fits, err := channel.Buffer(cmd.Stdin)
+	if err != nil {
+		return true, nil, err
+	}
+	if !fits {
+		return false, rest, nil
+	}
+	if cmd.Stdin != nil {
+		cmd.Stdin = bytes.NewReader(small)
+	}
+	err = ch.Run(ctx, cmd)
+	if errors.Is(err, channel.ErrNotStarted) && ctx.Err() == nil {
+		return false, rest, nil
+	}
+	return true, nil, err
+}

@@ -1,0 +1,56 @@
+package transport
+
+import "sync"
+
+// Traffic counts what a connection asked of its host.
+//
+// Commands is the number of Run, Put and Read calls (a Put or Read that runs commands
+// of its own counts those too). A round trip is one stretch of time in which the
+// controller waits on the host: it begins when an operation starts while no other
+// operation of the connection is in flight, and ends when none is in flight again.
+// Operations that overlap (pipelined over one channel, or concurrent sessions) share
+// one round trip, so a converged host whose checks all run at once costs one round
+// trip however many commands it runs; operations one after another cost one each.
+type Traffic struct {
+	mu         sync.Mutex
+	inFlight   int
+	commands   int
+	roundTrips int
+}
+
+// TrafficCounts is a snapshot of Traffic.
+type TrafficCounts struct {
+	Commands   int `json:"commands"`
+	RoundTrips int `json:"round_trips"`
+}
+
+// Begin notes an operation starting; call the function it returns when it ends.
+func (t *Traffic) Begin() (end func()) {
+	t.mu.Lock()
+	t.commands++
+	if t.inFlight == 0 {
+		t.roundTrips++
+	}
+	t.inFlight++
+	t.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			t.mu.Lock()
+			t.inFlight--
+			t.mu.Unlock()
+		})
+	}
+}
+
+// Counts returns the counts so far.
+func (t *Traffic) Counts() TrafficCounts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return TrafficCounts{Commands: t.commands, RoundTrips: t.roundTrips}
+}
+
+// Counter is a connection that counts its traffic (sshconn and docker do).
+type Counter interface {
+	Traffic() TrafficCounts
+}
