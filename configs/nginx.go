@@ -96,7 +96,7 @@ func NewNginxSite(c Cluster) *NginxSite {
 			Listen: a.SitePort, Upstream: "mago3d_" + a.Name, Root: a.StaticRoot,
 			StaticPaths:           a.StaticPaths,
 			NextUpstream:          []string{"error", "timeout", "http_502", "http_503"},
-			ConnectTimeoutSeconds: 2, ReadTimeoutSeconds: 3,
+			ConnectTimeoutSeconds: 1, ReadTimeoutSeconds: 2,
 			MaxFails: 1, FailTimeoutSeconds: 5,
 		}
 		for _, n := range c.Nodes {

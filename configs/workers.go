@@ -114,9 +114,9 @@ const DefaultAJPRecoveryOptions = 1 | 2 | 8 | 16
 const DefaultAJPPingTimeoutMS = 500
 
 // DefaultAJPReplyTimeoutMS is how long mod_jk waits for a node's answer: below
-// HAProxyTimeoutServer, so the web host answers (502) and HAProxy retries the request
-// elsewhere before its own timeout.
-const DefaultAJPReplyTimeoutMS = 3000
+// HAProxyTimeoutServer, so mod_jk gives up on a hung node and sends a GET or HEAD to
+// another (DefaultAJPRecoveryOptions) before HAProxy gives up on the web host.
+const DefaultAJPReplyTimeoutMS = 2000
 
 // Validate reports every mistake in w.
 func (w *Workers) Validate() error {
