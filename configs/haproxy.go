@@ -93,6 +93,10 @@ type HAProxyServer struct {
 	Inter, FastInter, DownInter time.Duration
 }
 
+// HealthPath is the apps' page HAProxy checks each web host with, through the web
+// server to a node.
+const HealthPath = "/health"
+
 // HAProxyTimeoutServer is how long HAProxy waits for a web host's answer. The requests
 // a host took in before it froze or dropped off fail after this (they are not retried:
 // the host may still do them), and the health checks take such a host out within about
@@ -143,7 +147,7 @@ func NewHAProxy(c Cluster, statsUser, statsPassword string) *HAProxy {
 	}
 	for _, a := range c.Apps {
 		h.Frontends = append(h.Frontends, HAProxyFrontend{Name: a.Name, Port: a.SitePort, DefaultBackend: a.Name})
-		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET /health", RetrySafeMethodsOnly: true}
+		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET " + HealthPath, RetrySafeMethodsOnly: true}
 		for _, n := range c.Nodes {
 			b.Servers = append(b.Servers, HAProxyServer{Name: n.Name, Address: n.Address, Port: a.SitePort, Fall: 2, Rise: 2,
 				Inter: time.Second, FastInter: 500 * time.Millisecond, DownInter: time.Second})
