@@ -31,7 +31,9 @@ var secretFiles = []struct {
 	{"workers.properties", [2]string{"Old-AJP_secret.1", "New-AJP_secret.2"},
 		func(s string) configs.SecretFile { return configs.NewWorkers(configs.NewCluster(nodes(2), s)) }},
 	{"server.xml", [2]string{"Old-AJP_secret.1", "New-AJP_secret.2"},
-		func(s string) configs.SecretFile { return configs.NewServerXML(configs.NewCluster(nodes(2), s), nodes(2)[0]) }},
+		func(s string) configs.SecretFile {
+			return configs.NewServerXML(configs.NewCluster(nodes(2), s), nodes(2)[0])
+		}},
 	{"haproxy.cfg", [2]string{"old&st<ats>%pw", "néw&st<ats>$pw"},
 		func(s string) configs.SecretFile { return configs.NewHAProxy(cluster(2), "admin", s) }},
 	{"application.properties", [2]string{`old\pw "ü" `, ` new\\pw's ü&<%`},

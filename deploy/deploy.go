@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options, plays Plays) (*runner.Report, error) {
 	rep, runErr := runner.Run(ctx, ps, runner.Options{
 		Mode: mode, Parallel: o.Parallel, FailFast: o.FailFast, MaxFailPercent: o.MaxFailPercent,
 		Progress: out, Dial: dial, Secrets: append(inv.Secrets(), o.Secrets...),
-		Color: isTerminal(out),
+		Color: isTerminal(out), Live: isTerminal(out),
 	})
 	if runErr != nil {
 		runErr = fmt.Errorf("%s: %w", name, runErr)

@@ -75,6 +75,7 @@ func (r *run) runSteps(ctx context.Context, p playPlan, hp hostPlan) (notified m
 	for i, s := range hp.steps {
 		stepName, notifies, nameErr := describe(s, i)
 		res := StepResult{Play: r.mask.String(p.name), Step: r.mask.String(stepName)}
+		ran := false
 		if nameErr != nil {
 			// A step that cannot say its name is broken: it fails, alone.
 			res.Status, res.Error = StatusFailed, r.mask.err(nameErr)
@@ -96,7 +97,10 @@ func (r *run) runSteps(ctx context.Context, p playPlan, hp hostPlan) (notified m
 					return r.markPending(ctx, st, p.name, notifies, stepName)
 				}
 			}
-			r.runStep(ctx, st.conn, s, ahead.result(i), beforeApply, &res)
+			ran = true
+			// A long upload says how far it has got, on the host's behalf.
+			sctx := steps.WithProgress(ctx, func(t steps.Progress) { r.out.transfer(st.report.Host, t) })
+			r.runStep(sctx, st.conn, s, ahead.result(i), beforeApply, &res)
 			if marked {
 				r.settlePending(ctx, st, p.name, notifies, res.Status)
 			}
@@ -111,6 +115,9 @@ func (r *run) runSteps(ctx context.Context, p playPlan, hp hostPlan) (notified m
 		}
 		if res.Status == StatusWouldChange {
 			st.wouldChange = true
+		}
+		if !ran {
+			res.StartMS = r.sinceStart()
 		}
 		r.record(st, res)
 		if res.Status == StatusChanged {
@@ -178,7 +185,7 @@ func (r *run) runHandlers(ctx context.Context, p playPlan, hp hostPlan, notified
 		stepName, _, nameErr := describe(h.Step, -1)
 		res := HandlerResult{
 			Play: r.mask.String(p.name), Handler: r.mask.String(h.Name), Step: r.mask.String(stepName),
-			NotifiedBy: by, AfterFailure: stepFailed, FromEarlierRun: owed[h.Name],
+			NotifiedBy: by, AfterFailure: stepFailed, FromEarlierRun: owed[h.Name], StartMS: r.sinceStart(),
 		}
 		switch why := handlerReason(ctx); {
 		case nameErr != nil:
@@ -191,6 +198,7 @@ func (r *run) runHandlers(ctx context.Context, p playPlan, hp hostPlan, notified
 			var sr StepResult
 			r.runStep(ctx, st.conn, h.Step, nil, nil, &sr)
 			res.Status, res.Summary, res.Error, res.Reason, res.ElapsedMS = sr.Status, sr.Summary, sr.Error, sr.Reason, sr.ElapsedMS
+			res.StartMS = sr.StartMS
 			if res.Status == StatusSkipped {
 				// Interrupted while running: it is still owed to the host.
 				res.Status = StatusPending
@@ -269,6 +277,9 @@ func handlerReason(ctx context.Context) string {
 	return ""
 }
 
+// sinceStart is the time since the run began, in milliseconds, for the report.
+func (r *run) sinceStart() int64 { return time.Since(r.rep.Start).Milliseconds() }
+
 func (r *run) record(st *hostState, res StepResult) {
 	st.report.Steps = append(st.report.Steps, res)
 	st.report.Counts.add(res.Status)
@@ -330,7 +341,10 @@ func (r *run) dial(ctx context.Context, h *inventory.Host) (c transport.Conn, er
 // step and the change is not made.
 func (r *run) runStep(ctx context.Context, c transport.Conn, s steps.Step, early *checkResult, beforeApply func(context.Context) error, res *StepResult) {
 	start := time.Now()
-	defer func() { res.ElapsedMS = time.Since(start).Milliseconds() }()
+	defer func() {
+		res.StartMS = start.Sub(r.rep.Start).Milliseconds()
+		res.ElapsedMS = time.Since(start).Milliseconds()
+	}()
 	var ch *steps.Change
 	var err error
 	if early != nil {

@@ -3,9 +3,13 @@ package runner
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cauldron-go/cauldron/steps"
 )
 
 // progress writes the live lines. Each step's line and its indented detail go out in
@@ -16,6 +20,13 @@ type progress struct {
 	mask      masker
 	color     bool
 	hostWidth int
+	// live redraws the running transfers on one last line (a terminal); without it,
+	// each report of a transfer is a line of its own.
+	live bool
+	// transfers are the running transfers' texts by host, and shown whether the
+	// live line is on the screen now.
+	transfers map[string]string
+	shown     bool
 }
 
 const indent = "    "
@@ -26,7 +37,82 @@ func (p *progress) write(s string) {
 	defer p.mu.Unlock()
 	// Progress is a courtesy to whoever watches; a broken terminal must not fail the
 	// run, whose outcome is in the Report either way.
+	if p.shown {
+		_, _ = io.WriteString(p.w, "\r\x1b[K")
+		p.shown = false
+	}
 	_, _ = io.WriteString(p.w, s)
+	p.drawLive()
+}
+
+// transfer shows how far a host's transfer has got: on the live line, or as a line.
+func (p *progress) transfer(host string, t steps.Progress) {
+	text := p.mask.String(fmt.Sprintf("%s  %s", t.What, transferred(t)))
+	if !p.live {
+		p.write(fmt.Sprintf("%-*s  %-*s  %s\n", p.hostWidth, host, statusWidth, "in progress", text))
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.transfers == nil {
+		p.transfers = map[string]string{}
+	}
+	p.transfers[host] = text
+	if p.shown {
+		_, _ = io.WriteString(p.w, "\r\x1b[K")
+	}
+	p.drawLive()
+}
+
+// endTransfer takes a host's transfer off the live line, before its step's line.
+func (p *progress) endTransfer(host string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.transfers, host)
+}
+
+// drawLive writes the live line of the running transfers, without a line break, so
+// that the next write replaces it. p.mu is held.
+func (p *progress) drawLive() {
+	if len(p.transfers) == 0 {
+		return
+	}
+	hosts := slices.Sorted(maps.Keys(p.transfers))
+	parts := make([]string, len(hosts))
+	for i, h := range hosts {
+		parts[i] = h + ": " + p.transfers[h]
+	}
+	line := strings.Join(parts, "  |  ")
+	if r := []rune(line); len(r) > liveWidth {
+		line = string(r[:liveWidth-1]) + "…"
+	}
+	_, _ = io.WriteString(p.w, line)
+	p.shown = true
+}
+
+// liveWidth keeps the live line on one line of a usual terminal.
+const liveWidth = 150
+
+// transferred says "45.1 MiB of 134.4 MiB (33%), 40.2 MiB/s".
+func transferred(t steps.Progress) string {
+	s := bytesIEC(t.Done)
+	if t.Total > 0 {
+		s += fmt.Sprintf(" of %s (%d%%)", bytesIEC(t.Total), t.Done*100/t.Total)
+	}
+	return s + ", " + bytesIEC(int64(t.Rate())) + "/s"
+}
+
+func bytesIEC(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, exp := float64(n)/unit, 0
+	for v >= unit && exp < 4 {
+		v /= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[exp])
 }
 
 var statusColor = map[Status]string{
@@ -51,6 +137,7 @@ func (p *progress) head(host string, s Status) string {
 }
 
 func (p *progress) stepLine(host string, r StepResult, showDiff bool) {
+	p.endTransfer(host)
 	var b strings.Builder
 	b.WriteString(p.head(host, r.Status))
 	b.WriteString(r.Step)

@@ -112,8 +112,12 @@ type StepResult struct {
 	// after an earlier step of the same host would change: it was checked against the
 	// host as it is now, without that earlier change, so its summary and diff may not
 	// be what apply finds (apply checks again, after the earlier change is made).
-	AfterChange bool  `json:"after_change,omitempty"`
-	ElapsedMS   int64 `json:"elapsed_ms"`
+	AfterChange bool `json:"after_change,omitempty"`
+	// StartMS is when the step began (its check, which may run ahead of the steps
+	// before it), in milliseconds since the run's Start; a step that did not run has
+	// the time it was skipped.
+	StartMS   int64 `json:"start_ms"`
+	ElapsedMS int64 `json:"elapsed_ms"`
 }
 
 // HandlerResult is one notified handler on one host.
@@ -133,7 +137,10 @@ type HandlerResult struct {
 	Summary        string `json:"summary,omitempty"`
 	Error          string `json:"error,omitempty"`
 	Reason         string `json:"reason,omitempty"`
-	ElapsedMS      int64  `json:"elapsed_ms"`
+	// StartMS is when the handler began (or was found owed, when it did not run), in
+	// milliseconds since the run's Start.
+	StartMS   int64 `json:"start_ms"`
+	ElapsedMS int64 `json:"elapsed_ms"`
 }
 
 // Failed reports whether any host failed.

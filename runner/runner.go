@@ -105,6 +105,10 @@ type Options struct {
 	Secrets []string
 	// Color colours the statuses of the progress lines.
 	Color bool
+	// Live shows how far a long upload has got on one line redrawn at the bottom of
+	// Progress (a terminal); without it, a line every second. Either way only uploads
+	// that take more than a second show.
+	Live bool
 	// StateDir gives the directory on host h where the runner keeps what it owes the
 	// host: the handlers notified by a change and not run yet (see "Durable handlers"
 	// in the package doc). Nil, or "" for a host, means the host's inventory variable
@@ -153,7 +157,7 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 		r.finishTimes()
 		return r.rep, errors.New(r.mask.String(err.Error()))
 	}
-	r.out = &progress{w: r.o.Progress, mask: r.mask, color: r.o.Color, hostWidth: r.hostWidth()}
+	r.out = &progress{w: r.o.Progress, mask: r.mask, color: r.o.Color, live: r.o.Live, hostWidth: r.hostWidth()}
 	if r.o.Mode == Plan {
 		r.out.write("PLAN: checking only, nothing will be changed\n")
 	}

@@ -137,8 +137,16 @@ func (u Upload) stream(ctx context.Context, c transport.Conn, w ownership, mtime
 		return fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	defer f.Close()
-	put := transport.File{Path: u.Dest, Body: f, Mode: w.Mode, Owner: w.Owner, Group: w.Group, ModTime: mtime}
-	if err := c.Put(ctx, put); err != nil {
+	var size int64
+	if info, err := f.Stat(); err == nil {
+		size = info.Size()
+	}
+	// A long upload says how far it has got (see WithProgress).
+	body, stop := ProgressReader(ctx, f, u.String(), size)
+	put := transport.File{Path: u.Dest, Body: body, Mode: w.Mode, Owner: w.Owner, Group: w.Group, ModTime: mtime}
+	err = c.Put(ctx, put)
+	stop()
+	if err != nil {
 		return fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	return nil

@@ -1,0 +1,429 @@
+// Package bench measures cauldron against Ansible on the same work, side by side in
+// one run: the runs of the two tools alternate, each measurement is repeated, and the
+// table gives medians and their ratio. Three parts:
+//
+//   - a: the seed's Tomcat-node work (sections 4-5, 18 tasks) on 2 systemd hosts, a
+//     first run (from a reset host) and a converged re-run;
+//   - b: pyinfra's 4-operation workload (dir, file, line, guarded command) on 10, 50
+//     and 100 light hosts (containers running only sshd), first run and converged;
+//   - c: the lab cluster's converged re-check (a plan) over SSH and over docker exec,
+//     then again with 80 ms of delay and 5% loss added by tc netem on the lab hosts.
+//
+// Ansible is Debian's package (installed when missing), run with forks = hosts,
+// pipelining, ControlPersist and no fact gathering. Where it cannot be had, the bench
+// says so and measures cauldron alone. Everything runs in containers of the bench's
+// own (see Label), removed at the end and at the start of every run.
+package bench
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cauldron-go/cauldron/inventory"
+	"github.com/cauldron-go/cauldron/lab"
+	"github.com/cauldron-go/cauldron/runner"
+)
+
+// Options say what to measure.
+type Options struct {
+	// Parts is any of "a", "b", "c" ("abc" when empty).
+	Parts string
+	// Hosts are the fleet sizes of part b; default 10, 50, 100.
+	Hosts []int
+	// Pairs is how many times each measurement is taken per tool, alternating which
+	// tool goes first; default 3.
+	Pairs int
+	// Dir receives the state (key, inventories, playbooks) and the results
+	// (bench.json, bench.svg).
+	Dir string
+	// NoAnsible measures cauldron alone.
+	NoAnsible bool
+	// Log receives what the bench does; nil discards it.
+	Log io.Writer
+}
+
+// Tools compared.
+const (
+	ToolAnsible  = "ansible"
+	ToolCauldron = "cauldron"
+)
+
+// Measurement is one thing timed Pairs times with one tool.
+type Measurement struct {
+	Part  string `json:"part"`
+	Work  string `json:"work"`
+	Hosts int    `json:"hosts"`
+	// Run is "first run", "converged" or, in part c, the transport and network.
+	Run     string    `json:"run"`
+	Tool    string    `json:"tool"`
+	Seconds []float64 `json:"seconds"`
+	Median  float64   `json:"median_s"`
+}
+
+// Row is one line of the table: a measurement of each tool and their ratio.
+type Row struct {
+	Part     string  `json:"part"`
+	Work     string  `json:"work"`
+	Hosts    int     `json:"hosts"`
+	Run      string  `json:"run"`
+	Ansible  float64 `json:"ansible_median_s,omitempty"`
+	Cauldron float64 `json:"cauldron_median_s"`
+	// Ratio is Ansible's median over cauldron's; 0 without Ansible.
+	Ratio float64 `json:"ratio,omitempty"`
+	Pairs int     `json:"pairs"`
+}
+
+// Result is a bench run.
+type Result struct {
+	Start        time.Time     `json:"start"`
+	CPUs         int           `json:"cpus"`
+	LoadAverage  string        `json:"load_average,omitempty"`
+	Ansible      string        `json:"ansible,omitempty"`
+	Notes        []string      `json:"notes,omitempty"`
+	Rows         []Row         `json:"rows"`
+	Measurements []Measurement `json:"measurements"`
+}
+
+// Run measures the parts o names and returns the result; it removes every container
+// and network it made, and any a failed earlier run left.
+func Run(ctx context.Context, o Options) (res *Result, err error) {
+	o.Parts = cmp.Or(o.Parts, "abc")
+	if strings.Trim(o.Parts, "abc") != "" {
+		return nil, fmt.Errorf("bench: -parts=%s: want letters of a, b, c", o.Parts)
+	}
+	if len(o.Hosts) == 0 {
+		o.Hosts = []int{10, 50, 100}
+	}
+	for _, n := range o.Hosts {
+		if n < 1 || n > 1000 {
+			return nil, fmt.Errorf("bench: -hosts=%d: want 1 to 1000", n)
+		}
+	}
+	o.Pairs = cmp.Or(o.Pairs, 3)
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Dir == "" {
+		return nil, errors.New("bench: Options.Dir is empty")
+	}
+	// Absolute: Ansible runs in it and is given paths in it.
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	o.Dir = dir
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	res = &Result{Start: time.Now().UTC(), CPUs: runtime.NumCPU()}
+	if err := Cleanup(ctx); err != nil {
+		return nil, err
+	}
+	defer func() {
+		// With a context of its own: an interrupted run must still clean up.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		err = errors.Join(err, Cleanup(cctx))
+		// What was measured before an error still makes a table.
+		res.LoadAverage = loadAverage()
+		res.Rows = Rows(res.Measurements)
+	}()
+
+	var ansible string
+	if !o.NoAnsible && strings.ContainsAny(o.Parts, "ab") {
+		if ansible, err = ensureAnsible(ctx, o.Log); err != nil {
+			res.Notes = append(res.Notes, "Ansible is not measured: "+err.Error())
+			fmt.Fprintf(o.Log, "bench: %v; measuring cauldron alone\n", err)
+			ansible, err = "", nil
+		} else {
+			res.Ansible = ansibleVersion(ctx, ansible)
+		}
+	} else if o.NoAnsible {
+		res.Notes = append(res.Notes, "Ansible is not measured (-noansible)")
+	}
+
+	b := &bencher{o: o, res: res, ansible: ansible}
+	if strings.Contains(o.Parts, "a") {
+		if err := b.partA(ctx); err != nil {
+			return res, err
+		}
+	}
+	if strings.Contains(o.Parts, "b") {
+		for _, n := range o.Hosts {
+			if err := b.partB(ctx, n); err != nil {
+				return res, err
+			}
+		}
+	}
+	if strings.Contains(o.Parts, "c") {
+		if err := b.partC(ctx); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+type bencher struct {
+	o       Options
+	res     *Result
+	ansible string
+}
+
+func (b *bencher) logf(format string, args ...any) {
+	fmt.Fprintf(b.o.Log, "bench: "+format+"\n", args...)
+}
+
+// compare measures w on fleet f with both tools, alternating, first runs from a reset
+// host and converged re-runs.
+func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload) error {
+	tools := []string{ToolCauldron}
+	var a *ansibleRun
+	if b.ansible != "" {
+		var err error
+		if a, err = newAnsibleRun(b.ansible, b.o.Dir, f); err != nil {
+			return err
+		}
+		defer a.close()
+		tools = append(tools, ToolAnsible)
+	}
+	hosts := f.Inventory()
+	times := map[string]map[string][]float64{"first run": {}, "converged": {}}
+	for pair := range b.o.Pairs {
+		order := slices.Clone(tools)
+		if pair%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, tool := range order {
+			if err := f.onEach(ctx, w.reset); err != nil {
+				return fmt.Errorf("bench: reset before a first run: %w", err)
+			}
+			for _, run := range []string{"first run", "converged"} {
+				var took time.Duration
+				var err error
+				switch tool {
+				case ToolCauldron:
+					took, err = cauldronRun(ctx, hosts, w, run == "converged")
+				case ToolAnsible:
+					took, err = timed(func() error {
+						changed, tasks, err := a.play(ctx, w.playbook, len(hosts))
+						switch {
+						case err != nil:
+							return err
+						case run == "converged" && changed != 0:
+							return fmt.Errorf("the converged re-run changed %d things: %s", changed, strings.Join(tasks, "; "))
+						case run == "first run" && changed == 0:
+							return errors.New("the first run changed nothing: the reset did not reset")
+						}
+						return nil
+					})
+				}
+				if err != nil {
+					return fmt.Errorf("bench: %s, %d hosts, %s, %s: %w", w.name, len(hosts), run, tool, err)
+				}
+				b.logf("%-8s %3d hosts  %-9s  %s", tool, len(hosts), run, took.Round(time.Millisecond))
+				times[run][tool] = append(times[run][tool], took.Seconds())
+			}
+		}
+	}
+	for _, run := range []string{"first run", "converged"} {
+		for _, tool := range tools {
+			b.res.Measurements = append(b.res.Measurements, Measurement{Part: part, Work: w.name, Hosts: len(hosts),
+				Run: run, Tool: tool, Seconds: times[run][tool], Median: median(times[run][tool])})
+		}
+	}
+	return nil
+}
+
+// cauldronRun applies w on hosts, every host at once, and checks that a converged
+// run changed nothing.
+func cauldronRun(ctx context.Context, hosts []*inventory.Host, w workload, converged bool) (time.Duration, error) {
+	start := time.Now()
+	rep, err := runner.Run(ctx, []runner.Play{{Name: "bench", Hosts: hosts, Recipe: w.recipe}},
+		runner.Options{Mode: runner.Apply, Parallel: len(hosts), Dial: runner.DialHost})
+	took := time.Since(start)
+	if err != nil {
+		return took, err
+	}
+	if converged && rep.Changed() != 0 {
+		return took, fmt.Errorf("the converged re-run changed %d things", rep.Changed())
+	}
+	if !converged && rep.Changed() == 0 {
+		return took, errors.New("the first run changed nothing: the reset did not reset")
+	}
+	return took, nil
+}
+
+func timed(f func() error) (time.Duration, error) {
+	start := time.Now()
+	err := f()
+	return time.Since(start), err
+}
+
+func (b *bencher) partA(ctx context.Context) error {
+	image, err := hostImage(ctx, b.o.Log)
+	if err != nil {
+		return err
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return fmt.Errorf("bench: the artifacts' cache folder: %w", err)
+	}
+	arts, err := lab.EnsureArtifacts(ctx, filepath.Join(cache, "cauldron"), b.o.Log)
+	if err != nil {
+		return err
+	}
+	f, err := startFleet(ctx, b.o.Log, b.o.Dir, image, Systemd, "node", 2, 0)
+	if err != nil {
+		return err
+	}
+	defer b.remove(f)
+	w, err := tomcatWorkload(b.o.Dir, Artifacts{JDK: arts.JDK, Tomcat: arts.Tomcat, WARs: arts.Apps}, f.Inventory())
+	if err != nil {
+		return err
+	}
+	return b.compare(ctx, "a", f, w)
+}
+
+func (b *bencher) partB(ctx context.Context, n int) error {
+	image, err := hostImage(ctx, b.o.Log)
+	if err != nil {
+		return err
+	}
+	f, err := startFleet(ctx, b.o.Log, b.o.Dir, image, Light, "light", n, 16)
+	if err != nil {
+		return err
+	}
+	defer b.remove(f)
+	w, err := pyinfraWorkload(b.o.Dir)
+	if err != nil {
+		return err
+	}
+	return b.compare(ctx, "b", f, w)
+}
+
+// remove takes a fleet's containers away as soon as its part is measured, so that
+// the next part runs on a quiet machine.
+func (b *bencher) remove(f *Fleet) {
+	for _, h := range f.Hosts {
+		_ = lab.RemoveContainer(context.Background(), h.Container)
+	}
+}
+
+// Rows pairs the tools' measurements of the same work into table rows.
+func Rows(ms []Measurement) []Row {
+	var out []Row
+	index := map[string]int{}
+	for _, m := range ms {
+		key := fmt.Sprint(m.Part, "|", m.Work, "|", m.Hosts, "|", m.Run)
+		i, ok := index[key]
+		if !ok {
+			i = len(out)
+			index[key] = i
+			out = append(out, Row{Part: m.Part, Work: m.Work, Hosts: m.Hosts, Run: m.Run})
+		}
+		r := &out[i]
+		r.Pairs = max(r.Pairs, len(m.Seconds))
+		switch m.Tool {
+		case ToolAnsible:
+			r.Ansible = m.Median
+		default:
+			r.Cauldron = m.Median
+		}
+		if r.Ansible > 0 && r.Cauldron > 0 {
+			r.Ratio = r.Ansible / r.Cauldron
+		}
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// WriteTable prints the result as a table.
+func (r *Result) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "\n%-50s %5s  %-34s %10s %10s %7s %5s\n", "work", "hosts", "run", "ansible", "cauldron", "ratio", "pairs")
+	for _, row := range r.Rows {
+		an, ratio := "—", "—"
+		if row.Ansible > 0 {
+			an = secs(row.Ansible)
+			ratio = fmt.Sprintf("%.1f×", row.Ratio)
+		}
+		fmt.Fprintf(w, "%-50s %5d  %-34s %10s %10s %7s %5d\n", clip(row.Work, 50), row.Hosts, row.Run, an, secs(row.Cauldron), ratio, row.Pairs)
+	}
+	fmt.Fprintf(w, "(medians; %d CPUs; load average at the end %s; %s)\n", r.CPUs, r.LoadAverage, cmp.Or(r.Ansible, "no Ansible"))
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+}
+
+// WriteFiles writes bench.json and bench.svg into dir and returns their paths.
+func (r *Result) WriteFiles(dir string) (jsonPath, svgPath string, err error) {
+	jsonPath, svgPath = filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.svg")
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(jsonPath, append(data, '\n'), 0o644); err != nil {
+		return "", "", err
+	}
+	var svg strings.Builder
+	Chart(&svg, r)
+	if err := os.WriteFile(svgPath, []byte(svg.String()), 0o644); err != nil {
+		return "", "", err
+	}
+	return jsonPath, svgPath, nil
+}
+
+func secs(s float64) string {
+	if s < 10 {
+		return fmt.Sprintf("%.2fs", s)
+	}
+	return fmt.Sprintf("%.1fs", s)
+}
+
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+var ansibleVersionRE = regexp.MustCompile(`\[core ([0-9.]+)\]|ansible-playbook ([0-9.]+)`)
+
+func ansibleVersion(ctx context.Context, bin string) string {
+	out, _ := execOutput(ctx, bin, "--version")
+	if m := ansibleVersionRE.FindStringSubmatch(out); m != nil {
+		return "ansible-core " + cmp.Or(m[1], m[2])
+	}
+	return "ansible"
+}
+
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	return strings.Join(f[:min(3, len(f))], " ")
+}

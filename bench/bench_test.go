@@ -1,0 +1,116 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"flag"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cauldron-go/cauldron/bench"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+var sample = []bench.Measurement{
+	{Part: "a", Work: "the seed's Tomcat node", Hosts: 2, Run: "first run", Tool: bench.ToolAnsible, Seconds: []float64{30, 28, 29}, Median: 29},
+	{Part: "a", Work: "the seed's Tomcat node", Hosts: 2, Run: "first run", Tool: bench.ToolCauldron, Seconds: []float64{6, 5.8, 5.9}, Median: 5.9},
+	{Part: "b", Work: "4 operations", Hosts: 10, Run: "converged", Tool: bench.ToolCauldron, Seconds: []float64{0.5, 0.4, 0.6}, Median: 0.5},
+	{Part: "b", Work: "4 operations", Hosts: 10, Run: "converged", Tool: bench.ToolAnsible, Seconds: []float64{11, 12, 11.5}, Median: 11.5},
+	{Part: "c", Work: "the lab cluster", Hosts: 4, Run: "over ssh", Tool: bench.ToolCauldron, Seconds: []float64{0.8}, Median: 0.8},
+}
+
+func TestRowsPairTheToolsOfTheSameWorkAndGiveTheirRatio(t *testing.T) {
+	rows := bench.Rows(sample)
+	want := []bench.Row{
+		{Part: "a", Work: "the seed's Tomcat node", Hosts: 2, Run: "first run", Ansible: 29, Cauldron: 5.9, Ratio: 29 / 5.9, Pairs: 3},
+		{Part: "b", Work: "4 operations", Hosts: 10, Run: "converged", Ansible: 11.5, Cauldron: 0.5, Ratio: 23, Pairs: 3},
+		{Part: "c", Work: "the lab cluster", Hosts: 4, Run: "over ssh", Cauldron: 0.8, Pairs: 1},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("rows %+v, want %+v", rows, want)
+	}
+	for i := range want {
+		got := rows[i]
+		if math.Abs(got.Ratio-want[i].Ratio) < 1e-9 {
+			got.Ratio = want[i].Ratio
+		}
+		if got != want[i] {
+			t.Errorf("row %d: %+v, want %+v", i, rows[i], want[i])
+		}
+	}
+}
+
+func TestTheTableAndChartMatchTheirGoldenFiles(t *testing.T) {
+	res := &bench.Result{CPUs: 2, LoadAverage: "1.00 1.00 1.00", Ansible: "ansible-core 2.14.3",
+		Notes: []string{"an example"}, Measurements: sample, Rows: bench.Rows(sample)}
+	var table, chart bytes.Buffer
+	res.WriteTable(&table)
+	bench.Chart(&chart, res)
+	for name, got := range map[string][]byte{"table.txt": table.Bytes(), "chart.svg": chart.Bytes()} {
+		golden := filepath.Join("testdata", name)
+		if *update {
+			if err := os.WriteFile(golden, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from its golden file (go test ./bench -update rewrites it):\n%s", name, got)
+		}
+	}
+	if err := xml.Unmarshal(chart.Bytes(), new(struct{})); err != nil {
+		t.Errorf("the chart is not well-formed XML: %v", err)
+	}
+}
+
+func TestBadOptionsAreRefusedBeforeAnythingStarts(t *testing.T) {
+	for _, o := range []bench.Options{
+		{Parts: "bx", Dir: t.TempDir()},
+		{Parts: "b", Hosts: []int{0}, Dir: t.TempDir()},
+		{Parts: "b"},
+	} {
+		if _, err := bench.Run(context.Background(), o); err == nil {
+			t.Errorf("Run(%+v) = nil error, want one", o)
+		}
+	}
+}
+
+// TestABenchRunLeavesNoContainerOrNetworkBehind runs part b on two light hosts with
+// cauldron alone. It needs Docker and the lab's base image; run it under
+// flock /tmp/cauldron-docker-tests.lock, as the bench's names are fixed.
+func TestABenchRunLeavesNoContainerOrNetworkBehind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Docker")
+	}
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		t.Skip("Docker does not answer")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := bench.Run(ctx, bench.Options{Parts: "b", Hosts: []int{2}, Pairs: 1, NoAnsible: true, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rows) != 2 || res.Rows[0].Cauldron <= 0 || res.Rows[1].Cauldron <= 0 {
+		t.Errorf("rows %+v, want a first run and a converged run of cauldron", res.Rows)
+	}
+	for _, what := range [][]string{{"ps", "-aq"}, {"network", "ls", "-q"}} {
+		out, err := exec.Command("docker", append(what, "--filter", "label=io.cauldron.lab="+bench.Label)...).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := strings.TrimSpace(string(out)); s != "" {
+			t.Errorf("docker %s: left behind: %s", what[0], s)
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cauldron-go/cauldron/inventory"
+	"github.com/cauldron-go/cauldron/lab"
+	"github.com/cauldron-go/cauldron/recipes"
+	"github.com/cauldron-go/cauldron/runner"
+	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/timeline"
+	"github.com/cauldron-go/cauldron/transport"
+	"github.com/cauldron-go/cauldron/transport/docker"
+)
+
+// The bench's own lab for part c, apart from the developer's and the tests'.
+var benchLab = lab.Options{Name: "cauldron-bench-lab", Subnet: "172.29.74.0/24", PortOffset: 2400}
+
+// Netem is the slow network of part c: delay on every packet a lab host sends, which
+// adds as much to every round trip, and random loss.
+const Netem = "delay 80ms loss 5%"
+
+const labWork = "the lab cluster's converged re-check (plan)"
+
+func (b *bencher) partC(ctx context.Context) error {
+	o := benchLab
+	o.Log = b.o.Log
+	l, err := lab.Up(ctx, o)
+	if err != nil {
+		return err
+	}
+	b.logf("deploying the cluster onto %s (the first time takes minutes)", l.Name)
+	rep, err := deployLab(ctx, l.DockerInventory, runner.Apply, b.o.Log)
+	if err != nil {
+		return fmt.Errorf("bench: deploy the lab: %w", err)
+	}
+	if err := b.keepReport("lab-deploy", rep); err != nil {
+		return err
+	}
+	// One re-check over SSH kept as a picture too: where a converged run's time goes.
+	rep, err = deployLab(ctx, l.SSHInventory, runner.Plan, nil)
+	if err != nil {
+		return fmt.Errorf("bench: re-check the lab: %w", err)
+	}
+	if err := b.keepReport("lab-recheck-ssh", rep); err != nil {
+		return err
+	}
+	transports := []struct{ name, inventory string }{{"ssh", l.SSHInventory}, {"docker exec", l.DockerInventory}}
+	measure := func(suffix string) error {
+		times := map[string][]float64{}
+		for pair := range b.o.Pairs {
+			order := slices.Clone(transports)
+			if pair%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, t := range order {
+				took, err := timed(func() error { _, err := deployLab(ctx, t.inventory, runner.Plan, nil); return err })
+				if err != nil {
+					return fmt.Errorf("bench: the lab's re-check over %s%s: %w", t.name, suffix, err)
+				}
+				b.logf("cauldron %d hosts  re-check over %s%s  %s", len(l.Hosts), t.name, suffix, took.Round(time.Millisecond))
+				times[t.name] = append(times[t.name], took.Seconds())
+			}
+		}
+		for _, t := range transports {
+			b.res.Measurements = append(b.res.Measurements, Measurement{Part: "c", Work: labWork, Hosts: len(l.Hosts),
+				Run: "over " + t.name + suffix, Tool: ToolCauldron, Seconds: times[t.name], Median: median(times[t.name])})
+		}
+		return nil
+	}
+	if err := measure(""); err != nil {
+		return err
+	}
+	if why := netemUnavailable(ctx, l); why != "" {
+		b.res.Notes = append(b.res.Notes, "tc netem cannot be used here ("+why+"): the slow network of part c is a user-space "+
+			"proxy on 127.0.0.1 instead, holding every byte 40 ms each way (80 ms RTT), without loss, for SSH only")
+		b.logf("tc netem cannot be used here (%s): a delaying proxy stands in for it, SSH only", why)
+		return b.measureThroughDelay(ctx, l, 40*time.Millisecond)
+	}
+	defer func() {
+		// The containers go at the end anyway; the qdiscs go first, so that an error
+		// in between leaves no slow network behind on a lab that stays.
+		_ = netem(context.Background(), l, "")
+	}()
+	if err := netem(ctx, l, Netem); err != nil {
+		return err
+	}
+	b.res.Notes = append(b.res.Notes, "part c under netem: tc qdisc "+Netem+" on every lab host's interface (docker exec does not go through the network, so only SSH is slowed)")
+	return measure(", " + Netem)
+}
+
+// netem adds spec ("delay 80ms loss 5%") as the root qdisc of each lab host's
+// interface on the lab network, or removes it when spec is empty.
+func netem(ctx context.Context, l *lab.Lab, spec string) error {
+	var errs []error
+	for _, h := range l.Hosts {
+		dev := "$(ip -o -4 addr show | awk -v a=" + shell.Quote(h.Address+"/") + " 'index($4, a) == 1 {print $2}')"
+		line := "dev=" + dev + "; [ -n \"$dev\" ] || { echo 'no interface with " + h.Address + "' >&2; exit 1; }; "
+		if spec == "" {
+			line += "tc qdisc del dev \"$dev\" root 2>/dev/null; true"
+		} else {
+			line += "tc qdisc replace dev \"$dev\" root netem " + spec
+		}
+		if err := docker.New(h.Container).Run(ctx, transport.Command{Line: line}); err != nil {
+			errs = append(errs, fmt.Errorf("bench: netem on %s: %w", h.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deployLab runs the cluster's plays on the lab, its lines to progress (nil: none); a
+// plan must find nothing to change.
+func deployLab(ctx context.Context, path string, mode runner.Mode, progress io.Writer) (*runner.Report, error) {
+	inv, err := inventory.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return deployInventory(ctx, inv, mode, progress)
+}
+
+func deployInventory(ctx context.Context, inv *inventory.Inventory, mode runner.Mode, progress io.Writer) (*runner.Report, error) {
+	plays, err := recipes.Cluster(inv)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := runner.Run(ctx, plays, runner.Options{Mode: mode, Dial: runner.DialHost, Secrets: inv.Secrets(), Progress: progress})
+	if err != nil {
+		return rep, err
+	}
+	if mode == runner.Plan && rep.Changed() != 0 {
+		return rep, fmt.Errorf("the converged lab is not converged: %d changes", rep.Changed())
+	}
+	return rep, nil
+}
+
+// keepReport writes a run's JSON report and its timeline picture into the bench's
+// folder, as NAME.json and NAME-timeline.svg.
+func (b *bencher) keepReport(name string, rep *runner.Report) error {
+	var buf bytes.Buffer
+	if err := rep.WriteJSON(&buf); err != nil {
+		return err
+	}
+	jsonPath := filepath.Join(b.o.Dir, name+".json")
+	if err := os.WriteFile(jsonPath, buf.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	tl, err := timeline.Read(jsonPath, bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		return err
+	}
+	var svg bytes.Buffer
+	if err := timeline.Render(&svg, tl); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(b.o.Dir, name+"-timeline.svg"), svg.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	b.logf("kept %s and its timeline %s", jsonPath, name+"-timeline.svg")
+	return nil
+}
+
+// cleanupLab takes the bench's lab down.
+func cleanupLab(ctx context.Context) error { return lab.Down(ctx, benchLab) }
+
+func execOutput(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// netemUnavailable says why tc netem cannot be used in the lab's hosts (a kernel built
+// without it), or "" when it can: it is tried on a host's loopback interface.
+func netemUnavailable(ctx context.Context, l *lab.Lab) string {
+	err := docker.New(l.Hosts[0].Container).Run(ctx, transport.Command{Line: "tc qdisc add dev lo root netem delay 1ms && tc qdisc del dev lo root"})
+	if err == nil {
+		return ""
+	}
+	return strings.TrimSpace(strings.TrimPrefix(err.Error(), "exit status 2: "))
+}
+
+// measureThroughDelay re-checks the lab over SSH through a delaying proxy per host.
+func (b *bencher) measureThroughDelay(ctx context.Context, l *lab.Lab, oneWay time.Duration) error {
+	inv, err := inventory.Load(l.SSHInventory)
+	if err != nil {
+		return err
+	}
+	known, err := os.ReadFile(l.KnownHostsFile)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	var proxied []string
+	for _, h := range inv.Hosts {
+		target := net.JoinHostPort(h.SSH.Host, strconv.Itoa(h.SSH.Port))
+		p, err := startDelayProxy(target, oneWay)
+		if err != nil {
+			return fmt.Errorf("bench: delay proxy for %s: %w", h.Name, err)
+		}
+		defer p.Close()
+		// The host's key, known at its proxy's address too.
+		for _, line := range strings.Split(string(known), "\n") {
+			if addr, key, ok := strings.Cut(line, " "); ok && addr == fmt.Sprintf("[%s]:%d", h.SSH.Host, h.SSH.Port) {
+				proxied = append(proxied, fmt.Sprintf("[127.0.0.1]:%d %s", p.Port(), key))
+			}
+		}
+		h.SSH.Host, h.SSH.Port = "127.0.0.1", p.Port()
+	}
+	kh := filepath.Join(b.o.Dir, "known_hosts-delay")
+	if err := os.WriteFile(kh, []byte(strings.Join(proxied, "\n")+"\n"), 0o600); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	for _, h := range inv.Hosts {
+		h.SSH.KnownHosts = kh
+	}
+	run := fmt.Sprintf("over ssh, %s RTT added (proxy)", 2*oneWay)
+	var times []float64
+	for range b.o.Pairs {
+		took, err := timed(func() error { _, err := deployInventory(ctx, inv, runner.Plan, nil); return err })
+		if err != nil {
+			return fmt.Errorf("bench: the lab's re-check %s: %w", run, err)
+		}
+		b.logf("cauldron %d hosts  re-check %s  %s", len(l.Hosts), run, took.Round(time.Millisecond))
+		times = append(times, took.Seconds())
+	}
+	b.res.Measurements = append(b.res.Measurements, Measurement{Part: "c", Work: labWork, Hosts: len(l.Hosts),
+		Run: run, Tool: ToolCauldron, Seconds: times, Median: median(times)})
+	return nil
+}
