@@ -93,9 +93,18 @@ type HAProxyServer struct {
 	Inter, FastInter, DownInter time.Duration
 }
 
-// HAProxyTimeoutServer is how long HAProxy waits for a web host's answer before it
-// retries a safe request on another host.
-const HAProxyTimeoutServer = 4 * time.Second
+// HealthPath is the apps' page HAProxy checks each web host with, through the web
+// server to a node.
+const HealthPath = "/health"
+
+// HAProxyTimeoutServer is how long HAProxy waits for a web host's answer. The requests
+// a host took in before it froze or dropped off fail after this (they are not retried:
+// the host may still do them), and the health checks take such a host out within about
+// 1.5 s, so 3 s makes the last of them fail within 5 s of the fault (4 s on the lab:
+// 3 of 16 failed after 5 s). It stays above the web servers' own timeouts for a node
+// (DefaultAJPReplyTimeoutMS, the Nginx read timeout), which retry a safe request on
+// another node first.
+const HAProxyTimeoutServer = 3 * time.Second
 
 // retryOnKeywords are what retry-on takes besides status codes.
 var retryOnKeywords = []string{"none", "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected", "all-retryable-errors"}
@@ -138,7 +147,7 @@ func NewHAProxy(c Cluster, statsUser, statsPassword string) *HAProxy {
 	}
 	for _, a := range c.Apps {
 		h.Frontends = append(h.Frontends, HAProxyFrontend{Name: a.Name, Port: a.SitePort, DefaultBackend: a.Name})
-		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET /health", RetrySafeMethodsOnly: true}
+		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET " + HealthPath, RetrySafeMethodsOnly: true}
 		for _, n := range c.Nodes {
 			b.Servers = append(b.Servers, HAProxyServer{Name: n.Name, Address: n.Address, Port: a.SitePort, Fall: 2, Rise: 2,
 				Inter: time.Second, FastInter: 500 * time.Millisecond, DownInter: time.Second})

@@ -8,9 +8,13 @@ import (
 	"strings"
 )
 
-// NginxSite is an Nginx site file (sites-available/mago3d) with one upstream and one
-// server per app. It takes Apache's place on the web nodes: it proxies to every node's
-// Tomcat HTTP connector and retries the next node when one fails.
+// NginxSite is an Nginx site file with, per app, an upstream over every node, one
+// upstream per node (that node first, the others as backup) and a server that proxies
+// to them. It takes Apache's place on the web nodes: like mod_jk it keeps a session on
+// its node, by the jvmRoute suffix of its JSESSIONID cookie (".user1"), so the node that
+// answered a request also answers the next one even before replication reached the
+// other; a request of a node that is down goes to another, and a request without a
+// known route to any node.
 type NginxSite struct {
 	Servers []NginxServer
 }
@@ -22,8 +26,9 @@ type NginxServer struct {
 	ServerName string
 	// Upstream names the upstream block.
 	Upstream string
-	// Backends are host:port of every Tomcat HTTP connector of the app. No ip_hash:
-	// sessions are replicated, so any node can serve any request.
+	// Backends are host:port of every Tomcat HTTP connector of the app. With their
+	// Route set, a request whose JSESSIONID ends in ".Route" goes to that backend
+	// first (the upstream Upstream_Route, the others as backup).
 	Backends []NginxBackend
 	// Root is where StaticPaths are served from.
 	Root        string
@@ -42,6 +47,14 @@ type NginxServer struct {
 	// after which it gets requests again (a node that came back: new sessions within
 	// that time). 0 leaves nginx's 1 and 10 s.
 	MaxFails, FailTimeoutSeconds int
+	// HealthPath is the page HAProxy checks this web host with (HealthPath); empty
+	// leaves it to location /. Its location gives up on a node after
+	// HealthConnectTimeoutMS and HealthReadTimeoutMS and asks the next, so one hung or
+	// vanished node does not fail the check of every web host (below HAProxy's check
+	// timeout, as mod_jk's connect and ping timeouts are): HAProxy then took both web
+	// hosts out (the Nginx lab: 24289 of 42334 requests failed with a host frozen 30 s).
+	HealthPath                                  string
+	HealthConnectTimeoutMS, HealthReadTimeoutMS int
 }
 
 // failParams are an upstream server's max_fails and fail_timeout, when set.
@@ -60,6 +73,27 @@ func (v NginxServer) failParams() string {
 type NginxBackend struct {
 	Host string
 	Port int
+	// Route is the node's jvmRoute, which Tomcat appends to the session id; empty
+	// leaves the backend without an upstream of its own (no stickiness to it).
+	Route string
+}
+
+// routeUpstream names the upstream that sends to be first, the others as backup.
+func (v NginxServer) routeUpstream(be NginxBackend) string { return v.Upstream + "_" + be.Route }
+
+// routeVariable is the variable the map sets to the upstream of a request.
+func (v NginxServer) routeVariable() string {
+	return "$" + strings.ReplaceAll(v.Upstream, "-", "_") + "_by_route"
+}
+
+// sticky says whether any backend has a route.
+func (v NginxServer) sticky() bool {
+	for _, be := range v.Backends {
+		if be.Route != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // NewNginxSite returns the site serving every app of c.
@@ -70,11 +104,12 @@ func NewNginxSite(c Cluster) *NginxSite {
 			Listen: a.SitePort, Upstream: "mago3d_" + a.Name, Root: a.StaticRoot,
 			StaticPaths:           a.StaticPaths,
 			NextUpstream:          []string{"error", "timeout", "http_502", "http_503"},
-			ConnectTimeoutSeconds: 2, ReadTimeoutSeconds: 3,
+			ConnectTimeoutSeconds: 1, ReadTimeoutSeconds: 2,
 			MaxFails: 1, FailTimeoutSeconds: 5,
+			HealthPath: HealthPath, HealthConnectTimeoutMS: DefaultAJPConnectTimeoutMS, HealthReadTimeoutMS: DefaultAJPPingTimeoutMS,
 		}
 		for _, n := range c.Nodes {
-			srv.Backends = append(srv.Backends, NginxBackend{Host: n.Address, Port: a.HTTPPort})
+			srv.Backends = append(srv.Backends, NginxBackend{Host: n.Address, Port: a.HTTPPort, Route: a.JvmRoute(n)})
 		}
 		s.Servers = append(s.Servers, srv)
 	}
@@ -89,7 +124,7 @@ func (s *NginxSite) Validate() error {
 	if len(s.Servers) == 0 {
 		errs = append(errs, errors.New("nginx site: no server"))
 	}
-	ports, upstreams := portSet{}, map[string]bool{}
+	ports, upstreams, variables := portSet{}, map[string]bool{}, map[string]bool{}
 	for _, v := range s.Servers {
 		at := fmt.Sprintf("nginx site: server on %d", v.Listen)
 		errs = ports.add(errs, at+": listen", v.Listen)
@@ -103,7 +138,18 @@ func (s *NginxSite) Validate() error {
 		if len(v.Backends) == 0 {
 			errs = append(errs, fmt.Errorf("%s: upstream has no server", at))
 		}
+		if v.sticky() {
+			errs = appendIfSeen(errs, variables, v.routeVariable(), at+": upstream "+v.Upstream+" gives the variable "+v.routeVariable()+" of another upstream")
+		}
+		routes := map[string]bool{}
 		for _, b := range v.Backends {
+			if v.sticky() {
+				if !isName(b.Route) {
+					errs = append(errs, fmt.Errorf("%s: upstream server %s: route %q must be letters, digits, '-' or '_' (every server needs one when one has)", at, hostPort(b.Host, b.Port), b.Route))
+				}
+				errs = appendIfSeen(errs, routes, b.Route, at+": route "+b.Route+" used twice")
+				errs = appendIfSeen(errs, upstreams, v.routeUpstream(b), at+": upstream "+v.routeUpstream(b)+" used twice")
+			}
 			if !isHost(b.Host) {
 				errs = append(errs, fmt.Errorf("%s: upstream server %q is not an IP address or host name", at, b.Host))
 			}
@@ -123,7 +169,10 @@ func (s *NginxSite) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: proxy_next_upstream off cannot be combined with other conditions", at))
 			}
 		}
-		if v.ConnectTimeoutSeconds < 0 || v.ReadTimeoutSeconds < 0 || v.MaxFails < 0 || v.FailTimeoutSeconds < 0 {
+		if v.HealthPath != "" && (!isPlainPath(v.HealthPath) || strings.ContainsAny(v.HealthPath, "{};")) {
+			errs = append(errs, fmt.Errorf("%s: health path %q is not an absolute path without spaces, quotes, braces or ';'", at, v.HealthPath))
+		}
+		if v.ConnectTimeoutSeconds < 0 || v.ReadTimeoutSeconds < 0 || v.MaxFails < 0 || v.FailTimeoutSeconds < 0 || v.HealthConnectTimeoutMS < 0 || v.HealthReadTimeoutMS < 0 {
 			errs = append(errs, fmt.Errorf("%s: timeouts and max_fails must not be negative", at))
 		}
 	}
@@ -146,6 +195,30 @@ func (s *NginxSite) Render() ([]byte, error) {
 			fmt.Fprintf(&b, "    server %s%s;\n", hostPort(be.Host, be.Port), v.failParams())
 		}
 		b.WriteString("}\n\n")
+		pass := v.Upstream
+		if v.sticky() {
+			// One upstream per node: its node first, the others only when it is down
+			// (failed, or marked down for a drain).
+			for _, first := range v.Backends {
+				fmt.Fprintf(&b, "upstream %s {\n", v.routeUpstream(first))
+				fmt.Fprintf(&b, "    server %s%s;\n", hostPort(first.Host, first.Port), v.failParams())
+				for _, other := range v.Backends {
+					if other != first {
+						fmt.Fprintf(&b, "    server %s%s backup;\n", hostPort(other.Host, other.Port), v.failParams())
+					}
+				}
+				b.WriteString("}\n\n")
+			}
+			// Tomcat ends the session id with ".jvmRoute"; a request without one, or
+			// with a route this site does not know, goes to any node.
+			fmt.Fprintf(&b, "map $cookie_JSESSIONID %s {\n", v.routeVariable())
+			fmt.Fprintf(&b, "    default %s;\n", v.Upstream)
+			for _, be := range v.Backends {
+				fmt.Fprintf(&b, "    ~\\.%s$ %s;\n", be.Route, v.routeUpstream(be))
+			}
+			b.WriteString("}\n\n")
+			pass = v.routeVariable()
+		}
 		b.WriteString("server {\n")
 		fmt.Fprintf(&b, "    listen %d;\n", v.Listen)
 		if v.ServerName != "" {
@@ -157,8 +230,23 @@ func (s *NginxSite) Render() ([]byte, error) {
 			b.WriteString("        try_files $uri =404;\n")
 			b.WriteString("    }\n")
 		}
+		if v.HealthPath != "" {
+			// Any node answers the check, each given up on quickly: see HealthPath.
+			fmt.Fprintf(&b, "\n    location = %s {\n", v.HealthPath)
+			fmt.Fprintf(&b, "        proxy_pass http://%s;\n", v.Upstream)
+			b.WriteString("        proxy_next_upstream error timeout http_502 http_503;\n")
+			if v.HealthConnectTimeoutMS > 0 {
+				fmt.Fprintf(&b, "        proxy_connect_timeout %dms;\n", v.HealthConnectTimeoutMS)
+			}
+			if v.HealthReadTimeoutMS > 0 {
+				fmt.Fprintf(&b, "        proxy_read_timeout %dms;\n", v.HealthReadTimeoutMS)
+				fmt.Fprintf(&b, "        proxy_send_timeout %dms;\n", v.HealthReadTimeoutMS)
+			}
+			b.WriteString("        proxy_set_header Host $http_host;\n")
+			b.WriteString("    }\n")
+		}
 		b.WriteString("\n    location / {\n")
-		fmt.Fprintf(&b, "        proxy_pass http://%s;\n", v.Upstream)
+		fmt.Fprintf(&b, "        proxy_pass http://%s;\n", pass)
 		if len(v.NextUpstream) > 0 {
 			fmt.Fprintf(&b, "        proxy_next_upstream %s;\n", strings.Join(v.NextUpstream, " "))
 		}

@@ -67,9 +67,10 @@ type AJPWorker struct {
 	// another (retries; 0 leaves mod_jk's 2): each try on a node that dropped off costs
 	// a connect or ping timeout, and two of them outlast HAProxy's check of the web host.
 	Retries int
-	// RecoveryOptions is mod_jk's recovery_options bit field: 3 never sends a request to
-	// another member once a node may have seen it (it may have changed something); the
-	// front balancer retries the safe ones. 0 leaves mod_jk's full recovery.
+	// RecoveryOptions is mod_jk's recovery_options bit field: 1|2 never sends a request to
+	// another member once a node may have seen it (it may have changed something), and
+	// 8|16 makes an exception for HEAD and GET (DefaultAJPRecoveryOptions). 0 leaves
+	// mod_jk's full recovery, which repeats a POST too.
 	RecoveryOptions int
 }
 
@@ -90,7 +91,7 @@ func NewWorkers(c Cluster) *Workers {
 			b.Members = append(b.Members, AJPWorker{
 				Name: a.JvmRoute(n), Host: n.Address, Port: a.AJPPort, Secret: c.AJPSecret, LBFactor: 1,
 				ConnectTimeoutMS: DefaultAJPConnectTimeoutMS, PingTimeoutMS: DefaultAJPPingTimeoutMS,
-				ReplyTimeoutMS: DefaultAJPReplyTimeoutMS, RecoveryOptions: 3, Retries: 1,
+				ReplyTimeoutMS: DefaultAJPReplyTimeoutMS, RecoveryOptions: DefaultAJPRecoveryOptions, Retries: 1,
 			})
 		}
 		w.Balancers = append(w.Balancers, b)
@@ -99,15 +100,23 @@ func NewWorkers(c Cluster) *Workers {
 	return w
 }
 
+// DefaultAJPRecoveryOptions is recovery_options 1 (no recovery once Tomcat got the
+// request) + 2 (nor once it sent the headers) + 8 (but always for HEAD) + 16 (and for
+// GET): a GET that a Tomcat killed with kill -9 held is sent to the other member
+// instead of failing (a 502 that HAProxy does not retry: the web host answered), while
+// a POST is never sent twice. Only the front HAProxy could otherwise retry it, and it
+// retries only what no web host answered.
+const DefaultAJPRecoveryOptions = 1 | 2 | 8 | 16
+
 // DefaultAJPPingTimeoutMS is how long mod_jk waits for a node's CPong before a request:
 // shorter than HAProxy's check timeout, so that the check through a web host whose
 // balancer first tries a hung node still passes.
 const DefaultAJPPingTimeoutMS = 500
 
 // DefaultAJPReplyTimeoutMS is how long mod_jk waits for a node's answer: below
-// HAProxyTimeoutServer, so the web host answers (502) and HAProxy retries the request
-// elsewhere before its own timeout.
-const DefaultAJPReplyTimeoutMS = 3000
+// HAProxyTimeoutServer, so mod_jk gives up on a hung node and sends a GET or HEAD to
+// another (DefaultAJPRecoveryOptions) before HAProxy gives up on the web host.
+const DefaultAJPReplyTimeoutMS = 2000
 
 // Validate reports every mistake in w.
 func (w *Workers) Validate() error {

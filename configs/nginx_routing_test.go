@@ -1,0 +1,156 @@
+package configs_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cauldron-go/cauldron/configs"
+)
+
+// The rendered site, served by a real nginx on 127.0.0.1 in front of two backends that
+// answer with their route: a session stays on the node its JSESSIONID names, goes to
+// the other when that node is down, and a request without a session goes to any node.
+func TestNginxKeepsASessionOnItsNodeAndSendsItToAnotherWhenTheNodeIsDown(t *testing.T) {
+	nginx := need(t, "nginx")
+	backends := map[string]*httptest.Server{}
+	site := configs.NginxSite{}
+	srv := configs.NginxServer{
+		Listen: freePort(t), Upstream: "mago3d_user", Root: t.TempDir(),
+		NextUpstream:          []string{"error", "timeout", "http_502", "http_503"},
+		ConnectTimeoutSeconds: 1, ReadTimeoutSeconds: 3, MaxFails: 1, FailTimeoutSeconds: 5,
+	}
+	for _, route := range []string{"user1", "user2"} {
+		b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, route) }))
+		t.Cleanup(b.Close)
+		backends[route] = b
+		host, port, err := net.SplitHostPort(b.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := strconv.Atoi(port)
+		srv.Backends = append(srv.Backends, configs.NginxBackend{Host: host, Port: p, Route: route})
+	}
+	site.Servers = append(site.Servers, srv)
+	url := startNginx(t, nginx, &site)
+
+	answers := func(cookie string, n int) map[string]int {
+		t.Helper()
+		seen := map[string]int{}
+		for range n {
+			req, err := http.NewRequest(http.MethodGet, url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cookie != "" {
+				req.Header.Set("Cookie", "JSESSIONID="+cookie)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("cookie %q: status %d: %s", cookie, resp.StatusCode, body)
+			}
+			seen[string(body)]++
+		}
+		return seen
+	}
+	for _, tc := range []struct {
+		cookie string
+		want   map[string]int
+	}{
+		{"0123ABCD.user1", map[string]int{"user1": 10}},
+		{"0123ABCD.user2", map[string]int{"user2": 10}},
+		{"0123ABCD.user9", map[string]int{"user1": 5, "user2": 5}},
+		{"", map[string]int{"user1": 5, "user2": 5}},
+	} {
+		if got := answers(tc.cookie, 10); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("cookie %q: answered by %v, want %v", tc.cookie, got, tc.want)
+		}
+	}
+	backends["user1"].Close()
+	if got := answers("0123ABCD.user1", 10); fmt.Sprint(got) != fmt.Sprint(map[string]int{"user2": 10}) {
+		t.Errorf("node user1 down: a session of user1 answered by %v, want user2 every time", got)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startNginx runs nginx in the foreground with site on 127.0.0.1 and returns its URL.
+func startNginx(t *testing.T, nginx string, site *configs.NginxSite) string {
+	t.Helper()
+	dir := t.TempDir()
+	data, err := site.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := site.Servers[0].Listen
+	data = []byte(strings.Replace(string(data), fmt.Sprintf("listen %d;", port), fmt.Sprintf("listen 127.0.0.1:%d;", port), 1))
+	if err := os.WriteFile(filepath.Join(dir, "site.conf"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	main := fmt.Sprintf(`daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events {}
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    include %[1]s/site.conf;
+}
+`, dir)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(context.Background(), nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx does not listen on %s: %v\n%s", addr, err, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "http://" + addr + "/"
+}
