@@ -40,6 +40,8 @@ const haScenarios = "^(TestFaultsUnderLoadOnThe|TestRollingRestartsAndAReleaseGo
 
 // HA runs the high-availability scenarios under the load check on fresh Apache and Nginx labs (kill -9, a frozen and a cut-off web host, rolling restarts and a release), printing each one's numbers.
 func HA(ctx context.Context) error {
+	// The fault scenarios run only when asked for strictly (they still miss the bar).
+	os.Setenv("CAULDRON_E2E_HA_STRICT", "1")
 	return goCmd(ctx, "test", "-count=1", "-v", "-timeout=2h", "-run",
 		"^TestFirstDeployOverDockerExecConvergesTheBareLab$|"+haScenarios[1:], "./e2e")
 }
