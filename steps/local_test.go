@@ -182,3 +182,53 @@ func TestANewWARReplacesTheWholeAppOverTheLocalTransport(t *testing.T) {
 		t.Fatalf("leftovers: %q", got)
 	}
 }
+
+// TestAFailedSwapOfAWARKeepsTheOldApp makes the last rename of UnpackWAR fail (a mv on
+// PATH that refuses to move the new app onto the app folder, standing in for a full
+// disk or a busy mount) and checks the old app is back in place, not deleted with the
+// temporary folders.
+func TestAFailedSwapOfAWARKeepsTheOldApp(t *testing.T) {
+	if _, err := exec.LookPath("unzip"); err != nil {
+		t.Skip("UnpackWAR needs unzip on the host: apt-get install unzip")
+	}
+	realMV, err := exec.LookPath("mv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	war, app := filepath.Join(dir, "app.war"), filepath.Join(dir, "apps", "app")
+	if err := os.Mkdir(filepath.Join(dir, "apps"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	u := steps.UnpackWAR{LocalWAR: war, WAR: war, Dest: app}
+	writeWAR(t, war, map[string]string{"index.jsp": "v1"})
+	localConverges(t, u, "unpack "+war)
+
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// It refuses to move the new app in; putting the old one back (from *.old) works.
+	shim := "#!/bin/sh\nfor last; do src=$prev; prev=$last; done\n" +
+		"case $src in *.old) ;; *) if [ \"$last\" = " + app + " ]; then echo 'mv: no space left on device' >&2; exit 1; fi ;; esac\n" +
+		"exec " + realMV + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "mv"), []byte(shim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+
+	writeWAR(t, war, map[string]string{"index.jsp": "v2"})
+	ch, err := u.Check(context.Background(), local.New())
+	if err != nil || ch == nil {
+		t.Fatalf("check: %+v, %v", ch, err)
+	}
+	if err := ch.Apply(context.Background()); err == nil {
+		t.Fatal("apply succeeded although the swap failed")
+	}
+	if got := readLocal(t, filepath.Join(app, "index.jsp")); got != "v1" {
+		t.Fatalf("after a failed swap index.jsp is %q, want the old app's v1", got)
+	}
+	if got := entries(t, filepath.Join(dir, "apps")); !slices.Equal(got, []string{"app"}) {
+		t.Fatalf("leftovers: %q", got)
+	}
+}

@@ -63,7 +63,11 @@ func (u UnpackWAR) Check(ctx context.Context, c transport.Conn) (*Change, error)
 	if u.Owner != "" {
 		script += "chown -R -- " + shell.Quote(u.Owner+":"+u.Group) + ` "$t"; `
 	}
-	script += "if [ -e " + d + ` ]; then mv -T -- ` + d + ` "$t.old"; fi; mv -T -- "$t" ` + d
+	// The old app goes aside, the new one in; when the second rename fails the old one
+	// comes back before the trap removes what is left, so a failed swap loses nothing.
+	script += "if [ -e " + d + ` ]; then mv -T -- ` + d + ` "$t.old"; fi; ` +
+		`if ! mv -T -- "$t" ` + d + `; then if [ -e "$t.old" ]; then mv -T -- "$t.old" ` + d + `; fi; ` +
+		"echo " + shell.Quote("the new app could not be put in place; "+u.Dest+" is as it was") + " >&2; exit 1; fi"
 	return &Change{Summary: summary, Apply: func(ctx context.Context) error {
 		if _, err := transport.Output(ctx, c, script); err != nil {
 			return fmt.Errorf("unpack %s: %w", u.WAR, err)
