@@ -404,6 +404,34 @@ func firstBytes(b []byte) string {
 	return strings.ToValidUTF8(string(b[:min(len(b), 80)]), "?")
 }
 
+// RunOrOwn runs cmd over ch when it can, and otherwise with own, the transport's way of
+// running a command by itself (a session, an exec): when there is no channel (ch nil),
+// when the input is larger than a frame carries (MaxStdin), or when the channel broke
+// before the command started. Every transport with a channel runs commands through it.
+func RunOrOwn(ctx context.Context, ch *Channel, cmd transport.Command, own func(context.Context, transport.Command) error) error {
+	if ch == nil {
+		return own(ctx, cmd)
+	}
+	small, rest, fits, err := Buffer(cmd.Stdin)
+	if err != nil {
+		return err
+	}
+	if !fits {
+		cmd.Stdin = rest
+		return own(ctx, cmd)
+	}
+	framed := cmd
+	if cmd.Stdin != nil {
+		framed.Stdin = bytes.NewReader(small)
+	}
+	err = ch.Run(ctx, framed)
+	if errors.Is(err, ErrNotStarted) && ctx.Err() == nil {
+		cmd.Stdin = rest
+		return own(ctx, cmd)
+	}
+	return err
+}
+
 // Buffer reads r (nil for none) up to MaxStdin bytes. fits says all of it was read
 // into small; either way rest reads the whole input again, for the caller to run the
 // command another way.

@@ -1,11 +1,8 @@
 package docker
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -128,32 +125,4 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 		return nil, err
 	}
 	return ch, nil
-}
-
-// runOverChannel runs cmd over the channel when it can; ran is false when cmd must
-// run in an exec of its own (no channel, input too large, never started).
-func (c *Conn) runOverChannel(ctx context.Context, cmd transport.Command) (ran bool, stdin io.Reader, err error) {
-	stdin = cmd.Stdin
-	ch := c.commandChannel(ctx)
-	if ch == nil {
-		return false, stdin, nil
-	}
-	small, rest, fits, err := channel.Buffer(cmd.Stdin)
-	if err != nil {
-		return true, nil, err
-	}
-	if !fits {
-		return false, rest, nil
-	}
-	if cmd.Stdin != nil {
-		cmd.Stdin = bytes.NewReader(small)
-	}
-	err = ch.Run(ctx, cmd)
-	if errors.Is(err, channel.ErrNotStarted) && ctx.Err() == nil {
-		return false, rest, nil
-	}
-	if err != nil && errors.Is(err, channel.ErrBroken) {
-		err = fmt.Errorf("docker exec in %s: %w", c.container, err)
-	}
-	return true, nil, err
 }

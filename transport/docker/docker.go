@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/cauldron-go/cauldron/transport"
+	"github.com/cauldron-go/cauldron/transport/channel"
 )
 
 // DefaultSocket is where the Docker engine listens when $DOCKER_HOST names no unix socket.
@@ -86,12 +87,11 @@ func (c *Conn) Ping(ctx context.Context) error {
 // then ask the engine for the exit code.
 func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
 	defer c.traffic.Begin()()
-	ran, stdin, err := c.runOverChannel(ctx, cmd)
-	if ran {
-		return err
+	err := channel.RunOrOwn(ctx, c.commandChannel(ctx), cmd, c.runExec)
+	if errors.Is(err, channel.ErrBroken) {
+		err = fmt.Errorf("docker exec in %s: %w", c.container, err)
 	}
-	cmd.Stdin = stdin
-	return c.runExec(ctx, cmd)
+	return err
 }
 
 // runExec runs cmd in an exec of its own.

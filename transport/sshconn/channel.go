@@ -1,11 +1,8 @@
 package sshconn
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/cauldron-go/cauldron/shell"
@@ -143,28 +140,3 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 
 // Traffic is what the connection asked of the host so far (transport.Counter).
 func (c *Conn) Traffic() transport.TrafficCounts { return c.traffic.Counts() }
-
-// runOverChannel runs cmd over the channel when it can; ran is false when cmd must
-// run in a session of its own (no channel, input too large, never started).
-func (c *Conn) runOverChannel(ctx context.Context, cmd transport.Command) (ran bool, stdin io.Reader, err error) {
-	stdin = cmd.Stdin
-	ch := c.commandChannel(ctx)
-	if ch == nil {
-		return false, stdin, nil
-	}
-	small, rest, fits, err := channel.Buffer(cmd.Stdin)
-	if err != nil {
-		return true, nil, err
-	}
-	if !fits {
-		return false, rest, nil
-	}
-	if cmd.Stdin != nil {
-		cmd.Stdin = bytes.NewReader(small)
-	}
-	err = ch.Run(ctx, cmd)
-	if errors.Is(err, channel.ErrNotStarted) && ctx.Err() == nil {
-		return false, rest, nil
-	}
-	return true, nil, err
-}

@@ -281,12 +281,7 @@ func (c *Conn) String() string { return c.name }
 // waiting for the host.
 func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
 	defer c.traffic.Begin()()
-	ran, stdin, err := c.runOverChannel(ctx, cmd)
-	if ran {
-		return err
-	}
-	cmd.Stdin = stdin
-	return c.runSession(ctx, cmd)
+	return channel.RunOrOwn(ctx, c.commandChannel(ctx), cmd, c.runSession)
 }
 
 // runSession runs cmd in a session of its own.
