@@ -96,7 +96,9 @@ type Result struct {
 }
 
 // Run measures the parts o names and returns the result; it removes every container
-// and network it made, and any a failed earlier run left.
+// and network it made, and any a failed earlier run of the same parts left. One bench
+// runs at a time on a machine (LockFile): the names of its containers are fixed, and
+// each run's cleanup would remove the other's.
 func Run(ctx context.Context, o Options) (res *Result, err error) {
 	o.Parts = cmp.Or(o.Parts, "abc")
 	if strings.Trim(o.Parts, "abc") != "" {
@@ -126,15 +128,20 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
+	unlock, err := lockBench(ctx, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	res = &Result{Start: time.Now().UTC(), CPUs: runtime.NumCPU()}
-	if err := Cleanup(ctx); err != nil {
+	if err := cleanupParts(ctx, o.Parts); err != nil {
 		return nil, err
 	}
 	defer func() {
 		// With a context of its own: an interrupted run must still clean up.
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		err = errors.Join(err, Cleanup(cctx))
+		err = errors.Join(err, cleanupParts(cctx, o.Parts))
 		// What was measured before an error still makes a table.
 		res.LoadAverage = loadAverage()
 		res.Rows = Rows(res.Measurements)
@@ -213,7 +220,8 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 				var err error
 				switch tool {
 				case ToolCauldron:
-					took, err = cauldronRun(ctx, hosts, w, run == "converged")
+					report := filepath.Join(b.o.Dir, "reports", fmt.Sprintf("%s-%d-%s-%d.json", part, len(hosts), strings.ReplaceAll(run, " ", "-"), pair+1))
+					took, err = cauldronRun(ctx, hosts, w, run == "converged", report)
 				case ToolAnsible:
 					took, err = timed(func() error {
 						changed, tasks, err := a.play(ctx, w.playbook, len(hosts))
@@ -245,13 +253,17 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 	return nil
 }
 
-// cauldronRun applies w on hosts, every host at once, and checks that a converged
-// run changed nothing.
-func cauldronRun(ctx context.Context, hosts []*inventory.Host, w workload, converged bool) (time.Duration, error) {
+// cauldronRun applies w on hosts, every host at once, checks that a converged run
+// changed nothing, and writes the run's JSON report to report (after the clock
+// stopped), for `mage report:timeline`.
+func cauldronRun(ctx context.Context, hosts []*inventory.Host, w workload, converged bool, report string) (time.Duration, error) {
 	start := time.Now()
 	rep, err := runner.Run(ctx, []runner.Play{{Name: "bench", Hosts: hosts, Recipe: w.recipe}},
 		runner.Options{Mode: runner.Apply, Parallel: len(hosts), Dial: runner.DialHost})
 	took := time.Since(start)
+	if werr := writeReport(report, rep); werr != nil {
+		return took, errors.Join(err, werr)
+	}
 	if err != nil {
 		return took, err
 	}
@@ -262,6 +274,20 @@ func cauldronRun(ctx context.Context, hosts []*inventory.Host, w workload, conve
 		return took, errors.New("the first run changed nothing: the reset did not reset")
 	}
 	return took, nil
+}
+
+func writeReport(p string, rep *runner.Report) error {
+	if rep == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return errors.Join(rep.WriteJSON(f), f.Close())
 }
 
 func timed(f func() error) (time.Duration, error) {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"flag"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,5 +114,26 @@ func TestABenchRunLeavesNoContainerOrNetworkBehind(t *testing.T) {
 		if s := strings.TrimSpace(string(out)); s != "" {
 			t.Errorf("docker %s: left behind: %s", what[0], s)
 		}
+	}
+}
+
+func TestABenchRunWaitsWhileAnotherHoldsTheLock(t *testing.T) {
+	f, err := os.OpenFile(bench.LockFile, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Skipf("another bench run holds %s: %v", bench.LockFile, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var log bytes.Buffer
+	_, err = bench.Run(ctx, bench.Options{Parts: "b", Hosts: []int{1}, NoAnsible: true, Dir: t.TempDir(), Log: &log})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run while the lock is held: %v, want it to wait until its context ends", err)
+	}
+	if !strings.Contains(log.String(), "waiting for it to end") {
+		t.Errorf("log %q does not say it waits", log.String())
 	}
 }

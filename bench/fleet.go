@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -192,9 +194,18 @@ func ensureNetwork(ctx context.Context) error {
 
 // Cleanup removes every container and network with the bench's label and the bench's
 // lab (part c): what this run made, and what an interrupted run left.
-func Cleanup(ctx context.Context) error {
-	if err := cleanupLab(ctx); err != nil {
-		return fmt.Errorf("bench cleanup: %w", err)
+func Cleanup(ctx context.Context) error { return cleanupParts(ctx, "abc") }
+
+// cleanupParts is Cleanup of what the given parts make: the fleets of parts a and b,
+// the lab of part c.
+func cleanupParts(ctx context.Context, parts string) error {
+	if strings.Contains(parts, "c") {
+		if err := cleanupLab(ctx); err != nil {
+			return fmt.Errorf("bench cleanup: %w", err)
+		}
+	}
+	if !strings.ContainsAny(parts, "ab") {
+		return nil
 	}
 	out, err := exec.CommandContext(ctx, "docker", "ps", "-aq", "--filter", "label="+lab.LabelKey+"="+Label).Output()
 	if err != nil {
@@ -252,4 +263,35 @@ func hostImage(ctx context.Context, log io.Writer) (string, error) {
 		return "", err
 	}
 	return tag, nil
+}
+
+// LockFile is the lock one bench run holds for its whole run (flock): the bench's
+// containers have fixed names, and a second run's cleanup would remove the first's.
+var LockFile = filepath.Join(os.TempDir(), "cauldron-bench.lock")
+
+// lockBench takes LockFile, waiting (and saying so) while another run holds it.
+func lockBench(ctx context.Context, log io.Writer) (unlock func(), err error) {
+	f, err := os.OpenFile(LockFile, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("bench lock: %w", err)
+	}
+	for said := false; ; said = true {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("bench lock %s: %w", LockFile, err)
+		}
+		if !said {
+			fmt.Fprintf(log, "bench: another bench run holds %s; waiting for it to end\n", LockFile)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("bench lock %s: %w", LockFile, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -1,9 +1,13 @@
 package steps
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
@@ -19,6 +23,18 @@ import (
 //
 //	steps.Untar{Archive: "/home/gaia3d/setup/jdk-17.0.2.tar.gz", Dest: "/home/gaia3d/tools/jdk-17.0.2",
 //		StripComponents: 1, Creates: "/home/gaia3d/tools/jdk-17.0.2/bin/java", Owner: "gaia3d", Group: "gaia3d"}
+//
+// With Upload set, the archive comes from the control machine first, as that Upload
+// step alone would bring it (Archive is then Upload.Dest, and may be left empty). On a
+// host that needs both the archive and the unpacked tree, the archive crosses once and
+// tar unpacks it as it arrives, while the same bytes are written to Upload.Dest: the
+// transfer and the unpacking overlap instead of following each other. A host that has
+// the tree but not the archive gets the archive only (Creates says the tree is done);
+// one that has the archive but not the tree unpacks the archive it has.
+//
+//	steps.Untar{Upload: &steps.Upload{Src: "jdk-17.0.2.tar.gz", Dest: "/home/gaia3d/setup/jdk-17.0.2.tar.gz",
+//		Owner: "gaia3d", Group: "gaia3d", Mode: 0o640}, Dest: "/home/gaia3d/tools/jdk-17.0.2", StripComponents: 1,
+//		Creates: "/home/gaia3d/tools/jdk-17.0.2/bin/java", Owner: "gaia3d", Group: "gaia3d"}
 type Untar struct {
 	Archive         string
 	Dest            string
@@ -26,27 +42,146 @@ type Untar struct {
 	Owner           string
 	Group           string
 	StripComponents int
+	// Upload, when set, brings the archive from the control machine (see above).
+	Upload *Upload
 }
 
-func (u Untar) String() string { return "untar " + u.Archive + " into " + u.Dest }
+func (u Untar) String() string { return "untar " + u.archive() + " into " + u.Dest }
 
-// Validate rejects relative paths, bad owners and a negative StripComponents.
+// archive is the archive's path on the host.
+func (u Untar) archive() string {
+	if u.Archive == "" && u.Upload != nil {
+		return u.Upload.Dest
+	}
+	return u.Archive
+}
+
+// Validate rejects relative paths, bad owners, a negative StripComponents, and an
+// Archive that is not where Upload puts it.
 func (u Untar) Validate() error {
-	err := validateArchive(u.Archive, u.Dest, u.Creates, u.Owner, u.Group)
+	err := validateArchive(u.archive(), u.Dest, u.Creates, u.Owner, u.Group)
 	if u.StripComponents < 0 {
 		err = errors.Join(err, fmt.Errorf("StripComponents: %d is negative", u.StripComponents))
+	}
+	if u.Upload != nil {
+		if uerr := u.Upload.Validate(); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("Upload: %w", uerr))
+		}
+		if u.Archive != "" && u.Archive != u.Upload.Dest {
+			err = errors.Join(err, fmt.Errorf("Archive: %s is not Upload.Dest %s (leave Archive empty)", u.Archive, u.Upload.Dest))
+		}
 	}
 	return err
 }
 
-// Check tests the guard path.
+// Check tests the guard path and, with Upload, the uploaded archive, in one command.
 func (u Untar) Check(ctx context.Context, c transport.Conn) (*Change, error) {
-	argv := []string{"tar", "-x", "-f", u.Archive, "-C"}
-	extract := shell.Join(argv...) + ` "$t"`
+	w := ownership{Owner: u.Owner, Group: u.Group}
+	strip := ""
 	if u.StripComponents > 0 {
-		extract += fmt.Sprintf(" --strip-components=%d", u.StripComponents)
+		strip = fmt.Sprintf(" --strip-components=%d", u.StripComponents)
 	}
-	return checkExtract(ctx, c, u.String(), u.Dest, u.Creates, ownership{Owner: u.Owner, Group: u.Group}, "", extract)
+	extract := shell.Join("tar", "-x", "-f", u.archive(), "-C") + ` "$t"` + strip
+	if u.Upload == nil {
+		return checkExtract(ctx, c, u.String(), u.Dest, u.Creates, w, "", extract)
+	}
+	creates := cmp.Or(u.Creates, u.Dest)
+	p, extracted, err := u.Upload.plan(ctx, c, existsTest(creates))
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case extracted:
+		// The tree is there: only the archive may be off.
+		return p.change, nil
+	case !p.content:
+		// The archive on the host is the right one: unpack it, then fix its mode,
+		// owners or time if they are off.
+		ch := extractChange(c, u.String(), u.Dest, creates, w, "", extract)
+		if p.change != nil {
+			ch.Summary += "; " + p.change.Summary
+			unpack, fix := ch.Apply, p.change.Apply
+			ch.Apply = func(ctx context.Context) error {
+				if err := unpack(ctx); err != nil {
+					return err
+				}
+				return fix(ctx)
+			}
+		}
+		return ch, nil
+	}
+	flag, err := compressionFlag(u.Upload.Src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", u, err)
+	}
+	// The archive is written beside its destination as it arrives ("$a"), through tee,
+	// while tar reads the same bytes; tee -p goes on writing the archive should tar stop
+	// reading early. The archive is renamed into place only when tar succeeded and it
+	// has every byte.
+	a := shell.Quote(u.Upload.Dest)
+	size := p.local.Size()
+	mtime := p.local.ModTime()
+	unpack := `a=$(mktemp ` + shell.Quote(transport.TempBeside(u.Upload.Dest)) + `); ` +
+		`trap 'rm -rf "$t" "$a"' EXIT; ` +
+		`st=$( { { tee -p -- "$a"; echo "$?" >&3; } | tar -x ` + flag + `-f - -C "$t"` + strip + `; } 3>&1 ); ` +
+		`[ "$st" = 0 ] || { echo ` + shell.Quote("could not write the archive beside "+u.Upload.Dest) + ` >&2; exit 1; }; ` +
+		`[ "$(stat -c %s -- "$a")" = ` + fmt.Sprint(size) + ` ] || { echo "the archive arrived incomplete" >&2; exit 1; }; ` +
+		fmt.Sprintf(`chmod %04o "$a"; `, uint32(p.final.Mode))
+	if o := p.final.chown(); o != "" {
+		unpack += `chown -- ` + shell.Quote(o) + ` "$a"; `
+	}
+	unpack += `touch -m -d @` + mtimeString(mtime) + ` -- "$a"; mv -f -T -- "$a" ` + a
+	script := extractScript(u.Dest, w, "", unpack)
+	src := u.Upload.Src
+	return &Change{
+		Summary: fmt.Sprintf("%s, unpacked into %s as it arrives (%s is missing)", p.change.Summary, u.Dest, creates),
+		Apply: func(ctx context.Context) error {
+			f, err := os.Open(src)
+			if err != nil {
+				return fmt.Errorf("%s: %w", u, err)
+			}
+			defer f.Close()
+			// A long transfer says how far it has got (see WithProgress).
+			body, stop := ProgressReader(ctx, f, u.String(), size)
+			_, err = transport.OutputWithInput(ctx, c, script, body)
+			stop()
+			if err != nil {
+				return fmt.Errorf("%s: %w", u, err)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// compressionFlag is tar's option for the compression of the local archive at p, read
+// from its first bytes ("" for a plain tar): tar cannot detect it on a pipe.
+func compressionFlag(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 6)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	head = head[:n]
+	for _, m := range []struct {
+		magic []byte
+		flag  string
+	}{
+		{[]byte{0x1f, 0x8b}, "-z "},
+		{[]byte("BZh"), "-j "},
+		{[]byte{0xfd, '7', 'z', 'X', 'Z', 0}, "-J "},
+		{[]byte{0x28, 0xb5, 0x2f, 0xfd}, "--zstd "},
+		{[]byte{0x5d, 0, 0}, "--lzma "},
+	} {
+		if bytes.HasPrefix(head, m.magic) {
+			return m.flag, nil
+		}
+	}
+	return "", nil
 }
 
 // Unzip unpacks a zip archive already on the host, like Untar. The host needs `unzip`
@@ -83,8 +218,7 @@ func validateArchive(archive, dest, creates, owner, group string) error {
 }
 
 // checkExtract is the check shared by Untar and Unzip: converged when the guard exists,
-// else a change that runs extract (a shell line unpacking into "$t") in a temporary
-// directory beside dest and renames the result into place.
+// else extractChange.
 func checkExtract(ctx context.Context, c transport.Conn, name, dest, creates string, w ownership, need, extract string) (*Change, error) {
 	if creates == "" {
 		creates = dest
@@ -96,16 +230,12 @@ func checkExtract(ctx context.Context, c transport.Conn, name, dest, creates str
 	if out == "yes\n" {
 		return nil, nil
 	}
-	d := shell.Quote(dest)
-	script := need + "set -e; t=$(mktemp -d " + shell.Quote(transport.TempBeside(dest)) + `); trap 'rm -rf "$t"' EXIT; ` +
-		extract + "; "
-	if o := w.chown(); o != "" {
-		script += `chown -R -- ` + shell.Quote(o) + ` "$t"; `
-	}
-	// mktemp -d makes a 0700 directory; a directory that becomes Dest gets 0755.
-	script += "if [ -e " + d + " ]; then for e in \"$t\"/* \"$t\"/.[!.]* \"$t\"/..?*; do " +
-		`{ [ -e "$e" ] || [ -L "$e" ]; } || continue; mv -T -- "$e" ` + d + `/"${e##*/}"; done; ` +
-		`else chmod 0755 "$t"; mv -T -- "$t" ` + d + "; fi; trap - EXIT; rm -rf \"$t\""
+	return extractChange(c, name, dest, creates, w, need, extract), nil
+}
+
+// extractChange runs extract (a shell line unpacking into "$t") by extractScript.
+func extractChange(c transport.Conn, name, dest, creates string, w ownership, need, extract string) *Change {
+	script := extractScript(dest, w, need, extract)
 	return &Change{
 		Summary: fmt.Sprintf("%s (%s is missing)", name, creates),
 		Apply: func(ctx context.Context) error {
@@ -114,5 +244,22 @@ func checkExtract(ctx context.Context, c transport.Conn, name, dest, creates str
 			}
 			return nil
 		},
-	}, nil
+	}
+}
+
+// extractScript runs need, then unpack (which fills "$t", a temporary directory beside
+// dest, and may set its own trap, which must remove "$t"), gives the tree w's owners
+// and moves it into place; on a failure nothing is left beside dest.
+func extractScript(dest string, w ownership, need, unpack string) string {
+	d := shell.Quote(dest)
+	script := need + "set -e; t=$(mktemp -d " + shell.Quote(transport.TempBeside(dest)) + `); trap 'rm -rf "$t"' EXIT; ` +
+		unpack + "; "
+	if o := w.chown(); o != "" {
+		script += `chown -R -- ` + shell.Quote(o) + ` "$t"; `
+	}
+	// mktemp -d makes a 0700 directory; a directory that becomes Dest gets 0755.
+	script += "if [ -e " + d + " ]; then for e in \"$t\"/* \"$t\"/.[!.]* \"$t\"/..?*; do " +
+		`{ [ -e "$e" ] || [ -L "$e" ]; } || continue; mv -T -- "$e" ` + d + `/"${e##*/}"; done; ` +
+		`else chmod 0755 "$t"; mv -T -- "$t" ` + d + "; fi; trap - EXIT; rm -rf \"$t\""
+	return script
 }

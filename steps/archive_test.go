@@ -36,6 +36,19 @@ func TestUntarUnpacksWholeOrNotAtAll(t *testing.T) {
 		}
 	})
 
+	t.Run("from the control machine, given owners as it arrives", func(t *testing.T) {
+		src := t.TempDir() + "/jdk.tgz"
+		writeTarball(t, src, 3<<20, true)
+		sh(t, "rm -rf /opt/setup /opt/jdk && mkdir /opt/setup")
+		u := steps.Untar{Upload: &steps.Upload{Src: src, Dest: "/opt/setup/jdk.tgz", Owner: "nobody", Group: "daemon", Mode: 0o640},
+			Dest: "/opt/jdk", StripComponents: 1, Creates: "/opt/jdk/bin/java", Owner: "nobody", Group: "daemon"}
+		contains(t, "summary", converges(t, u).Summary, "as it arrives")
+		if got, want := sh(t, "sha256sum < /opt/setup/jdk.tgz; stat -c '%a %U %G' /opt/setup/jdk.tgz /opt/jdk /opt/jdk/lib/modules; ls -a /opt/setup"),
+			sha256Hex(t, src)+"  -\n640 nobody daemon\n755 nobody daemon\n755 nobody daemon\n.\n..\njdk.tgz\n"; got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+
 	t.Run("a broken archive leaves nothing behind", func(t *testing.T) {
 		sh(t, "head -c 100 /tmp/tc.tar.gz > /tmp/broken.tar.gz")
 		_, err := steps.Converge(context.Background(), host, steps.Untar{Archive: "/tmp/broken.tar.gz", Dest: "/opt/broken"})

@@ -47,22 +47,52 @@ func (u Upload) Validate() error {
 // Check stats both files in one command on the host; only when size and modification
 // time leave a doubt does it hash them.
 func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
+	p, _, err := u.plan(ctx, c, "")
+	return p.change, err
+}
+
+// uploadPlan is what an Upload's check found: the change (nil when the host is
+// converged) and, when that change sends the content, what the content must become.
+type uploadPlan struct {
+	change *Change
+	// content is set when the change streams the file; otherwise it only fixes the
+	// mode, owners or time of a file whose content is already right.
+	content bool
+	// final is the mode and owners the sent file gets, and local the source's stat.
+	final ownership
+	local os.FileInfo
+}
+
+// plan is Check's work. guard, when not empty, is a shell test run in the same round
+// trip (a step that builds on the upload asks its own question with it); guarded
+// tells whether it held.
+func (u Upload) plan(ctx context.Context, c transport.Conn, guard string) (p uploadPlan, guarded bool, err error) {
 	info, err := os.Stat(u.Src)
 	if err != nil {
-		return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
+		return p, false, fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
+	p.local = info
 	q := shell.Quote(u.Dest)
-	out, err := transport.Output(ctx, c, statScript(u.Dest, false)+"; if [ -f "+q+" ]; then stat -c '%s %.9Y' -- "+q+"; fi")
+	script := statScript(u.Dest, false) + "; if [ -f " + q + " ]; then stat -c '%s %.9Y' -- " + q + "; fi"
+	if guard != "" {
+		script = "if " + guard + "; then echo yes; else echo no; fi; " + script
+	}
+	out, err := transport.Output(ctx, c, script)
 	if err != nil {
-		return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
+		return p, false, fmt.Errorf("upload %s: %w", u.Dest, err)
+	}
+	if guard != "" {
+		var answer string
+		answer, out, _ = strings.Cut(out, "\n")
+		guarded = answer == "yes"
 	}
 	first, rest, _ := strings.Cut(out, "\n")
 	have, err := parseStat(first + "\n")
 	if err != nil {
-		return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
+		return p, guarded, fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	if have.Exists && !have.isRegular() {
-		return nil, fmt.Errorf("upload %s: is a %s, not a regular file", u.Dest, have.Kind)
+		return p, guarded, fmt.Errorf("upload %s: is a %s, not a regular file", u.Dest, have.Kind)
 	}
 	var size int64
 	var mtime string
@@ -74,11 +104,11 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	if have.Exists && size == info.Size() && !same {
 		local, err := FileSHA256(u.Src)
 		if err != nil {
-			return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
+			return p, guarded, fmt.Errorf("upload %s: %w", u.Dest, err)
 		}
 		remote, err := transport.Output(ctx, c, "sha256sum -- "+q)
 		if err != nil {
-			return nil, fmt.Errorf("upload %s: %w", u.Dest, err)
+			return p, guarded, fmt.Errorf("upload %s: %w", u.Dest, err)
 		}
 		remote, _, _ = strings.Cut(remote, " ")
 		same = remote == local
@@ -86,15 +116,17 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	w := ownership{Mode: u.Mode, Owner: u.Owner, Group: u.Group}
 	retime := same && mtime != want
 	if !same {
-		final := w.keep(have, 0o644)
+		p.final = w.keep(have, 0o644)
 		verb := "replace"
 		if !have.Exists {
 			verb = "create"
 		}
-		return &Change{
+		p.content = true
+		p.change = &Change{
 			Summary: fmt.Sprintf("%s %s from %s (%d bytes)", verb, u.Dest, u.Src, info.Size()),
-			Apply:   func(ctx context.Context) error { return u.stream(ctx, c, final, info.ModTime()) },
-		}, nil
+			Apply:   func(ctx context.Context) error { return u.stream(ctx, c, p.final, info.ModTime()) },
+		}
+		return p, guarded, nil
 	}
 	drift := w.drift(have)
 	fix := w.fixScript(u.Dest, false)
@@ -107,9 +139,9 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 		fix += touchScript(u.Dest, want)
 	}
 	if len(drift) == 0 {
-		return nil, nil
+		return p, guarded, nil
 	}
-	return &Change{
+	p.change = &Change{
 		Summary: u.Dest + ": " + strings.Join(drift, ", "),
 		Apply: func(ctx context.Context) error {
 			if _, err := transport.Output(ctx, c, fix); err != nil {
@@ -117,7 +149,8 @@ func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 			}
 			return nil
 		},
-	}, nil
+	}
+	return p, guarded, nil
 }
 
 // mtimeString is a modification time as `stat -c %.9Y` prints it.
