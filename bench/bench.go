@@ -69,6 +69,13 @@ type Measurement struct {
 	Tool    string    `json:"tool"`
 	Seconds []float64 `json:"seconds"`
 	Median  float64   `json:"median_s"`
+	// ControllerCPU is the CPU seconds each run cost on the control machine: the bench's
+	// own process for cauldron, the ansible-playbook process and the children it
+	// waited for for Ansible (the ControlPersist masters, which outlive a run, are not
+	// counted). HostsCPU is what every process in the fleet's containers cost
+	// together; empty when the machine has no per-container CPU accounting.
+	ControllerCPU []float64 `json:"controller_cpu_s,omitempty"`
+	HostsCPU      []float64 `json:"hosts_cpu_s,omitempty"`
 }
 
 // Row is one line of the table: a measurement of each tool and their ratio.
@@ -206,6 +213,8 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 	}
 	hosts := f.Inventory()
 	times := map[string]map[string][]float64{"first run": {}, "converged": {}}
+	ctlCPU := map[string]map[string][]float64{"first run": {}, "converged": {}}
+	hostCPU := map[string]map[string][]float64{"first run": {}, "converged": {}}
 	for pair := range b.o.Pairs {
 		order := slices.Clone(tools)
 		if pair%2 == 1 {
@@ -218,10 +227,13 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 			for _, run := range []string{"first run", "converged"} {
 				var took time.Duration
 				var err error
+				before := f.cpuNow()
 				switch tool {
 				case ToolCauldron:
-					report := filepath.Join(b.o.Dir, "reports", fmt.Sprintf("%s-%d-%s-%d.json", part, len(hosts), strings.ReplaceAll(run, " ", "-"), pair+1))
-					took, err = cauldronRun(ctx, hosts, w, run == "converged", report)
+					name := fmt.Sprintf("%s-%d-%s-%d", part, len(hosts), strings.ReplaceAll(run, " ", "-"), pair+1)
+					stop := profileTo(filepath.Join(b.o.Dir, "profiles", name+".pprof"))
+					took, err = cauldronRun(ctx, hosts, w, run == "converged", filepath.Join(b.o.Dir, "reports", name+".json"))
+					stop()
 				case ToolAnsible:
 					took, err = timed(func() error {
 						changed, tasks, err := a.play(ctx, w.playbook, len(hosts))
@@ -239,15 +251,27 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 				if err != nil {
 					return fmt.Errorf("bench: %s, %d hosts, %s, %s: %w", w.name, len(hosts), run, tool, err)
 				}
-				b.logf("%-8s %3d hosts  %-9s  %s", tool, len(hosts), run, took.Round(time.Millisecond))
+				used := f.cpuNow().sub(before)
+				ctl := used.self
+				if tool == ToolAnsible {
+					ctl = used.children
+				}
+				cpu := fmt.Sprintf("controller CPU %.2fs", ctl)
+				if used.hosts >= 0 {
+					cpu += fmt.Sprintf(", hosts CPU %.2fs", used.hosts)
+					hostCPU[run][tool] = append(hostCPU[run][tool], used.hosts)
+				}
+				b.logf("%-8s %3d hosts  %-9s  %s  (%s)", tool, len(hosts), run, took.Round(time.Millisecond), cpu)
 				times[run][tool] = append(times[run][tool], took.Seconds())
+				ctlCPU[run][tool] = append(ctlCPU[run][tool], ctl)
 			}
 		}
 	}
 	for _, run := range []string{"first run", "converged"} {
 		for _, tool := range tools {
 			b.res.Measurements = append(b.res.Measurements, Measurement{Part: part, Work: w.name, Hosts: len(hosts),
-				Run: run, Tool: tool, Seconds: times[run][tool], Median: median(times[run][tool])})
+				Run: run, Tool: tool, Seconds: times[run][tool], Median: median(times[run][tool]),
+				ControllerCPU: ctlCPU[run][tool], HostsCPU: hostCPU[run][tool]})
 		}
 	}
 	return nil
@@ -397,6 +421,16 @@ func (r *Result) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "%-50s %5d  %-34s %10s %10s %7s %5d\n", clip(row.Work, 50), row.Hosts, row.Run, an, secs(row.Cauldron), ratio, row.Pairs)
 	}
 	fmt.Fprintf(w, "(medians; %d CPUs; load average at the end %s; %s)\n", r.CPUs, r.LoadAverage, cmp.Or(r.Ansible, "no Ansible"))
+	for _, m := range r.Measurements {
+		if len(m.ControllerCPU) == 0 {
+			continue
+		}
+		hosts := "not measured"
+		if len(m.HostsCPU) > 0 {
+			hosts = secs(median(m.HostsCPU))
+		}
+		fmt.Fprintf(w, "cpu: %-40s %5d  %-10s %-8s controller %s, hosts %s\n", clip(m.Work, 40), m.Hosts, m.Run, m.Tool, secs(median(m.ControllerCPU)), hosts)
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)
 	}

@@ -48,6 +48,9 @@ type Fleet struct {
 	Hosts []FleetHost
 	// KeyFile and KnownHosts are the bench's SSH key and the hosts' keys.
 	KeyFile, KnownHosts string
+	// cgroups are the containers' CPU accounting files (see cpuNow); nil when the
+	// machine does not have them.
+	cgroups []string
 }
 
 // FleetHost is one container of a fleet.
@@ -132,6 +135,11 @@ func startFleet(ctx context.Context, log io.Writer, stateDir, image string, kind
 	if err := os.WriteFile(f.KnownHosts, bytes.Join(known, nil), 0o600); err != nil {
 		return nil, fmt.Errorf("bench known_hosts: %w", err)
 	}
+	var names []string
+	for _, h := range f.Hosts {
+		names = append(names, h.Container)
+	}
+	f.cgroups = containerCgroups(ctx, names)
 	return f, nil
 }
 
