@@ -23,12 +23,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cauldron-go/cauldron/inventory"
 	"github.com/cauldron-go/cauldron/lab"
@@ -100,6 +103,8 @@ type Result struct {
 	Notes        []string      `json:"notes,omitempty"`
 	Rows         []Row         `json:"rows"`
 	Measurements []Measurement `json:"measurements"`
+	// Floors are part b's fleets' floor (see Floor), by fleet size.
+	Floors []Floor `json:"floors,omitempty"`
 }
 
 // Run measures the parts o names and returns the result; it removes every container
@@ -359,7 +364,64 @@ func (b *bencher) partB(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
-	return b.compare(ctx, "b", f, w)
+	if err := b.compare(ctx, "b", f, w); err != nil {
+		return err
+	}
+	return b.floor(ctx, f)
+}
+
+// Floor is what the fleet costs before any work: one OpenSSH `ssh host true` per host,
+// every host at once (a new connection each, no tool): a connection, a session and a
+// shell on every host, which is what any tool over SSH pays at the least.
+type Floor struct {
+	Hosts   int       `json:"hosts"`
+	Seconds []float64 `json:"seconds"`
+	Median  float64   `json:"median_s"`
+	// HostsCPU is what the fleet's containers spent, per run; ClientCPU the ssh
+	// clients (on the control machine).
+	HostsCPU  []float64 `json:"hosts_cpu_s,omitempty"`
+	ClientCPU []float64 `json:"client_cpu_s"`
+}
+
+// floor measures Floor on f, Pairs times; without an ssh client it says so in a note.
+func (b *bencher) floor(ctx context.Context, f *Fleet) error {
+	ssh, err := exec.LookPath("ssh")
+	if err != nil {
+		b.res.Notes = append(b.res.Notes, "the floor (ssh host true) is not measured: no ssh client")
+		return nil
+	}
+	fl := Floor{Hosts: len(f.Hosts)}
+	for range b.o.Pairs {
+		before := f.cpuNow()
+		took, err := timed(func() error {
+			g, gctx := errgroup.WithContext(ctx)
+			for _, h := range f.Hosts {
+				g.Go(func() error {
+					out, err := exec.CommandContext(gctx, ssh, "-i", f.KeyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+						"-o", "UserKnownHostsFile="+f.KnownHosts, "-o", "StrictHostKeyChecking=yes",
+						"-o", "ControlMaster=no", "-o", "ControlPath=none", "root@"+h.Address, "true").CombinedOutput()
+					if err != nil {
+						return fmt.Errorf("ssh %s true: %v: %s", h.Address, err, strings.TrimSpace(string(out)))
+					}
+					return nil
+				})
+			}
+			return g.Wait()
+		})
+		if err != nil {
+			return fmt.Errorf("bench: the floor, %d hosts: %w", len(f.Hosts), err)
+		}
+		used := f.cpuNow().sub(before)
+		b.logf("floor    %3d hosts  ssh true   %s  (ssh clients CPU %.2fs, hosts CPU %.2fs)", len(f.Hosts), took.Round(time.Millisecond), used.children, used.hosts)
+		fl.Seconds = append(fl.Seconds, took.Seconds())
+		fl.ClientCPU = append(fl.ClientCPU, used.children)
+		if used.hosts >= 0 {
+			fl.HostsCPU = append(fl.HostsCPU, used.hosts)
+		}
+	}
+	fl.Median = median(fl.Seconds)
+	b.res.Floors = append(b.res.Floors, fl)
+	return nil
 }
 
 // remove takes a fleet's containers away as soon as its part is measured, so that
@@ -430,6 +492,14 @@ func (r *Result) WriteTable(w io.Writer) {
 			hosts = secs(median(m.HostsCPU))
 		}
 		fmt.Fprintf(w, "cpu: %-40s %5d  %-10s %-8s controller %s, hosts %s\n", clip(m.Work, 40), m.Hosts, m.Run, m.Tool, secs(median(m.ControllerCPU)), hosts)
+	}
+	for _, f := range r.Floors {
+		hosts := "not measured"
+		if len(f.HostsCPU) > 0 {
+			hosts = secs(median(f.HostsCPU))
+		}
+		fmt.Fprintf(w, "floor: one OpenSSH `ssh host true` per host, %d hosts at once: %s (ssh clients' CPU %s, hosts %s; medians of %d)\n",
+			f.Hosts, secs(f.Median), secs(median(f.ClientCPU)), hosts, len(f.Seconds))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)

@@ -134,6 +134,43 @@ func ExampleUntar() {
 	// untar …/jdk-17.tar.gz into …/tools/jdk-17: changed false
 }
 
+// An Untar with an Upload brings the tarball from the control machine and unpacks it
+// as it arrives: one step where Ansible has a copy and a shell task, and the tarball
+// crosses once. The copy is kept where Upload.Dest says, as the copy task keeps it.
+func ExampleUntar_upload() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "cauldron-untar-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	src := filepath.Join(dir, "jdk-17.tar.gz") // on the control machine
+	if err := writeTarGz(src, map[string]string{"jdk-17.0.2/bin/java": "#!/bin/sh\n"}); err != nil {
+		log.Fatal(err)
+	}
+
+	setup, tools := filepath.Join(dir, "setup"), filepath.Join(dir, "tools")
+	jdk := steps.Untar{Upload: &steps.Upload{Src: src, Dest: filepath.Join(setup, "jdk-17.tar.gz"), Mode: 0o640},
+		Dest: filepath.Join(tools, "jdk-17"), StripComponents: 1, Creates: filepath.Join(tools, "jdk-17", "bin", "java")}
+	host := local.New()
+	for range 2 {
+		for _, s := range []steps.Step{steps.Dir{Path: setup}, steps.Dir{Path: tools}, jdk} {
+			changed, err := steps.Converge(ctx, host, s)
+			if err != nil {
+				log.Fatal(err)
+			}
+			fmt.Printf("%s: changed %v\n", strings.Replace(s.String(), dir, "…", -1), changed)
+		}
+	}
+	// Output:
+	// dir …/setup: changed true
+	// dir …/tools: changed true
+	// untar …/setup/jdk-17.tar.gz into …/tools/jdk-17: changed true
+	// dir …/setup: changed false
+	// dir …/tools: changed false
+	// untar …/setup/jdk-17.tar.gz into …/tools/jdk-17: changed false
+}
+
 // writeTarGz writes a gzipped tarball of the given files.
 func writeTarGz(path string, files map[string]string) error {
 	f, err := os.Create(path)
