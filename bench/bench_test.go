@@ -106,6 +106,9 @@ func TestABenchRunLeavesNoContainerOrNetworkBehind(t *testing.T) {
 	if len(res.Rows) != 2 || res.Rows[0].Cauldron <= 0 || res.Rows[1].Cauldron <= 0 {
 		t.Errorf("rows %+v, want a first run and a converged run of cauldron", res.Rows)
 	}
+	if len(res.Floors) != 1 || res.Floors[0].Hosts != 2 || res.Floors[0].Median <= 0 {
+		t.Errorf("floors %+v, want the floor of the 2 hosts", res.Floors)
+	}
 	for _, what := range [][]string{{"ps", "-aq"}, {"network", "ls", "-q"}} {
 		out, err := exec.Command("docker", append(what, "--filter", "label=io.cauldron.lab="+bench.Label)...).Output()
 		if err != nil {
