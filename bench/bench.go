@@ -5,7 +5,8 @@
 //   - a: the seed's Tomcat-node work (sections 4-5, 18 tasks) on 2 systemd hosts, a
 //     first run (from a reset host) and a converged re-run;
 //   - b: pyinfra's 4-operation workload (dir, file, line, guarded command) on 10, 50
-//     and 100 light hosts (containers running only sshd), first run and converged;
+//     and 100 light hosts (containers running only sshd), first run and converged,
+//     and the fleet's floor (see Floor);
 //   - c: the lab cluster's converged re-check (a plan) over SSH and over docker exec,
 //     then again with 80 ms of delay and 5% loss added by tc netem on the lab hosts.
 //
@@ -13,6 +14,12 @@
 // pipelining, ControlPersist and no fact gathering. Where it cannot be had, the bench
 // says so and measures cauldron alone. Everything runs in containers of the bench's
 // own (see Label), removed at the end and at the start of every run.
+//
+// On a machine of two cores that runs the controller and every host, CPU bounds the
+// runs of many hosts, so each run's CPU is measured too: the controller's (this
+// process, or Ansible's processes) and the hosts' (their containers' cgroups); the
+// table ends with them, and DIR/reports and DIR/profiles keep each cauldron run's
+// JSON report (for `mage report:timeline`) and its CPU profile (go tool pprof).
 package bench
 
 import (
