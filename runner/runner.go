@@ -187,14 +187,14 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 
 // run is the state of one Run.
 type run struct {
-	ctx  context.Context // the caller's, for what outlives one play
+	ctx context.Context // the caller's, for what outlives one play
 	// hostsCtx is ctx with the run's delegates: the checks made ahead, which outlive
 	// a play, run under a context of each host's made from it (hostState.ctx).
 	hostsCtx context.Context
 	o        Options
-	mask masker
-	out  *progress
-	rep  *Report
+	mask     masker
+	out      *progress
+	rep      *Report
 
 	mu      sync.Mutex
 	hosts   map[string]*hostState // by host name
