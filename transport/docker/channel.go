@@ -143,9 +143,8 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 		raw.Close()
 		return nil, err
 	}
-	if err := channel.SelfTest(ctx, ch); err != nil {
-		ch.Close()
-		return nil, err
-	}
+	// The self-test goes first, and the first commands right behind it, in the same
+	// round trip: no one waits for its verdict (see channel.Verify).
+	channel.Verify(ch, channelOpenTimeout)
 	return ch, nil
 }

@@ -287,11 +287,12 @@ func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
 }
 
 // sessionsAtOnce bounds the commands that run in sessions of their own at once: sshd
-// allows ten sessions on a connection by default (MaxSessions), and the command
-// channel and SFTP may hold one each. A caller may start any number of commands at
+// allows ten sessions on a connection by default (MaxSessions), the command channel
+// and SFTP may hold one each, and a session just closed here may still count there
+// for a moment (see newSession). A caller may start any number of commands at
 // once (Pipelined): over the channel they queue on the host, and once the channel is
 // gone, here.
-const sessionsAtOnce = 8
+const sessionsAtOnce = 6
 
 // Pipelined says that a caller may start any number of commands at once
 // (transport.Pipelined): true unless the connection was made without a channel
@@ -333,7 +334,7 @@ func (c *Conn) run(ctx context.Context, shown, line string, sudo *sudoMode, stdi
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	sess, err := c.client.NewSession()
+	sess, err := c.newSession(ctx)
 	if err != nil {
 		return fmt.Errorf("ssh %s: open session: %w", c.name, err)
 	}
@@ -416,6 +417,25 @@ func (c *Conn) run(ctx context.Context, shown, line string, sudo *sudoMode, stdi
 		return fmt.Errorf("ssh %s: command ended without an exit status (connection lost?): %w", c.name, err)
 	}
 	return fmt.Errorf("ssh %s: run command: %w", c.name, err)
+}
+
+// newSession opens a session, and tries again, a few times and briefly, when the
+// server refuses to open it: sshd counts a session closed only once it has processed
+// the close, so sessions opened right after others ended can find MaxSessions still
+// full. A refused session ran nothing.
+func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
+	for attempt := 1; ; attempt++ {
+		sess, err := c.client.NewSession()
+		var refused *ssh.OpenChannelError
+		if err == nil || !errors.As(err, &refused) || attempt == 6 {
+			return sess, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
 }
 
 // Close closes the SFTP client, removes the upload directory and closes the
