@@ -74,6 +74,9 @@ type ApacheVirtualHost struct {
 	Worker string
 	// StaticPaths are URL prefixes ending in "/" that are unmounted.
 	StaticPaths []string
+	// CheckPath, when set, is a file Apache serves itself from DocumentRoot, unmounted:
+	// HAProxy's health check of the web host (WebCheckPath).
+	CheckPath string
 	// LogName names the vhost's error and access logs in ${APACHE_LOG_DIR}.
 	LogName string
 }
@@ -84,7 +87,7 @@ func NewApacheSite(c Cluster) *ApacheSite {
 	for _, a := range c.Apps {
 		s.VirtualHosts = append(s.VirtualHosts, ApacheVirtualHost{
 			Port: a.SitePort, DocumentRoot: a.StaticRoot, Worker: a.Name,
-			StaticPaths: a.StaticPaths, LogName: "mago3d-" + a.Name,
+			StaticPaths: a.StaticPaths, LogName: "mago3d-" + a.Name, CheckPath: WebCheckPath,
 		})
 	}
 	s.Status = NewApacheStatus()
@@ -114,12 +117,24 @@ func (s *ApacheSite) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: log name %q must be letters, digits, '-' or '_'", at, v.LogName))
 		}
 		errs = append(errs, validateStaticPaths(at, v.StaticPaths)...)
+		errs = append(errs, validateCheckPath(at, v.CheckPath)...)
 	}
 	if s.Status != nil {
 		errs = append(errs, s.Status.validate()...)
 		errs = ports.add(errs, "apache site: status worker port", s.Status.Port)
 	}
 	return errors.Join(errs...)
+}
+
+// validateCheckPath checks a web server's own check file: one path under the root.
+func validateCheckPath(at, p string) []error {
+	if p == "" {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Count(p, "/") != 1 || !isPlainPath(p) || strings.ContainsAny(p, "*?{};") {
+		return []error{fmt.Errorf("%s: check path %q must be one file name after / with no spaces, quotes, '*', '?', braces or ';'", at, p)}
+	}
+	return nil
 }
 
 func validateStaticPaths(at string, paths []string) []error {
@@ -161,6 +176,9 @@ func (s *ApacheSite) Render() ([]byte, error) {
 		fmt.Fprintf(&b, "    JkMount /* %s\n", v.Worker)
 		for _, p := range v.StaticPaths {
 			fmt.Fprintf(&b, "    JkUnMount %s* %s\n", p, v.Worker)
+		}
+		if v.CheckPath != "" {
+			fmt.Fprintf(&b, "    JkUnMount %s %s\n", v.CheckPath, v.Worker)
 		}
 		fmt.Fprintf(&b, "    ErrorLog ${APACHE_LOG_DIR}/%s-error.log\n", v.LogName)
 		fmt.Fprintf(&b, "    CustomLog ${APACHE_LOG_DIR}/%s-access.log combined\n", v.LogName)

@@ -70,6 +70,10 @@ type Connector struct {
 	RedirectPort      int    `xml:"redirectPort,attr,omitempty"`
 	Secret            string `xml:"secret,attr,omitempty"`
 	SecretRequired    bool   `xml:"secretRequired,attr,omitempty"`
+	// BindOnInit false opens the port only once the connector starts, after the apps
+	// are deployed and the session state is received, and closes it as soon as it
+	// stops (see NewServerXML); nil leaves Tomcat's true.
+	BindOnInit *bool `xml:"bindOnInit,attr,omitempty"`
 }
 
 // Protocols of Connector.
@@ -194,14 +198,22 @@ func DefaultListeners() []Listener {
 // NewServerXML returns node n's server.xml: one Service per app of c.
 func NewServerXML(c Cluster, n Node) *ServerXML {
 	s := &ServerXML{Port: 8005, Shutdown: "SHUTDOWN", Listeners: DefaultListeners()}
+	// Tomcat binds its ports when it loads, long before it serves (a restarted node
+	// deploys its apps and waits for the cluster's sessions first: 15-30 s on a busy
+	// machine): the kernel accepts connections that nobody answers, so mod_jk waits out
+	// its ping timeout and Nginx its read timeout on every request it sends there, and
+	// HAProxy's timeout server ran out on some (5 of 10,335 requests failed after a kill
+	// -9 on the lab). Bound at start, a node that does not serve yet refuses, and the
+	// balancers go to another at once.
+	bindAtStart := ptrTo(false)
 	for _, a := range c.Apps {
 		svc := Service{
 			Name: a.Service,
 			Connectors: []Connector{
-				{Port: a.HTTPPort, Protocol: ProtocolHTTP, ConnectionTimeout: 20000, RedirectPort: a.RedirectPort},
+				{Port: a.HTTPPort, Protocol: ProtocolHTTP, ConnectionTimeout: 20000, RedirectPort: a.RedirectPort, BindOnInit: bindAtStart},
 				{
 					Port: a.AJPPort, Protocol: ProtocolAJP, Address: n.Address, RedirectPort: a.RedirectPort,
-					Secret: c.AJPSecret, SecretRequired: true,
+					Secret: c.AJPSecret, SecretRequired: true, BindOnInit: bindAtStart,
 				},
 			},
 			Engine: Engine{
@@ -223,6 +235,8 @@ func NewServerXML(c Cluster, n Node) *ServerXML {
 	}
 	return s
 }
+
+func ptrTo[T any](v T) *T { return &v }
 
 func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 	m := MembershipService{
