@@ -261,10 +261,12 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 			},
 			// timeout is how long a send waits for the other node's ack (3 s by
 			// default): a request that replicates synchronously to a node that just hung
-			// waits that long, and the failure detector's read test 1 s more, before the
-			// node is out; together below mod_jk's reply timeout and Nginx's read timeout.
+			// waits that long, and the failure detector's read test (or connect test, for a
+			// node cut off) 0.5 s more, before the node is out: 1.5 s, well below mod_jk's
+			// reply timeout and Nginx's read timeout (2 s), which would otherwise give up
+			// on the healthy node too and send the GET it already did to another.
 			Sender: Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender,
-				Attrs: []xml.Attr{{Name: xml.Name{Local: "timeout"}, Value: "1500"}}}},
+				Attrs: []xml.Attr{{Name: xml.Name{Local: "timeout"}, Value: "1000"}}}},
 			Interceptors: ReplicationInterceptors(),
 		},
 		Valves: []Valve{
@@ -352,8 +354,8 @@ func ReplicationInterceptors() []Listener {
 			// a member for ever, and with acknowledged replication every request of the
 			// other nodes waits out the ack timeout. The read test waits for its answer.
 			{Name: xml.Name{Local: "performReadTest"}, Value: "true"},
-			{Name: xml.Name{Local: "readTestTimeout"}, Value: "1000"},
-			{Name: xml.Name{Local: "connectTimeout"}, Value: "1000"},
+			{Name: xml.Name{Local: "readTestTimeout"}, Value: "500"},
+			{Name: xml.Name{Local: "connectTimeout"}, Value: "500"},
 		}},
 		{ClassName: ClassMessageDispatch},
 	}
