@@ -204,6 +204,13 @@ type JkConf struct {
 	ShmFile     string
 	LogFile     string
 	LogLevel    string // error, warn, info, debug or trace
+	// WatchdogIntervalSeconds, when set, runs mod_jk's upkeep (a member's recovery after
+	// its recover_time) from a thread every that many seconds (JkWatchdogInterval),
+	// not only when a request comes: a web host that was cut off took no requests, so
+	// on its return its balancer still held the other node in error and sent that
+	// node's sessions to its own node, whose copies had missed every change while it was
+	// away (a count of 246 after 2062 on the lab).
+	WatchdogIntervalSeconds int
 }
 
 // Debian's places for mod_jk's files.
@@ -217,7 +224,7 @@ const (
 func NewJkConf() *JkConf {
 	return &JkConf{
 		WorkersFile: DefaultJkWorkersFile, ShmFile: DefaultJkShmFile,
-		LogFile: DefaultJkLogFile, LogLevel: "info",
+		LogFile: DefaultJkLogFile, LogLevel: "info", WatchdogIntervalSeconds: 1,
 	}
 }
 
@@ -236,6 +243,9 @@ func (j *JkConf) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("jk.conf: JkLogLevel %q is not error, warn, info, debug or trace", j.LogLevel))
 	}
+	if j.WatchdogIntervalSeconds < 0 {
+		errs = append(errs, fmt.Errorf("jk.conf: JkWatchdogInterval %d must not be negative", j.WatchdogIntervalSeconds))
+	}
 	return errors.Join(errs...)
 }
 
@@ -251,6 +261,9 @@ func (j *JkConf) Render() ([]byte, error) {
 	fmt.Fprintf(&b, "    JkShmFile %s\n", j.ShmFile)
 	fmt.Fprintf(&b, "    JkLogFile %s\n", j.LogFile)
 	fmt.Fprintf(&b, "    JkLogLevel %s\n", j.LogLevel)
+	if j.WatchdogIntervalSeconds > 0 {
+		fmt.Fprintf(&b, "    JkWatchdogInterval %d\n", j.WatchdogIntervalSeconds)
+	}
 	b.WriteString("</IfModule>\n")
 	return b.Bytes(), nil
 }
