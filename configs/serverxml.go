@@ -278,16 +278,31 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 }
 
 // Replication says when a node sends a request's session change to the others.
+//
+// Which is the default was measured on the lab under the load check (16 users, both
+// sites; 2 cores shared with other work, load average 15-60), each fault once:
+//
+//   - Latency is within the machine's noise: p50/p99 without a fault 39.2/249.5 ms sync
+//     (load 22) against 35.7/314.4 ms async (load 17); an earlier session 42.6-45.2 /
+//     262-278 ms sync against 30.2-82.1 / 246-490 ms async.
+//   - kill -9 of the Tomcat that holds the sessions: async lost answered updates behind
+//     Nginx (5 counts broken of 19,355 requests: the users whose last update had not
+//     left the killed node saw their count go back by one on the other); sync lost none
+//     (0 broken of 11,635 behind Apache), but the 4 GETs the killed node was answering
+//     failed (502): it had done them and sent them on, so mod_jk rightly did not send
+//     them again, which would have counted them twice.
+//   - A frozen web host (docker pause): async failed 14 requests, all in the first 5 s
+//     (Apache); sync stalled the healthy node's requests on acknowledgements until about
+//     8.5 s after the freeze (the frozen member expired after 3 s, sends already under
+//     way still waited out their ack timeout), so mod_jk's reply timeout failed them too:
+//     22 failed, 4 after the first 5 s; cut off from the network: 21 failed, 4 after.
+//
+// So asynchronous replication stays the default: a hung or cut-off node, the likelier
+// fault, costs the users of the healthy node nothing; a crash can cost a user the last
+// update. SyncReplication (session_replication: sync) is for clusters whose nodes fail
+// by crashing and that would rather fail a request than lose an answered update.
 type Replication int
 
-// Measured under the load check (16 users, both sites, 20 s, warm) on the lab: the
-// latency of the two modes is within this 2-core machine's noise (p50 42.6 and 45.2 ms
-// sync, 30.2 and 82.1 ms async; p99 262-278 ms sync, 246-490 ms async); but when one web
-// host froze (docker pause) synchronous replication stalled the other node's requests on
-// acknowledgements that never came, long enough for HAProxy to take the healthy host out
-// too: 3,971 failed requests against 0 with asynchronous replication. So asynchronous is
-// the default; synchronous is for clusters whose nodes fail by crashing, where no
-// answered update may be lost.
 const (
 	// AsyncReplication (channelSendOptions 8, the runbook's) answers first and sends
 	// the change right after, in order (OrderInterceptor): a node that dies between the
