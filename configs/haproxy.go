@@ -137,6 +137,16 @@ const HAProxyTimeoutCheck = 500 * time.Millisecond
 // lab at a load average of 40-86 (the slowest answered request took 2.9 s).
 const HAProxyTimeoutServer = 3500 * time.Millisecond
 
+// HostReturnRise is how many checks in a row a web host that was out must pass before
+// it takes requests again: about 7 s at fastinter 250 ms. A host that was frozen or cut
+// off wakes with its web server's view of the nodes from before: the requests it held
+// timed out all at once (its clock jumped), so it holds the other node failed (Nginx's
+// fail_timeout 5 s, mod_jk's recover_time 3 s after its upkeep) and sends that node's
+// sessions to its own node, whose copies missed every change made while it was away
+// (127 counts broken behind Nginx within a second of a frozen host's return, with rise
+// 2). Kept out a little longer than those, it comes back with a sane view.
+const HostReturnRise = 28
+
 // retryOnKeywords are what retry-on takes besides status codes.
 var retryOnKeywords = []string{"none", "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected", "all-retryable-errors"}
 
@@ -180,10 +190,11 @@ func NewHAProxy(c Cluster, statsUser, statsPassword string) *HAProxy {
 		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET " + WebCheckPath, RetrySafeMethodsOnly: true, Fallback: true}
 		for _, n := range c.Nodes {
 			// Frequent checks, and one failed check takes a host out: a web host that is
-			// out by mistake costs nothing but its share for a second (HAProxy keeps no
-			// session on it and lets its requests finish: the web servers route each
+			// out by mistake costs nothing but its share for a few seconds (HAProxy keeps
+			// no session on it and lets its requests finish: the web servers route each
 			// session to its node), and Fallback keeps the site up if every host is out.
-			b.Servers = append(b.Servers, HAProxyServer{Name: n.Name, Address: n.Address, Port: a.SitePort, Fall: 1, Rise: 2,
+			// A host comes back only after HostReturnRise checks in a row.
+			b.Servers = append(b.Servers, HAProxyServer{Name: n.Name, Address: n.Address, Port: a.SitePort, Fall: 1, Rise: HostReturnRise,
 				Inter: 500 * time.Millisecond, FastInter: 250 * time.Millisecond, DownInter: 500 * time.Millisecond})
 		}
 		h.Backends = append(h.Backends, b)
