@@ -7,6 +7,9 @@ package e2e_test
 // of one lab share its deployed cluster, one after another. Each prints its numbers:
 //
 //	go test ./e2e -run 'TestFirstDeploy|TestFaults' -v
+//
+// CAULDRON_E2E_HA_STRICT=1 runs the scenarios of notYet too; CAULDRON_E2E_REPLICATION=sync
+// (or async) deploys the cluster with that session_replication first, to compare them.
 
 import (
 	"context"
@@ -158,20 +161,37 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 	}
 }
 
-// haStrict runs the fault scenarios that do not yet meet issue 7's bar on every run
-// (0 failed and 0 broken after kill -9; no failed GET after the first 5 s of a frozen or
-// cut-off host; an even spread after each). Measured on the lab (slot 1, 2 cores) they
-// miss it now and then by a few requests (see the commits of branch ha-fix): they run,
-// and fail, with CAULDRON_E2E_HA_STRICT=1; without it they are skipped and say so.
+// notYet are the fault scenarios that did not meet issue 7's bar on every run of the
+// final configuration (0 failed and 0 broken after kill -9; no failed GET after the first
+// 5 s of a frozen or cut-off host, 0 broken; an even spread after each), each with why.
+// They run, and may fail, with CAULDRON_E2E_HA_STRICT=1; without it they are skipped and
+// say so. The others always run.
+//
+// Measured (slot 2, load average 7-110 from other work): the apache lab met the bar in
+// each of the last two runs of every scenario. Behind Nginx, asynchronous replication
+// (the default, see configs.Replication) lost the last answered update of the node
+// that went away, now and then: 5 counts broken after kill -9, 1 with a host frozen, 1
+// with a host cut off, each in one of three runs. Nothing keeps mod_jk from the same
+// loss; it was not seen in four runs.
+var notYet = map[string]string{
+	"nginx: kill -9 of a Tomcat":  asyncLoss,
+	"nginx: web host frozen 30s":  asyncLoss,
+	"nginx: web host cut off 30s": asyncLoss,
+}
+
+const asyncLoss = "asynchronous replication lost the last answered update of the node that went away in 1 of 3 runs"
+
+// haStrict runs the scenarios of notYet too.
 var haStrict = os.Getenv("CAULDRON_E2E_HA_STRICT") == "1"
 
-// needStrict skips scenario unless CAULDRON_E2E_HA_STRICT=1, loudly: on stderr, which
-// go test shows without -v.
+// needStrict skips a scenario of notYet unless CAULDRON_E2E_HA_STRICT=1, loudly: on
+// stderr, which go test shows without -v.
 func needStrict(t *testing.T, scenario string) {
 	t.Helper()
-	if !haStrict {
-		fmt.Fprintf(os.Stderr, "e2e: NOT RUN: %s does not meet issue 7's bar on every run yet; CAULDRON_E2E_HA_STRICT=1 runs it\n", scenario)
-		t.Skipf("%s: does not meet issue 7's bar on every run yet; CAULDRON_E2E_HA_STRICT=1 runs it", scenario)
+	why, gated := notYet[scenario]
+	if gated && !haStrict {
+		fmt.Fprintf(os.Stderr, "e2e: NOT RUN: %s does not meet issue 7's bar on every run yet (%s); CAULDRON_E2E_HA_STRICT=1 runs it\n", scenario, why)
+		t.Skipf("%s: does not meet issue 7's bar on every run yet (%s); CAULDRON_E2E_HA_STRICT=1 runs it", scenario, why)
 	}
 }
 
@@ -264,7 +284,8 @@ func hostFaultUnderLoad(t *testing.T, l *lab.Lab, scenario string, start, end fu
 	vars := clusterVars(t, l.DockerInventory)
 	waitHAProxy(t, l, vars, host, "UP", 2*time.Minute)
 	waitTomcat(t, l, host)
-	time.Sleep(5 * time.Second)
+	// Load over the host's return: what goes wrong there does so in the first second.
+	time.Sleep(3 * time.Second)
 	r := c.Stop()
 	logLoad(t, scenario, r)
 	late := r.FailuresBetween(began.Add(faultGrace), time.Now(), "GET", "HEAD")
@@ -290,6 +311,7 @@ func checkSpread(t *testing.T, l *lab.Lab, back time.Time) {
 	defer cancel()
 	for _, s := range sites(l) {
 		for try := 1; ; try++ {
+			began := time.Since(back)
 			seen, err := loadcheck.Spread(ctx, loadcheck.Site{Name: s.name, URL: s.url}, 100)
 			if err == nil {
 				err = loadcheck.Even(seen, wantRoutes(l, s))
@@ -297,6 +319,9 @@ func checkSpread(t *testing.T, l *lab.Lab, back time.Time) {
 			after := time.Since(back).Round(100 * time.Millisecond)
 			if err == nil {
 				t.Logf("%s site: 100 new sessions %s after the node's return (try %d): %v", s.name, after, try, seen)
+				if began > backWithin {
+					t.Errorf("%s site: the first even spread began %s after the node's return: that says nothing of the first %s", s.name, began.Round(100*time.Millisecond), backWithin)
+				}
 				break
 			}
 			if time.Since(back) > backWithin {
