@@ -167,19 +167,23 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 // They run, and may fail, with CAULDRON_E2E_HA_STRICT=1; without it they are skipped and
 // say so. The others always run.
 //
-// Measured (slot 2, load average 7-110 from other work): the apache lab met the bar in
-// each of the last two runs of every scenario. Behind Nginx, asynchronous replication
-// (the default, see configs.Replication) lost the last answered update of the node
-// that went away, now and then: 5 counts broken after kill -9, 1 with a host frozen, 1
-// with a host cut off, each in one of three runs. Nothing keeps mod_jk from the same
-// loss; it was not seen in four runs.
+// Measured (slot 2, load average 7-110 from other work): a frozen apache host met the
+// bar in every run that could pause it (3 of 4; at a load average near 100 docker
+// could not freeze the container). Asynchronous replication (the default, see
+// configs.Replication) now and then loses the last answered update of the node that
+// goes away: behind Nginx 5 counts broken after kill -9, 1 with a host frozen, 1 cut
+// off, each in one of three runs; behind Apache 3 after kill -9 in one of four runs (at
+// a load average near 100, where the cut-off host's return also broke 7 counts and
+// lost 2 sessions to its stale node, and 504s came without any fault).
 var notYet = map[string]string{
-	"nginx: kill -9 of a Tomcat":  asyncLoss,
-	"nginx: web host frozen 30s":  asyncLoss,
-	"nginx: web host cut off 30s": asyncLoss,
+	"apache: kill -9 of a Tomcat":  asyncLoss,
+	"apache: web host cut off 30s": "its return broke counts on its stale node at a load average near 100 (1 of 4 runs)",
+	"nginx: kill -9 of a Tomcat":   asyncLoss,
+	"nginx: web host frozen 30s":   asyncLoss,
+	"nginx: web host cut off 30s":  asyncLoss,
 }
 
-const asyncLoss = "asynchronous replication lost the last answered update of the node that went away in 1 of 3 runs"
+const asyncLoss = "asynchronous replication lost the last answered update of the node that went away in 1 of 3 or 4 runs"
 
 // haStrict runs the scenarios of notYet too.
 var haStrict = os.Getenv("CAULDRON_E2E_HA_STRICT") == "1"
