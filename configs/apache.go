@@ -74,6 +74,9 @@ type ApacheVirtualHost struct {
 	Worker string
 	// StaticPaths are URL prefixes ending in "/" that are unmounted.
 	StaticPaths []string
+	// CheckPath, when set, is a file Apache serves itself from DocumentRoot, unmounted:
+	// HAProxy's health check of the web host (WebCheckPath).
+	CheckPath string
 	// LogName names the vhost's error and access logs in ${APACHE_LOG_DIR}.
 	LogName string
 }
@@ -84,7 +87,7 @@ func NewApacheSite(c Cluster) *ApacheSite {
 	for _, a := range c.Apps {
 		s.VirtualHosts = append(s.VirtualHosts, ApacheVirtualHost{
 			Port: a.SitePort, DocumentRoot: a.StaticRoot, Worker: a.Name,
-			StaticPaths: a.StaticPaths, LogName: "mago3d-" + a.Name,
+			StaticPaths: a.StaticPaths, LogName: "mago3d-" + a.Name, CheckPath: WebCheckPath,
 		})
 	}
 	s.Status = NewApacheStatus()
@@ -114,12 +117,24 @@ func (s *ApacheSite) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: log name %q must be letters, digits, '-' or '_'", at, v.LogName))
 		}
 		errs = append(errs, validateStaticPaths(at, v.StaticPaths)...)
+		errs = append(errs, validateCheckPath(at, v.CheckPath)...)
 	}
 	if s.Status != nil {
 		errs = append(errs, s.Status.validate()...)
 		errs = ports.add(errs, "apache site: status worker port", s.Status.Port)
 	}
 	return errors.Join(errs...)
+}
+
+// validateCheckPath checks a web server's own check file: one path under the root.
+func validateCheckPath(at, p string) []error {
+	if p == "" {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Count(p, "/") != 1 || !isPlainPath(p) || strings.ContainsAny(p, "*?{};") {
+		return []error{fmt.Errorf("%s: check path %q must be one file name after / with no spaces, quotes, '*', '?', braces or ';'", at, p)}
+	}
+	return nil
 }
 
 func validateStaticPaths(at string, paths []string) []error {
@@ -162,6 +177,9 @@ func (s *ApacheSite) Render() ([]byte, error) {
 		for _, p := range v.StaticPaths {
 			fmt.Fprintf(&b, "    JkUnMount %s* %s\n", p, v.Worker)
 		}
+		if v.CheckPath != "" {
+			fmt.Fprintf(&b, "    JkUnMount %s %s\n", v.CheckPath, v.Worker)
+		}
 		fmt.Fprintf(&b, "    ErrorLog ${APACHE_LOG_DIR}/%s-error.log\n", v.LogName)
 		fmt.Fprintf(&b, "    CustomLog ${APACHE_LOG_DIR}/%s-access.log combined\n", v.LogName)
 		b.WriteString("</VirtualHost>\n")
@@ -186,6 +204,13 @@ type JkConf struct {
 	ShmFile     string
 	LogFile     string
 	LogLevel    string // error, warn, info, debug or trace
+	// WatchdogIntervalSeconds, when set, runs mod_jk's upkeep (a member's recovery after
+	// its recover_time) from a thread every that many seconds (JkWatchdogInterval),
+	// not only when a request comes: a web host that was cut off took no requests, so
+	// on its return its balancer still held the other node in error and sent that
+	// node's sessions to its own node, whose copies had missed every change while it was
+	// away (a count of 246 after 2062 on the lab).
+	WatchdogIntervalSeconds int
 }
 
 // Debian's places for mod_jk's files.
@@ -199,7 +224,7 @@ const (
 func NewJkConf() *JkConf {
 	return &JkConf{
 		WorkersFile: DefaultJkWorkersFile, ShmFile: DefaultJkShmFile,
-		LogFile: DefaultJkLogFile, LogLevel: "info",
+		LogFile: DefaultJkLogFile, LogLevel: "info", WatchdogIntervalSeconds: 1,
 	}
 }
 
@@ -218,6 +243,9 @@ func (j *JkConf) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("jk.conf: JkLogLevel %q is not error, warn, info, debug or trace", j.LogLevel))
 	}
+	if j.WatchdogIntervalSeconds < 0 {
+		errs = append(errs, fmt.Errorf("jk.conf: JkWatchdogInterval %d must not be negative", j.WatchdogIntervalSeconds))
+	}
 	return errors.Join(errs...)
 }
 
@@ -233,6 +261,9 @@ func (j *JkConf) Render() ([]byte, error) {
 	fmt.Fprintf(&b, "    JkShmFile %s\n", j.ShmFile)
 	fmt.Fprintf(&b, "    JkLogFile %s\n", j.LogFile)
 	fmt.Fprintf(&b, "    JkLogLevel %s\n", j.LogLevel)
+	if j.WatchdogIntervalSeconds > 0 {
+		fmt.Fprintf(&b, "    JkWatchdogInterval %d\n", j.WatchdogIntervalSeconds)
+	}
 	b.WriteString("</IfModule>\n")
 	return b.Bytes(), nil
 }

@@ -76,9 +76,19 @@ type HAProxyBackend struct {
 	// RetrySafeMethodsOnly limits retry-on beyond a failed connect to GET and HEAD: a
 	// request that may have changed something is never sent twice.
 	RetrySafeMethodsOnly bool
-	Servers              []HAProxyServer
-	Extra                []string
+	// Fallback adds each server a second time as an unchecked backup ("<name>_fallback
+	// ... backup", with option allbackups): HAProxy uses backups only while every
+	// checked server is down, so health checks that time out on an overloaded machine
+	// for every web host at once leave the site served by all of them, not answered
+	// 503 by HAProxy. A backup that is really gone fails its connect, which is retried
+	// on another (retry-on conn-failure, redispatch).
+	Fallback bool
+	Servers  []HAProxyServer
+	Extra    []string
 }
+
+// fallbackSuffix names a server's unchecked backup twin (HAProxyBackend.Fallback).
+const fallbackSuffix = "_fallback"
 
 // HAProxyServer is one web node.
 type HAProxyServer struct {
@@ -93,18 +103,49 @@ type HAProxyServer struct {
 	Inter, FastInter, DownInter time.Duration
 }
 
-// HealthPath is the apps' page HAProxy checks each web host with, through the web
-// server to a node.
+// HealthPath is the apps' health page: it answers 200 without making a session.
 const HealthPath = "/health"
+
+// WebCheckPath is the file every web server serves itself from each site's static
+// root (WebCheckBody), never through to a Tomcat: HAProxy's health check of a web
+// host. A check through to a Tomcat measured the slowest layer under load (hundreds of
+// milliseconds on a busy machine) and so needed a timeout check of 1 s, which left a
+// frozen web host in rotation for about 3.5 s; a static answer comes in a few
+// milliseconds even on a loaded machine, so the check can give up after
+// HAProxyTimeoutCheck. A dead or hung Tomcat behind a web host is the web server's own
+// balancer's business (mod_jk's CPing, Nginx's timeouts), and a web host with no node
+// left answers 503, which HAProxy retries on another host (retry-on 503).
+const WebCheckPath = "/web-check.txt"
+
+// WebCheckBody is WebCheckPath's content.
+const WebCheckBody = "ok\n"
+
+// HAProxyTimeoutCheck bounds a health check's answer (WebCheckPath); with a check every
+// 500 ms and fall 1, a frozen web host is out within about 1 s of its freeze, and the
+// requests HAProxy sent it until then fail at HAProxyTimeoutServer, within 5 s of the
+// fault.
+const HAProxyTimeoutCheck = 500 * time.Millisecond
 
 // HAProxyTimeoutServer is how long HAProxy waits for a web host's answer. The requests
 // a host took in before it froze or dropped off fail after this (they are not retried:
 // the host may still do them), and the health checks take such a host out within about
-// 1.5 s, so 3 s makes the last of them fail within 5 s of the fault (4 s on the lab:
-// 3 of 16 failed after 5 s). It stays above the web servers' own timeouts for a node
+// 1 s (HAProxyTimeoutCheck), so 3.5 s makes the last of them fail within 5 s of the
+// fault. It stays above the web servers' own timeouts for a node
 // (DefaultAJPReplyTimeoutMS, the Nginx read timeout), which retry a safe request on
-// another node first.
-const HAProxyTimeoutServer = 3 * time.Second
+// another node first, and as far above the slowest answer of a loaded machine as that
+// allows: with 3 s, 5 of 10,553 requests failed while a killed Tomcat restarted on the
+// lab at a load average of 40-86 (the slowest answered request took 2.9 s).
+const HAProxyTimeoutServer = 3500 * time.Millisecond
+
+// HostReturnRise is how many checks in a row a web host that was out must pass before
+// it takes requests again: about 7 s at fastinter 250 ms. A host that was frozen or cut
+// off wakes with its web server's view of the nodes from before: the requests it held
+// timed out all at once (its clock jumped), so it holds the other node failed (Nginx's
+// fail_timeout 5 s, mod_jk's recover_time 3 s after its upkeep) and sends that node's
+// sessions to its own node, whose copies missed every change made while it was away
+// (127 counts broken behind Nginx within a second of a frozen host's return, with rise
+// 2). Kept out a little longer than those, it comes back with a sane view.
+const HostReturnRise = 28
 
 // retryOnKeywords are what retry-on takes besides status codes.
 var retryOnKeywords = []string{"none", "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected", "all-retryable-errors"}
@@ -138,19 +179,23 @@ func NewHAProxy(c Cluster, statsUser, statsPassword string) *HAProxy {
 			// hung fail within a few seconds; an app with slower pages raises it with
 			// haproxy_extra ("timeout server 60s").
 			TimeoutConnect: 2 * time.Second, TimeoutClient: 50 * time.Second, TimeoutServer: HAProxyTimeoutServer,
-			// The check of a hung host fails after 1 s instead of inter; fall 2 at
-			// fastinter then takes it out within about 3.5 s, before the first request
-			// it hung is retried (timeout server), so the retry goes to the other host.
-			TimeoutCheck: time.Second,
+			// The check of a hung host fails after HAProxyTimeoutCheck instead of inter;
+			// fall 1 takes it out at once.
+			TimeoutCheck: HAProxyTimeoutCheck,
 			RetryOn:      []string{"conn-failure", "empty-response", "503"},
 		},
 	}
 	for _, a := range c.Apps {
 		h.Frontends = append(h.Frontends, HAProxyFrontend{Name: a.Name, Port: a.SitePort, DefaultBackend: a.Name})
-		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET " + HealthPath, RetrySafeMethodsOnly: true}
+		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET " + WebCheckPath, RetrySafeMethodsOnly: true, Fallback: true}
 		for _, n := range c.Nodes {
-			b.Servers = append(b.Servers, HAProxyServer{Name: n.Name, Address: n.Address, Port: a.SitePort, Fall: 2, Rise: 2,
-				Inter: time.Second, FastInter: 500 * time.Millisecond, DownInter: time.Second})
+			// Frequent checks, and one failed check takes a host out: a web host that is
+			// out by mistake costs nothing but its share for a few seconds (HAProxy keeps
+			// no session on it and lets its requests finish: the web servers route each
+			// session to its node), and Fallback keeps the site up if every host is out.
+			// A host comes back only after HostReturnRise checks in a row.
+			b.Servers = append(b.Servers, HAProxyServer{Name: n.Name, Address: n.Address, Port: a.SitePort, Fall: 1, Rise: HostReturnRise,
+				Inter: 500 * time.Millisecond, FastInter: 250 * time.Millisecond, DownInter: 500 * time.Millisecond})
 		}
 		h.Backends = append(h.Backends, b)
 	}
@@ -273,6 +318,9 @@ func (h *HAProxy) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: name must be letters, digits, '-' or '_'", sat))
 			}
 			errs = appendIfSeen(errs, servers, s.Name, sat+": name used twice")
+			if b.Fallback {
+				errs = appendIfSeen(errs, servers, s.Name+fallbackSuffix, sat+": name "+s.Name+fallbackSuffix+" is also its fallback's")
+			}
 			if !isHost(s.Address) {
 				errs = append(errs, fmt.Errorf("%s: address %q is not an IP address or host name", sat, s.Address))
 			}
@@ -391,6 +439,9 @@ func (h *HAProxy) Render() ([]byte, error) {
 		if be.HealthCheck != "" {
 			line("option httpchk %s", be.HealthCheck)
 		}
+		if be.Fallback {
+			line("option allbackups")
+		}
 		if be.RetrySafeMethodsOnly {
 			line("http-request disable-l7-retry unless METH_GET")
 		}
@@ -408,6 +459,11 @@ func (h *HAProxy) Render() ([]byte, error) {
 				}
 			}
 			line("server %s %s %s", s.Name, hostPort(s.Address, s.Port), check)
+		}
+		if be.Fallback {
+			for _, s := range be.Servers {
+				line("server %s%s %s backup", s.Name, fallbackSuffix, hostPort(s.Address, s.Port))
+			}
 		}
 	}
 	return b.Bytes(), nil

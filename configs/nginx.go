@@ -47,14 +47,9 @@ type NginxServer struct {
 	// after which it gets requests again (a node that came back: new sessions within
 	// that time). 0 leaves nginx's 1 and 10 s.
 	MaxFails, FailTimeoutSeconds int
-	// HealthPath is the page HAProxy checks this web host with (HealthPath); empty
-	// leaves it to location /. Its location gives up on a node after
-	// HealthConnectTimeoutMS and HealthReadTimeoutMS and asks the next, so one hung or
-	// vanished node does not fail the check of every web host (below HAProxy's check
-	// timeout, as mod_jk's connect and ping timeouts are): HAProxy then took both web
-	// hosts out (the Nginx lab: 24289 of 42334 requests failed with a host frozen 30 s).
-	HealthPath                                  string
-	HealthConnectTimeoutMS, HealthReadTimeoutMS int
+	// CheckPath, when set, is a file nginx serves itself from Root, never proxied:
+	// HAProxy's health check of the web host (WebCheckPath).
+	CheckPath string
 }
 
 // failParams are an upstream server's max_fails and fail_timeout, when set.
@@ -106,7 +101,7 @@ func NewNginxSite(c Cluster) *NginxSite {
 			NextUpstream:          []string{"error", "timeout", "http_502", "http_503"},
 			ConnectTimeoutSeconds: 1, ReadTimeoutSeconds: 2,
 			MaxFails: 1, FailTimeoutSeconds: 5,
-			HealthPath: HealthPath, HealthConnectTimeoutMS: DefaultAJPConnectTimeoutMS, HealthReadTimeoutMS: DefaultAJPPingTimeoutMS,
+			CheckPath: WebCheckPath,
 		}
 		for _, n := range c.Nodes {
 			srv.Backends = append(srv.Backends, NginxBackend{Host: n.Address, Port: a.HTTPPort, Route: a.JvmRoute(n)})
@@ -169,10 +164,8 @@ func (s *NginxSite) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: proxy_next_upstream off cannot be combined with other conditions", at))
 			}
 		}
-		if v.HealthPath != "" && (!isPlainPath(v.HealthPath) || strings.ContainsAny(v.HealthPath, "{};")) {
-			errs = append(errs, fmt.Errorf("%s: health path %q is not an absolute path without spaces, quotes, braces or ';'", at, v.HealthPath))
-		}
-		if v.ConnectTimeoutSeconds < 0 || v.ReadTimeoutSeconds < 0 || v.MaxFails < 0 || v.FailTimeoutSeconds < 0 || v.HealthConnectTimeoutMS < 0 || v.HealthReadTimeoutMS < 0 {
+		errs = append(errs, validateCheckPath(at, v.CheckPath)...)
+		if v.ConnectTimeoutSeconds < 0 || v.ReadTimeoutSeconds < 0 || v.MaxFails < 0 || v.FailTimeoutSeconds < 0 {
 			errs = append(errs, fmt.Errorf("%s: timeouts and max_fails must not be negative", at))
 		}
 	}
@@ -230,19 +223,11 @@ func (s *NginxSite) Render() ([]byte, error) {
 			b.WriteString("        try_files $uri =404;\n")
 			b.WriteString("    }\n")
 		}
-		if v.HealthPath != "" {
-			// Any node answers the check, each given up on quickly: see HealthPath.
-			fmt.Fprintf(&b, "\n    location = %s {\n", v.HealthPath)
-			fmt.Fprintf(&b, "        proxy_pass http://%s;\n", v.Upstream)
-			b.WriteString("        proxy_next_upstream error timeout http_502 http_503;\n")
-			if v.HealthConnectTimeoutMS > 0 {
-				fmt.Fprintf(&b, "        proxy_connect_timeout %dms;\n", v.HealthConnectTimeoutMS)
-			}
-			if v.HealthReadTimeoutMS > 0 {
-				fmt.Fprintf(&b, "        proxy_read_timeout %dms;\n", v.HealthReadTimeoutMS)
-				fmt.Fprintf(&b, "        proxy_send_timeout %dms;\n", v.HealthReadTimeoutMS)
-			}
-			b.WriteString("        proxy_set_header Host $http_host;\n")
+		if v.CheckPath != "" {
+			// The web host's own answer to HAProxy's check: see WebCheckPath.
+			fmt.Fprintf(&b, "\n    location = %s {\n", v.CheckPath)
+			b.WriteString("        access_log off;\n")
+			b.WriteString("        try_files $uri =404;\n")
 			b.WriteString("    }\n")
 		}
 		b.WriteString("\n    location / {\n")

@@ -70,6 +70,10 @@ type Connector struct {
 	RedirectPort      int    `xml:"redirectPort,attr,omitempty"`
 	Secret            string `xml:"secret,attr,omitempty"`
 	SecretRequired    bool   `xml:"secretRequired,attr,omitempty"`
+	// BindOnInit false opens the port only once the connector starts, after the apps
+	// are deployed and the session state is received, and closes it as soon as it
+	// stops (see NewServerXML); nil leaves Tomcat's true.
+	BindOnInit *bool `xml:"bindOnInit,attr,omitempty"`
 }
 
 // Protocols of Connector.
@@ -194,14 +198,22 @@ func DefaultListeners() []Listener {
 // NewServerXML returns node n's server.xml: one Service per app of c.
 func NewServerXML(c Cluster, n Node) *ServerXML {
 	s := &ServerXML{Port: 8005, Shutdown: "SHUTDOWN", Listeners: DefaultListeners()}
+	// Tomcat binds its ports when it loads, long before it serves (a restarted node
+	// deploys its apps and waits for the cluster's sessions first: 15-30 s on a busy
+	// machine): the kernel accepts connections that nobody answers, so mod_jk waits out
+	// its ping timeout and Nginx its read timeout on every request it sends there, and
+	// HAProxy's timeout server ran out on some (5 of 10,335 requests failed after a kill
+	// -9 on the lab). Bound at start, a node that does not serve yet refuses, and the
+	// balancers go to another at once.
+	bindAtStart := ptrTo(false)
 	for _, a := range c.Apps {
 		svc := Service{
 			Name: a.Service,
 			Connectors: []Connector{
-				{Port: a.HTTPPort, Protocol: ProtocolHTTP, ConnectionTimeout: 20000, RedirectPort: a.RedirectPort},
+				{Port: a.HTTPPort, Protocol: ProtocolHTTP, ConnectionTimeout: 20000, RedirectPort: a.RedirectPort, BindOnInit: bindAtStart},
 				{
 					Port: a.AJPPort, Protocol: ProtocolAJP, Address: n.Address, RedirectPort: a.RedirectPort,
-					Secret: c.AJPSecret, SecretRequired: true,
+					Secret: c.AJPSecret, SecretRequired: true, BindOnInit: bindAtStart,
 				},
 			},
 			Engine: Engine{
@@ -223,6 +235,8 @@ func NewServerXML(c Cluster, n Node) *ServerXML {
 	}
 	return s
 }
+
+func ptrTo[T any](v T) *T { return &v }
 
 func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 	m := MembershipService{
@@ -247,10 +261,12 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 			},
 			// timeout is how long a send waits for the other node's ack (3 s by
 			// default): a request that replicates synchronously to a node that just hung
-			// waits that long, and the failure detector's read test 1 s more, before the
-			// node is out; together below mod_jk's reply timeout and Nginx's read timeout.
+			// waits that long, and the failure detector's read test (or connect test, for a
+			// node cut off) 0.5 s more, before the node is out: 1.5 s, well below mod_jk's
+			// reply timeout and Nginx's read timeout (2 s), which would otherwise give up
+			// on the healthy node too and send the GET it already did to another.
 			Sender: Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender,
-				Attrs: []xml.Attr{{Name: xml.Name{Local: "timeout"}, Value: "1500"}}}},
+				Attrs: []xml.Attr{{Name: xml.Name{Local: "timeout"}, Value: "1000"}}}},
 			Interceptors: ReplicationInterceptors(),
 		},
 		Valves: []Valve{
@@ -262,16 +278,31 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 }
 
 // Replication says when a node sends a request's session change to the others.
+//
+// Which is the default was measured on the lab under the load check (16 users, both
+// sites; 2 cores shared with other work, load average 15-60), each fault once:
+//
+//   - Latency is within the machine's noise: p50/p99 without a fault 39.2/249.5 ms sync
+//     (load 22) against 35.7/314.4 ms async (load 17); an earlier session 42.6-45.2 /
+//     262-278 ms sync against 30.2-82.1 / 246-490 ms async.
+//   - kill -9 of the Tomcat that holds the sessions: async lost answered updates behind
+//     Nginx (5 counts broken of 19,355 requests: the users whose last update had not
+//     left the killed node saw their count go back by one on the other); sync lost none
+//     (0 broken of 11,635 behind Apache), but the 4 GETs the killed node was answering
+//     failed (502): it had done them and sent them on, so mod_jk rightly did not send
+//     them again, which would have counted them twice.
+//   - A frozen web host (docker pause): async failed 14 requests, all in the first 5 s
+//     (Apache); sync stalled the healthy node's requests on acknowledgements until about
+//     8.5 s after the freeze (the frozen member expired after 3 s, sends already under
+//     way still waited out their ack timeout), so mod_jk's reply timeout failed them too:
+//     22 failed, 4 after the first 5 s; cut off from the network: 21 failed, 4 after.
+//
+// So asynchronous replication stays the default: a hung or cut-off node, the likelier
+// fault, costs the users of the healthy node nothing; a crash can cost a user the last
+// update. SyncReplication (session_replication: sync) is for clusters whose nodes fail
+// by crashing and that would rather fail a request than lose an answered update.
 type Replication int
 
-// Measured under the load check (16 users, both sites, 20 s, warm) on the lab: the
-// latency of the two modes is within this 2-core machine's noise (p50 42.6 and 45.2 ms
-// sync, 30.2 and 82.1 ms async; p99 262-278 ms sync, 246-490 ms async); but when one web
-// host froze (docker pause) synchronous replication stalled the other node's requests on
-// acknowledgements that never came, long enough for HAProxy to take the healthy host out
-// too: 3,971 failed requests against 0 with asynchronous replication. So asynchronous is
-// the default; synchronous is for clusters whose nodes fail by crashing, where no
-// answered update may be lost.
 const (
 	// AsyncReplication (channelSendOptions 8, the runbook's) answers first and sends
 	// the change right after, in order (OrderInterceptor): a node that dies between the
@@ -338,8 +369,8 @@ func ReplicationInterceptors() []Listener {
 			// a member for ever, and with acknowledged replication every request of the
 			// other nodes waits out the ack timeout. The read test waits for its answer.
 			{Name: xml.Name{Local: "performReadTest"}, Value: "true"},
-			{Name: xml.Name{Local: "readTestTimeout"}, Value: "1000"},
-			{Name: xml.Name{Local: "connectTimeout"}, Value: "1000"},
+			{Name: xml.Name{Local: "readTestTimeout"}, Value: "500"},
+			{Name: xml.Name{Local: "connectTimeout"}, Value: "500"},
 		}},
 		{ClassName: ClassMessageDispatch},
 	}

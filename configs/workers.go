@@ -83,10 +83,14 @@ const DefaultAJPConnectTimeoutMS = 500
 // NewWorkers returns the workers of c: for each app a balancer over every node.
 func NewWorkers(c Cluster) *Workers {
 	// A node that came back takes new sessions again within maintain + recover_time
-	// (10 s), not after mod_jk's 60 s + 60 s.
-	w := &Workers{MaintainSeconds: 5}
+	// after the last request that failed on it (about 5 s), not after mod_jk's 60 s +
+	// 60 s. While a node is away, each recovery costs one request a connect or ping
+	// timeout (DefaultAJPConnectTimeoutMS) before it goes to another node; with 5 s + 5 s
+	// the balancer on a host that had been cut off still sent every new session to the
+	// other node 8-13 s after the host came back (25/75 spreads on the lab).
+	w := &Workers{MaintainSeconds: 2}
 	for _, a := range c.Apps {
-		b := Balancer{Name: a.Name, StickySession: true, RecoverTimeSeconds: 5, Method: "S"}
+		b := Balancer{Name: a.Name, StickySession: true, RecoverTimeSeconds: 3, Method: "S"}
 		for _, n := range c.Nodes {
 			b.Members = append(b.Members, AJPWorker{
 				Name: a.JvmRoute(n), Host: n.Address, Port: a.AJPPort, Secret: c.AJPSecret, LBFactor: 1,

@@ -7,16 +7,21 @@ package e2e_test
 // of one lab share its deployed cluster, one after another. Each prints its numbers:
 //
 //	go test ./e2e -run 'TestFirstDeploy|TestFaults' -v
+//
+// CAULDRON_E2E_HA_STRICT=1 runs the scenarios of notYet too; CAULDRON_E2E_REPLICATION=sync
+// (or async) deploys the cluster with that session_replication first, to compare them.
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cauldron-go/cauldron/configs"
 	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/loadcheck"
 	"github.com/cauldron-go/cauldron/runner"
@@ -64,8 +69,37 @@ func startLoad(t *testing.T, l *lab.Lab) *loadcheck.Check {
 	return c
 }
 
+// faultReplication, when set (CAULDRON_E2E_REPLICATION=sync or async), deploys the
+// fault scenarios' cluster with that session_replication instead of the default: the
+// way the two modes are measured against each other.
+var faultReplication = os.Getenv("CAULDRON_E2E_REPLICATION")
+
+// withReplication returns the inventory at path, or a variant of it with
+// faultReplication.
+func withReplication(t *testing.T, path, web string) string {
+	t.Helper()
+	if faultReplication == "" {
+		return path
+	}
+	if _, err := configs.ParseReplication(faultReplication); err != nil {
+		t.Fatalf("CAULDRON_E2E_REPLICATION: %v", err)
+	}
+	return variantInventory(t, path, "inventory-docker-"+web+"-"+faultReplication+".yaml", func(s string) string {
+		re := regexp.MustCompile(`(?m)^([ \t]*)web_server: ` + web + `$`)
+		return re.ReplaceAllString(s, "${0}\n${1}session_replication: "+faultReplication)
+	})
+}
+
 func TestFaultsUnderLoadOnTheApacheLab(t *testing.T) {
 	l := needDeployed(t)
+	if faultReplication != "" {
+		inv := withReplication(t, l.DockerInventory, "apache")
+		mustDeploy(t, inv, runner.Apply)
+		for _, h := range webHosts(l) {
+			waitTomcat(t, l, h)
+			waitHAProxy(t, l, clusterVars(t, inv), h, "UP", 2*time.Minute)
+		}
+	}
 	faultScenarios(t, l, "apache")
 }
 
@@ -79,7 +113,7 @@ func TestFaultsUnderLoadOnTheNginxLab(t *testing.T) {
 	}
 	evidenceOnFailure(t, l)
 	toNginx := func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: nginx", 1) }
-	inv := variantInventory(t, l.DockerInventory, "inventory-docker-nginx.yaml", toNginx)
+	inv := withReplication(t, variantInventory(t, l.DockerInventory, "inventory-docker-nginx.yaml", toNginx), "nginx")
 	mustDeploy(t, inv, runner.Apply)
 	vars := clusterVars(t, inv)
 	for _, h := range webHosts(l) {
@@ -109,8 +143,8 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 	})
 	t.Run("kill -9 of the Tomcat that holds sessions", func(t *testing.T) {
 		needStrict(t, web+": kill -9 of a Tomcat")
-		killTomcatUnderLoad(t, l, web)
-		checkSpread(t, l)
+		back := killTomcatUnderLoad(t, l, web)
+		checkSpread(t, l, back)
 	})
 	for _, f := range []struct {
 		name       string
@@ -121,33 +155,55 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 	} {
 		t.Run(f.name, func(t *testing.T) {
 			needStrict(t, web+": "+f.name)
-			hostFaultUnderLoad(t, l, web+": "+f.name, f.start, f.end)
-			checkSpread(t, l)
+			back := hostFaultUnderLoad(t, l, web+": "+f.name, f.start, f.end)
+			checkSpread(t, l, back)
 		})
 	}
 }
 
-// haStrict runs the fault scenarios that do not yet meet issue 7's bar on every run
-// (0 failed and 0 broken after kill -9; no failed GET after the first 5 s of a frozen or
-// cut-off host; an even spread after each). Measured on the lab (slot 1, 2 cores) they
-// miss it now and then by a few requests (see the commits of branch ha-fix): they run,
-// and fail, with CAULDRON_E2E_HA_STRICT=1; without it they are skipped and say so.
+// notYet are the fault scenarios that did not meet issue 7's bar on every run of the
+// final configuration (0 failed and 0 broken after kill -9; no failed GET after the first
+// 5 s of a frozen or cut-off host, 0 broken; an even spread after each), each with why.
+// They run, and may fail, with CAULDRON_E2E_HA_STRICT=1; without it they are skipped and
+// say so. The others always run.
+//
+// Measured (slot 2, load average 7-110 from other work): a frozen apache host met the
+// bar in every run that could pause it (3 of 4; at a load average near 100 docker
+// could not freeze the container). Asynchronous replication (the default, see
+// configs.Replication) now and then loses the last answered update of the node that
+// goes away: behind Nginx 5 counts broken after kill -9, 1 with a host frozen, 1 cut
+// off, each in one of three runs; behind Apache 3 after kill -9 in one of four runs (at
+// a load average near 100, where the cut-off host's return also broke 7 counts and
+// lost 2 sessions to its stale node, and 504s came without any fault).
+var notYet = map[string]string{
+	"apache: kill -9 of a Tomcat":  asyncLoss,
+	"apache: web host cut off 30s": "its return broke counts on its stale node at a load average near 100 (1 of 4 runs)",
+	"nginx: kill -9 of a Tomcat":   asyncLoss,
+	"nginx: web host frozen 30s":   asyncLoss,
+	"nginx: web host cut off 30s":  asyncLoss,
+}
+
+const asyncLoss = "asynchronous replication lost the last answered update of the node that went away in 1 of 3 or 4 runs"
+
+// haStrict runs the scenarios of notYet too.
 var haStrict = os.Getenv("CAULDRON_E2E_HA_STRICT") == "1"
 
-// needStrict skips scenario unless CAULDRON_E2E_HA_STRICT=1, loudly: on stderr, which
-// go test shows without -v.
+// needStrict skips a scenario of notYet unless CAULDRON_E2E_HA_STRICT=1, loudly: on
+// stderr, which go test shows without -v.
 func needStrict(t *testing.T, scenario string) {
 	t.Helper()
-	if !haStrict {
-		fmt.Fprintf(os.Stderr, "e2e: NOT RUN: %s does not meet issue 7's bar on every run yet; CAULDRON_E2E_HA_STRICT=1 runs it\n", scenario)
-		t.Skipf("%s: does not meet issue 7's bar on every run yet; CAULDRON_E2E_HA_STRICT=1 runs it", scenario)
+	why, gated := notYet[scenario]
+	if gated && !haStrict {
+		fmt.Fprintf(os.Stderr, "e2e: NOT RUN: %s does not meet issue 7's bar on every run yet (%s); CAULDRON_E2E_HA_STRICT=1 runs it\n", scenario, why)
+		t.Skipf("%s: does not meet issue 7's bar on every run yet (%s); CAULDRON_E2E_HA_STRICT=1 runs it", scenario, why)
 	}
 }
 
 // killTomcatUnderLoad kills web1's JVM with SIGKILL under load: systemd must start it
 // again, and once it answers its health check it must get new sessions within
-// backWithin; no request fails, no count breaks.
-func killTomcatUnderLoad(t *testing.T, l *lab.Lab, web string) {
+// backWithin; no request fails, no count breaks. It returns when the Tomcat answered
+// its health check again.
+func killTomcatUnderLoad(t *testing.T, l *lab.Lab, web string) time.Time {
 	const host = "web1"
 	c := startLoad(t, l)
 	time.Sleep(5 * time.Second) // every user has its session
@@ -164,6 +220,7 @@ func killTomcatUnderLoad(t *testing.T, l *lab.Lab, web string) {
 	if err != nil {
 		c.Stop()
 		t.Fatalf("systemd did not bring %s's Tomcat back: %v", host, err)
+		return time.Time{}
 	}
 	healthy = time.Now()
 	var served time.Duration
@@ -192,21 +249,28 @@ func killTomcatUnderLoad(t *testing.T, l *lab.Lab, web string) {
 	if err := r.Err(); err != nil {
 		t.Error(err)
 	}
+	return healthy
 }
 
 // hostFaultUnderLoad makes the fault on web1 for 30 s under load: no GET may fail after
-// the first faultGrace, no session may be lost, no count broken.
-func hostFaultUnderLoad(t *testing.T, l *lab.Lab, scenario string, start, end func(context.Context, string) error) {
+// the first faultGrace, no session may be lost, no count broken. It returns when the
+// fault ended.
+func hostFaultUnderLoad(t *testing.T, l *lab.Lab, scenario string, start, end func(context.Context, string) error) time.Time {
 	const host = "web1"
 	c := startLoad(t, l)
 	time.Sleep(5 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	began := time.Now()
+	asked := time.Now()
 	if err := start(ctx, host); err != nil {
 		c.Stop()
 		t.Fatal(err)
 	}
+	// The fault is in effect once docker's command returns: on a loaded machine the
+	// command itself took up to 3.3 s (a disconnect whose first hung request HAProxy
+	// logged 3.3 s after the command began), and a grace counted from the ask would
+	// spend that on docker. Both counts are logged.
+	began := time.Now()
 	ended := false
 	defer func() {
 		if !ended {
@@ -224,34 +288,52 @@ func hostFaultUnderLoad(t *testing.T, l *lab.Lab, scenario string, start, end fu
 	vars := clusterVars(t, l.DockerInventory)
 	waitHAProxy(t, l, vars, host, "UP", 2*time.Minute)
 	waitTomcat(t, l, host)
-	time.Sleep(5 * time.Second)
+	// Load over the host's return: what goes wrong there does so in the first second.
+	time.Sleep(3 * time.Second)
 	r := c.Stop()
 	logLoad(t, scenario, r)
 	late := r.FailuresBetween(began.Add(faultGrace), time.Now(), "GET", "HEAD")
-	t.Logf("%s: %d failed in the first %s of the fault, %d after it, back in rotation %s after the fault",
-		scenario, r.FailuresBetween(began, began.Add(faultGrace)), faultGrace, late, time.Since(over).Round(100*time.Millisecond))
+	t.Logf("%s: docker took %s; %d failed in the first %s of the fault, %d after it (%d after %s from docker's start), back in rotation %s after the fault",
+		scenario, began.Sub(asked).Round(100*time.Millisecond), r.FailuresBetween(asked, began.Add(faultGrace)), faultGrace, late,
+		r.FailuresBetween(asked.Add(faultGrace), time.Now(), "GET", "HEAD"), faultGrace, time.Since(over).Round(100*time.Millisecond))
 	if late > 0 {
 		t.Errorf("%d GET requests failed after the first %s of the fault", late, faultGrace)
 	}
 	if r.Lost > 0 || r.Broken > 0 {
 		t.Errorf("%d sessions lost, %d counts broken", r.Lost, r.Broken)
 	}
+	return over
 }
 
-// checkSpread opens 100 new sessions on each site: each node must get its fair share.
-func checkSpread(t *testing.T, l *lab.Lab) {
+// checkSpread opens 100 new sessions on each site: each node must get its fair share
+// (40-60% of two) within backWithin of back, when the node that had been away
+// returned. Until then a balancer may still rest the node (mod_jk's recover_time after
+// the last request that failed on it): each uneven try is logged, and tried again.
+func checkSpread(t *testing.T, l *lab.Lab, back time.Time) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, s := range sites(l) {
-		seen, err := loadcheck.Spread(ctx, loadcheck.Site{Name: s.name, URL: s.url}, 100)
-		if err != nil {
-			t.Errorf("%s site: %v", s.name, err)
-			continue
-		}
-		t.Logf("%s site: 100 new sessions: %v", s.name, seen)
-		if err := loadcheck.Even(seen, wantRoutes(l, s)); err != nil {
-			t.Errorf("%s site: %v", s.name, err)
+		for try := 1; ; try++ {
+			began := time.Since(back)
+			seen, err := loadcheck.Spread(ctx, loadcheck.Site{Name: s.name, URL: s.url}, 100)
+			if err == nil {
+				err = loadcheck.Even(seen, wantRoutes(l, s))
+			}
+			after := time.Since(back).Round(100 * time.Millisecond)
+			if err == nil {
+				t.Logf("%s site: 100 new sessions %s after the node's return (try %d): %v", s.name, after, try, seen)
+				if began > backWithin {
+					t.Errorf("%s site: the first even spread began %s after the node's return: that says nothing of the first %s", s.name, began.Round(100*time.Millisecond), backWithin)
+				}
+				break
+			}
+			if time.Since(back) > backWithin {
+				t.Errorf("%s site: %s after the node's return (try %d): %v", s.name, after, try, err)
+				break
+			}
+			t.Logf("%s site: not yet even %s after the node's return (try %d): %v", s.name, after, try, err)
+			time.Sleep(500 * time.Millisecond)
 		}
 	}
 }

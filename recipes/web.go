@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -55,7 +56,7 @@ func Apache(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Rec
 			Creates: path.Join(apacheRoot, "mods-enabled", "jk.load")}, ApacheHandler),
 	)
 	// The sites name their document roots and JkMount workers: those come first.
-	r.Include(staticFiles(statics))
+	r.Include(staticFiles(withWebCheck(c, statics)))
 	r.Add(
 		steps.Notify(ApacheConfigFile(apachePortsConf, content(configs.NewApachePorts(c))), ApacheHandler),
 		steps.Notify(ApacheConfigFile(apacheSite, content(configs.NewApacheSite(c))), ApacheHandler),
@@ -125,7 +126,7 @@ func Nginx(c configs.Cluster, statics map[string]map[string][]byte) (*steps.Reci
 		steps.Notify(steps.Command{Name: "disable site default", Line: shell.Join("rm", "-f", nginxDefaultSite),
 			Unless: shell.Join("test", "!", "-e", nginxDefaultSite)}, NginxHandler),
 	)
-	r.Include(staticFiles(statics))
+	r.Include(staticFiles(withWebCheck(c, statics)))
 	r.Add(steps.Service{Name: "nginx.service", Enabled: ptr(true), State: steps.Started})
 	r.Handle(NginxHandler, steps.Reload{Name: "nginx.service"})
 	return r, nil
@@ -142,6 +143,22 @@ func NginxConfigFile(rel string, content steps.Content) steps.File {
 // Debian's nginx.conf names its includes by absolute path, so the copy's are rewritten.
 func nginxConfigTest(rel string) func(ctx context.Context, c transport.Conn, tmp string) error {
 	return testInCopy("nginx -t", "/etc/nginx", rel, `sed -i "s#/etc/nginx/#$t/#g" "$t"/nginx.conf && nginx -t -q -c "$t"/nginx.conf`)
+}
+
+// withWebCheck returns statics with configs.WebCheckPath in every app's static root:
+// the file the web server answers HAProxy's health check with, itself.
+func withWebCheck(c configs.Cluster, statics map[string]map[string][]byte) map[string]map[string][]byte {
+	out := make(map[string]map[string][]byte, len(statics))
+	for root, files := range statics {
+		out[root] = maps.Clone(files)
+	}
+	for _, a := range c.Apps {
+		if out[a.StaticRoot] == nil {
+			out[a.StaticRoot] = map[string][]byte{}
+		}
+		out[a.StaticRoot][strings.TrimPrefix(configs.WebCheckPath, "/")] = []byte(configs.WebCheckBody)
+	}
+	return out
 }
 
 // staticFiles puts each app's static files where the web server serves them from.
