@@ -22,7 +22,7 @@ import (
 )
 
 // rollingRounds is how many times the rolling scenarios repeat: once in verify,
-// CAULDRON_ROLLING_ROUNDS times for the longer target (rolling:soak).
+// CAULDRON_ROLLING_ROUNDS times for the longer target (go run mage.go rollingSoak).
 func rollingRounds(t testing.TB) int {
 	s := os.Getenv("CAULDRON_ROLLING_ROUNDS")
 	if s == "" {

@@ -46,6 +46,8 @@ type Balancer interface {
 // node: with other nodes in the cluster and none of them serving, it stops before
 // touching anything. Each gate has a deadline in seconds (Timeout); a failed gate
 // fails the step with the node left out of the balancers and a message naming the gate.
+// The balancers are asked at once (each is another host); WithRestartPhases reports
+// how long each phase took.
 type DrainedRestart struct {
 	Unit string
 	// Node names the node in messages (the inventory host).
