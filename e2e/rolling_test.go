@@ -186,9 +186,14 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) (summary
 	if restarted != len(webHosts(l)) {
 		t.Errorf("%d Tomcats restarted, want every one (%d):\n%s", restarted, len(webHosts(l)), d.progress)
 	}
+	want := "[take out stop start serves joined put back settle]"
+	if replicationOf(t, inv) == "async" {
+		// The node replicates synchronously while it is taken out.
+		want = "[sync replication take out stop start serves joined put back settle]"
+	}
 	mu.Lock()
 	for _, h := range webHosts(l) {
-		if got, want := fmt.Sprint(byNode[h]), "[take out stop start serves joined put back settle]"; got != want {
+		if got := fmt.Sprint(byNode[h]); got != want {
 			t.Errorf("%s went through the phases %s, want %s", h, got, want)
 		}
 	}
@@ -315,5 +320,60 @@ func TestTheStatusWorkerAnswersOnTheNodeAndIsRefusedFromOutside(t *testing.T) {
 				t.Errorf("%s: the status worker answers on the site port %d from outside", h, port)
 			}
 		}
+	}
+}
+
+func TestTheSessionClustersOfARunningTomcatTakeNewSendOptionsAndSayThem(t *testing.T) {
+	l := needDeployed(t)
+	evidenceOnFailure(t, l)
+	apps := len(configs.DefaultApps("/unused"))
+	for _, h := range webHosts(l) {
+		env := mustHost(t, l, h, "systemctl show -p Environment --value "+configs.TomcatUnitName)
+		var javaHome string
+		for _, f := range strings.Fields(env) {
+			if v, ok := strings.CutPrefix(f, "JAVA_HOME="); ok {
+				javaHome = v
+			}
+		}
+		c, err := l.Conn(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := recipes.ClusterSendOptions{JavaHome: javaHome, User: "gaia3d", Unit: configs.TomcatUnitName, Clusters: apps}
+		// The lab's own replication last, so that the cluster is left as it was.
+		was := recipes.SendOptionsAsync
+		if replicationOf(t, l.DockerInventory) == "sync" {
+			was = recipes.SendOptionsSync
+		}
+		for _, o := range []int{recipes.SendOptionsSync + recipes.SendOptionsAsync - was, was} {
+			out, err := s.Set(context.Background(), c, o)
+			if err != nil {
+				t.Fatalf("%s: %v", h, err)
+			}
+			if got := strings.Count(out, "type=Cluster="+strconv.Itoa(o)); got != apps {
+				t.Errorf("%s: set %d: %q, want %d clusters saying %d", h, o, out, apps, o)
+			}
+		}
+	}
+	// A JVM without the clusters it should have is left as it is, with an error; then
+	// the lab gets its own value back.
+	c, err := l.Conn(webHosts(l)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := mustHost(t, l, webHosts(l)[0], "systemctl show -p Environment --value "+configs.TomcatUnitName)
+	javaHome := env[strings.Index(env, "JAVA_HOME=")+len("JAVA_HOME="):]
+	javaHome = strings.Fields(javaHome)[0]
+	s := recipes.ClusterSendOptions{JavaHome: javaHome, User: "gaia3d", Unit: configs.TomcatUnitName, Clusters: apps + 1}
+	other := recipes.SendOptionsSync
+	if replicationOf(t, l.DockerInventory) == "sync" {
+		other = recipes.SendOptionsAsync
+	}
+	if _, err := s.Set(context.Background(), c, other); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d session clusters", apps)) {
+		t.Errorf("with %d clusters wanted: %v, want an error saying there are %d", apps+1, err, apps)
+	}
+	s.Clusters = apps
+	if out, err := s.Set(context.Background(), c, recipes.SendOptionsSync+recipes.SendOptionsAsync-other); err != nil || strings.Count(out, "=") != 2*apps {
+		t.Errorf("after the refused change: %q %v", out, err)
 	}
 }

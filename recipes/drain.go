@@ -67,6 +67,10 @@ type DrainedRestart struct {
 	// Settle is how long the node takes traffic, checked every second, before the step
 	// returns (and the next node may go); 0 means 5 seconds.
 	Settle time.Duration
+	// SyncWhileDraining, when set, makes the node's session replication synchronous
+	// (at run time, until it stops) before it is taken out: see ClusterSendOptions.
+	// For a cluster that replicates asynchronously; nil leaves replication as it is.
+	SyncWhileDraining *ClusterSendOptions
 }
 
 func (d DrainedRestart) String() string {
@@ -93,6 +97,9 @@ func (d DrainedRestart) Check(_ context.Context, c transport.Conn) (*steps.Chang
 	summary := "restart " + d.Unit + " on " + d.Node
 	if len(via) > 0 {
 		summary += ", taken out of " + strings.Join(via, ", ") + " meanwhile"
+		if d.SyncWhileDraining != nil {
+			summary += ", its sessions replicated synchronously from then"
+		}
 	}
 	return &steps.Change{Summary: summary, Apply: func(ctx context.Context) error { return d.run(ctx, c) }}, nil
 }
@@ -167,10 +174,18 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 			}
 		}
 	}
+	// Before the first balancer sends the node's users elsewhere, every answer of the
+	// node waits until the other nodes have its change (see ClusterSendOptions).
+	if drain && d.SyncWhileDraining != nil {
+		if _, err := d.SyncWhileDraining.Set(ctx, c, SendOptionsSync); err != nil {
+			return d.gateError("replicate synchronously while out", err, false)
+		}
+		phase("sync replication")
+	}
 	// Every balancer at once: each one's drain is mostly waiting (mod_jk's disabled
 	// phase, Nginx's old workers), and the node is out only when all are done.
 	if errs := eachBalancer(inFront, func(b Balancer) error { return b.TakeOut(ctx) }); errs != nil {
-		// Those taken out get the node back: it still serves.
+		// Those taken out get the node back: it still serves, and as it did.
 		var failed []string
 		for i, b := range inFront {
 			if errs[i] == nil {
@@ -178,6 +193,9 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 			} else {
 				failed = append(failed, b.String())
 			}
+		}
+		if d.SyncWhileDraining != nil {
+			_, _ = d.SyncWhileDraining.Set(ctx, c, SendOptionsAsync)
 		}
 		return d.gateError("take out of "+strings.Join(failed, ", "), errors.Join(errs...), false)
 	}
