@@ -293,3 +293,45 @@ func TestAFailedTakeOutPutsTheNodeBackIntoTheBalancersThatTookItOut(t *testing.T
 		t.Errorf("balancers were asked %v, want %s", log, want)
 	}
 }
+
+func TestOnlyAnAsynchronousClustersNodeReplicatesSynchronouslyWhileItIsDrained(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		replication configs.Replication
+		membership  configs.Membership
+		want        bool
+	}{
+		{"async", configs.AsyncReplication, configs.Multicast, true},
+		{"sync", configs.SyncReplication, configs.Multicast, false},
+		{"no replication", configs.AsyncReplication, configs.NoReplication, false},
+	} {
+		cluster := testCluster(2)
+		cluster.Replication, cluster.Membership = c.replication, c.membership
+		r, err := recipes.TomcatNode(recipes.TomcatNodeConfig{
+			Account: "gaia3d", Cluster: cluster, Node: cluster.Nodes[0],
+			TomcatTarball: "/t/apache-tomcat-10.1.tar.gz", JDKTarball: "/t/jdk-17.0.2.tar.gz",
+			WARs: map[string]string{"mago3d-admin": "/t/admin.war", "mago3d-user": "/t/user.war"},
+			DB:   configs.AppProperties{URL: "jdbc:postgresql://10.10.0.5:5432/mago3d", Username: "mago3d", Password: "test-db-password"},
+			Heap: "512m",
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var restart *recipes.DrainedRestart
+		for _, h := range r.Handlers() {
+			if d, ok := h.Step.(recipes.DrainedRestart); ok && h.Name == recipes.TomcatHandler {
+				restart = &d
+			}
+		}
+		if restart == nil {
+			t.Fatalf("%s: no drained restart among the handlers", c.name)
+		}
+		got := restart.SyncWhileDraining
+		if (got != nil) != c.want {
+			t.Errorf("%s: SyncWhileDraining %+v, want set: %v", c.name, got, c.want)
+		}
+		if got != nil && (got.JavaHome != "/home/gaia3d/tools/jdk-17.0.2" || got.User != "gaia3d" || got.Clusters != len(cluster.Apps)) {
+			t.Errorf("%s: SyncWhileDraining %+v, want the node's JDK, account and %d clusters", c.name, got, len(cluster.Apps))
+		}
+	}
+}
