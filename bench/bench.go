@@ -127,14 +127,14 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	res = &Result{Start: time.Now().UTC(), CPUs: runtime.NumCPU()}
-	if err := Cleanup(ctx); err != nil {
+	if err := cleanupFor(ctx, o.Parts); err != nil {
 		return nil, err
 	}
 	defer func() {
 		// With a context of its own: an interrupted run must still clean up.
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		err = errors.Join(err, Cleanup(cctx))
+		err = errors.Join(err, cleanupFor(cctx, o.Parts))
 		// What was measured before an error still makes a table.
 		res.LoadAverage = loadAverage()
 		res.Rows = Rows(res.Measurements)

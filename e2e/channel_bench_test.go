@@ -22,7 +22,10 @@ import (
 // Measured on the 2-core machine with load average 20 to 25 from other runs
 // (CAULDRON_E2E_SLOT=4, 5 rounds): SSH 1368 ms a session each, 1164 ms over the
 // channel; docker 6008 ms an exec each, 1023 ms over the channel; at most 3 (SSH) and
-// 4 (docker) round trips per host, one per play and the pending-handler read.
+// 4 (docker) round trips per host, one per play and the pending-handler read. Since
+// the checks of all of a host's plays and the pending-handler read go at once over
+// the channel, a converged host takes one round trip over either transport (with a
+// session or an exec each, a few checks at once, still one per play).
 func BenchmarkConvergedClusterRecheckPerCommandAgainstChannel(b *testing.B) {
 	l := needLab(b)
 	if !deployed {

@@ -27,7 +27,7 @@ func DialHost(ctx context.Context, h *inventory.Host) (transport.Conn, error) {
 			name = h.Name
 		}
 		c := docker.New(name).WithChannel()
-		if err := c.Ping(ctx); err != nil {
+		if err := c.Connect(ctx); err != nil {
 			return nil, err
 		}
 		return c, nil

@@ -4,9 +4,12 @@ package runner
 //
 //  1. connect: the host is dialed when its first step is about to run, once per run;
 //     a host that cannot be reached is failed (unreachable=1) and its steps skipped.
-//     The handlers an earlier run left owed (pending.go) are read in the background.
-//  2. check ahead: from the first step on, the host's checks run a few at once
-//     (ahead.go), until a step changes the host.
+//     The handlers an earlier run left owed (pending.go) are read in the background,
+//     beside the first checks.
+//  2. check ahead: from the first step on, the checks of the host's steps in this
+//     play and the later ones run ahead (ahead.go): all at once over a command
+//     channel, a few at once otherwise, until a step changes the host; a later play
+//     uses them only if nothing at all was applied in the run meanwhile.
 //  3. steps: each step is checked (or takes its check made ahead) and, in apply mode,
 //     applied; before a change that notifies handlers is applied, their pending marks
 //     are written on the host. A failed step skips the rest of the host's steps in
@@ -71,7 +74,6 @@ func (r *run) runSteps(ctx context.Context, p playPlan, hp hostPlan) (notified m
 	st := hp.state
 	notified = map[string][]string{}
 	var ahead *checksAhead
-	defer func() { ahead.stop() }()
 	for i, s := range hp.steps {
 		stepName, notifies, nameErr := describe(s, i)
 		res := StepResult{Play: r.mask.String(p.name), Step: r.mask.String(stepName)}
@@ -87,7 +89,7 @@ func (r *run) runSteps(ctx context.Context, p playPlan, hp hostPlan) (notified m
 			res.Status, res.Reason = StatusSkipped, r.skipReason(ctx, st)
 		} else {
 			if ahead == nil {
-				ahead = checkAhead(ctx, st.conn, hp.steps[i:], i)
+				ahead = r.aheadFor(st.ctx, st, hp, i)
 			}
 			var beforeApply func(context.Context) error
 			marked := false
@@ -100,7 +102,7 @@ func (r *run) runSteps(ctx context.Context, p playPlan, hp hostPlan) (notified m
 			ran = true
 			// A long upload says how far it has got, on the host's behalf.
 			sctx := steps.WithProgress(ctx, func(t steps.Progress) { r.out.transfer(st.report.Host, t) })
-			r.runStep(sctx, st.conn, s, ahead.result(i), beforeApply, &res)
+			r.runStep(sctx, st.conn, s, ahead.result(ctx, hp.offset+i), beforeApply, &res)
 			if marked {
 				r.settlePending(ctx, st, p.name, notifies, res.Status)
 			}
@@ -195,6 +197,10 @@ func (r *run) runHandlers(ctx context.Context, p playPlan, hp hostPlan, notified
 		case why != "":
 			res.Status, res.Reason = StatusPending, why
 		default:
+			// A handler changes the host (and may reach others): checks made ahead for
+			// later plays are stale.
+			r.applied.Add(1)
+			st.ahead.stop()
 			var sr StepResult
 			r.runStep(ctx, st.conn, h.Step, nil, nil, &sr)
 			res.Status, res.Summary, res.Error, res.Reason, res.ElapsedMS = sr.Status, sr.Summary, sr.Error, sr.Reason, sr.ElapsedMS
@@ -321,7 +327,15 @@ func (r *run) connect(ctx context.Context, p playPlan, st *hostState) bool {
 		return false
 	}
 	st.conn = conn
+	st.report.ConnectMS = time.Since(start).Milliseconds()
+	r.mu.Lock()
+	st.ctx, st.cancel = context.WithCancelCause(r.hostsCtx)
+	if r.stopped != "" && r.o.FailFast {
+		st.cancel(stopCause{r.stopped})
+	}
+	r.mu.Unlock()
 	// With the run's context, not the play's: the marks serve every play of the run.
+	// Read at once, beside the first checks: in the same round trip.
 	st.pending = readPending(r.ctx, conn, st.stateDir)
 	return true
 }
@@ -370,6 +384,8 @@ func (r *run) runStep(ctx context.Context, c transport.Conn, s steps.Step, early
 		res.Status, res.Error = StatusFailed, "the change has no Apply"
 		return
 	}
+	// From here on the host changes: checks made ahead for later plays are stale.
+	r.applied.Add(1)
 	if beforeApply != nil {
 		if err := beforeApply(ctx); err != nil {
 			r.stepError(ctx, res, "apply", err)

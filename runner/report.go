@@ -81,9 +81,12 @@ type HostReport struct {
 	// Traffic is how many commands the run sent the host and in how many round trips
 	// (transport.Traffic defines both), across every play; nil when the transport does
 	// not count.
-	Traffic  *transport.TrafficCounts `json:"traffic,omitempty"`
-	Steps    []StepResult             `json:"steps"`
-	Handlers []HandlerResult          `json:"handlers,omitempty"`
+	Traffic *transport.TrafficCounts `json:"traffic,omitempty"`
+	// ConnectMS is how long connecting to the host took (the dial, SSH's handshake,
+	// docker's check that the container answers): time the round trips do not count.
+	ConnectMS int64           `json:"connect_ms,omitempty"`
+	Steps     []StepResult    `json:"steps"`
+	Handlers  []HandlerResult `json:"handlers,omitempty"`
 }
 
 // Counts are the recap numbers of one host. Handlers that ran are counted with the

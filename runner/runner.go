@@ -53,6 +53,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -163,6 +164,7 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 	}
 	delegated := r.newDelegates()
 	ctx = transport.WithDelegates(ctx, delegated)
+	r.hostsCtx = ctx
 	for _, st := range r.order {
 		st.out = r.out
 	}
@@ -173,6 +175,7 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 			r.runPlay(ctx, p)
 		}
 	}
+	r.endHosts()
 	r.closeAll()
 	r.closeDelegates(delegated)
 	r.rep.Cancelled = ctx.Err() != nil
@@ -184,17 +187,23 @@ func Run(ctx context.Context, plays []Play, o Options) (*Report, error) {
 
 // run is the state of one Run.
 type run struct {
-	ctx  context.Context // the caller's, for what outlives one play
-	o    Options
-	mask masker
-	out  *progress
-	rep  *Report
+	ctx context.Context // the caller's, for what outlives one play
+	// hostsCtx is ctx with the run's delegates: the checks made ahead, which outlive
+	// a play, run under a context of each host's made from it (hostState.ctx).
+	hostsCtx context.Context
+	o        Options
+	mask     masker
+	out      *progress
+	rep      *Report
 
 	mu      sync.Mutex
 	hosts   map[string]*hostState // by host name
 	order   []*hostState          // in order of first appearance
 	cancels map[string]context.CancelCauseFunc
 	stopped string // why no new step may start, once set
+	// applied counts what the run applied on any host, steps and handlers: the checks
+	// a host made ahead for a later play hold only if it has not moved since.
+	applied atomic.Uint64
 }
 
 // hostState is one host across the run. Only the goroutine running the host in the
@@ -215,6 +224,15 @@ type hostState struct {
 	// wouldChange is set, in a plan, once a step would change the host: the steps
 	// after it are checked against a host that does not have that change yet.
 	wouldChange bool
+	// steps are the host's steps of every play of the run, in order; each hostPlan
+	// has its play's from its offset on. ahead are the checks made ahead of them.
+	steps []steps.Step
+	ahead *checksAhead
+	// ctx is the host's for the whole run, from when it is connected: the checks made
+	// ahead run under it. cancel ends it (a fail-fast stop, the end of the run); both
+	// are set under run.mu.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
 
 // playPlan is a play whose recipes are built and validated.
@@ -230,6 +248,8 @@ type hostPlan struct {
 	state    *hostState
 	steps    []steps.Step
 	handlers []steps.Handler
+	// offset is where steps begin in state.steps.
+	offset int
 }
 
 // prepare builds every recipe and validates it, so that a mistake in any play stops
@@ -316,7 +336,9 @@ func (r *run) planHost(play string, p Play, h *inventory.Host) (hp hostPlan, err
 		r.order = append(r.order, st)
 		r.rep.Hosts = append(r.rep.Hosts, st.report)
 	}
-	return hostPlan{state: st, steps: rec.Steps(), handlers: rec.Handlers()}, nil
+	hp = hostPlan{state: st, steps: rec.Steps(), handlers: rec.Handlers(), offset: len(st.steps)}
+	st.steps = append(st.steps, hp.steps...)
+	return hp, nil
 }
 
 func (r *run) hostWidth() int {
@@ -365,6 +387,11 @@ func (r *run) hostFailed(p playPlan, st *hostState) {
 				cancel(stopCause{r.stopped})
 			}
 		}
+		for _, other := range r.order {
+			if other != st && other.cancel != nil {
+				other.cancel(stopCause{r.stopped})
+			}
+		}
 		return
 	}
 	r.maxFailLocked(p)
@@ -392,6 +419,19 @@ func (r *run) maxFailLocked(p playPlan) {
 	}
 	if failed*100 > r.o.MaxFailPercent*len(p.hosts) {
 		r.stopped = fmt.Sprintf("%d of %d hosts of play %q failed, more than the %d%% allowed", failed, len(p.hosts), r.mask.String(p.name), r.o.MaxFailPercent)
+	}
+}
+
+// endHosts ends what each host still has running in the background: checks made
+// ahead that no step used (the host failed or was stopped).
+func (r *run) endHosts() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.order {
+		st.ahead.end()
+		if st.cancel != nil {
+			st.cancel(context.Canceled)
+		}
 	}
 }
 

@@ -11,6 +11,11 @@ import "sync"
 // Operations that overlap (pipelined over one channel, or concurrent sessions) share
 // one round trip, so a converged host whose checks all run at once costs one round
 // trip however many commands it runs; operations one after another cost one each.
+//
+// Connecting is not counted: the dial, SSH's handshake, and docker's check that the
+// container answers (which opens its command channel) come before the first
+// operation. Over SSH the channel's shell starts inside the first operation's round
+// trip. The runner reports what connecting took apart (HostReport.ConnectMS).
 type Traffic struct {
 	mu         sync.Mutex
 	inFlight   int
@@ -53,4 +58,13 @@ func (t *Traffic) Counts() TrafficCounts {
 // Counter is a connection that counts its traffic (sshconn and docker do).
 type Counter interface {
 	Traffic() TrafficCounts
+}
+
+// Pipelined is a connection on which a caller may start any number of commands at
+// once: they queue on one command channel and reach the host in one round trip, and
+// whatever the transport runs another way (a session or an exec of its own, once the
+// channel is gone) it bounds itself. A connection that is not Pipelined, or says
+// false, wants its callers to keep a few commands in flight at most.
+type Pipelined interface {
+	Pipelined() bool
 }

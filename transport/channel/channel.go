@@ -4,13 +4,19 @@
 // exit status back, in order. One SSH session or one docker exec then carries a whole
 // host's checks, instead of one session or exec (a new shell, a runc start) each.
 //
-// The shell on the host is sh running Loop. A frame is a header line
-// "<line length> <stdin length or -1> <id>\n", then the line, then the stdin bytes.
-// The loop reads the header with the read builtin (which never reads past the
-// newline) and the line and stdin with head -c (GNU head reads no further than the
-// count), so a command that reads none or part of its input never eats the next
-// frame: the rest of its input is drained after it exits. Input travels only inside
-// the channel: it is never in a file, an argument or the environment on the host.
+// The shell on the host is sh running Loop. A frame is a mark line "<token>f\n", a
+// header line "<line length> <stdin length or -1> <id>\n", then the line, then the
+// stdin bytes. The loop reads the mark and the header with the read builtin (which
+// never reads past the newline) and the line and stdin with head -c (GNU head reads no
+// further than the count), so a command that reads none or part of its input never
+// eats the next frame: the rest of its input is drained after it exits. The mark is
+// how the loop knows the frame before was read exactly: a head that reads past its
+// count (not GNU's) leaves the loop looking at something else than a mark, and it
+// exits before it runs anything more, so the commands after go another way (the
+// channel breaks; see ErrNotStarted) instead of running from a misread frame. So no
+// round trip waits for a test of the host's head before the first commands: Verify
+// runs one beside them. Input travels only inside the channel: it is never in a
+// file, an argument or the environment on the host.
 //
 // On standard output each command is framed by "<token>s\n" before and
 // "\n<token> <status>\n" after; on standard error by "\n<token>\n" after. The token
@@ -45,7 +51,7 @@ import (
 // it execs the command, so no redirection of the loop is in force while it waits.
 const Loop = `exec 3>&2 2>/dev/null
 IFS= read -r t || exit 0
-while IFS=' ' read -r n m i; do
+while IFS= read -r k && [ "$k" = "${t}f" ] && IFS=' ' read -r n m i; do
 l=$(head -c "$n"; echo x); l=${l%x}
 printf '%ss\n' "$t"
 if [ "$m" -ge 0 ]; then
@@ -174,7 +180,7 @@ func (ch *Channel) Run(ctx context.Context, c transport.Command) error {
 		stdin, input = b, len(b)
 	}
 	cl := &call{line: c.Line, stdout: c.Stdout, stderr: c.Stderr, done: make(chan error, 1), begun: make(chan struct{})}
-	frame := make([]byte, 0, 40+len(c.Line)+len(stdin))
+	frame := make([]byte, 0, 80+len(c.Line)+len(stdin))
 
 	ch.wmu.Lock()
 	ch.mu.Lock()
@@ -188,7 +194,7 @@ func (ch *Channel) Run(ctx context.Context, c transport.Command) error {
 	cl.id = ch.token[len("cauldron-"):len("cauldron-")+12] + "-" + strconv.Itoa(ch.seq)
 	ch.calls = append(ch.calls, cl)
 	ch.mu.Unlock()
-	frame = fmt.Appendf(frame, "%d %d %s\n", len(c.Line), input, cl.id)
+	frame = fmt.Appendf(frame, "%sf\n%d %d %s\n", ch.token, len(c.Line), input, cl.id)
 	frame = append(frame, c.Line...)
 	frame = append(frame, stdin...)
 	_, werr := ch.in.Write(frame)
@@ -332,7 +338,7 @@ func (ch *Channel) readOut(r io.Reader) {
 			ch.mu.Unlock()
 		}
 		if err != nil {
-			ch.fail(fmt.Errorf("%w: standard output: %v", ErrBroken, errOrEOF(err)))
+			ch.streamEnded(true, errOrEOF(err), fmt.Errorf("%w: standard output: %v", ErrBroken, errOrEOF(err)))
 			return
 		}
 	}
@@ -364,10 +370,35 @@ func (ch *Channel) readErr(r io.Reader) {
 			ch.mu.Unlock()
 		}
 		if err != nil {
-			ch.fail(fmt.Errorf("%w: standard error: %v", ErrBroken, errOrEOF(err)))
+			ch.streamEnded(false, errOrEOF(err), fmt.Errorf("%w: standard error: %v", ErrBroken, errOrEOF(err)))
 			return
 		}
 	}
+}
+
+// streamGrace is how long a stream that ended at EOF waits for the other to end too
+// before the channel breaks.
+const streamGrace = 5 * time.Second
+
+// streamEnded notes that standard output (out) or standard error ended (cause), err
+// being what breaks the channel. The
+// shell ends both when it exits, and what the other still holds (the end marks of the
+// last command, written just before) is read first: only then, or after streamGrace,
+// or at once for an error other than EOF, does the channel break.
+func (ch *Channel) streamEnded(out bool, cause, err error) {
+	ch.mu.Lock()
+	if out {
+		ch.outDone = true
+	} else {
+		ch.errDone = true
+	}
+	both := ch.outDone && ch.errDone
+	ch.mu.Unlock()
+	if both || !errors.Is(cause, io.EOF) {
+		ch.fail(err)
+		return
+	}
+	time.AfterFunc(streamGrace, func() { ch.fail(err) })
 }
 
 // write passes output to the current command of its stream.
@@ -449,14 +480,38 @@ func Buffer(r io.Reader) (small []byte, rest io.Reader, fits bool, err error) {
 	return b, bytes.NewReader(b), true, nil
 }
 
+// Verify starts SelfTest as the channel's first commands and, in the background,
+// breaks the channel when it fails or has no answer within timeout (a head that waits
+// for more than its count): the commands not started by then go another way. Call it
+// before the channel takes other commands. No one waits for it: the frame marks
+// already keep a misread frame from running (see the package doc), and the first
+// commands go in the same round trip as the test; Verify makes a host whose head is
+// not exact stop using the channel at once, with the reason.
+func Verify(ch *Channel, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	verdict := startSelfTest(ctx, ch)
+	go func() {
+		defer cancel()
+		if err := verdict(); err != nil && ch.Broken() == nil {
+			ch.fail(fmt.Errorf("%w: %v", ErrBroken, err))
+		}
+	}()
+}
+
 // SelfTest checks that the shell frames input exactly: a command that reads part of
 // its input, one that reads none, and one that reads all, pipelined.
 func SelfTest(ctx context.Context, ch *Channel) error {
+	return startSelfTest(ctx, ch)()
+}
+
+// startSelfTest writes SelfTest's frames, in order, and returns the wait for its verdict.
+func startSelfTest(ctx context.Context, ch *Channel) (verdict func() error) {
 	type probe struct{ line, in, want string }
 	probes := []probe{{"head -c 2", "abcd", "ab"}, {"echo ok", "zz", "ok\n"}, {"cat", "xy\n", "xy\n"}}
 	errs := make([]error, len(probes))
 	outs := make([]bytes.Buffer, len(probes))
 	var wg sync.WaitGroup
+	before := ch.written()
 	for i, p := range probes {
 		wg.Add(1)
 		go func() {
@@ -464,18 +519,20 @@ func SelfTest(ctx context.Context, ch *Channel) error {
 			errs[i] = ch.Run(ctx, transport.Command{Line: p.line, Stdin: strings.NewReader(p.in), Stdout: &outs[i]})
 		}()
 		// In order: each frame written before the next starts.
-		for ch.written() < i+1 && ch.Broken() == nil && ctx.Err() == nil {
+		for ch.written() < before+i+1 && ch.Broken() == nil && ctx.Err() == nil {
 			runtime.Gosched()
 		}
 	}
-	wg.Wait()
-	for i, p := range probes {
-		if errs[i] != nil || outs[i].String() != p.want {
-			return fmt.Errorf("command channel self-test: %q with input %q gave %q (%v), want %q: the host's head may not stop at its count",
-				p.line, p.in, outs[i].String(), errs[i], p.want)
+	return func() error {
+		wg.Wait()
+		for i, p := range probes {
+			if errs[i] != nil || outs[i].String() != p.want {
+				return fmt.Errorf("command channel self-test: %q with input %q gave %q (%v), want %q: the host's head may not stop at its count",
+					p.line, p.in, outs[i].String(), errs[i], p.want)
+			}
 		}
+		return nil
 	}
-	return nil
 }
 
 func (ch *Channel) written() int {

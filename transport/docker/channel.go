@@ -54,6 +54,29 @@ func (c *Conn) ChannelError() error {
 	return nil
 }
 
+// Pipelined says that a caller may start any number of commands at once
+// (transport.Pipelined): true for a Conn made WithChannel, whose commands queue on the
+// channel, or run in at most execsAtOnce execs once it is gone.
+func (c *Conn) Pipelined() bool {
+	c.chans.mu.Lock()
+	defer c.chans.mu.Unlock()
+	return c.chans.on
+}
+
+// Connect makes sure the container answers, as a dial would: for a Conn made
+// WithChannel it opens the channel (whose start checks that the shell frames input
+// exactly), else, or when the channel cannot be opened, it runs true in an exec. It is
+// not counted in Traffic: like an SSH handshake, it comes before the first command.
+func (c *Conn) Connect(ctx context.Context) error {
+	if c.commandChannel(ctx) != nil {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.runExec(ctx, transport.Command{Line: "true"})
+}
+
 // Traffic is what c asked of the container so far (transport.Counter).
 func (c *Conn) Traffic() transport.TrafficCounts { return c.traffic.Counts() }
 
@@ -120,9 +143,8 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 		raw.Close()
 		return nil, err
 	}
-	if err := channel.SelfTest(ctx, ch); err != nil {
-		ch.Close()
-		return nil, err
-	}
+	// The self-test goes first, and the first commands right behind it, in the same
+	// round trip: no one waits for its verdict (see channel.Verify).
+	channel.Verify(ch, channelOpenTimeout)
 	return ch, nil
 }

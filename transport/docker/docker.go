@@ -59,7 +59,14 @@ type Conn struct {
 	socket    string
 	chans     chanState
 	traffic   transport.Traffic
+	// execs bounds the commands that run in execs of their own at once (Run's way
+	// when there is no channel); nil for no bound.
+	execs chan struct{}
 }
+
+// execsAtOnce bounds a Conn's commands that run in execs of their own at once: each is
+// a runc start in the container, and a caller of a Pipelined Conn may start any number.
+const execsAtOnce = 8
 
 // New returns a connection to the named container, through the engine at $DOCKER_HOST
 // when that is a unix:// address, else at DefaultSocket. It checks nothing: use Ping to
@@ -69,7 +76,7 @@ func New(container string) *Conn {
 	if h, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://"); ok && h != "" {
 		socket = h
 	}
-	return &Conn{container: container, socket: socket}
+	return &Conn{container: container, socket: socket, execs: make(chan struct{}, execsAtOnce)}
 }
 
 // Container is the container's name.
@@ -87,11 +94,24 @@ func (c *Conn) Ping(ctx context.Context) error {
 // then ask the engine for the exit code.
 func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
 	defer c.traffic.Begin()()
-	err := channel.RunOrOwn(ctx, c.commandChannel(ctx), cmd, c.runExec)
+	err := channel.RunOrOwn(ctx, c.commandChannel(ctx), cmd, c.runBoundedExec)
 	if errors.Is(err, channel.ErrBroken) {
 		err = fmt.Errorf("docker exec in %s: %w", c.container, err)
 	}
 	return err
+}
+
+// runBoundedExec runs cmd in an exec of its own, at most execsAtOnce at a time.
+func (c *Conn) runBoundedExec(ctx context.Context, cmd transport.Command) error {
+	if c.execs != nil {
+		select {
+		case c.execs <- struct{}{}:
+			defer func() { <-c.execs }()
+		case <-ctx.Done():
+			return fmt.Errorf("docker exec in %s: %w", c.container, ctx.Err())
+		}
+	}
+	return c.runExec(ctx, cmd)
 }
 
 // runExec runs cmd in an exec of its own.

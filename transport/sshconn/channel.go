@@ -66,8 +66,9 @@ func (c *Conn) ChannelError() error {
 	return nil
 }
 
-// openChannel starts the shell and checks, with a pipelined pair of commands, that
-// it frames input exactly (a host without GNU head does not).
+// openChannel starts the shell and, as its first commands, the check that it frames
+// input exactly (a host without GNU head does not), without waiting for its verdict
+// (channel.Verify).
 func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 	ctx, cancel := context.WithTimeout(ctx, channelOpenTimeout)
 	defer cancel()
@@ -131,10 +132,9 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 		sess.Close()
 		return nil, err
 	}
-	if err := channel.SelfTest(ctx, ch); err != nil {
-		ch.Close()
-		return nil, err
-	}
+	// The self-test goes first, and the first commands right behind it, in the same
+	// round trip: no one waits for its verdict (see channel.Verify).
+	channel.Verify(ch, channelOpenTimeout)
 	return ch, nil
 }
 

@@ -89,6 +89,8 @@ type Conn struct {
 	chanOff bool
 	chanErr error
 	traffic transport.Traffic
+	// sessions bounds the commands that run in sessions of their own (see runSession).
+	sessions chan struct{}
 
 	// uploadWrap, when set (by tests), wraps the reader of every SFTP upload to path.
 	uploadWrap func(path string, r io.Reader, size int) io.Reader
@@ -131,7 +133,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	// The agent signs during each handshake only; no channel is forwarded to it.
 	defer auth.close()
 
-	c := &Conn{cfg: cfg, name: name, ids: map[string]int{}}
+	c := &Conn{cfg: cfg, name: name, ids: map[string]int{}, sessions: make(chan struct{}, sessionsAtOnce)}
 	var prev *ssh.Client
 	for i, h := range hops {
 		client, wire, err := dialHop(ctx, cfg, auth, h, prev)
@@ -284,8 +286,27 @@ func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
 	return channel.RunOrOwn(ctx, c.commandChannel(ctx), cmd, c.runSession)
 }
 
-// runSession runs cmd in a session of its own.
+// sessionsAtOnce bounds the commands that run in sessions of their own at once: sshd
+// allows ten sessions on a connection by default (MaxSessions), the command channel
+// and SFTP may hold one each, and a session just closed here may still count there
+// for a moment (see newSession). A caller may start any number of commands at
+// once (Pipelined): over the channel they queue on the host, and once the channel is
+// gone, here.
+const sessionsAtOnce = 6
+
+// Pipelined says that a caller may start any number of commands at once
+// (transport.Pipelined): true unless the connection was made without a channel
+// (Config.NoChannel), whose callers keep to a few at once as before.
+func (c *Conn) Pipelined() bool { return !c.cfg.NoChannel }
+
+// runSession runs cmd in a session of its own, at most sessionsAtOnce at a time.
 func (c *Conn) runSession(ctx context.Context, cmd transport.Command) error {
+	select {
+	case c.sessions <- struct{}{}:
+		defer func() { <-c.sessions }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	line := shell.Join("sh", "-c", cmd.Line)
 	var password string
 	var sudo *sudoMode
@@ -313,7 +334,7 @@ func (c *Conn) run(ctx context.Context, shown, line string, sudo *sudoMode, stdi
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	sess, err := c.client.NewSession()
+	sess, err := c.newSession(ctx)
 	if err != nil {
 		return fmt.Errorf("ssh %s: open session: %w", c.name, err)
 	}
@@ -396,6 +417,25 @@ func (c *Conn) run(ctx context.Context, shown, line string, sudo *sudoMode, stdi
 		return fmt.Errorf("ssh %s: command ended without an exit status (connection lost?): %w", c.name, err)
 	}
 	return fmt.Errorf("ssh %s: run command: %w", c.name, err)
+}
+
+// newSession opens a session, and tries again, a few times and briefly, when the
+// server refuses to open it: sshd counts a session closed only once it has processed
+// the close, so sessions opened right after others ended can find MaxSessions still
+// full. A refused session ran nothing.
+func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
+	for attempt := 1; ; attempt++ {
+		sess, err := c.client.NewSession()
+		var refused *ssh.OpenChannelError
+		if err == nil || !errors.As(err, &refused) || attempt == 6 {
+			return sess, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
 }
 
 // Close closes the SFTP client, removes the upload directory and closes the

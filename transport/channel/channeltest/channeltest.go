@@ -36,6 +36,7 @@ func Run(t *testing.T, dial func(t *testing.T) transport.Conn, channelErr func(t
 		{"CancellingACommandKillsItAndTheChannelGoesOn", cancelMidCommand},
 		{"ACommandCancelledWhileQueuedIsKilledWhenItStarts", cancelWhileQueued},
 		{"ABrokenChannelLeavesLaterCommandsToSessionsOfTheirOwn", brokenChannel},
+		{"ThirtyCommandsStartedAtOnceAfterABreakAllRun", manyAfterBreak},
 	}
 	for _, ck := range checks {
 		t.Run(ck.name, func(t *testing.T) {
@@ -270,6 +271,39 @@ func brokenChannel(t *testing.T, c transport.Conn, channelErr func() error) {
 	var out bytes.Buffer
 	if err := c.Run(context.Background(), transport.Command{Line: "echo later", Stdout: &out}); err != nil || out.String() != "later\n" {
 		t.Errorf("a later command: %q %v", out.String(), err)
+	}
+}
+
+// manyAfterBreak starts thirty commands at once on a connection whose channel broke, as
+// a runner checking ahead over a transport.Pipelined connection does: the transport
+// runs them another way, a few at a time, and every one runs (sshd refuses sessions
+// beyond MaxSessions, ten by default, on one connection).
+func manyAfterBreak(t *testing.T, c transport.Conn, channelErr func() error) {
+	if p, ok := c.(transport.Pipelined); !ok || !p.Pipelined() {
+		t.Fatalf("%T does not say it is Pipelined", c)
+	}
+	if err := c.Run(context.Background(), transport.Command{Line: "kill -9 $PPID"}); err == nil {
+		t.Fatal("killing the channel's shell did not fail the command")
+	}
+	if channelErr() == nil {
+		t.Fatal("the channel is not reported broken")
+	}
+	const n = 30
+	var wg sync.WaitGroup
+	outs := make([]bytes.Buffer, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.Run(context.Background(), transport.Command{Line: fmt.Sprintf("sleep 0.2; echo at-once%d", i), Stdout: &outs[i]})
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || outs[i].String() != fmt.Sprintf("at-once%d\n", i) {
+			t.Errorf("command %d of %d started at once: %q %v", i, n, outs[i].String(), errs[i])
+		}
 	}
 }
 

@@ -1,0 +1,391 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cauldron-go/cauldron/lab"
+)
+
+// A slow network for part c where the kernel has no netem (this machine's has
+// CONFIG_NET_SCH_NETEM unset): what `tc qdisc add dev IF root netem delay D loss P`
+// does to the packets a lab host sends, done by the kernel's netfilter queue
+// (NFQUEUE, nfnetlink_queue) and this process. An iptables rule in the host's network
+// namespace hands every packet leaving its lab interface to a queue; this process
+// holds each one D before it lets it go, and drops a fraction P of them. The packets
+// are real and so is TCP: it measures the longer round trip, and a dropped segment
+// costs a real retransmission (a tail loss probe or a retransmission timeout), as on
+// a lossy link. Only the scheduling of the delay is in user space: a packet waits at
+// least D, a little more when this process is slow to be scheduled.
+//
+// The rules carry --queue-bypass: packets pass untouched when no process serves the
+// queue, so a bench that dies leaves a lab that works; closing removes the rules.
+
+// Netlink and nfnetlink_queue constants (linux/netfilter/nfnetlink_queue.h).
+const (
+	nfnlSubsysQueue  = 3
+	nfqnlMsgPacket   = 0
+	nfqnlMsgVerdict  = 1
+	nfqnlMsgConfig   = 2
+	nfqaPacketHdr    = 1
+	nfqaVerdictHdr   = 2
+	nfqaCfgCmd       = 1
+	nfqaCfgParams    = 2
+	nfqaCfgQueueMax  = 3
+	nfqnlCfgCmdBind  = 1
+	nfqnlCopyMeta    = 1
+	nfAccept         = 1
+	nfDrop           = 0
+	nlaTypeMask      = ^uint16(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+	netlinkHeaderLen = unix.SizeofNlMsghdr
+	nfgenHeaderLen   = 4
+)
+
+// packetQueue serves one netfilter queue: each packet is let go delay after it came,
+// or dropped with probability loss.
+type packetQueue struct {
+	fd    int
+	num   uint16
+	delay time.Duration
+	loss  float64
+
+	held    chan heldPacket
+	closed  atomic.Bool
+	wg      sync.WaitGroup
+	packets atomic.Int64
+	dropped atomic.Int64
+	err     atomic.Pointer[error]
+}
+
+type heldPacket struct {
+	id  uint32
+	due time.Time
+}
+
+// openPacketQueue binds queue num in the network namespace at nsPath (a
+// /proc/PID/ns/net) and starts serving it. The socket is made inside that namespace,
+// on a thread of its own that is thrown away if it cannot come back to ours.
+func openPacketQueue(nsPath string, num uint16, delay time.Duration, loss float64) (*packetQueue, error) {
+	type made struct {
+		fd  int
+		err error
+	}
+	res := make(chan made, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Not unlocked when the way back fails: the thread then ends with this goroutine.
+		fd, back, err := socketIn(nsPath)
+		if back {
+			runtime.UnlockOSThread()
+		}
+		res <- made{fd, err}
+	}()
+	m := <-res
+	if m.err != nil {
+		return nil, m.err
+	}
+	q := &packetQueue{fd: m.fd, num: num, delay: delay, loss: loss, held: make(chan heldPacket, 1<<16)}
+	if err := q.configure(); err != nil {
+		unix.Close(q.fd)
+		return nil, err
+	}
+	q.wg.Add(2)
+	go q.receive()
+	go q.release()
+	return q, nil
+}
+
+// socketIn makes a netfilter netlink socket in the network namespace at nsPath, from
+// a locked thread; back says the thread is in its own namespace again.
+func socketIn(nsPath string) (fd int, back bool, err error) {
+	own, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return -1, true, err
+	}
+	defer own.Close()
+	target, err := os.Open(nsPath)
+	if err != nil {
+		return -1, true, err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return -1, true, fmt.Errorf("enter the network namespace %s: %w", nsPath, err)
+	}
+	fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+	if berr := unix.Setns(int(own.Fd()), unix.CLONE_NEWNET); berr != nil {
+		if err == nil {
+			unix.Close(fd)
+		}
+		return -1, false, fmt.Errorf("come back from the network namespace %s: %w", nsPath, berr)
+	}
+	if err != nil {
+		return -1, true, fmt.Errorf("netfilter netlink socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return -1, true, fmt.Errorf("bind the netlink socket: %w", err)
+	}
+	// A receive that times out lets Close end the reader.
+	tv := unix.NsecToTimeval((200 * time.Millisecond).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return -1, true, err
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	return fd, true, nil
+}
+
+// message is a netlink message to the queue subsystem: header, nfgenmsg, attributes.
+func (q *packetQueue) message(msgType uint16, flags uint16, attrs ...[]byte) []byte {
+	b := make([]byte, netlinkHeaderLen+nfgenHeaderLen)
+	for _, a := range attrs {
+		b = append(b, a...)
+	}
+	binary.NativeEndian.PutUint32(b[0:], uint32(len(b)))
+	binary.NativeEndian.PutUint16(b[4:], nfnlSubsysQueue<<8|msgType)
+	binary.NativeEndian.PutUint16(b[6:], unix.NLM_F_REQUEST|flags)
+	b[netlinkHeaderLen] = unix.AF_UNSPEC
+	binary.BigEndian.PutUint16(b[netlinkHeaderLen+2:], q.num)
+	return b
+}
+
+// attr is one netlink attribute, padded to 4 bytes.
+func attr(typ uint16, payload []byte) []byte {
+	n := unix.SizeofNlAttr + len(payload)
+	b := make([]byte, (n+3)&^3)
+	binary.NativeEndian.PutUint16(b[0:], uint16(n))
+	binary.NativeEndian.PutUint16(b[2:], typ)
+	copy(b[unix.SizeofNlAttr:], payload)
+	return b
+}
+
+// configure binds the queue and asks for packet ids only, each step acknowledged.
+func (q *packetQueue) configure() error {
+	bind := []byte{nfqnlCfgCmdBind, 0, 0, 0}
+	binary.BigEndian.PutUint16(bind[2:], unix.AF_INET)
+	params := make([]byte, 5)
+	params[4] = nfqnlCopyMeta
+	maxLen := binary.BigEndian.AppendUint32(nil, 1<<14)
+	for _, a := range [][]byte{attr(nfqaCfgCmd, bind), attr(nfqaCfgParams, params), attr(nfqaCfgQueueMax, maxLen)} {
+		if err := q.ask(q.message(nfqnlMsgConfig, unix.NLM_F_ACK, a)); err != nil {
+			return fmt.Errorf("netfilter queue %d: %w", q.num, err)
+		}
+	}
+	return nil
+}
+
+// ask sends m and waits for the kernel's acknowledgement.
+func (q *packetQueue) ask(m []byte) error {
+	if err := unix.Sendto(q.fd, m, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	buf := make([]byte, 8192)
+	n, _, err := unix.Recvfrom(q.fd, buf, 0)
+	if err != nil {
+		return fmt.Errorf("no answer from the kernel: %w", err)
+	}
+	msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+	if err != nil {
+		return err
+	}
+	for _, msg := range msgs {
+		if msg.Header.Type == unix.NLMSG_ERROR && len(msg.Data) >= 4 {
+			if code := int32(binary.NativeEndian.Uint32(msg.Data)); code != 0 {
+				return unix.Errno(-code)
+			}
+		}
+	}
+	return nil
+}
+
+// receive reads queued packets and holds them (or drops them) until Close.
+func (q *packetQueue) receive() {
+	defer q.wg.Done()
+	defer close(q.held)
+	buf := make([]byte, 1<<16)
+	for !q.closed.Load() {
+		n, _, err := unix.Recvfrom(q.fd, buf, 0)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) || errors.Is(err, unix.ENOBUFS) {
+			// A timeout (to look at closed again), or a queue that overflowed: the
+			// kernel dropped what did not fit, as a full link would.
+			continue
+		}
+		if err != nil {
+			q.fail(err)
+			return
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			q.fail(err)
+			return
+		}
+		now := time.Now()
+		for _, msg := range msgs {
+			if msg.Header.Type != nfnlSubsysQueue<<8|nfqnlMsgPacket || len(msg.Data) < nfgenHeaderLen {
+				continue
+			}
+			id, ok := packetID(msg.Data[nfgenHeaderLen:])
+			if !ok {
+				continue
+			}
+			q.packets.Add(1)
+			if q.loss > 0 && rand.Float64() < q.loss {
+				q.dropped.Add(1)
+				q.verdict(id, nfDrop)
+				continue
+			}
+			q.held <- heldPacket{id: id, due: now.Add(q.delay)}
+		}
+	}
+}
+
+// packetID finds NFQA_PACKET_HDR among attrs and returns its packet id.
+func packetID(attrs []byte) (uint32, bool) {
+	for len(attrs) >= unix.SizeofNlAttr {
+		n := int(binary.NativeEndian.Uint16(attrs[0:]))
+		typ := binary.NativeEndian.Uint16(attrs[2:]) & nlaTypeMask
+		if n < unix.SizeofNlAttr || n > len(attrs) {
+			return 0, false
+		}
+		if typ == nfqaPacketHdr && n >= unix.SizeofNlAttr+4 {
+			return binary.BigEndian.Uint32(attrs[unix.SizeofNlAttr:]), true
+		}
+		attrs = attrs[min((n+3)&^3, len(attrs)):]
+	}
+	return 0, false
+}
+
+// release lets each held packet go when it is due, in the order they came: every
+// packet waits the same, so the order is the order they are due.
+func (q *packetQueue) release() {
+	defer q.wg.Done()
+	for p := range q.held {
+		if d := time.Until(p.due); d > 0 && !q.closed.Load() {
+			time.Sleep(d)
+		}
+		q.verdict(p.id, nfAccept)
+	}
+}
+
+func (q *packetQueue) verdict(id uint32, v uint32) {
+	hdr := binary.BigEndian.AppendUint32(nil, v)
+	hdr = binary.BigEndian.AppendUint32(hdr, id)
+	if err := unix.Sendto(q.fd, q.message(nfqnlMsgVerdict, 0, attr(nfqaVerdictHdr, hdr)), 0,
+		&unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil && !q.closed.Load() {
+		q.fail(err)
+	}
+}
+
+func (q *packetQueue) fail(err error) {
+	q.err.CompareAndSwap(nil, &err)
+}
+
+// Err is what stopped the queue early, nil when nothing did.
+func (q *packetQueue) Err() error {
+	if p := q.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Close stops serving: packets still held are let go, then the socket closes (the
+// kernel forgets the queue; with --queue-bypass, later packets pass untouched).
+func (q *packetQueue) Close() {
+	q.closed.Store(true)
+	q.wg.Wait()
+	unix.Close(q.fd)
+}
+
+// slowLab is the slow network on every host of a lab: a served queue and the rule
+// that feeds it, per host.
+type slowLab struct {
+	queues []*packetQueue
+	undo   [][]string // the commands that remove the rules
+}
+
+// startSlowLab holds every packet a lab host sends on its lab interface for delay,
+// and drops loss of them (0.05 for 5%).
+func startSlowLab(ctx context.Context, l *lab.Lab, delay time.Duration, loss float64) (s *slowLab, err error) {
+	s = &slowLab{}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	for i, h := range l.Hosts {
+		pid, err := execOutput(ctx, "docker", "inspect", "-f", "{{.State.Pid}}", h.Container)
+		if err != nil {
+			return nil, fmt.Errorf("bench: slow network: %s's process: %v: %s", h.Name, err, pid)
+		}
+		ns := "/proc/" + pid + "/ns/net"
+		addrs, err := execOutput(ctx, "nsenter", "--net="+ns, "ip", "-o", "-4", "addr", "show")
+		if err != nil {
+			return nil, fmt.Errorf("bench: slow network: %s's interfaces: %v: %s", h.Name, err, addrs)
+		}
+		dev := ""
+		for _, line := range strings.Split(addrs, "\n") {
+			if f := strings.Fields(line); len(f) >= 4 && strings.HasPrefix(f[3], h.Address+"/") {
+				dev = strings.TrimSuffix(f[1], ":")
+			}
+		}
+		if dev == "" {
+			return nil, fmt.Errorf("bench: slow network: %s has no interface with %s", h.Name, h.Address)
+		}
+		num := uint16(4200 + i)
+		q, err := openPacketQueue(ns, num, delay, loss)
+		if err != nil {
+			return nil, fmt.Errorf("bench: slow network on %s: %w", h.Name, err)
+		}
+		s.queues = append(s.queues, q)
+		rule := []string{"OUTPUT", "-o", dev, "-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(num)), "--queue-bypass"}
+		in := []string{"--net=" + ns, "iptables", "-w"}
+		if out, err := execOutput(ctx, "nsenter", append(append(slices.Clone(in), "-I"), rule...)...); err != nil {
+			return nil, fmt.Errorf("bench: slow network on %s: iptables: %v: %s", h.Name, err, out)
+		}
+		s.undo = append(s.undo, append(append(slices.Clone(in), "-D"), rule...))
+	}
+	return s, nil
+}
+
+// Counts are the packets the queues saw and dropped so far.
+func (s *slowLab) Counts() (packets, dropped int64) {
+	for _, q := range s.queues {
+		packets += q.packets.Load()
+		dropped += q.dropped.Load()
+	}
+	return packets, dropped
+}
+
+// Close removes the rules, then stops the queues; it returns what failed, a queue
+// that stopped early included.
+func (s *slowLab) Close() error {
+	var errs []error
+	for _, args := range s.undo {
+		if out, err := execOutput(context.Background(), "nsenter", args...); err != nil {
+			errs = append(errs, fmt.Errorf("bench: remove the slow network's rule: %v: %s", err, out))
+		}
+	}
+	s.undo = nil
+	for _, q := range s.queues {
+		q.Close()
+		if err := q.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("bench: slow network queue %d: %w", q.num, err))
+		}
+	}
+	s.queues = nil
+	return errors.Join(errs...)
+}
