@@ -138,6 +138,12 @@ var outputs struct {
 // runner.DialHost and the inventory's secrets.
 func deploy(t testing.TB, path string, mode runner.Mode) deployRun {
 	t.Helper()
+	return deployWith(context.Background(), t, path, mode)
+}
+
+// deployWith is deploy under ctx (its values reach the steps: recipes.WithRestartPhases).
+func deployWith(parent context.Context, t testing.TB, path string, mode runner.Mode) deployRun {
+	t.Helper()
 	inv, err := inventory.Load(path)
 	if err != nil {
 		t.Fatalf("load inventory: %v", err)
@@ -146,7 +152,7 @@ func deploy(t testing.TB, path string, mode runner.Mode) deployRun {
 	if err != nil {
 		t.Fatalf("build the cluster's plays from %s: %v", path, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(parent, 15*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
 	rep, err := runner.Run(ctx, plays, runner.Options{

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cauldron-go/cauldron/configs"
+	"github.com/cauldron-go/cauldron/inventory"
 	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/loadcheck"
 	"github.com/cauldron-go/cauldron/recipes"
@@ -20,7 +22,7 @@ import (
 )
 
 // rollingRounds is how many times the rolling scenarios repeat: once in verify,
-// CAULDRON_ROLLING_ROUNDS times for the longer target (rolling:soak).
+// CAULDRON_ROLLING_ROUNDS times for the longer target (go run mage.go rollingSoak).
 func rollingRounds(t testing.TB) int {
 	s := os.Getenv("CAULDRON_ROLLING_ROUNDS")
 	if s == "" {
@@ -33,10 +35,54 @@ func rollingRounds(t testing.TB) int {
 	return n
 }
 
-// rollingVariants are the inventories a round deploys, in order, from the lab's own
-// (base): a config change (the heap), a new release (the next WARs), and back to base
-// (both again). Each one restarts every Tomcat, drained, one node at a time.
-func rollingVariants(t testing.TB, l *lab.Lab, base, prefix string) []struct{ name, inv, version, heap string } {
+// rollingReplication is the session replication the rolling scenarios run with:
+// CAULDRON_ROLLING_REPLICATION (sync or async), or "" for the inventory's own (the
+// project's default), which is what a user gets. With async, a drained node is made to
+// replicate synchronously while it is switched out (recipes.ClusterSendOptions):
+// otherwise its users' next requests, sent to the other node at once, may come before
+// the change of their last answer (measured: 1-2 broken counts per rollout).
+func rollingReplication(t testing.TB) string {
+	switch s := os.Getenv("CAULDRON_ROLLING_REPLICATION"); s {
+	case "", "sync", "async":
+		return s
+	default:
+		t.Fatalf("CAULDRON_ROLLING_REPLICATION=%q: want sync or async", s)
+		return ""
+	}
+}
+
+// withReplication writes base with session_replication set to r.
+func withReplication(t testing.TB, base, name, r string) string {
+	return variantInventory(t, base, name, func(s string) string {
+		if i := strings.Index(s, "\n  session_replication: "); i >= 0 {
+			end := i + 1 + strings.Index(s[i+1:], "\n")
+			return s[:i] + "\n  session_replication: " + r + s[end:]
+		}
+		return strings.Replace(s, "\n  haproxy_bind:", "\n  session_replication: "+r+"\n  haproxy_bind:", 1)
+	})
+}
+
+// replicationOf is the session replication a deploy of the inventory gives the cluster.
+func replicationOf(t testing.TB, path string) string {
+	inv, err := inventory.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := recipes.NewTopology(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return top.Global.Replication
+}
+
+type rollingVariant struct{ name, inv, version, heap string }
+
+// rollingVariants are the inventories a round deploys, in order, from base: a config
+// change (the heap) and a new release (the next WARs, with that heap): the issue's
+// acceptance. With back, the round ends back at base (both again), so that a next
+// round starts where the first did: the soak's rounds. Each one restarts every Tomcat,
+// drained, one node at a time.
+func rollingVariants(t testing.TB, l *lab.Lab, base, prefix string, back bool) []rollingVariant {
 	heap := func(s string) string {
 		return strings.Replace(s, "\n  haproxy_bind:", "\n  heap: 448m\n  haproxy_bind:", 1)
 	}
@@ -50,18 +96,43 @@ func rollingVariants(t testing.TB, l *lab.Lab, base, prefix string) []struct{ na
 		}
 		return s
 	}
-	return []struct{ name, inv, version, heap string }{
+	vs := []rollingVariant{
 		{"a config change (heap 448m)", variantInventory(t, base, prefix+"-heap.yaml", heap), lab.AppVersion, "448m"},
 		{"a new release (" + lab.NextAppVersion + ")", variantInventory(t, base, prefix+"-release.yaml", func(s string) string { return next(heap(s)) }), lab.NextAppVersion, "448m"},
-		{"back to the lab's inventory", base, lab.AppVersion, "512m"},
 	}
+	if back {
+		vs = append(vs, rollingVariant{"back to the lab's inventory", base, lab.AppVersion, "512m"})
+	}
+	return vs
+}
+
+// rollingBase is the lab's inventory with the rolling scenarios' replication, deployed
+// (without load) when the cluster runs with another one: a rollout that changes the
+// replication mode is not what the scenarios measure.
+func rollingBase(t *testing.T, l *lab.Lab, inv, name string) string {
+	t.Helper()
+	r := rollingReplication(t)
+	if r == "" {
+		t.Logf("session replication: %s (the inventory's own)", replicationOf(t, inv))
+		return inv
+	}
+	base := withReplication(t, inv, name, r)
+	if was := replicationOf(t, inv); was != r {
+		start := time.Now()
+		mustDeploy(t, base, runner.Apply)
+		waitWebs(t, l)
+		t.Logf("the cluster ran with %s session replication: %s deployed in %.1f s (no load)", was, r, time.Since(start).Seconds())
+	}
+	t.Logf("session replication: %s", r)
+	return base
 }
 
 // rollUnderLoad deploys inv under the load check and holds the drained restart to the
 // issue's bar: 0 failed requests, 0 broken counts, 0 sessions lost; every Tomcat was
 // restarted by the drained handler; every node then serves version with the heap;
-// and 100 new sessions per site spread 40-60% over the two nodes.
-func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) {
+// and 100 new sessions per site spread 40-60% over the two nodes. It logs how long
+// each phase of each node's restart took.
+func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) (summary string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -73,11 +144,30 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // every user has its session before the change starts
-	d := deploy(t, inv, runner.Apply)
-	time.Sleep(3 * time.Second)
+	// Every user has its session, and has used it, before the change starts.
+	time.Sleep(2 * time.Second)
+	var mu sync.Mutex
+	var phases []string
+	byNode := map[string][]string{}
+	pctx := recipes.WithRestartPhases(ctx, func(p recipes.RestartPhase) {
+		mu.Lock()
+		defer mu.Unlock()
+		phases = append(phases, fmt.Sprintf("%s %s %.1fs", p.Node, p.Phase, p.Took.Seconds()))
+		byNode[p.Node] = append(byNode[p.Node], p.Phase)
+	})
+	start := time.Now()
+	d := deployWith(pctx, t, inv, runner.Apply)
+	took := time.Since(start)
+	// The last node's first requests after the settle are in the check too.
+	time.Sleep(time.Second)
 	r := check.Stop()
-	t.Logf("%s\n%s", filepath.Base(inv), r)
+	t.Logf("%s: deploy %.1f s; restart phases: %s\n%s", filepath.Base(inv), took.Seconds(), strings.Join(phases, ", "), r)
+	summary = fmt.Sprintf("deploy=%.1fs %s", took.Seconds(), r.Line())
+	defer func() {
+		if t.Failed() {
+			summary += " FAILED"
+		}
+	}()
 	if d.err != nil || d.rep == nil || d.rep.Failed() {
 		t.Fatalf("deploy %s failed: %v\n%s", filepath.Base(inv), d.err, d.progress)
 	}
@@ -99,6 +189,18 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) {
 	if restarted != len(webHosts(l)) {
 		t.Errorf("%d Tomcats restarted, want every one (%d):\n%s", restarted, len(webHosts(l)), d.progress)
 	}
+	want := "[take out stop start serves joined put back settle]"
+	if replicationOf(t, inv) == "async" {
+		// The node replicates synchronously while it is taken out.
+		want = "[sync replication take out stop start serves joined put back settle]"
+	}
+	mu.Lock()
+	for _, h := range webHosts(l) {
+		if got := fmt.Sprint(byNode[h]); got != want {
+			t.Errorf("%s went through the phases %s, want %s", h, got, want)
+		}
+	}
+	mu.Unlock()
 	for _, h := range webHosts(l) {
 		for _, app := range configs.DefaultApps("/unused") {
 			out := mustHost(t, l, h, fmt.Sprintf("curl -fsS -m 5 http://127.0.0.1:%d%s", app.HTTPPort, lab.AppVersionPath))
@@ -112,16 +214,26 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) {
 		}
 	}
 	for _, s := range sites {
+		start := time.Now()
 		seen, err := loadcheck.Spread(ctx, s, 100)
 		if err == nil {
 			err = loadcheck.Even(seen, []string{s.Name + "1", s.Name + "2"})
 		}
-		t.Logf("new sessions on %s right after the rolling restart: %v", s.Name, seen)
+		t.Logf("new sessions on %s right after the rolling restart: %v (%.1f s)", s.Name, seen, time.Since(start).Seconds())
+		summary += fmt.Sprintf(" new_%s=%d/%d", s.Name, seen[s.Name+"1"], seen[s.Name+"2"])
 		if err != nil {
 			t.Errorf("%s: %v", s.Name, err)
 		}
 	}
+	return summary
 }
+
+// rollingSummary is one line per scenario run, for the end of a test's output.
+type rollingSummary []string
+
+func (s *rollingSummary) add(name, line string) { *s = append(*s, name+": "+line) }
+
+func (s rollingSummary) String() string { return "summary:\n  " + strings.Join(s, "\n  ") }
 
 // sitesOf is sites(l) for any lab.
 func sitesOf(l *lab.Lab) []site { return sites(l) }
@@ -129,14 +241,22 @@ func sitesOf(l *lab.Lab) []site { return sites(l) }
 func TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnTheApacheLab(t *testing.T) {
 	l := needDeployed(t)
 	evidenceOnFailure(t, l)
-	variants := rollingVariants(t, l, l.DockerInventory, "inventory-rolling")
-	for round := 1; round <= rollingRounds(t); round++ {
+	start := time.Now()
+	base := rollingBase(t, l, l.DockerInventory, "inventory-rolling.yaml")
+	rounds := rollingRounds(t)
+	variants := rollingVariants(t, l, base, "inventory-rolling", rounds > 1)
+	var sum rollingSummary
+	for round := 1; round <= rounds; round++ {
 		for _, v := range variants {
-			t.Run(fmt.Sprintf("round %d: %s", round, v.name), func(t *testing.T) {
-				rollUnderLoad(t, l, v.inv, v.version, v.heap)
+			name := fmt.Sprintf("round %d: %s", round, v.name)
+			t.Run(name, func(t *testing.T) {
+				line := "stopped before its end (see above)"
+				defer func() { sum.add(name, line) }()
+				line = rollUnderLoad(t, l, v.inv, v.version, v.heap)
 			})
 		}
 	}
+	t.Logf("the Apache lab's rolling scenarios (%s replication) took %.1f s; %s", replicationOf(t, base), time.Since(start).Seconds(), sum)
 }
 
 func TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnTheNginxLab(t *testing.T) {
@@ -148,21 +268,34 @@ func TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnTheNginxLab(t *testing.
 		t.Fatalf("lab %s: %v\n%s", nginxOptions.Name, err, labLog.String())
 	}
 	evidenceOnFailure(t, l)
-	base := variantInventory(t, l.DockerInventory, "inventory-docker-nginx.yaml", func(s string) string {
+	nginx := variantInventory(t, l.DockerInventory, "inventory-docker-nginx.yaml", func(s string) string {
 		return strings.Replace(s, "web_server: apache", "web_server: nginx", 1)
 	})
+	base := nginx
+	if r := rollingReplication(t); r != "" {
+		base = withReplication(t, nginx, "inventory-rolling-nginx.yaml", r)
+	}
+	t.Logf("session replication: %s", replicationOf(t, base))
 	mustDeploy(t, base, runner.Apply)
 	vars := clusterVars(t, base)
 	for _, h := range webHosts(l) {
 		waitHAProxy(t, l, vars, h, "UP", 2*time.Minute)
 	}
-	variants := rollingVariants(t, l, base, "inventory-rolling-nginx")
+	start := time.Now()
+	variants := rollingVariants(t, l, base, "inventory-rolling-nginx", false)
+	var sum rollingSummary
 	for _, v := range variants {
-		t.Run(v.name, func(t *testing.T) { rollUnderLoad(t, l, v.inv, v.version, v.heap) })
+		t.Run(v.name, func(t *testing.T) {
+			line := "stopped before its end (see above)"
+			defer func() { sum.add(v.name, line) }()
+			line = rollUnderLoad(t, l, v.inv, v.version, v.heap)
+		})
 	}
+	t.Logf("the Nginx lab's rolling scenarios (%s replication) took %.1f s; %s", replicationOf(t, base), time.Since(start).Seconds(), sum)
 	// The drain wrote the site with a node down and back: the site is as the recipe
-	// wants it, so a second deploy changes nothing.
-	if d := mustDeploy(t, base, runner.Apply); d.rep.Changed() != 0 {
+	// wants it, so a second deploy of the last inventory changes nothing.
+	last := variants[len(variants)-1].inv
+	if d := mustDeploy(t, last, runner.Apply); d.rep.Changed() != 0 {
 		t.Errorf("after the rolling restarts a deploy changed %v", changedSteps(d.rep))
 	}
 }
@@ -193,5 +326,60 @@ func TestTheStatusWorkerAnswersOnTheNodeAndIsRefusedFromOutside(t *testing.T) {
 				t.Errorf("%s: the status worker answers on the site port %d from outside", h, port)
 			}
 		}
+	}
+}
+
+func TestTheSessionClustersOfARunningTomcatTakeNewSendOptionsAndSayThem(t *testing.T) {
+	l := needDeployed(t)
+	evidenceOnFailure(t, l)
+	apps := len(configs.DefaultApps("/unused"))
+	for _, h := range webHosts(l) {
+		env := mustHost(t, l, h, "systemctl show -p Environment --value "+configs.TomcatUnitName)
+		var javaHome string
+		for _, f := range strings.Fields(env) {
+			if v, ok := strings.CutPrefix(f, "JAVA_HOME="); ok {
+				javaHome = v
+			}
+		}
+		c, err := l.Conn(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := recipes.ClusterSendOptions{JavaHome: javaHome, User: "gaia3d", Unit: configs.TomcatUnitName, Clusters: apps}
+		// The lab's own replication last, so that the cluster is left as it was.
+		was := recipes.SendOptionsAsync
+		if replicationOf(t, l.DockerInventory) == "sync" {
+			was = recipes.SendOptionsSync
+		}
+		for _, o := range []int{recipes.SendOptionsSync + recipes.SendOptionsAsync - was, was} {
+			out, err := s.Set(context.Background(), c, o)
+			if err != nil {
+				t.Fatalf("%s: %v", h, err)
+			}
+			if got := strings.Count(out, "type=Cluster="+strconv.Itoa(o)); got != apps {
+				t.Errorf("%s: set %d: %q, want %d clusters saying %d", h, o, out, apps, o)
+			}
+		}
+	}
+	// A JVM without the clusters it should have is left as it is, with an error; then
+	// the lab gets its own value back.
+	c, err := l.Conn(webHosts(l)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := mustHost(t, l, webHosts(l)[0], "systemctl show -p Environment --value "+configs.TomcatUnitName)
+	javaHome := env[strings.Index(env, "JAVA_HOME=")+len("JAVA_HOME="):]
+	javaHome = strings.Fields(javaHome)[0]
+	s := recipes.ClusterSendOptions{JavaHome: javaHome, User: "gaia3d", Unit: configs.TomcatUnitName, Clusters: apps + 1}
+	other := recipes.SendOptionsSync
+	if replicationOf(t, l.DockerInventory) == "sync" {
+		other = recipes.SendOptionsAsync
+	}
+	if _, err := s.Set(context.Background(), c, other); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d session clusters", apps)) {
+		t.Errorf("with %d clusters wanted: %v, want an error saying there are %d", apps+1, err, apps)
+	}
+	s.Clusters = apps
+	if out, err := s.Set(context.Background(), c, recipes.SendOptionsSync+recipes.SendOptionsAsync-other); err != nil || strings.Count(out, "=") != 2*apps {
+		t.Errorf("after the refused change: %q %v", out, err)
 	}
 }

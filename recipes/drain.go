@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cauldron-go/cauldron/shell"
@@ -45,6 +46,8 @@ type Balancer interface {
 // node: with other nodes in the cluster and none of them serving, it stops before
 // touching anything. Each gate has a deadline in seconds (Timeout); a failed gate
 // fails the step with the node left out of the balancers and a message naming the gate.
+// The balancers are asked at once (each is another host); WithRestartPhases reports
+// how long each phase took.
 type DrainedRestart struct {
 	Unit string
 	// Node names the node in messages (the inventory host).
@@ -64,6 +67,10 @@ type DrainedRestart struct {
 	// Settle is how long the node takes traffic, checked every second, before the step
 	// returns (and the next node may go); 0 means 5 seconds.
 	Settle time.Duration
+	// SyncWhileDraining, when set, makes the node's session replication synchronous
+	// (at run time, until it stops) before it is taken out: see ClusterSendOptions.
+	// For a cluster that replicates asynchronously; nil leaves replication as it is.
+	SyncWhileDraining *ClusterSendOptions
 }
 
 func (d DrainedRestart) String() string {
@@ -90,6 +97,9 @@ func (d DrainedRestart) Check(_ context.Context, c transport.Conn) (*steps.Chang
 	summary := "restart " + d.Unit + " on " + d.Node
 	if len(via) > 0 {
 		summary += ", taken out of " + strings.Join(via, ", ") + " meanwhile"
+		if d.SyncWhileDraining != nil {
+			summary += ", its sessions replicated synchronously from then"
+		}
 	}
 	return &steps.Change{Summary: summary, Apply: func(ctx context.Context) error { return d.run(ctx, c) }}, nil
 }
@@ -103,7 +113,32 @@ func (d DrainedRestart) gateError(gate string, err error, out bool) error {
 	return fmt.Errorf("drained restart of %s stopped at gate %q: %w%s", d.Node, gate, err, where)
 }
 
+// RestartPhase is how long one phase of a drained restart took: "take out" (every
+// balancer, in-flight requests included), "stop", "start", "serves", "joined" (its
+// cluster, with the sessions), "put back" and "settle".
+type RestartPhase struct {
+	Node, Phase string
+	Took        time.Duration
+}
+
+type restartPhasesKey struct{}
+
+// WithRestartPhases returns a context under which every drained restart reports each
+// phase it went through, as it ends, to report (called from the handler's goroutine).
+// A rollout that takes longer than expected shows where the time went.
+func WithRestartPhases(ctx context.Context, report func(RestartPhase)) context.Context {
+	return context.WithValue(ctx, restartPhasesKey{}, report)
+}
+
 func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
+	report, _ := ctx.Value(restartPhasesKey{}).(func(RestartPhase))
+	began := time.Now()
+	phase := func(name string) {
+		if report != nil {
+			report(RestartPhase{Node: d.Node, Phase: name, Took: time.Since(began)})
+		}
+		began = time.Now()
+	}
 	timeout := d.Timeout
 	if timeout == 0 {
 		timeout = 3 * time.Minute
@@ -139,21 +174,48 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 			}
 		}
 	}
-	for i, b := range inFront {
-		if err := b.TakeOut(ctx); err != nil {
-			// Those already taken out get the node back: it still serves.
-			for _, back := range inFront[:i] {
-				_ = back.PutBack(ctx)
-			}
-			return d.gateError("take out of "+b.String(), err, false)
+	// Before the first balancer sends the node's users elsewhere, every answer of the
+	// node waits until the other nodes have its change (see ClusterSendOptions).
+	if drain && d.SyncWhileDraining != nil {
+		if _, err := d.SyncWhileDraining.Set(ctx, c, SendOptionsSync); err != nil {
+			return d.gateError("replicate synchronously while out", err, false)
 		}
+		phase("sync replication")
 	}
-	if _, err := transport.Output(ctx, c, shell.Join("systemctl", "restart", d.Unit)); err != nil {
+	// Every balancer at once: each one's drain is mostly waiting (mod_jk's disabled
+	// phase, Nginx's old workers), and the node is out only when all are done.
+	if errs := eachBalancer(inFront, func(b Balancer) error { return b.TakeOut(ctx) }); errs != nil {
+		// Those taken out get the node back: it still serves, and as it did.
+		var failed []string
+		for i, b := range inFront {
+			if errs[i] == nil {
+				_ = b.PutBack(ctx)
+			} else {
+				failed = append(failed, b.String())
+			}
+		}
+		if d.SyncWhileDraining != nil {
+			_, _ = d.SyncWhileDraining.Set(ctx, c, SendOptionsAsync)
+		}
+		return d.gateError("take out of "+strings.Join(failed, ", "), errors.Join(errs...), false)
+	}
+	if drain {
+		phase("take out")
+	}
+	// Stop and start apart (the restart gate either way): how long each takes is worth
+	// knowing, the stop being where a node leaves its cluster.
+	if _, err := transport.Output(ctx, c, shell.Join("systemctl", "stop", d.Unit)); err != nil {
 		return d.gateError("restart", err, drain)
 	}
+	phase("stop")
+	if _, err := transport.Output(ctx, c, shell.Join("systemctl", "start", d.Unit)); err != nil {
+		return d.gateError("restart", err, drain)
+	}
+	phase("start")
 	if err := waitFor(ctx, timeout, func() error { return probeAll(ctx, c, d.HealthURLs) }); err != nil {
 		return d.gateError("serves", err, drain)
 	}
+	phase("serves")
 	// A node that did not serve before holds no one's session and has no state to be
 	// handed (a first start); DeltaManager asks for the sessions only as it starts, so
 	// on a cluster starting from nothing the first node would never pass this gate.
@@ -161,15 +223,21 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 		if err := waitFor(ctx, timeout, func() error { return clusterJoined(ctx, c, d.ClusterURLs) }); err != nil {
 			return d.gateError("joined its cluster and has the sessions", err, drain)
 		}
+		phase("joined")
 	}
 	if !drain {
 		return nil
 	}
-	for _, b := range inFront {
-		if err := b.PutBack(ctx); err != nil {
-			return d.gateError("put back into "+b.String(), err, true)
+	if errs := eachBalancer(inFront, func(b Balancer) error { return b.PutBack(ctx) }); errs != nil {
+		var failed []string
+		for i, b := range inFront {
+			if errs[i] != nil {
+				failed = append(failed, b.String())
+			}
 		}
+		return d.gateError("put back into "+strings.Join(failed, ", "), errors.Join(errs...), true)
 	}
+	phase("put back")
 	// The node takes traffic; it must keep serving, every second, before the next goes.
 	end := time.Now().Add(settle)
 	for time.Now().Before(end) {
@@ -178,6 +246,28 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 		}
 		if err := sleep(ctx, time.Second); err != nil {
 			return err
+		}
+	}
+	phase("settle")
+	return nil
+}
+
+// eachBalancer calls f on every balancer at once (each is another host) and returns
+// their errors by index, or nil when every call succeeded.
+func eachBalancer(bs []Balancer, f func(Balancer) error) []error {
+	errs := make([]error, len(bs))
+	var wg sync.WaitGroup
+	for i, b := range bs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(b)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return errs
 		}
 	}
 	return nil

@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,21 +164,30 @@ func newHealthServer(t *testing.T) string {
 	return srv.URL
 }
 
-// recordingBalancer is a balancer double that logs what the restart asks of it.
+// recordingBalancer is a balancer double that logs what the restart asks of it (the
+// restart asks every balancer at once).
 type recordingBalancer struct {
 	name string
 	log  *[]string
+}
+
+var recordingMu sync.Mutex
+
+func (b recordingBalancer) record(what string) {
+	recordingMu.Lock()
+	defer recordingMu.Unlock()
+	*b.log = append(*b.log, what)
 }
 
 func (b recordingBalancer) String() string                         { return b.name }
 func (b recordingBalancer) InFront(context.Context) (bool, error)  { return true, nil }
 func (b recordingBalancer) OthersInRotation(context.Context) error { return nil }
 func (b recordingBalancer) TakeOut(context.Context) error {
-	*b.log = append(*b.log, "take out of "+b.name)
+	b.record("take out of " + b.name)
 	return nil
 }
 func (b recordingBalancer) PutBack(context.Context) error {
-	*b.log = append(*b.log, "put back into "+b.name)
+	b.record("put back into " + b.name)
 	return nil
 }
 
@@ -197,12 +208,21 @@ func TestAFailedRestartStopsTheRolloutWithTheNodeLeftOutOfEveryBalancer(t *testi
 	if want := "restart " + step.Unit + " on web1, taken out of mod_jk on web1, mod_jk on web2 meanwhile"; ch.Summary != want {
 		t.Errorf("summary %q, want %q", ch.Summary, want)
 	}
-	err = ch.Apply(context.Background())
+	var phases []string
+	ctx := recipes.WithRestartPhases(context.Background(), func(p recipes.RestartPhase) {
+		phases = append(phases, p.Node+" "+p.Phase)
+	})
+	err = ch.Apply(ctx)
 	if err == nil || !strings.Contains(err.Error(), `gate "restart"`) || !strings.Contains(err.Error(), "web1 is left out of the balancers") {
 		t.Errorf("Apply: %v, want the restart gate named and the node left out", err)
 	}
+	slices.Sort(log)
 	if want := "[take out of mod_jk on web1 take out of mod_jk on web2]"; fmt.Sprint(log) != want {
 		t.Errorf("balancers were asked %v, want %s (and nothing put back)", log, want)
+	}
+	// Only the phases that ended are reported: the node was taken out, the stop failed.
+	if want := "[web1 take out]"; fmt.Sprint(phases) != want {
+		t.Errorf("phases reported %v, want %s", phases, want)
 	}
 }
 
@@ -236,6 +256,82 @@ func TestAClusterCheckPathThatIsNotAURLPathIsRefused(t *testing.T) {
 		})
 		if err == nil || !strings.Contains(err.Error(), "cluster_check_path") {
 			t.Errorf("cluster_check_path %q: %v, want refused", p, err)
+		}
+	}
+}
+
+// refusingBalancer is a balancer double whose TakeOut fails.
+type refusingBalancer struct{ recordingBalancer }
+
+func (b refusingBalancer) TakeOut(context.Context) error {
+	b.record("refused by " + b.name)
+	return fmt.Errorf("%s: status worker answered 500", b.name)
+}
+
+func TestAFailedTakeOutPutsTheNodeBackIntoTheBalancersThatTookItOut(t *testing.T) {
+	node, peer := newHealthServer(t), newHealthServer(t)
+	var log []string
+	step := recipes.DrainedRestart{
+		Unit: "never-restarted.service", Node: "web1",
+		HealthURLs: []string{node + "/health"}, Peers: []string{peer + "/health"},
+		Balancers: []recipes.Balancer{
+			recordingBalancer{"mod_jk on web1", &log},
+			refusingBalancer{recordingBalancer{"mod_jk on web2", &log}},
+		},
+		Timeout: 2 * time.Second,
+	}
+	ch, err := step.Check(context.Background(), local.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ch.Apply(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `gate "take out of mod_jk on web2"`) || strings.Contains(err.Error(), "left out") {
+		t.Errorf("Apply: %v, want the gate naming the balancer that refused, the node not left out", err)
+	}
+	slices.Sort(log)
+	if want := "[put back into mod_jk on web1 refused by mod_jk on web2 take out of mod_jk on web1]"; fmt.Sprint(log) != want {
+		t.Errorf("balancers were asked %v, want %s", log, want)
+	}
+}
+
+func TestOnlyAnAsynchronousClustersNodeReplicatesSynchronouslyWhileItIsDrained(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		replication configs.Replication
+		membership  configs.Membership
+		want        bool
+	}{
+		{"async", configs.AsyncReplication, configs.Multicast, true},
+		{"sync", configs.SyncReplication, configs.Multicast, false},
+		{"no replication", configs.AsyncReplication, configs.NoReplication, false},
+	} {
+		cluster := testCluster(2)
+		cluster.Replication, cluster.Membership = c.replication, c.membership
+		r, err := recipes.TomcatNode(recipes.TomcatNodeConfig{
+			Account: "gaia3d", Cluster: cluster, Node: cluster.Nodes[0],
+			TomcatTarball: "/t/apache-tomcat-10.1.tar.gz", JDKTarball: "/t/jdk-17.0.2.tar.gz",
+			WARs: map[string]string{"mago3d-admin": "/t/admin.war", "mago3d-user": "/t/user.war"},
+			DB:   configs.AppProperties{URL: "jdbc:postgresql://10.10.0.5:5432/mago3d", Username: "mago3d", Password: "test-db-password"},
+			Heap: "512m",
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var restart *recipes.DrainedRestart
+		for _, h := range r.Handlers() {
+			if d, ok := h.Step.(recipes.DrainedRestart); ok && h.Name == recipes.TomcatHandler {
+				restart = &d
+			}
+		}
+		if restart == nil {
+			t.Fatalf("%s: no drained restart among the handlers", c.name)
+		}
+		got := restart.SyncWhileDraining
+		if (got != nil) != c.want {
+			t.Errorf("%s: SyncWhileDraining %+v, want set: %v", c.name, got, c.want)
+		}
+		if got != nil && (got.JavaHome != "/home/gaia3d/tools/jdk-17.0.2" || got.User != "gaia3d" || got.Clusters != len(cluster.Apps)) {
+			t.Errorf("%s: SyncWhileDraining %+v, want the node's JDK, account and %d clusters", c.name, got, len(cluster.Apps))
 		}
 	}
 }
