@@ -74,9 +74,9 @@ func startLoad(t *testing.T, l *lab.Lab) *loadcheck.Check {
 // way the two modes are measured against each other.
 var faultReplication = os.Getenv("CAULDRON_E2E_REPLICATION")
 
-// withReplication returns the inventory at path, or a variant of it with
+// faultInventory returns the inventory at path, or a variant of it with
 // faultReplication.
-func withReplication(t *testing.T, path, web string) string {
+func faultInventory(t *testing.T, path, web string) string {
 	t.Helper()
 	if faultReplication == "" {
 		return path
@@ -93,7 +93,7 @@ func withReplication(t *testing.T, path, web string) string {
 func TestFaultsUnderLoadOnTheApacheLab(t *testing.T) {
 	l := needDeployed(t)
 	if faultReplication != "" {
-		inv := withReplication(t, l.DockerInventory, "apache")
+		inv := faultInventory(t, l.DockerInventory, "apache")
 		mustDeploy(t, inv, runner.Apply)
 		for _, h := range webHosts(l) {
 			waitTomcat(t, l, h)
@@ -113,7 +113,7 @@ func TestFaultsUnderLoadOnTheNginxLab(t *testing.T) {
 	}
 	evidenceOnFailure(t, l)
 	toNginx := func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: nginx", 1) }
-	inv := withReplication(t, variantInventory(t, l.DockerInventory, "inventory-docker-nginx.yaml", toNginx), "nginx")
+	inv := faultInventory(t, variantInventory(t, l.DockerInventory, "inventory-docker-nginx.yaml", toNginx), "nginx")
 	mustDeploy(t, inv, runner.Apply)
 	vars := clusterVars(t, inv)
 	for _, h := range webHosts(l) {
