@@ -8,7 +8,10 @@
 //     and 100 light hosts (containers running only sshd), first run and converged,
 //     and the fleet's floor (see Floor);
 //   - c: the lab cluster's converged re-check (a plan) over SSH and over docker exec,
-//     then again with 80 ms of delay and 5% loss added by tc netem on the lab hosts.
+//     then again with 80 ms of round-trip delay, and with 80 ms and 5% loss, on the lab
+//     hosts' packets: by tc netem where the kernel has it, else by a netfilter queue
+//     (NFQUEUE) that the bench serves (see slownet.go; this machine's kernel has no
+//     sch_netem).
 //
 // Ansible is Debian's package (installed when missing), run with forks = hosts,
 // pipelining, ControlPersist and no fact gathering. Where it cannot be had, the bench
