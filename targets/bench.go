@@ -12,13 +12,13 @@ import (
 	"github.com/cauldron-go/cauldron/bench"
 )
 
-// Bench measures cauldron against Ansible side by side, alternating, with medians and ratios: (a) the seed's Tomcat node on 2 hosts, (b) 4 operations on 10, 50 and 100 light SSH hosts, (c) the lab cluster's converged re-check, also under tc netem.
+// Bench measures cauldron against Ansible side by side, alternating, with medians and ratios: (a) the seed's Tomcat node on 2 hosts, (b) 4 operations on 10, 50 and 100 light SSH hosts, (c) the lab cluster's converged re-check, also with 80 ms RTT and 5% loss.
 //
 // Flags: -parts=abc (any of a, b, c), -hosts=10,50,100 (part b's fleet sizes),
 // -pairs=3 (measurements per tool), -out=DIR (default .cauldron/bench: bench.json,
 // bench.svg, the key and playbooks), -noansible (cauldron alone), -gobench (also run
 // the packages' Go benchmarks, go test -bench, first). Ansible is Debian's package,
-// installed when missing. Every container, network and qdisc the bench makes is gone
+// installed when missing. Every container, network, qdisc and netfilter rule the bench makes is gone
 // when it ends.
 func Bench(ctx context.Context, parts *string, hosts *string, pairs *int, out *string, noansible *bool, gobench *bool) error {
 	if deref(gobench) {

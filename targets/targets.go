@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// Verify runs go build and go vet on every package, every test (the lab's end-to-end checks on both transports included, the high-availability scenarios of `ha` excepted) and a short fuzzing of each fuzz target.
+// Verify runs go build and go vet on every package, every test (the lab's end-to-end checks on both transports and the Apache lab's fault scenarios under load included; the rolling restarts and the Nginx lab's scenarios are `ha`'s) and a short fuzzing of each fuzz target.
 func Verify(ctx context.Context) error {
 	// Build first: a package that only the tests compile (a magefile without its
 	// build tag, say) must still fail verify, as it fails a user's `go build ./...`.
@@ -21,7 +21,7 @@ func Verify(ctx context.Context) error {
 	if err := goCmd(ctx, "vet", "./..."); err != nil {
 		return err
 	}
-	if err := goCmd(ctx, "test", "-count=1", "-timeout=75m", "-skip", haScenarios, "./..."); err != nil {
+	if err := goCmd(ctx, "test", "-count=1", "-timeout=75m", "-skip", notInVerify, "./..."); err != nil {
 		return err
 	}
 	for _, f := range fuzzTargets {
@@ -33,10 +33,16 @@ func Verify(ctx context.Context) error {
 }
 
 // haScenarios are the end-to-end scenarios of high availability under load (faults and
-// rolling restarts on both labs). They are not part of verify yet: on this 2-core
-// machine they take about 45 minutes, and the Nginx lab's still breaks session counts
-// (issue 7). `go run mage.go ha` runs them.
+// rolling restarts on both labs). `go run mage.go ha` runs them all, strictly.
 const haScenarios = "^(TestFaultsUnderLoadOnThe|TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnThe)"
+
+// notInVerify are the high-availability scenarios verify leaves to `ha`: the Nginx
+// lab's (a lab of their own, 10-18 minutes here, which would take verify past half an
+// hour) and the rolling restarts, which met the bar on a fresh lab but, run after the
+// fault scenarios on the same lab on merged main, lost 4 sessions and stopped at the
+// joined-cluster gate (issue 7 is open). The Apache lab's fault scenarios run in verify
+// (about 2.5 minutes), those that still miss the bar skipped and named (e2e's notYet).
+const notInVerify = "^(TestFaultsUnderLoadOnTheNginxLab|TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnThe(Apache|Nginx)Lab)$"
 
 // HA runs the high-availability scenarios under the load check on fresh Apache and Nginx labs (kill -9, a frozen and a cut-off web host, rolling restarts and a release), printing each one's numbers.
 func HA(ctx context.Context) error {
