@@ -104,21 +104,8 @@ func TestFaultsUnderLoadOnTheApacheLab(t *testing.T) {
 }
 
 func TestFaultsUnderLoadOnTheNginxLab(t *testing.T) {
-	needLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	l, err := lab.Up(ctx, nginxOptions)
-	if err != nil {
-		t.Fatalf("lab %s: %v\n%s", nginxOptions.Name, err, labLog.String())
-	}
-	evidenceOnFailure(t, l)
-	toNginx := func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: nginx", 1) }
-	inv := faultInventory(t, variantInventory(t, l.DockerInventory, "inventory-docker-nginx.yaml", toNginx), "nginx")
-	mustDeploy(t, inv, runner.Apply)
-	vars := clusterVars(t, inv)
-	for _, h := range webHosts(l) {
-		waitHAProxy(t, l, vars, h, "UP", 2*time.Minute)
-	}
+	l, nginx := upNginxLab(t)
+	deployAndWaitUp(t, l, faultInventory(t, nginx, "nginx"))
 	faultScenarios(t, l, "nginx")
 }
 

@@ -17,16 +17,9 @@ import (
 // TestNginxInPlaceOfApacheServesTheCluster is the per-cluster choice web_server: nginx,
 // on a lab of its own.
 func TestNginxInPlaceOfApacheServesTheCluster(t *testing.T) {
-	needLab(t) // the Docker engine answers
+	l, dockerInv := upNginxLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	l, err := lab.Up(ctx, nginxOptions)
-	if err != nil {
-		t.Fatalf("lab %s: %v\n%s", nginxOptions.Name, err, labLog.String())
-	}
-	evidenceOnFailure(t, l)
-	toNginx := func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: nginx", 1) }
-	dockerInv := variantInventory(t, l.DockerInventory, "inventory-docker-nginx.yaml", toNginx)
 	sshInv := variantInventory(t, l.SSHInventory, "inventory-ssh-nginx.yaml", toNginx)
 
 	d := mustDeploy(t, dockerInv, runner.Apply)
@@ -92,4 +85,35 @@ func TestNginxInPlaceOfApacheServesTheCluster(t *testing.T) {
 			t.Errorf("the second deploy changed %v, handlers %v\n%s", changedSteps(d.rep), handlerRuns(d.rep), d.progress)
 		}
 	})
+}
+
+// toNginx turns a lab inventory into the same cluster with Nginx in place of Apache.
+func toNginx(s string) string {
+	return strings.Replace(s, "web_server: apache", "web_server: nginx", 1)
+}
+
+// upNginxLab brings up the Nginx lab (nginxOptions, a lab of its own) and returns it
+// with its docker inventory turned to web_server: nginx; a failing test shows the lab's
+// evidence.
+func upNginxLab(t *testing.T) (*lab.Lab, string) {
+	t.Helper()
+	needLab(t) // the Docker engine answers
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, nginxOptions)
+	if err != nil {
+		t.Fatalf("lab %s: %v\n%s", nginxOptions.Name, err, labLog.String())
+	}
+	evidenceOnFailure(t, l)
+	return l, variantInventory(t, l.DockerInventory, "inventory-docker-nginx.yaml", toNginx)
+}
+
+// deployAndWaitUp deploys inv onto l and waits until HAProxy has every web host UP.
+func deployAndWaitUp(t *testing.T, l *lab.Lab, inv string) {
+	t.Helper()
+	mustDeploy(t, inv, runner.Apply)
+	vars := clusterVars(t, inv)
+	for _, h := range webHosts(l) {
+		waitHAProxy(t, l, vars, h, "UP", 2*time.Minute)
+	}
 }

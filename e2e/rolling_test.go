@@ -260,27 +260,13 @@ func TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnTheApacheLab(t *testing
 }
 
 func TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnTheNginxLab(t *testing.T) {
-	needLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	l, err := lab.Up(ctx, nginxOptions)
-	if err != nil {
-		t.Fatalf("lab %s: %v\n%s", nginxOptions.Name, err, labLog.String())
-	}
-	evidenceOnFailure(t, l)
-	nginx := variantInventory(t, l.DockerInventory, "inventory-docker-nginx.yaml", func(s string) string {
-		return strings.Replace(s, "web_server: apache", "web_server: nginx", 1)
-	})
+	l, nginx := upNginxLab(t)
 	base := nginx
 	if r := rollingReplication(t); r != "" {
 		base = withReplication(t, nginx, "inventory-rolling-nginx.yaml", r)
 	}
 	t.Logf("session replication: %s", replicationOf(t, base))
-	mustDeploy(t, base, runner.Apply)
-	vars := clusterVars(t, base)
-	for _, h := range webHosts(l) {
-		waitHAProxy(t, l, vars, h, "UP", 2*time.Minute)
-	}
+	deployAndWaitUp(t, l, base)
 	start := time.Now()
 	variants := rollingVariants(t, l, base, "inventory-rolling-nginx", false)
 	var sum rollingSummary
