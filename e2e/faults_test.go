@@ -165,6 +165,7 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 var notYet = map[string]string{
 	"apache: kill -9 of a Tomcat":  asyncLoss,
 	"apache: web host cut off 30s": "its return broke counts on its stale node at a load average near 100 (1 of 4 runs)",
+	"apache: web host frozen 30s":  "lost 1 session in a CI run of verify (the lab with web3, 13 failed, all in the first 5 s)",
 	"nginx: kill -9 of a Tomcat":   asyncLoss,
 	"nginx: web host frozen 30s":   asyncLoss,
 	"nginx: web host cut off 30s":  asyncLoss,
