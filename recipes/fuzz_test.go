@@ -198,7 +198,9 @@ func yamlQuote(s string) string {
 // refused checks a refusal: it must not show a secret.
 func refused(t *testing.T, kind, value string, err error) {
 	t.Helper()
-	if kind == "secret" && len(value) >= 4 && strings.Contains(err.Error(), value) {
+	// A short secret can be one of the message's own words ("hash" in "(hash not
+	// shown)", found by the fuzzer): only one of 6 bytes or more is judged.
+	if kind == "secret" && len(value) >= 6 && strings.Contains(err.Error(), value) {
 		t.Fatalf("the refusal shows the secret: %v", err)
 	}
 }
