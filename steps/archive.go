@@ -184,20 +184,21 @@ func (u Untar) plainChange(c transport.Conn, p uploadPlan, strip string, w owner
 	return &Change{
 		Summary: fmt.Sprintf("%s, and its plain tar unpacked into %s as it arrives (%s is missing)", p.change.Summary, u.Dest, creates),
 		Apply: func(ctx context.Context) error {
-			dir := u.CacheDir
-			if dir == "" {
-				var err error
-				if dir, err = DefaultPlainTarCache(); err != nil {
-					return fmt.Errorf("%s: %w", u, err)
-				}
-			}
-			plain, size, err := PlainTar(src, dir)
-			if err != nil {
-				return fmt.Errorf("%s: %w", u, err)
-			}
 			var g errgroup.Group
+			// The archive goes at once; the plain tar as soon as the cache has it.
 			g.Go(func() error { return p.change.Apply(ctx) })
 			g.Go(func() error {
+				dir := u.CacheDir
+				if dir == "" {
+					var err error
+					if dir, err = DefaultPlainTarCache(); err != nil {
+						return err
+					}
+				}
+				plain, size, err := PlainTar(src, dir)
+				if err != nil {
+					return err
+				}
 				f, err := os.Open(plain)
 				if err != nil {
 					return err

@@ -39,14 +39,14 @@ func DefaultPlainTarCache() (string, error) {
 // first, and a cache entry proved good in this process is not read again unless it
 // changed on disk (another device, inode, size, modification or change time).
 func PlainTar(src, dir string) (string, int64, error) {
-	plainTars.Lock()
-	defer plainTars.Unlock()
-	// The archive's sum is taken on every call: the key must never be stale, and it
-	// costs about 0.15 s for a JDK of 141 MB.
+	// The archive's sum is taken on every call, each host's at the same time: the key
+	// must never be stale, and it costs about 0.15 s for a JDK of 141 MB.
 	sum, err := FileSHA256(src)
 	if err != nil {
 		return "", 0, fmt.Errorf("the plain tar of %s: %w", src, err)
 	}
+	plainTars.Lock()
+	defer plainTars.Unlock()
 	p := filepath.Join(dir, sum+".tar")
 	if size, ok := plainTars.good(p); ok {
 		return p, size, nil
