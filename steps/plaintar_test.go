@@ -6,6 +6,8 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -252,4 +254,41 @@ func sizeOf(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return strconv.FormatInt(fi.Size(), 10)
+}
+
+// A host on the control machine (here the local transport; the lab's containers) is
+// sent the tarball's plain tar, decompressed once into the cache, beside the tarball.
+func ExampleUntar_sendPlain() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "cauldron-untar-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	src := filepath.Join(dir, "jdk-17.tar.gz") // on the control machine
+	if err := writeTarGz(src, map[string]string{"jdk-17.0.2/bin/java": "#!/bin/sh\n"}); err != nil {
+		log.Fatal(err)
+	}
+	cache := filepath.Join(dir, "plain-tar") // by default steps.DefaultPlainTarCache()
+
+	setup, tools := filepath.Join(dir, "setup"), filepath.Join(dir, "tools")
+	jdk := steps.Untar{Upload: &steps.Upload{Src: src, Dest: filepath.Join(setup, "jdk-17.tar.gz"), Mode: 0o640},
+		Dest: filepath.Join(tools, "jdk-17"), StripComponents: 1, Creates: filepath.Join(tools, "jdk-17", "bin", "java"),
+		SendPlain: true, CacheDir: cache}
+	host := local.New()
+	for _, s := range []steps.Step{steps.Dir{Path: setup}, steps.Dir{Path: tools}, jdk, jdk} {
+		changed, err := steps.Converge(ctx, host, s)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s: changed %v\n", strings.Replace(s.String(), dir, "…", -1), changed)
+	}
+	cached, _ := filepath.Glob(filepath.Join(cache, "*.tar"))
+	fmt.Println("plain tars in the cache:", len(cached))
+	// Output:
+	// dir …/setup: changed true
+	// dir …/tools: changed true
+	// untar …/setup/jdk-17.tar.gz into …/tools/jdk-17: changed true
+	// untar …/setup/jdk-17.tar.gz into …/tools/jdk-17: changed false
+	// plain tars in the cache: 1
 }
