@@ -24,7 +24,10 @@ import (
 // name, size and time, has another sum and so another entry.
 
 // DefaultPlainTarCache is where Untar keeps the plain tars when CacheDir is empty: the
-// user's cache folder ($XDG_CACHE_HOME or ~/.cache) + cauldron/plain-tar.
+// user's cache folder ($XDG_CACHE_HOME or ~/.cache) + cauldron/plain-tar. Nothing
+// prunes it: each archive ever sent plain leaves its plain tar there (272 MB for the
+// lab's JDK). Removing the folder, or any file in it, is always safe: what is missing
+// is made again when it is next needed.
 func DefaultPlainTarCache() (string, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
