@@ -184,8 +184,10 @@ func (u Untar) plainChange(c transport.Conn, p uploadPlan, strip string, w owner
 	return &Change{
 		Summary: fmt.Sprintf("%s, and its plain tar unpacked into %s as it arrives (%s is missing)", p.change.Summary, u.Dest, creates),
 		Apply: func(ctx context.Context) error {
+			// The archive goes at once; the plain tar as soon as the cache has it. A half
+			// that fails does not stop the other: each lands whole or not at all, and a
+			// transfer cut off by a cancel could leave its temporary file behind.
 			var g errgroup.Group
-			// The archive goes at once; the plain tar as soon as the cache has it.
 			g.Go(func() error { return p.change.Apply(ctx) })
 			g.Go(func() error {
 				dir := u.CacheDir

@@ -227,6 +227,37 @@ func writeStoredTarball(t *testing.T, path string, modules []byte) {
 	}
 }
 
+func TestAnUntarThatSendsPlainOfABrokenArchiveFailsAndUnpacksNothing(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "jdk.tgz")
+	writeTarball(t, src, 2<<20, true)
+	whole, _ := os.ReadFile(src)
+	if err := os.WriteFile(src, whole[:len(whole)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	h := newPlainHost(t, src, cache)
+	ch, err := h.untar.Check(context.Background(), local.New())
+	if err != nil || ch == nil {
+		t.Fatalf("check: %+v, %v", ch, err)
+	}
+	err = ch.Apply(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "decompress "+src) {
+		t.Fatalf("apply: %v, want the error of decompressing %s", err, src)
+	}
+	if got := entries(t, filepath.Dir(h.dest)); len(got) != 0 {
+		t.Errorf("tools/ holds %q, want nothing", got)
+	}
+	// The archive may have arrived (it is the source, byte for byte), never half of it.
+	for _, e := range entries(t, filepath.Dir(h.archive)) {
+		if e != filepath.Base(h.archive) {
+			t.Errorf("setup/ holds %q", e)
+		}
+	}
+	if got := entries(t, cache); len(got) != 0 {
+		t.Errorf("the cache holds %q, want nothing", got)
+	}
+}
+
 func TestAnUntarThatSendsPlainConvergesADebianHost(t *testing.T) {
 	needHost(t)
 	src := filepath.Join(t.TempDir(), "jdk.tgz")
