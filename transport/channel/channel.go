@@ -5,18 +5,21 @@
 // host's checks, instead of one session or exec (a new shell, a runc start) each.
 //
 // The shell on the host is sh running Loop. A frame is a mark line "<token>f\n", a
-// header line "<line length> <stdin length or -1> <id>\n", then the line, then the
-// stdin bytes. The loop reads the mark and the header with the read builtin (which
-// never reads past the newline) and the line and stdin with head -c (GNU head reads no
-// further than the count), so a command that reads none or part of its input never
-// eats the next frame: the rest of its input is drained after it exits. The mark is
-// how the loop knows the frame before was read exactly: a head that reads past its
-// count (not GNU's) leaves the loop looking at something else than a mark, and it
-// exits before it runs anything more, so the commands after go another way (the
-// channel breaks; see ErrNotStarted) instead of running from a misread frame. So no
-// round trip waits for a test of the host's head before the first commands: Verify
-// runs one beside them. Input travels only inside the channel: it is never in a
-// file, an argument or the environment on the host.
+// header line "<lines> <stdin length or -1> <id>\n", then the command line followed by
+// a newline (so <lines> lines: the line's own newlines and that one), then the stdin
+// bytes. The loop reads the mark, the header and the command's lines with the read
+// builtin, which never reads past a newline and keeps every other byte of a line as it
+// is (NUL aside: a line holding NUL never goes over the channel, as it could not be an
+// argument of sh -c either); it starts no process to read a command. The stdin bytes
+// it reads with head -c (GNU head reads no further than the count), so a command that
+// reads none or part of its input never eats the next frame: the rest of its input is
+// drained after it exits. The mark is how the loop knows the frame before was read
+// exactly: a head that reads past its count (not GNU's) leaves the loop looking at
+// something else than a mark, and it exits before it runs anything more, so the
+// commands after go another way (the channel breaks; see ErrNotStarted) instead of
+// running from a misread frame. So no round trip waits for a test of the host's head
+// before the first commands: Verify runs one beside them. Input travels only inside
+// the channel: it is never in a file, an argument or the environment on the host.
 //
 // On standard output each command is framed by "<token>s\n" before and
 // "\n<token> <status>\n" after; on standard error by "\n<token>\n" after. The token
@@ -45,14 +48,23 @@ import (
 )
 
 // Loop is the shell program the host runs (sh -c Loop). It needs GNU head (for -c
-// that stops at the count) and, for KillScript, /proc. Its own stderr goes to
-// /dev/null (the shell's "Killed" notes are not a command's output); each command
-// runs in a subshell that moves fd 3, the channel's stderr, to its own fd 2 before
-// it execs the command, so no redirection of the loop is in force while it waits.
+// that stops at the count) for commands with input and, for KillScript, /proc. Its own
+// stderr goes to /dev/null (the shell's "Killed" notes are not a command's output);
+// each command runs in a subshell that moves fd 3, the channel's stderr, to its own fd
+// 2 before it execs sh -c with the command, so no redirection of the loop is in force
+// while it waits. Reading a command with read instead of $(head -c N) saves two
+// processes per command: the loop's own CPU per command, measured on this machine with
+// 300 lines as long as the lab's converged checks' (230 bytes on average), is 1.0-1.1
+// ms instead of 2.0-2.6 ms. (eval in the subshell instead of exec sh -c would cost 0.3
+// ms, but $$, $PPID and the kill of a cancelled command by its environment would no
+// longer be those of sh -c.)
 const Loop = `exec 3>&2 2>/dev/null
 IFS= read -r t || exit 0
-while IFS= read -r k && [ "$k" = "${t}f" ] && IFS=' ' read -r n m i; do
-l=$(head -c "$n"; echo x); l=${l%x}
+while IFS= read -r k && [ "$k" = "${t}f" ] && IFS=' ' read -r c m i; do
+l=; while [ "$c" -gt 0 ] && IFS= read -r x; do l="$l$x
+"; c=$((c-1)); done
+[ "$c" = 0 ] || exit 0
+l=${l%?}
 printf '%ss\n' "$t"
 if [ "$m" -ge 0 ]; then
 head -c "$m" | { (exec 2>&3 3>&-; export CAULDRON_EXEC_ID=$i; exec sh -c "$l"); s=$?; cat >/dev/null; exit $s; }
@@ -179,6 +191,9 @@ func (ch *Channel) Run(ctx context.Context, c transport.Command) error {
 		}
 		stdin, input = b, len(b)
 	}
+	if strings.IndexByte(c.Line, 0) >= 0 {
+		return fmt.Errorf("a command line holding a NUL byte cannot be read by the channel's shell (%w)", ErrNotStarted)
+	}
 	cl := &call{line: c.Line, stdout: c.Stdout, stderr: c.Stderr, done: make(chan error, 1), begun: make(chan struct{})}
 	frame := make([]byte, 0, 80+len(c.Line)+len(stdin))
 
@@ -194,8 +209,9 @@ func (ch *Channel) Run(ctx context.Context, c transport.Command) error {
 	cl.id = ch.token[len("cauldron-"):len("cauldron-")+12] + "-" + strconv.Itoa(ch.seq)
 	ch.calls = append(ch.calls, cl)
 	ch.mu.Unlock()
-	frame = fmt.Appendf(frame, "%sf\n%d %d %s\n", ch.token, len(c.Line), input, cl.id)
+	frame = fmt.Appendf(frame, "%sf\n%d %d %s\n", ch.token, strings.Count(c.Line, "\n")+1, input, cl.id)
 	frame = append(frame, c.Line...)
+	frame = append(frame, '\n')
 	frame = append(frame, stdin...)
 	_, werr := ch.in.Write(frame)
 	ch.wmu.Unlock()
