@@ -3,7 +3,10 @@ package sshconn
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
@@ -84,41 +87,37 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 			sudo = mode
 		}
 	}
-	sess, err := c.client.NewSession()
+	// The shell is started without waiting for sshd's answer (exec with want-reply
+	// off): the frames written right behind the request reach it, as sshd handles a
+	// channel's messages in order, and one round trip less goes by before the first
+	// answers. A server that refuses the exec answers nothing: the self-test's
+	// timeout (Verify) then breaks the channel, and the commands go another way.
+	sch, reqs, err := c.client.OpenChannel("session", nil)
 	if err != nil {
 		return nil, fmt.Errorf("open session: %w", err)
 	}
-	in, err := sess.StdinPipe()
-	if err != nil {
-		sess.Close()
-		return nil, err
-	}
-	out, err := sess.StdoutPipe()
-	if err != nil {
-		sess.Close()
-		return nil, err
-	}
-	errPipe := channel.NewPipe()
-	var gate *sudoGate
-	if sudo != nil {
-		gate = newSudoGate(sudo, in, errPipe)
-		sess.Stderr = gate
-	} else {
-		sess.Stderr = errPipe
-	}
-	if err := sess.Start(line); err != nil {
-		sess.Close()
+	go ssh.DiscardRequests(reqs)
+	if _, err := sch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{line})); err != nil {
+		sch.Close()
 		return nil, fmt.Errorf("start the shell: %w", err)
 	}
+	in := channelStdin{sch}
+	errPipe := channel.NewPipe()
+	var gate *sudoGate
+	var stderr io.Writer = errPipe
+	if sudo != nil {
+		gate = newSudoGate(sudo, in, errPipe)
+		stderr = gate
+	}
 	go func() {
-		sess.Wait()
+		io.Copy(stderr, sch.Stderr())
 		errPipe.Close()
 	}()
 	if gate != nil {
 		select {
 		case <-gate.started:
 		case <-ctx.Done():
-			sess.Close()
+			sch.Close()
 			return nil, fmt.Errorf("sudo did not start the shell: %w", ctx.Err())
 		}
 	}
@@ -127,9 +126,9 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 		defer kcancel()
 		c.runSession(kctx, transport.Command{Line: channel.KillScript(id)})
 	}
-	ch, err := channel.Open(in, out, errPipe, kill, sess.Close)
+	ch, err := channel.Open(in, sch, errPipe, kill, sch.Close)
 	if err != nil {
-		sess.Close()
+		sch.Close()
 		return nil, err
 	}
 	// The self-test goes first, and the first commands right behind it, in the same
@@ -140,3 +139,9 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 
 // Traffic is what the connection asked of the host so far (transport.Counter).
 func (c *Conn) Traffic() transport.TrafficCounts { return c.traffic.Counts() }
+
+// channelStdin is a session channel as the shell's standard input: Close sends EOF
+// and leaves the channel open for the shell's last output.
+type channelStdin struct{ ssh.Channel }
+
+func (c channelStdin) Close() error { return c.CloseWrite() }
