@@ -18,8 +18,9 @@
 // something else than a mark, and it exits before it runs anything more, so the
 // commands after go another way (the channel breaks; see ErrNotStarted) instead of
 // running from a misread frame. So no round trip waits for a test of the host's head
-// before the first commands: Verify runs one beside them. Input travels only inside
-// the channel: it is never in a file, an argument or the environment on the host.
+// before the first command with input: Verify runs one beside it (and none on a
+// channel whose commands have no input). Input travels only inside the channel: it is
+// never in a file, an argument or the environment on the host.
 //
 // On standard output each command is framed by "<token>s\n" before and
 // "\n<token> <status>\n" after; on standard error by "\n<token>\n" after. The token
@@ -114,7 +115,21 @@ type Channel struct {
 	outDone bool
 	errDone bool
 	closed  chan struct{}
+
+	// Verify's state: the self-test waits for the first command with input.
+	verify        int
+	verifyTimeout time.Duration
+	// firstWrite is closed once the first frame is written, firstBegun once the
+	// shell has begun a command.
+	firstWrite, firstBegun chan struct{}
 }
+
+// Verify's states.
+const (
+	verifyNone    = iota // Verify was not called
+	verifyOnInput        // the self-test starts before the first command with input
+	verifyStarted        // it has started
+)
 
 type call struct {
 	line   string
@@ -141,7 +156,8 @@ func Open(in io.WriteCloser, stdout, stderr io.Reader, kill func(id string), clo
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	ch := &Channel{token: "cauldron-" + hex.EncodeToString(b[:]), in: in, kill: kill, close: closeFn, closed: make(chan struct{})}
+	ch := &Channel{token: "cauldron-" + hex.EncodeToString(b[:]), in: in, kill: kill, close: closeFn, closed: make(chan struct{}),
+		firstWrite: make(chan struct{}), firstBegun: make(chan struct{})}
 	if _, err := io.WriteString(in, ch.token+"\n"); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBroken, err)
 	}
@@ -190,6 +206,7 @@ func (ch *Channel) Run(ctx context.Context, c transport.Command) error {
 			return fmt.Errorf("standard input over %d bytes: not sent over the channel", MaxStdin)
 		}
 		stdin, input = b, len(b)
+		ch.verifyBeforeInput()
 	}
 	if strings.IndexByte(c.Line, 0) >= 0 {
 		return fmt.Errorf("a command line holding a NUL byte cannot be read by the channel's shell (%w)", ErrNotStarted)
@@ -214,6 +231,9 @@ func (ch *Channel) Run(ctx context.Context, c transport.Command) error {
 	frame = append(frame, '\n')
 	frame = append(frame, stdin...)
 	_, werr := ch.in.Write(frame)
+	if ch.seq == 1 {
+		close(ch.firstWrite)
+	}
 	ch.wmu.Unlock()
 	if werr != nil {
 		ch.fail(fmt.Errorf("%w: write: %v", ErrBroken, werr))
@@ -261,6 +281,7 @@ func (ch *Channel) fail(err error) {
 		return
 	}
 	ch.broken = err
+	close(ch.closed)
 	for _, cl := range ch.calls {
 		if cl.started {
 			cl.done <- fmt.Errorf("%w; it may have run on the host", err)
@@ -320,6 +341,11 @@ func (ch *Channel) readOut(r io.Reader) {
 				if cl := ch.currentLocked(true); cl != nil {
 					cl.started = true
 					close(cl.begun)
+				}
+				select {
+				case <-ch.firstBegun:
+				default:
+					close(ch.firstBegun)
 				}
 				ch.mu.Unlock()
 				inside = true
@@ -496,14 +522,55 @@ func Buffer(r io.Reader) (small []byte, rest io.Reader, fits bool, err error) {
 	return b, bytes.NewReader(b), true, nil
 }
 
-// Verify starts SelfTest as the channel's first commands and, in the background,
-// breaks the channel when it fails or has no answer within timeout (a head that waits
-// for more than its count): the commands not started by then go another way. Call it
-// before the channel takes other commands. No one waits for it: the frame marks
-// already keep a misread frame from running (see the package doc), and the first
-// commands go in the same round trip as the test; Verify makes a host whose head is
-// not exact stop using the channel at once, with the reason.
+// Verify watches the channel: in the background, it breaks the channel when the
+// shell has not begun its first command within timeout of its writing (a server that
+// refused to start the shell, a shell that cannot read its frames), and it starts
+// SelfTest right before the first command with input (the only frames head reads),
+// breaking the channel when the test fails or has no answer within timeout (a head
+// that waits for more than its count): the commands not started by then go another
+// way. Call it before the channel takes other commands. No one waits for it: the
+// frame marks already keep a misread frame from running (see the package doc), and
+// the commands go in the same round trip as the test; Verify makes a host whose head
+// is not exact stop using the channel at once, with the reason. A channel whose
+// commands have no input runs no self-test: it saves the host the test's processes
+// (about 15) on every connection.
 func Verify(ch *Channel, timeout time.Duration) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.verify != verifyNone {
+		return
+	}
+	ch.verify, ch.verifyTimeout = verifyOnInput, timeout
+	go ch.watchFirstAnswer(timeout)
+}
+
+// watchFirstAnswer breaks the channel when its first command written has not begun
+// within timeout.
+func (ch *Channel) watchFirstAnswer(timeout time.Duration) {
+	select {
+	case <-ch.firstWrite:
+	case <-ch.closed:
+		return
+	}
+	select {
+	case <-ch.firstBegun:
+	case <-ch.closed:
+	case <-time.After(timeout):
+		ch.fail(fmt.Errorf("%w: the shell began no command within %s of the first", ErrBroken, timeout))
+	}
+}
+
+// verifyBeforeInput starts the self-test when Verify asked for it and no command with
+// input has gone yet; its frames are written before it returns.
+func (ch *Channel) verifyBeforeInput() {
+	ch.mu.Lock()
+	if ch.verify != verifyOnInput {
+		ch.mu.Unlock()
+		return
+	}
+	ch.verify = verifyStarted
+	timeout := ch.verifyTimeout
+	ch.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	verdict := startSelfTest(ctx, ch)
 	go func() {

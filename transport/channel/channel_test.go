@@ -188,3 +188,66 @@ func TestACommandLineArrivesByteForByte(t *testing.T) {
 		t.Errorf("after the NUL line: %q %v, broken %v", out.String(), err, ch.Broken())
 	}
 }
+
+// Verify tests the host's head right before the first command with input, the only
+// frames head reads: a channel whose commands have none starts no self-test (its
+// processes, about 15, on every connection). Here head fails and leaves a trace: it
+// does not run until a command has input, and then the channel breaks.
+func TestTheSelfTestWaitsForTheFirstCommandWithInput(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "head-ran")
+	if err := os.WriteFile(filepath.Join(dir, "head"), []byte("#!/bin/sh\necho \"$@\" >>"+trace+"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ch := openLocal(t, dir)
+	channel.Verify(ch, 5*time.Second)
+	outs, errs := runAtOnce(ch, 30, false)
+	for i := range outs {
+		if errs[i] != nil || outs[i] != fmt.Sprintf("cmd%d\n", i) {
+			t.Errorf("command %d: %q %v", i, outs[i], errs[i])
+		}
+	}
+	if b, err := os.ReadFile(trace); err == nil {
+		t.Fatalf("head ran before any command had input: %q", b)
+	}
+	if err := ch.Broken(); err != nil {
+		t.Fatalf("broken before any command had input: %v", err)
+	}
+	ch.Run(context.Background(), transport.Command{Line: "cat", Stdin: strings.NewReader("input")})
+	for wait := time.Now().Add(10 * time.Second); ch.Broken() == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(wait) {
+			t.Fatal("a failing head was not found out once a command had input")
+		}
+	}
+	if _, err := os.Stat(trace); err != nil {
+		t.Errorf("head never ran: %v", err)
+	}
+}
+
+// A shell that never begins a command (a server that refused to start it, as an SSH
+// exec asked without a reply can be) breaks the channel within Verify's timeout: the
+// commands written go another way instead of waiting forever.
+func TestAShellThatBeginsNoCommandBreaksTheChannelInTime(t *testing.T) {
+	sh := exec.Command("sh", "-c", "exec cat >/dev/null")
+	in, _ := sh.StdinPipe()
+	out, _ := sh.StdoutPipe()
+	errs, _ := sh.StderrPipe()
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := channel.Open(in, out, errs, nil, func() error { sh.Process.Kill(); return sh.Wait() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	channel.Verify(ch, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = ch.Run(ctx, transport.Command{Line: "echo never"})
+	if !errors.Is(err, channel.ErrNotStarted) {
+		t.Fatalf("got %v, want an error wrapping ErrNotStarted", err)
+	}
+	if ch.Broken() == nil {
+		t.Error("the channel is not reported broken")
+	}
+}

@@ -69,9 +69,9 @@ func (c *Conn) ChannelError() error {
 	return nil
 }
 
-// openChannel starts the shell and, as its first commands, the check that it frames
-// input exactly (a host without GNU head does not), without waiting for its verdict
-// (channel.Verify).
+// openChannel starts the shell and has channel.Verify watch it: the check that it
+// frames input exactly (a host without GNU head does not) goes before the first
+// command with input, and no one waits for its verdict.
 func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 	ctx, cancel := context.WithTimeout(ctx, channelOpenTimeout)
 	defer cancel()
@@ -131,8 +131,9 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 		sch.Close()
 		return nil, err
 	}
-	// The self-test goes first, and the first commands right behind it, in the same
-	// round trip: no one waits for its verdict (see channel.Verify).
+	// The channel breaks if the shell begins no command in time, and the self-test
+	// goes right before the first command with input, in the same round trip: no one
+	// waits for its verdict (see channel.Verify).
 	channel.Verify(ch, channelOpenTimeout)
 	return ch, nil
 }
