@@ -90,8 +90,8 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 	// The shell is started without waiting for sshd's answer (exec with want-reply
 	// off): the frames written right behind the request reach it, as sshd handles a
 	// channel's messages in order, and one round trip less goes by before the first
-	// answers. A server that refuses the exec answers nothing: the self-test's
-	// timeout (Verify) then breaks the channel, and the commands go another way.
+	// answers. A server that refuses the exec answers nothing: Verify then breaks the
+	// channel when the shell begins no command in time, and the commands go another way.
 	sch, reqs, err := c.client.OpenChannel("session", nil)
 	if err != nil {
 		return nil, fmt.Errorf("open session: %w", err)
