@@ -192,6 +192,12 @@ func (ch *Channel) Close() error {
 // error at once; the channel goes on. An error wrapping ErrNotStarted means the host
 // never saw the command.
 func (ch *Channel) Run(ctx context.Context, c transport.Command) error {
+	return ch.run(ctx, c, nil)
+}
+
+// run is Run; begun, when not nil, receives the channel closed when the command
+// begins on the host, before the command is written.
+func (ch *Channel) run(ctx context.Context, c transport.Command, begun chan<- <-chan struct{}) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -212,6 +218,9 @@ func (ch *Channel) Run(ctx context.Context, c transport.Command) error {
 		return fmt.Errorf("a command line holding a NUL byte cannot be read by the channel's shell (%w)", ErrNotStarted)
 	}
 	cl := &call{line: c.Line, stdout: c.Stdout, stderr: c.Stderr, done: make(chan error, 1), begun: make(chan struct{})}
+	if begun != nil {
+		begun <- cl.begun
+	}
 	frame := make([]byte, 0, 80+len(c.Line)+len(stdin))
 
 	ch.wmu.Lock()
@@ -571,11 +580,28 @@ func (ch *Channel) verifyBeforeInput() {
 	ch.verify = verifyStarted
 	timeout := ch.verifyTimeout
 	ch.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	verdict := startSelfTest(ctx, ch)
+	// The test may wait behind a long command (an install): its time runs from when
+	// the host begins it.
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan (<-chan struct{}), 1)
+	verdict := startSelfTest(ctx, ch, first)
 	go func() {
 		defer cancel()
-		if err := verdict(); err != nil && ch.Broken() == nil {
+		var begun <-chan struct{}
+		select {
+		case begun = <-first:
+		case <-ch.closed:
+			return
+		}
+		select {
+		case <-begun:
+		case <-ch.closed:
+			return
+		}
+		timer := time.AfterFunc(timeout, cancel)
+		err := verdict()
+		timer.Stop()
+		if err != nil && ch.Broken() == nil {
 			ch.fail(fmt.Errorf("%w: %v", ErrBroken, err))
 		}
 	}()
@@ -584,11 +610,12 @@ func (ch *Channel) verifyBeforeInput() {
 // SelfTest checks that the shell frames input exactly: a command that reads part of
 // its input, one that reads none, and one that reads all, pipelined.
 func SelfTest(ctx context.Context, ch *Channel) error {
-	return startSelfTest(ctx, ch)()
+	return startSelfTest(ctx, ch, nil)()
 }
 
-// startSelfTest writes SelfTest's frames, in order, and returns the wait for its verdict.
-func startSelfTest(ctx context.Context, ch *Channel) (verdict func() error) {
+// startSelfTest writes SelfTest's frames, in order, and returns the wait for its
+// verdict; first, when not nil, receives the channel closed when the first begins.
+func startSelfTest(ctx context.Context, ch *Channel, first chan<- <-chan struct{}) (verdict func() error) {
 	type probe struct{ line, in, want string }
 	probes := []probe{{"head -c 2", "abcd", "ab"}, {"echo ok", "zz", "ok\n"}, {"cat", "xy\n", "xy\n"}}
 	errs := make([]error, len(probes))
@@ -599,7 +626,11 @@ func startSelfTest(ctx context.Context, ch *Channel) (verdict func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = ch.Run(ctx, transport.Command{Line: p.line, Stdin: strings.NewReader(p.in), Stdout: &outs[i]})
+			var begun chan<- <-chan struct{}
+			if i == 0 {
+				begun = first
+			}
+			errs[i] = ch.run(ctx, transport.Command{Line: p.line, Stdin: strings.NewReader(p.in), Stdout: &outs[i]}, begun)
 		}()
 		// In order: each frame written before the next starts.
 		for ch.written() < before+i+1 && ch.Broken() == nil && ctx.Err() == nil {

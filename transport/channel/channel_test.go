@@ -251,3 +251,25 @@ func TestAShellThatBeginsNoCommandBreaksTheChannelInTime(t *testing.T) {
 		t.Error("the channel is not reported broken")
 	}
 }
+
+// The self-test may wait behind a long command (an install before the first command
+// with input): its time runs from when the host begins it, not from when it was
+// written, so a working channel is not broken by the wait.
+func TestTheSelfTestBehindALongCommandIsTimedFromItsStart(t *testing.T) {
+	ch := openLocal(t, t.TempDir())
+	channel.Verify(ch, time.Second)
+	long := make(chan error, 1)
+	go func() { long <- ch.Run(context.Background(), transport.Command{Line: "sleep 2"}) }()
+	time.Sleep(100 * time.Millisecond)
+	var out bytes.Buffer
+	if err := ch.Run(context.Background(), transport.Command{Line: "cat", Stdin: strings.NewReader("after"), Stdout: &out}); err != nil || out.String() != "after" {
+		t.Fatalf("the command with input behind the long one: %q %v", out.String(), err)
+	}
+	if err := <-long; err != nil {
+		t.Fatalf("the long command: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond) // the verdict, in the background
+	if err := ch.Broken(); err != nil {
+		t.Errorf("a working channel was broken: %v", err)
+	}
+}
