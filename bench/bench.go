@@ -48,6 +48,7 @@ import (
 	"github.com/cauldron-go/cauldron/inventory"
 	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/runner"
+	"github.com/cauldron-go/cauldron/steps"
 )
 
 // Options say what to measure.
@@ -359,6 +360,7 @@ func (b *bencher) partA(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.res.Notes = append(b.res.Notes, plainTarNote(arts.JDK, arts.Tomcat))
 	return b.compare(ctx, "a", f, w)
 }
 
@@ -380,6 +382,30 @@ func (b *bencher) partB(ctx context.Context, n int) error {
 		return err
 	}
 	return b.floor(ctx, f)
+}
+
+// plainTarNote says whether cauldron's first run in the first pair finds the tarballs' plain tars
+// in the cache (steps.Untar.SendPlain) or makes them, which that one run pays for.
+func plainTarNote(tarballs ...string) string {
+	dir, err := steps.DefaultPlainTarCache()
+	if err != nil {
+		return "part a: " + err.Error()
+	}
+	var cold []string
+	for _, t := range tarballs {
+		sum, err := steps.FileSHA256(t)
+		if err != nil {
+			return "part a: " + err.Error()
+		}
+		if _, err := os.Stat(filepath.Join(dir, sum+".tar")); err != nil {
+			cold = append(cold, filepath.Base(t))
+		}
+	}
+	if len(cold) == 0 {
+		return "part a: the tarballs' plain tars were in the cache (" + dir + ") before the first run"
+	}
+	return "part a: the plain-tar cache (" + dir + ") lacked " + strings.Join(cold, ", ") +
+		": cauldron's first run in the first pair decompressed them, once: the later runs found them there"
 }
 
 // Floor is what the fleet costs before any work: for each host, every host at once,

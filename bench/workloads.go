@@ -82,8 +82,8 @@ type Artifacts struct {
 // tools as they are. Ansible unpacks a WAR once (creates:), cauldron again whenever
 // the WAR changes (steps.UnpackWAR). Ansible copies each tarball, then unpacks it; a
 // cauldron Untar with an Upload does both in one step (16 steps for 18 tasks): the
-// tarball crosses once and tar unpacks it as it arrives, the copy kept in setup/ all
-// the same.
+// tarball is kept in setup/ all the same, and its plain tar (see steps.Untar.SendPlain)
+// is unpacked as it arrives.
 func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload, error) {
 	const account = "gaia3d"
 	home := "/home/" + account
@@ -187,12 +187,16 @@ func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload,
 				steps.Sudoers{Name: account + "-mago3d-tomcat", Content: steps.Bytes(rendered["sudoers"])},
 				steps.Dir{Path: setup, Owner: account, Group: account, Mode: 0o750},
 				steps.Dir{Path: tools, Owner: account, Group: account, Mode: 0o750},
-				// Ansible's copy and shell tar tasks in one step each: the tarball crosses
-				// once, kept in setup/ as there, and tar unpacks it as it arrives.
+				// Ansible's copy and shell tar tasks in one step each: the tarball is kept
+				// in setup/ as there, and tar unpacks it as it arrives. The hosts are
+				// containers the bench started on this machine (what
+				// recipes.OnControlMachine finds of the lab's hosts for a deploy): each
+				// unpacks the plain tar the controller decompressed once and keeps in its
+				// cache, rather than gunzipping the tarball on the CPUs they all share.
 				steps.Untar{Upload: new(upload(a.JDK, path.Join(setup, path.Base(a.JDK)))), Dest: javaHome, StripComponents: 1,
-					Creates: path.Join(javaHome, "bin", "java"), Owner: account, Group: account},
+					Creates: path.Join(javaHome, "bin", "java"), Owner: account, Group: account, SendPlain: true},
 				steps.Untar{Upload: new(upload(a.Tomcat, path.Join(setup, path.Base(a.Tomcat)))), Dest: tomcatHome, StripComponents: 1,
-					Creates: path.Join(tomcatHome, "bin", "catalina.sh"), Owner: account, Group: account},
+					Creates: path.Join(tomcatHome, "bin", "catalina.sh"), Owner: account, Group: account, SendPlain: true},
 				ownFile(path.Join(tomcatHome, "bin", "setenv.sh"), 0o750, rendered["setenv.sh"]),
 				recipes.NullCatalinaOut(tomcatHome),
 				ownFile(path.Join(tomcatHome, "conf", "server.xml"), 0o600, serverXML[h.Name]),

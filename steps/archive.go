@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
 )
@@ -44,6 +46,19 @@ type Untar struct {
 	StripComponents int
 	// Upload, when set, brings the archive from the control machine (see above).
 	Upload *Upload
+	// SendPlain, with Upload and a gzipped archive, has the host unpack the archive's
+	// plain tar, decompressed once on the control machine and kept in CacheDir, instead
+	// of gunzipping the archive itself: the host only writes files. The archive still
+	// crosses too, at the same time, for Upload.Dest; so the link carries the archive and
+	// its plain tar (for the lab's JDK, 141 + 272 MB instead of 141 MB), and each host
+	// saves gunzip's CPU (about 3 s for that JDK on this project's machine). Worth it
+	// where the hosts' CPU is scarcer than the link's bandwidth: hosts on the control
+	// machine (containers), a fast LAN; not over a slow or metered link. An archive
+	// that is not gzipped is sent as it is.
+	SendPlain bool
+	// CacheDir holds the plain tars on the control machine (see PlainTar); empty means
+	// DefaultPlainTarCache.
+	CacheDir string
 }
 
 func (u Untar) String() string { return "untar " + u.archive() + " into " + u.Dest }
@@ -114,6 +129,9 @@ func (u Untar) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", u, err)
 	}
+	if u.SendPlain && flag == "-z " {
+		return u.plainChange(c, p, strip, w, creates), nil
+	}
 	// The archive is written beside its destination as it arrives ("$a"), through tee,
 	// while tar reads the same bytes; tee -p goes on writing the archive should tar stop
 	// reading early. The archive is renamed into place only when tar succeeded and it
@@ -151,6 +169,55 @@ func (u Untar) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 			return nil
 		},
 	}, nil
+}
+
+// plainChange sends the archive to Upload.Dest and, at the same time, its plain tar
+// (see SendPlain) to tar on the host. Each half lands whole or not at all (the upload
+// renames its file into place, the unpacking its tree), so a host where one failed is
+// one the next check finds half done and finishes.
+func (u Untar) plainChange(c transport.Conn, p uploadPlan, strip string, w ownership, creates string) *Change {
+	// tar may stop reading at the archive's end marker; what follows is read too, so
+	// that the sender never writes into a closed pipe.
+	unpack := `{ tar -x -f - -C "$t"` + strip + ` || { cat >/dev/null; exit 1; }; }; cat >/dev/null`
+	script := extractScript(u.Dest, w, "", unpack)
+	src := u.Upload.Src
+	return &Change{
+		Summary: fmt.Sprintf("%s, and its plain tar unpacked into %s as it arrives (%s is missing)", p.change.Summary, u.Dest, creates),
+		Apply: func(ctx context.Context) error {
+			// The archive goes at once; the plain tar as soon as the cache has it. A half
+			// that fails does not stop the other: each lands whole or not at all, and a
+			// transfer cut off by a cancel could leave its temporary file behind.
+			var g errgroup.Group
+			g.Go(func() error { return p.change.Apply(ctx) })
+			g.Go(func() error {
+				dir := u.CacheDir
+				if dir == "" {
+					var err error
+					if dir, err = DefaultPlainTarCache(); err != nil {
+						return err
+					}
+				}
+				plain, size, err := PlainTar(src, dir)
+				if err != nil {
+					return err
+				}
+				f, err := os.Open(plain)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				// A long transfer says how far it has got (see WithProgress).
+				body, stop := ProgressReader(ctx, f, u.String(), size)
+				defer stop()
+				_, err = transport.OutputWithInput(ctx, c, script, body)
+				return err
+			})
+			if err := g.Wait(); err != nil {
+				return fmt.Errorf("%s: %w", u, err)
+			}
+			return nil
+		},
+	}
 }
 
 // compressionFlag is tar's option for the compression of the local archive at p, read

@@ -1,0 +1,10 @@
+package steps
+
+// ForgetProvedPlainTars makes the next PlainTar prove its cache entry again, as a new
+// process would: a test's way to corrupt an entry in place, as a disk or a person can,
+// without changing what identifies the file.
+func ForgetProvedPlainTars() {
+	plainTars.Lock()
+	defer plainTars.Unlock()
+	clear(plainTars.proved)
+}
