@@ -213,12 +213,18 @@ var slowNetworks = []struct {
 // a netfilter queue on every lab host (docker exec does not go through the network).
 // An error wrapping errNoQueue means the queue could not be set up at all.
 //
-// What bounds a converged re-check there is connecting, not the checks: measured on
-// one lab host through the queue, x/crypto/ssh's dial and handshake take about 9
-// round trips (~0.7 s: version, key exchange, the "none" method, a public-key query,
-// then the signed request), opening the channel's session about 2.5 more and its
-// exec one; the host's checks then go in one round trip (about 4 with sshd's Nagle
-// pacing the answers of a batch that takes longer than a round trip to run).
+// What bounds a converged re-check there is connecting, not the checks. Measured on
+// one lab host through the queue at 80 ms (session 4, load 20): x/crypto/ssh's dial
+// and handshake take 0.70-0.75 s, about 9 round trips (TCP; the versions and key
+// exchange; the service request; the "none" method and a public-key query, which
+// x/crypto/ssh always sends before the signed request; sshd's Nagle adds the rest:
+// without TCP_NODELAY, which sshd sets for a pty only, a second small packet waits
+// until the first is acknowledged, a whole round trip here: "echo a; sleep 0.02;
+// echo b" answers in 2 round trips, "echo a" in 1). Opening the channel's session
+// takes 0.2 s (2.5 round trips: its confirmation waits behind sshd's host-key
+// announcement), and the first answers 2 more (the exec itself is not waited for):
+// 13-14 round trips, 1.1 s, before the host's checks, which then take their time on
+// the host plus a round trip. One fresh connection per host cannot go below that.
 func (b *bencher) measureThroughQueue(ctx context.Context, l *lab.Lab, why string) error {
 	for i, n := range slowNetworks {
 		s, err := startSlowLab(ctx, l, n.delay, n.loss)

@@ -78,6 +78,8 @@ func TestWorkersValidateNamesEachMistake(t *testing.T) {
 		{"no secret", with(func(w *configs.Workers) { w.Balancers[0].Members[0].Secret = "" }), "secret is empty"},
 		{"secret with a newline", with(func(w *configs.Workers) { w.Balancers[0].Members[0].Secret = "a\nworker.list=x" }), "secret"},
 		{"lbfactor zero", with(func(w *configs.Workers) { w.Balancers[0].Members[0].LBFactor = 0 }), "lbfactor"},
+		{"negative connect ping", with(func(w *configs.Workers) { w.Balancers[0].Members[0].ConnectPingTimeoutMS = -1 }), "connect ping -1 ms"},
+		{"connect ping without a connect timeout", with(func(w *configs.Workers) { w.Balancers[0].Members[0].ConnectTimeoutMS = 0 }), "needs a connect timeout"},
 	})
 }
 

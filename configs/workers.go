@@ -60,6 +60,11 @@ type AJPWorker struct {
 	// P): a node that hung (a frozen host still accepts connections) is then left for
 	// another member before the request goes to it. 0 leaves requests unpinged.
 	PingTimeoutMS int
+	// ConnectPingTimeoutMS, when set, bounds the CPing on a new connection
+	// (connect_timeout) instead of PingTimeoutMS. A failed CPing on a pooled connection
+	// only closes it and tries another one; a failed CPing on a new connection puts the
+	// node in error, and its sessions go to another node. 0 leaves PingTimeoutMS.
+	ConnectPingTimeoutMS int
 	// ReplyTimeoutMS bounds the wait for each part of a node's answer (reply_timeout);
 	// 0 waits for ever.
 	ReplyTimeoutMS int
@@ -94,8 +99,9 @@ func NewWorkers(c Cluster) *Workers {
 		for _, n := range c.Nodes {
 			b.Members = append(b.Members, AJPWorker{
 				Name: a.JvmRoute(n), Host: n.Address, Port: a.AJPPort, Secret: c.AJPSecret, LBFactor: 1,
-				ConnectTimeoutMS: DefaultAJPConnectTimeoutMS, PingTimeoutMS: DefaultAJPPingTimeoutMS,
-				ReplyTimeoutMS: DefaultAJPReplyTimeoutMS, RecoveryOptions: DefaultAJPRecoveryOptions, Retries: 1,
+				ConnectTimeoutMS: DefaultAJPConnectTimeoutMS, ConnectPingTimeoutMS: DefaultAJPConnectPingTimeoutMS,
+				PingTimeoutMS: DefaultAJPPingTimeoutMS, ReplyTimeoutMS: DefaultAJPReplyTimeoutMS,
+				RecoveryOptions: DefaultAJPRecoveryOptions, Retries: 1,
 			})
 		}
 		w.Balancers = append(w.Balancers, b)
@@ -112,10 +118,24 @@ func NewWorkers(c Cluster) *Workers {
 // retries only what no web host answered.
 const DefaultAJPRecoveryOptions = 1 | 2 | 8 | 16
 
-// DefaultAJPPingTimeoutMS is how long mod_jk waits for a node's CPong before a request:
-// shorter than HAProxy's check timeout, so that the check through a web host whose
-// balancer first tries a hung node still passes.
+// DefaultAJPPingTimeoutMS is how long mod_jk waits for a node's CPong on a pooled
+// connection before a request. A timeout there costs little: mod_jk closes that
+// connection and tries another, then a new one (DefaultAJPConnectPingTimeoutMS), and
+// only that one's failure puts the node in error.
 const DefaultAJPPingTimeoutMS = 500
+
+// DefaultAJPConnectPingTimeoutMS is how long mod_jk waits for a node's CPong on a new
+// connection; its failure puts the node in error and sends the node's sessions to
+// another node, which with asynchronous replication may not have a session's last
+// change yet, or the session at all if it began a moment before (a lost session, with
+// no fault at all). A Tomcat that just started answers its first CPongs slowly on a
+// loaded machine: on the lab (3 web nodes, 16 users, CPU load average 17-28) the CPong
+// on a new connection took up to 655 ms, 561 ms and 1,255 ms in three restarts (p90
+// 259-443 ms), and the 500 ms this used to share with DefaultAJPPingTimeoutMS put a
+// just-restarted node in error on every web host under the load check's no-fault
+// load. A node that really hangs (a frozen host) is still left for another member
+// after at most a few pooled CPings and this one, inside HAProxyTimeoutServer.
+const DefaultAJPConnectPingTimeoutMS = 2000
 
 // DefaultAJPReplyTimeoutMS is how long mod_jk waits for a node's answer: below
 // HAProxyTimeoutServer, so mod_jk gives up on a hung node and sends a GET or HEAD to
@@ -170,8 +190,11 @@ func (w *Workers) Validate() error {
 			if !isSecret(m.Secret) {
 				errs = append(errs, fmt.Errorf("%s: the secret is empty or holds whitespace, quotes, '\\', '<', '>', '&' or control characters", mat))
 			}
-			if m.ConnectTimeoutMS < 0 || m.PingTimeoutMS < 0 || m.ReplyTimeoutMS < 0 {
-				errs = append(errs, fmt.Errorf("%s: connect %d ms, ping %d ms and reply %d ms timeouts must not be negative", mat, m.ConnectTimeoutMS, m.PingTimeoutMS, m.ReplyTimeoutMS))
+			if m.ConnectTimeoutMS < 0 || m.PingTimeoutMS < 0 || m.ConnectPingTimeoutMS < 0 || m.ReplyTimeoutMS < 0 {
+				errs = append(errs, fmt.Errorf("%s: connect %d ms, ping %d ms, connect ping %d ms and reply %d ms timeouts must not be negative", mat, m.ConnectTimeoutMS, m.PingTimeoutMS, m.ConnectPingTimeoutMS, m.ReplyTimeoutMS))
+			}
+			if m.ConnectPingTimeoutMS > 0 && m.ConnectTimeoutMS == 0 {
+				errs = append(errs, fmt.Errorf("%s: a connect ping timeout (%d ms) needs a connect timeout: without one mod_jk sends no CPing on a new connection", mat, m.ConnectPingTimeoutMS))
 			}
 			if m.Retries < 0 {
 				errs = append(errs, fmt.Errorf("%s: retries %d must not be negative", mat, m.Retries))
@@ -230,9 +253,18 @@ func (w *Workers) Render() ([]byte, error) {
 				}
 				fmt.Fprintf(&b, "worker.%s.ping_mode=%s\n", m.Name, mode)
 				fmt.Fprintf(&b, "worker.%s.ping_timeout=%d\n", m.Name, m.PingTimeoutMS)
+				if m.ConnectPingTimeoutMS > 0 {
+					// mod_jk's connect_timeout is the CPing after a connect (not the
+					// connect itself: socket_connect_timeout); set, it wins over ping_timeout.
+					fmt.Fprintf(&b, "worker.%s.connect_timeout=%d\n", m.Name, m.ConnectPingTimeoutMS)
+				}
 			case m.ConnectTimeoutMS > 0:
+				connectPing := m.ConnectTimeoutMS
+				if m.ConnectPingTimeoutMS > 0 {
+					connectPing = m.ConnectPingTimeoutMS
+				}
 				fmt.Fprintf(&b, "worker.%s.ping_mode=C\n", m.Name)
-				fmt.Fprintf(&b, "worker.%s.ping_timeout=%d\n", m.Name, m.ConnectTimeoutMS)
+				fmt.Fprintf(&b, "worker.%s.ping_timeout=%d\n", m.Name, connectPing)
 			}
 			if m.ReplyTimeoutMS > 0 {
 				fmt.Fprintf(&b, "worker.%s.reply_timeout=%d\n", m.Name, m.ReplyTimeoutMS)

@@ -312,8 +312,12 @@ func evidenceOnFailure(t *testing.T, l *lab.Lab) {
 			case h.Name == "haproxy":
 				line = "journalctl -u haproxy.service --no-pager -n 40 2>&1"
 			case h.Node > 0:
+				// mod_jk's own log says when a balancer put a node in error and why (a
+				// CPing that timed out, a refused connect): what sends a session to a node
+				// that may not hold it yet.
 				line = "systemctl --no-pager status mago3d-tomcat.service apache2.service nginx.service 2>&1 | tail -n 40; " +
-					"tail -n 30 /home/gaia3d/tools/mago3d-tomcat/logs/catalina.*.log /var/log/apache2/error.log /var/log/nginx/error.log 2>&1"
+					"tail -n 30 /home/gaia3d/tools/mago3d-tomcat/logs/catalina.*.log /var/log/apache2/error.log /var/log/nginx/error.log 2>&1; " +
+					"grep -h 'error state\\|cpong\\|failed' /var/log/apache2/mod_jk.log 2>/dev/null | tail -n 30"
 			default:
 				continue
 			}

@@ -131,13 +131,24 @@ type Failure struct {
 	Detail string
 }
 
-// Break is one answer whose count was not the one before plus one.
+// Break is one answer whose count was not the one before plus one: which session broke
+// or was lost, on which node before and after, and when, so that the balancers' and the
+// nodes' logs of that moment can be read.
 type Break struct {
-	At            time.Time
-	Site          string
-	User          int
-	Node          string
-	Before, After int
+	At   time.Time
+	Site string
+	User int
+	// Node answered with the broken count; NodeBefore gave the answer before it.
+	Node, NodeBefore string
+	Before, After    int
+	// Session is the session of the broken answer; SessionBefore the one the user's
+	// cookie named (a lost session: another id; a failover: the same id with another
+	// route suffix).
+	Session, SessionBefore string
+	// Previous is when the answer before came; Began is when SessionBefore gave its
+	// first answer (a session lost seconds after it began may never have reached the
+	// other nodes).
+	Previous, Began time.Time
 	// Unanswered counts the user's requests between Before and After that got no
 	// answer: the count may have gone up by one for each of them too.
 	Unanswered int
@@ -348,6 +359,9 @@ type user struct {
 	session string
 	unsure  int
 	pending int
+	// node gave the last answer, at lastAt; began is when the session gave its first.
+	node          string
+	lastAt, began time.Time
 	// lateDone counts, for the answer being judged, the requests it shows done long
 	// after they went unanswered.
 	lateDone int
@@ -445,9 +459,13 @@ func (u *user) ask(ctx context.Context) (time.Duration, *Failure, *Break, string
 	if cookie := u.cookie(); cookie != a.Session {
 		return 0, fail(KindCookie, fmt.Sprintf("answer for session %q, cookie %q", a.Session, cookie)), nil, "", false
 	}
-	b := u.judge(*a.Count, a.Node)
+	b := u.judge(*a.Count, a.Node, a.Session)
 	isNew := u.count == 0 && b == nil || b != nil && b.Lost
-	u.count, u.session, u.unsure = *a.Count, a.Session, 0
+	now := time.Now()
+	if isNew {
+		u.began = now
+	}
+	u.count, u.session, u.unsure, u.node, u.lastAt = *a.Count, a.Session, 0, a.Node, now
 	return lat, nil, b, a.Node, isNew
 }
 
@@ -455,7 +473,7 @@ func (u *user) ask(ctx context.Context) (time.Duration, *Failure, *Break, string
 // may have been done, then or later (a frozen host does what it held when it wakes): any
 // count up to one more per such request not yet seen done follows, and those seen done
 // are counted as late.
-func (u *user) judge(count int, node string) *Break {
+func (u *user) judge(count int, node, session string) *Break {
 	switch {
 	case u.count == 0 && count == 1:
 		return nil
@@ -467,7 +485,8 @@ func (u *user) judge(count int, node string) *Break {
 		}
 		return nil
 	}
-	return &Break{At: time.Now(), Site: u.site.Name, User: u.id, Node: node, Before: u.count, After: count,
+	return &Break{At: time.Now(), Site: u.site.Name, User: u.id, Node: node, NodeBefore: u.node, Before: u.count, After: count,
+		Session: session, SessionBefore: u.session, Previous: u.lastAt, Began: u.began,
 		Unanswered: u.unsure, Lost: u.count > 0 && count == 1}
 }
 

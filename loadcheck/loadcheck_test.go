@@ -197,6 +197,37 @@ func TestACountThatIsNotTheOneBeforePlusOneIsBrokenOrLost(t *testing.T) {
 	}
 }
 
+func TestALostSessionSaysWhichSessionOnWhichNodeBeforeAndAfterAndWhen(t *testing.T) {
+	s, site := newSessionServer(t, "user1", "user2")
+	s.fault = func(n, _ int) fault {
+		if n == 4 {
+			return fault{forget: true}
+		}
+		return fault{}
+	}
+	r := run(t, loadcheck.Options{Sites: []loadcheck.Site{site}, Users: 1, MaxRequests: 4, Duration: 5 * time.Second})
+	if len(r.Breaks) != 1 || !r.Breaks[0].Lost {
+		t.Fatalf("breaks %+v, want one lost session", r.Breaks)
+	}
+	k := r.Breaks[0]
+	// The server named the first session after request 1's node (user2) and the new one
+	// after request 4's (user1).
+	if k.SessionBefore == "" || k.Session == "" || k.Session == k.SessionBefore {
+		t.Errorf("sessions %q before, %q after: want two different ids", k.SessionBefore, k.Session)
+	}
+	if k.NodeBefore != "user2" || k.Node != "user1" {
+		t.Errorf("nodes %q before, %q after, want user2 then user1", k.NodeBefore, k.Node)
+	}
+	if k.Began.Before(r.Started) || k.Previous.Before(k.Began) || k.At.Before(k.Previous) {
+		t.Errorf("times out of order: started %s, began %s, previous answer %s, lost at %s", r.Started, k.Began, k.Previous, k.At)
+	}
+	for _, want := range []string{"lost at +", "count 1 after 3", k.SessionBefore + " on user2 (began +", k.Session + " on user1"} {
+		if !strings.Contains(r.String(), want) {
+			t.Errorf("the summary lacks %q:\n%s", want, r)
+		}
+	}
+}
+
 func TestACountThatGoesOnAfterARequestWithoutAnswerIsNotBroken(t *testing.T) {
 	// The server counted the request whose answer was lost: the next count is two up.
 	for _, f := range []fault{{hangup: true}, {hang: 300 * time.Millisecond}} {

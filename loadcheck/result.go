@@ -112,7 +112,7 @@ func (r *Result) String() string {
 		if k.Lost {
 			what = "lost"
 		}
-		fmt.Fprintf(&b, "  %s at +%s: %s user %d on %s: count %d after %d (%d unanswered between)\n", what, ms(k.At.Sub(r.Started)), k.Site, k.User, k.Node, k.After, k.Before, k.Unanswered)
+		fmt.Fprintf(&b, "  %s\n", k.describe(what, r.Started))
 	}
 	return b.String()
 }
@@ -157,4 +157,24 @@ func parens(s string) string {
 // ms prints a duration in milliseconds with one decimal.
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}
+
+// describe is one break on one line: when, whose session, which node before and after.
+func (k Break) describe(what string, started time.Time) string {
+	at := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return "+" + ms(t.Sub(started))
+	}
+	return fmt.Sprintf("%s at %s: %s user %d: count %d after %d (%d unanswered between); session %s on %s (began %s, last answer %s) -> %s on %s",
+		what, at(k.At), k.Site, k.User, k.After, k.Before, k.Unanswered,
+		orDash(k.SessionBefore), orDash(k.NodeBefore), at(k.Began), at(k.Previous), orDash(k.Session), orDash(k.Node))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -29,9 +29,19 @@ var sqlNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // PostgreSQL is not installed yet (a dry run before the package step has run). It
 // connects to the port of the server that runs now, found by its socket: after a change
 // of the port the server moves only when its restart handler runs, after these steps.
-const psql = "command -v psql >/dev/null || exit 3; " +
+//
+// On Debian, psql on the PATH is pg_wrapper, a Perl program that reads every cluster's
+// configuration before it starts the real psql: measured in the lab's db container,
+// 65-75 ms of CPU per call instead of 15 ms, 0.4-0.5 s instead of 0.04-0.14 s of wall
+// time at load average 19, and the two checks were the end of a converged re-check.
+// The newest installed version's own psql is what pg_wrapper starts for psql; the
+// PATH's psql is for hosts laid out otherwise.
+const psql = "p=; b=0; for c in /usr/lib/postgresql/*/bin/psql; do [ -x \"$c\" ] || continue; " +
+	"v=${c#/usr/lib/postgresql/}; v=${v%%/*}; v=${v%%.*}; case $v in ''|*[!0-9]*) continue;; esac; " +
+	"[ \"$v\" -gt \"$b\" ] && b=$v && p=$c; done; " +
+	"[ -n \"$p\" ] || p=$(command -v psql) || exit 3; " +
 	"set -- /var/run/postgresql/.s.PGSQL.*; case $1 in *'*') port=5432;; *) port=${1##*.};; esac; " +
-	"runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 -p \"$port\" -f -"
+	"runuser -u postgres -- \"$p\" -X -A -t -q -v ON_ERROR_STOP=1 -p \"$port\" -f -"
 
 // notInstalled tells a check that PostgreSQL is not there yet: everything is to do.
 func notInstalled(err error) bool { return transport.ExitStatus(err) == 3 }

@@ -143,8 +143,9 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 		raw.Close()
 		return nil, err
 	}
-	// The self-test goes first, and the first commands right behind it, in the same
-	// round trip: no one waits for its verdict (see channel.Verify).
+	// The channel breaks if the shell begins no command in time, and the self-test
+	// goes right before the first command with input, in the same round trip: no one
+	// waits for its verdict (see channel.Verify).
 	channel.Verify(ch, channelOpenTimeout)
 	return ch, nil
 }

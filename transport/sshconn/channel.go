@@ -3,7 +3,10 @@ package sshconn
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
@@ -66,9 +69,9 @@ func (c *Conn) ChannelError() error {
 	return nil
 }
 
-// openChannel starts the shell and, as its first commands, the check that it frames
-// input exactly (a host without GNU head does not), without waiting for its verdict
-// (channel.Verify).
+// openChannel starts the shell and has channel.Verify watch it: the check that it
+// frames input exactly (a host without GNU head does not) goes before the first
+// command with input, and no one waits for its verdict.
 func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 	ctx, cancel := context.WithTimeout(ctx, channelOpenTimeout)
 	defer cancel()
@@ -84,41 +87,37 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 			sudo = mode
 		}
 	}
-	sess, err := c.client.NewSession()
+	// The shell is started without waiting for sshd's answer (exec with want-reply
+	// off): the frames written right behind the request reach it, as sshd handles a
+	// channel's messages in order, and one round trip less goes by before the first
+	// answers. A server that refuses the exec answers nothing: Verify then breaks the
+	// channel when the shell begins no command in time, and the commands go another way.
+	sch, reqs, err := c.client.OpenChannel("session", nil)
 	if err != nil {
 		return nil, fmt.Errorf("open session: %w", err)
 	}
-	in, err := sess.StdinPipe()
-	if err != nil {
-		sess.Close()
-		return nil, err
-	}
-	out, err := sess.StdoutPipe()
-	if err != nil {
-		sess.Close()
-		return nil, err
-	}
-	errPipe := channel.NewPipe()
-	var gate *sudoGate
-	if sudo != nil {
-		gate = newSudoGate(sudo, in, errPipe)
-		sess.Stderr = gate
-	} else {
-		sess.Stderr = errPipe
-	}
-	if err := sess.Start(line); err != nil {
-		sess.Close()
+	go ssh.DiscardRequests(reqs)
+	if _, err := sch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{line})); err != nil {
+		sch.Close()
 		return nil, fmt.Errorf("start the shell: %w", err)
 	}
+	in := channelStdin{sch}
+	errPipe := channel.NewPipe()
+	var gate *sudoGate
+	var stderr io.Writer = errPipe
+	if sudo != nil {
+		gate = newSudoGate(sudo, in, errPipe)
+		stderr = gate
+	}
 	go func() {
-		sess.Wait()
+		io.Copy(stderr, sch.Stderr())
 		errPipe.Close()
 	}()
 	if gate != nil {
 		select {
 		case <-gate.started:
 		case <-ctx.Done():
-			sess.Close()
+			sch.Close()
 			return nil, fmt.Errorf("sudo did not start the shell: %w", ctx.Err())
 		}
 	}
@@ -127,16 +126,23 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 		defer kcancel()
 		c.runSession(kctx, transport.Command{Line: channel.KillScript(id)})
 	}
-	ch, err := channel.Open(in, out, errPipe, kill, sess.Close)
+	ch, err := channel.Open(in, sch, errPipe, kill, sch.Close)
 	if err != nil {
-		sess.Close()
+		sch.Close()
 		return nil, err
 	}
-	// The self-test goes first, and the first commands right behind it, in the same
-	// round trip: no one waits for its verdict (see channel.Verify).
+	// The channel breaks if the shell begins no command in time, and the self-test
+	// goes right before the first command with input, in the same round trip: no one
+	// waits for its verdict (see channel.Verify).
 	channel.Verify(ch, channelOpenTimeout)
 	return ch, nil
 }
 
 // Traffic is what the connection asked of the host so far (transport.Counter).
 func (c *Conn) Traffic() transport.TrafficCounts { return c.traffic.Counts() }
+
+// channelStdin is a session channel as the shell's standard input: Close sends EOF
+// and leaves the channel open for the shell's last output.
+type channelStdin struct{ ssh.Channel }
+
+func (c channelStdin) Close() error { return c.CloseWrite() }
