@@ -40,10 +40,21 @@ type Node struct {
 type Membership int
 
 const (
-	// Multicast membership (McastService): the runbook's choice, and the default.
+	// Multicast membership (McastService): the runbook's choice, and the zero value.
+	//
+	// It does not come back from a network interface that goes away and returns (a
+	// host cut off with docker network disconnect, measured on the lab): the kernel
+	// drops the interface's group memberships with it, and Tribes rejoins only from a
+	// recovery thread that sending or receiving errors start, one at a time per JVM.
+	// The first app's channel recovers once the interface is back; the second app's,
+	// whose recovery was refused meanwhile, sends without errors again but never
+	// rejoins its group, so it hears no other member until its Tomcat restarts: its
+	// sessions stop replicating (8 counts broken in the next rolling restart).
 	Multicast Membership = iota
-	// Static membership (StaticMembershipService) lists every node: for networks without
-	// multicast.
+	// Static membership (StaticMembershipService) lists every node and pings them over
+	// TCP: for networks without multicast, and the default of an inventory
+	// (recipes.Vars.Membership): it needs no group to rejoin, so a node that comes back
+	// is a member again at the next ping.
 	Static
 	// NoReplication leaves session clustering out of server.xml.
 	NoReplication

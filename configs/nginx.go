@@ -191,7 +191,7 @@ func (s *NginxSite) Render() ([]byte, error) {
 		pass := v.Upstream
 		if v.sticky() {
 			// One upstream per node: its node first, the others only when it is down
-			// (failed, or marked down for a drain).
+			// (failed, or left out of the site for a drain: recipes.LeaveOut).
 			for _, first := range v.Backends {
 				fmt.Fprintf(&b, "upstream %s {\n", v.routeUpstream(first))
 				fmt.Fprintf(&b, "    server %s%s;\n", hostPort(first.Host, first.Port), v.failParams())

@@ -152,12 +152,19 @@ type Channel struct {
 // port equal the Receiver's address and port, so every node carries the same list. This
 // needs a Receiver address that is the node's own, not "auto".
 type MembershipService struct {
-	ClassName string         `xml:"className,attr"`
-	Address   string         `xml:"address,attr,omitempty"`
-	Port      int            `xml:"port,attr,omitempty"`
-	Frequency int            `xml:"frequency,attr,omitempty"`
-	DropTime  int            `xml:"dropTime,attr,omitempty"`
-	Members   []StaticMember `xml:"Member"`
+	ClassName string `xml:"className,attr"`
+	Address   string `xml:"address,attr,omitempty"`
+	Port      int    `xml:"port,attr,omitempty"`
+	Frequency int    `xml:"frequency,attr,omitempty"`
+	DropTime  int    `xml:"dropTime,attr,omitempty"`
+	// Static membership's pings: with UseThread a thread of its own asks every member
+	// every PingIntervalMs, waiting RPCTimeoutMs for the answers, and a member that did
+	// not answer for ExpirationTimeMs is dropped. 0 and false leave Tomcat's.
+	UseThread        bool           `xml:"useThread,attr,omitempty"`
+	PingIntervalMs   int            `xml:"pingInterval,attr,omitempty"`
+	RPCTimeoutMs     int            `xml:"rpcTimeout,attr,omitempty"`
+	ExpirationTimeMs int            `xml:"expirationTime,attr,omitempty"`
+	Members          []StaticMember `xml:"Member"`
 }
 
 // StaticMember is one member of a static membership.
@@ -244,7 +251,16 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 		Frequency: 500, DropTime: 3000,
 	}
 	if c.Membership == Static {
-		m = MembershipService{ClassName: ClassStaticMembership}
+		// Pings every second, on a thread of their own (without it they wait for the
+		// channel's heartbeat, every 5 s): a node that was cut off is a member again
+		// about a second after its return, and one that stops answering is dropped
+		// after 3 s, as McastService's dropTime above. rpcTimeout is Tomcat's 3 s, said
+		// here because a starting node waits that long at most for the others' answers
+		// to its start message before its DeltaManager asks them for the sessions: with
+		// 1 s a node restarted on a busy machine (load average 40) heard no answer in
+		// time, started without the sessions and never passed the drain's joined gate.
+		m = MembershipService{ClassName: ClassStaticMembership,
+			UseThread: true, PingIntervalMs: 1000, RPCTimeoutMs: 3000, ExpirationTimeMs: 3000}
 		for _, member := range c.Nodes {
 			m.Members = append(m.Members, NewStaticMember(member.Address, a.ReceiverPort))
 		}

@@ -160,15 +160,26 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 // configs.Replication) now and then loses the last answered update of the node that
 // goes away: behind Nginx 5 counts broken after kill -9, 1 with a host frozen, 1 cut
 // off, each in one of three runs; behind Apache 3 after kill -9 in one of four runs (at
-// a load average near 100, where the cut-off host's return also broke 7 counts and
-// lost 2 sessions to its stale node, and 504s came without any fault).
+// a load average near 100, where 504s came without any fault).
+//
+// The Apache lab's host cut off left notYet with static membership (the default since):
+// its return had broken counts on its stale node because multicast membership never
+// rejoined the second app's group after the interface came back (configs.Multicast);
+// with static membership it met the bar in both runs (slot 2, load average 17-34), and
+// so did the rolling scenarios run after the faults on the same lab, but for 1 count
+// broken in one of four rollouts while the first node was taken out (the drain's
+// switch-over, both nodes members). In those runs behind Nginx, kill -9 broke 1 count
+// (a GET the killed Tomcat had done, passed again to the other node: proxy_next_upstream
+// error) and 4 (each user's last answered update lost: asynchronous replication); a
+// frozen host lost 2 sessions and broke 1 count within the first 0.2 s of the load,
+// before the freeze, in one of two runs (cause not found); a host cut off met the bar
+// in both.
 var notYet = map[string]string{
-	"apache: kill -9 of a Tomcat":  asyncLoss,
-	"apache: web host cut off 30s": "its return broke counts on its stale node at a load average near 100 (1 of 4 runs)",
-	"apache: web host frozen 30s":  "lost 1 session in a CI run of verify (the lab with web3, 13 failed, all in the first 5 s)",
-	"nginx: kill -9 of a Tomcat":   asyncLoss,
-	"nginx: web host frozen 30s":   asyncLoss,
-	"nginx: web host cut off 30s":  asyncLoss,
+	"apache: kill -9 of a Tomcat": asyncLoss,
+	"apache: web host frozen 30s": "lost 1 session in a CI run of verify (the lab with web3, 13 failed, all in the first 5 s)",
+	"nginx: kill -9 of a Tomcat":  asyncLoss + "; or a GET the killed Tomcat had done is passed to the other node again (proxy_next_upstream error)",
+	"nginx: web host frozen 30s":  asyncLoss + "; 2 sessions lost at the start of the load, before the freeze, in 1 of 2 runs",
+	"nginx: web host cut off 30s": asyncLoss,
 }
 
 const asyncLoss = "asynchronous replication lost the last answered update of the node that went away in 1 of 3 or 4 runs"

@@ -30,8 +30,16 @@ type Vars struct {
 	TomcatPasswordHash string `yaml:"tomcat_password_hash"`
 	// Heap is the JVM's heap, for both -Xms and -Xmx ("512m").
 	Heap string `yaml:"heap"`
-	// Membership is how the Tomcat nodes find each other: "multicast" (the default),
-	// "static" (every node listed; for networks without multicast) or "none".
+	// Membership is how the Tomcat nodes find each other: "static" (the default: every
+	// node of the inventory listed, pinged over TCP), "multicast" (the runbook's; see
+	// configs.Multicast for why it is not the default) or "none". With static, a node
+	// added to the inventory changes every node's server.xml: each one is restarted
+	// through the drained restart, one at a time, and the new node, which lists them
+	// all, is a member of the others' clusters from its start (they answer its start
+	// message) even before they restart. Changing between multicast and static on a
+	// running cluster cannot be rolled: the first node restarted finds no member that
+	// speaks its membership, and the rollout stops at the joined gate; stop every
+	// Tomcat and deploy instead.
 	Membership string `yaml:"session_membership"`
 	// Replication is when a session change goes to the other nodes: "async" (right
 	// after the answer; the runbook's) or "sync" (before the answer, acknowledged; see
@@ -89,7 +97,7 @@ func (v *Vars) defaults() {
 	set(&v.WebServer, "apache")
 	set(&v.TomcatUser, "gaia3d")
 	set(&v.Heap, "512m")
-	set(&v.Membership, "multicast")
+	set(&v.Membership, "static")
 	set(&v.HAProxyStatsUser, "admin")
 	set(&v.DBName, "mago3d")
 	set(&v.DBUser, "mago3d")

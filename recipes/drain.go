@@ -1,7 +1,6 @@
 package recipes
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -566,7 +565,7 @@ func propValue(props, key string) string {
 }
 
 // NginxUpstream takes a node out of the upstreams of one Nginx host the way open-source Nginx
-// allows: the site with the node's servers marked down, checked by nginx -t, then a
+// allows: the site without the node's servers (LeaveOut), checked by nginx -t, then a
 // graceful reload; it waits until the old workers, which finish the requests in
 // flight, are gone. PutBack writes the site as it was and reloads again.
 type NginxUpstream struct {
@@ -641,7 +640,7 @@ func OthersUp(site []byte, servers []string) error {
 	return errors.Join(errs...)
 }
 
-// TakeOut writes the site with the node down and reloads.
+// TakeOut writes the site without the node and reloads.
 func (n *NginxUpstream) TakeOut(ctx context.Context) error {
 	c, err := transport.Delegate(ctx, n.Host)
 	if err != nil {
@@ -660,11 +659,11 @@ func (n *NginxUpstream) TakeOut(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", n, err)
 	}
 	n.original = b
-	down, err := MarkDown(b, n.Servers)
+	out, err := LeaveOut(b, n.Servers)
 	if err != nil {
 		return fmt.Errorf("%s: %w", n, err)
 	}
-	return n.install(ctx, c, down)
+	return n.install(ctx, c, out)
 }
 
 // PutBack writes the site as it was before TakeOut and reloads.
@@ -713,45 +712,92 @@ func (n *NginxUpstream) install(ctx context.Context, c transport.Conn, content [
 
 var upstreamServerRE = regexp.MustCompile(`^(\s*server\s+)(\S+)((?:\s+[^;]*)?);(.*)$`)
 
-// MarkDown returns an nginx site with every upstream server in servers (host:port)
-// marked down; it is an error when one of them is not in the site.
-func MarkDown(site []byte, servers []string) ([]byte, error) {
+// LeaveOut returns an nginx site without the upstream servers in servers (host:port):
+// the drain of a node for open-source Nginx. An upstream whose primary servers were all
+// left out gets its backup servers as primary ones; it is an error when one of servers
+// is not in the site, or when an upstream would be left without a server.
+//
+// Left out, not marked down: nginx applies max_fails and fail_timeout to a server of an
+// upstream with a down server or with backups, so one slow answer (proxy_read_timeout)
+// of the node that serves alone while the other restarts took it out for fail_timeout,
+// and the upstream answered 502 "no live upstreams" to every request meanwhile (102
+// requests in the Nginx lab's release under load). Nginx keeps no failure count for a
+// server alone in its upstream, without backups, and sends it every request
+// (TestTheNodeLeftServingWhileTheOtherIsDrainedOutlivesASlowAnswer, on nginx 1.22).
+func LeaveOut(site []byte, servers []string) ([]byte, error) {
 	found := map[string]bool{}
-	lines := bytes.Split(site, []byte("\n"))
-	inUpstream := false
-	for i, l := range lines {
-		s := string(l)
+	var out []string
+	var errs []error
+	// block holds the lines of the upstream being read, kept the indexes (in
+	// block) of the server lines kept.
+	var block []string
+	var kept []int
+	name := ""
+	for _, s := range strings.Split(string(site), "\n") {
 		t := strings.TrimSpace(s)
 		switch {
-		case strings.HasPrefix(t, "upstream ") && strings.HasSuffix(t, "{"):
-			inUpstream = true
+		case name == "" && strings.HasPrefix(t, "upstream ") && strings.HasSuffix(t, "{"):
+			name = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(t, "upstream "), "{"))
+			block, kept = []string{s}, nil
 			continue
-		case t == "}":
-			inUpstream = false
+		case name != "" && t == "}":
+			primary := false
+			for _, i := range kept {
+				primary = primary || !hasParam(block[i], "backup")
+			}
+			if len(kept) == 0 {
+				errs = append(errs, fmt.Errorf("upstream %s would have no server left", name))
+			}
+			for _, i := range kept {
+				if m := upstreamServerRE.FindStringSubmatch(block[i]); m != nil && !primary {
+					params := strings.Fields(m[3])
+					params = slices.DeleteFunc(params, func(p string) bool { return p == "backup" })
+					block[i] = m[1] + m[2] + joinParams(params) + ";" + m[4]
+				}
+			}
+			out = append(out, block...)
+			out = append(out, s)
+			name = ""
 			continue
-		}
-		if !inUpstream {
+		case name == "":
+			out = append(out, s)
 			continue
 		}
 		m := upstreamServerRE.FindStringSubmatch(s)
-		if m == nil {
+		if m != nil && slices.Contains(servers, m[2]) {
+			found[m[2]] = true
 			continue
 		}
-		for _, want := range servers {
-			if m[2] == want {
-				found[want] = true
-				if !strings.Contains(" "+m[3]+" ", " down ") {
-					lines[i] = []byte(m[1] + m[2] + m[3] + " down;" + m[4])
-				}
-			}
+		if m != nil {
+			kept = append(kept, len(block))
 		}
+		block = append(block, s)
+	}
+	if name != "" {
+		errs = append(errs, fmt.Errorf("upstream %s has no closing brace", name))
 	}
 	for _, want := range servers {
 		if !found[want] {
-			return nil, fmt.Errorf("no upstream server %s in the site", want)
+			errs = append(errs, fmt.Errorf("no upstream server %s in the site", want))
 		}
 	}
-	return bytes.Join(lines, []byte("\n")), nil
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return []byte(strings.Join(out, "\n")), nil
+}
+
+// hasParam says whether an upstream server line has the parameter p (down, backup).
+func hasParam(line, p string) bool {
+	m := upstreamServerRE.FindStringSubmatch(line)
+	return m != nil && slices.Contains(strings.Fields(m[3]), p)
+}
+
+func joinParams(params []string) string {
+	if len(params) == 0 {
+		return ""
+	}
+	return " " + strings.Join(params, " ")
 }
 
 // nginxSitePath is where the Nginx recipe writes the site.

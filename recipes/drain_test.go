@@ -3,6 +3,8 @@ package recipes_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,46 +29,41 @@ func testCluster(n int) configs.Cluster {
 	return configs.NewCluster(nodes, "test-ajp-secret")
 }
 
-func TestMarkDownTakesOnlyTheNodesServersOutOfEveryUpstream(t *testing.T) {
+func TestLeaveOutTakesOnlyTheNodesServersOutOfEveryUpstream(t *testing.T) {
 	site, err := configs.NewNginxSite(testCluster(3)).Render()
 	if err != nil {
 		t.Fatal(err)
 	}
-	down, err := recipes.MarkDown(site, []string{"10.10.0.12:8080", "10.10.0.12:8081"})
+	out, err := recipes.LeaveOut(site, []string{"10.10.0.12:8080", "10.10.0.12:8081"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var downs []string
-	for _, l := range strings.Split(string(down), "\n") {
-		if strings.Contains(l, " down;") {
-			downs = append(downs, strings.TrimSpace(l))
-		}
+	// Per app: the upstream over every node, node 2's own upstream (whose backups
+	// become its servers), and the other two nodes' upstreams, where it is a backup.
+	want := string(site)
+	for _, app := range []struct{ name, port string }{{"admin", "8080"}, {"user", "8081"}} {
+		want = strings.Replace(want, "    server 10.10.0.12:"+app.port+" max_fails=1 fail_timeout=5s;\n", "", 2)
+		want = strings.Replace(want, "    server 10.10.0.12:"+app.port+" max_fails=1 fail_timeout=5s backup;\n", "", 2)
+		own := "upstream mago3d_" + app.name + "_" + app.name + "2 {\n"
+		want = strings.Replace(want,
+			own+"    server 10.10.0.11:"+app.port+" max_fails=1 fail_timeout=5s backup;\n    server 10.10.0.13:"+app.port+" max_fails=1 fail_timeout=5s backup;\n",
+			own+"    server 10.10.0.11:"+app.port+" max_fails=1 fail_timeout=5s;\n    server 10.10.0.13:"+app.port+" max_fails=1 fail_timeout=5s;\n", 1)
 	}
-	// The node's server lines as the site writes them, each with down before its ';'.
-	var want []string
-	for _, l := range strings.Split(string(site), "\n") {
-		if t := strings.TrimSpace(l); strings.HasPrefix(t, "server 10.10.0.12:") {
-			want = append(want, strings.TrimSuffix(t, ";")+" down;")
-		}
+	if string(out) != want {
+		t.Errorf("LeaveOut of node 2:\n%s\nwant:\n%s", out, want)
 	}
-	// Per app: the upstream over every node, node 2's own upstream, and the other two
-	// nodes' upstreams, where it is a backup.
-	if len(want) != 8 {
-		t.Fatalf("the site has %d server lines of node 2, want 8:\n%s", len(want), site)
+	if strings.Contains(string(out), "10.10.0.12:") {
+		t.Errorf("node 2 is still in the site:\n%s", out)
 	}
-	if fmt.Sprint(downs) != fmt.Sprint(want) {
-		t.Errorf("servers down: %q, want %q", downs, want)
-	}
-	// Nothing else changed, and marking twice changes nothing more.
-	if strings.ReplaceAll(string(down), " down;", ";") != string(site) {
-		t.Errorf("MarkDown changed more than the node's servers:\n%s", down)
-	}
-	again, err := recipes.MarkDown(down, []string{"10.10.0.12:8080"})
-	if err != nil || string(again) != string(down) {
-		t.Errorf("marking a down server again: %v\n%s", err, again)
-	}
-	if _, err := recipes.MarkDown(site, []string{"10.10.0.99:8080"}); err == nil || !strings.Contains(err.Error(), "10.10.0.99:8080") {
+	if _, err := recipes.LeaveOut(site, []string{"10.10.0.99:8080"}); err == nil || !strings.Contains(err.Error(), "10.10.0.99:8080") {
 		t.Errorf("a server not in the site: %v, want an error naming it", err)
+	}
+	one, err := configs.NewNginxSite(testCluster(1)).Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recipes.LeaveOut(one, []string{"10.10.0.11:8080"}); err == nil || !strings.Contains(err.Error(), "upstream mago3d_admin would have no server left") {
+		t.Errorf("leaving out the only node: %v, want an error naming the upstream", err)
 	}
 }
 
@@ -79,42 +76,181 @@ func TestOthersUpSaysWhenAnUpstreamWouldBeLeftWithoutAServer(t *testing.T) {
 	if err := recipes.OthersUp(site, node2); err != nil {
 		t.Errorf("both nodes up: %v", err)
 	}
-	node1Down, err := recipes.MarkDown(site, []string{"10.10.0.11:8080", "10.10.0.11:8081"})
+	node1Out, err := recipes.LeaveOut(site, []string{"10.10.0.11:8080", "10.10.0.11:8081"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = recipes.OthersUp(node1Down, node2)
+	err = recipes.OthersUp(node1Out, node2)
 	if err == nil || !strings.Contains(err.Error(), "upstream mago3d_admin has no other server up") || !strings.Contains(err.Error(), "mago3d_user") {
-		t.Errorf("node 1 left down, taking node 2 out: %v, want both upstreams named", err)
+		t.Errorf("node 1 left out, taking node 2 out: %v, want both upstreams named", err)
+	}
+	// A site written by an earlier version marked the node down instead.
+	marked := strings.ReplaceAll(string(site), "10.10.0.11:8081 max_fails=1 fail_timeout=5s", "10.10.0.11:8081 max_fails=1 fail_timeout=5s down")
+	if err := recipes.OthersUp([]byte(marked), node2); err == nil || !strings.Contains(err.Error(), "upstream mago3d_user has no other server up") {
+		t.Errorf("node 1 marked down, taking node 2 out: %v, want mago3d_user named", err)
 	}
 }
 
-func TestNginxAcceptsTheSiteWithANodeDown(t *testing.T) {
+func TestNginxAcceptsTheSiteWithANodeLeftOut(t *testing.T) {
+	nginx := needNginx(t)
+	for _, nodes := range []int{2, 3} {
+		site, err := configs.NewNginxSite(testCluster(nodes)).Render()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := recipes.LeaveOut(site, []string{"10.10.0.11:8080", "10.10.0.11:8081"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		siteFile := filepath.Join(dir, "site.conf")
+		if err := os.WriteFile(siteFile, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		conf := fmt.Sprintf("pid %[1]s/nginx.pid;\nerror_log %[1]s/error.log;\nevents {}\nhttp {\n access_log off;\n include %[2]s;\n}\n", dir, siteFile)
+		if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(nginx, "-t", "-q", "-p", dir, "-c", filepath.Join(dir, "nginx.conf")).CombinedOutput(); err != nil {
+			t.Fatalf("%d nodes: nginx -t rejects the site with node 1 left out: %v\n%s", nodes, err, out)
+		}
+	}
+}
+
+// While one node is drained, the other serves alone: one answer of it slower than
+// proxy_read_timeout (a busy machine, a long GC) must not take it out of the site for
+// fail_timeout. With the drained node's servers marked down, nginx counted that failure
+// against the node left, and answered 502 "no live upstreams" to its sessions for the
+// next fail_timeout (the Nginx lab's release under load: 102 failed with 502). A real
+// nginx in front of two backends.
+func TestTheNodeLeftServingWhileTheOtherIsDrainedOutlivesASlowAnswer(t *testing.T) {
+	nginx := needNginx(t)
+	var slow sync.Once
+	user2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		slow.Do(func() { time.Sleep(1500 * time.Millisecond) })
+		fmt.Fprint(w, "user2")
+	}))
+	t.Cleanup(user2.Close)
+	user1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "user1") }))
+	t.Cleanup(user1.Close)
+	srv := configs.NginxServer{
+		Listen: freePort(t), Upstream: "mago3d_user", Root: t.TempDir(),
+		NextUpstream:          []string{"error", "timeout", "http_502", "http_503"},
+		ConnectTimeoutSeconds: 1, ReadTimeoutSeconds: 1, MaxFails: 1, FailTimeoutSeconds: 5,
+	}
+	for route, b := range map[string]*httptest.Server{"user1": user1, "user2": user2} {
+		addr := b.Listener.Addr().(*net.TCPAddr)
+		srv.Backends = append(srv.Backends, configs.NginxBackend{Host: addr.IP.String(), Port: addr.Port, Route: route})
+	}
+	slices.SortFunc(srv.Backends, func(a, b configs.NginxBackend) int { return strings.Compare(a.Route, b.Route) })
+	site, err := (&configs.NginxSite{Servers: []configs.NginxServer{srv}}).Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	drained, err := recipes.LeaveOut(site, []string{user1.Listener.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := runNginx(t, nginx, drained, srv.Listen)
+	get := func(cookie string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cookie != "" {
+			req.Header.Set("Cookie", "JSESSIONID="+cookie)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	// The slow answer: nginx gives up on it (504), there is no other node to try.
+	if code, _ := get("0123ABCD.user2"); code != http.StatusGatewayTimeout {
+		t.Logf("the slow answer: %d (nginx gives up after its read timeout: 504 expected)", code)
+	}
+	for _, cookie := range []string{"0123ABCD.user2", "0123ABCD.user1", ""} {
+		for i := range 5 {
+			if code, body := get(cookie); code != http.StatusOK || body != "user2" {
+				t.Errorf("cookie %q, request %d after the slow answer: %d %q, want 200 from user2", cookie, i+1, code, body)
+			}
+		}
+	}
+}
+
+func needNginx(t *testing.T) string {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		t.Skip("nginx is not installed")
 	}
-	site, err := configs.NewNginxSite(testCluster(2)).Render()
+	return nginx
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	down, err := recipes.MarkDown(site, []string{"10.10.0.11:8080", "10.10.0.11:8081"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// runNginx runs nginx in the foreground with the site, its listen port moved to
+// 127.0.0.1, one worker, and returns its URL.
+func runNginx(t *testing.T, nginx string, site []byte, port int) string {
+	t.Helper()
 	dir := t.TempDir()
-	siteFile := filepath.Join(dir, "site.conf")
-	if err := os.WriteFile(siteFile, down, 0o644); err != nil {
+	site = []byte(strings.Replace(string(site), fmt.Sprintf("listen %d;", port), fmt.Sprintf("listen 127.0.0.1:%d;", port), 1))
+	if err := os.WriteFile(filepath.Join(dir, "site.conf"), site, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf("pid %[1]s/nginx.pid;\nerror_log %[1]s/error.log;\nevents {}\nhttp {\n access_log off;\n include %[2]s;\n}\n", dir, siteFile)
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+	main := fmt.Sprintf(`daemon off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events {}
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    include %[1]s/site.conf;
+}
+`, dir)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(nginx, "-t", "-q", "-p", dir, "-c", filepath.Join(dir, "nginx.conf")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("nginx -t rejects the site with a node down: %v\n%s", err, out)
+	cmd := exec.Command(nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx does not listen on %s: %v\n%s", addr, err, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "http://" + addr + "/"
 }
 
 func TestADrainedRestartRefusesToTakeOutTheLastServingNode(t *testing.T) {

@@ -201,3 +201,46 @@ func TestReplicationIsAsyncBehindEitherWebServerUnlessTheInventorySays(t *testin
 		})
 	}
 }
+
+// An inventory that says nothing of session_membership gets static membership over
+// every Tomcat host of the inventory (multicast does not come back from a network
+// interface that goes away and returns: configs.Multicast); multicast stays a choice.
+func TestAnInventoryWithoutSessionMembershipListsEveryTomcatAsAStaticMember(t *testing.T) {
+	for _, tc := range []struct {
+		edit  func(string) string
+		class string
+	}{
+		{nil, configs.ClassStaticMembership},
+		{func(s string) string {
+			return strings.Replace(s, "web_server: apache", "web_server: apache\n  session_membership: multicast", 1)
+		}, configs.ClassMcastService},
+	} {
+		inv := loadCluster(t, tc.edit)
+		top, err := recipes.NewTopology(inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, h := range top.Tomcats {
+			want = append(want, h.Address)
+		}
+		for _, n := range top.Cluster.Nodes {
+			for _, svc := range configs.NewServerXML(top.Cluster, n).Services {
+				m := svc.Engine.Cluster.Channel.Membership
+				if m.ClassName != tc.class {
+					t.Fatalf("%s %s: membership %s, want %s", n.Name, svc.Name, m.ClassName, tc.class)
+				}
+				var hosts []string
+				for _, member := range m.Members {
+					hosts = append(hosts, member.Host)
+				}
+				if tc.class == configs.ClassMcastService {
+					want = nil
+				}
+				if fmt.Sprint(hosts) != fmt.Sprint(want) {
+					t.Errorf("%s %s: members %v, want %v", n.Name, svc.Name, hosts, want)
+				}
+			}
+		}
+	}
+}
