@@ -174,9 +174,16 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 // frozen host lost 2 sessions and broke 1 count within the first 0.2 s of the load,
 // before the freeze, in one of two runs (cause not found); a host cut off met the bar
 // in both.
+//
+// The Apache lab's frozen host left notYet in session 4: its lost session in a CI run
+// of verify came from mod_jk putting a just-restarted node in error on a CPing to a new
+// connection that took over 500 ms (configs.DefaultAJPConnectPingTimeoutMS, now 2 s), on
+// the lab that had just grown a third node; since, 7 of 7 runs (slots 1 and 2, load
+// average 2-41, 2 and 3 web nodes) had 12-14 failed, all in the first 5 s, 0 broken
+// and 0 lost (one missed the spread's deadline only because the two sites were
+// measured one after the other; they are measured at once now).
 var notYet = map[string]string{
 	"apache: kill -9 of a Tomcat": asyncLoss,
-	"apache: web host frozen 30s": "lost 1 session in a CI run of verify (the lab with web3, 13 failed, all in the first 5 s)",
 	"nginx: kill -9 of a Tomcat":  asyncLoss + "; or a GET the killed Tomcat had done is passed to the other node again (proxy_next_upstream error)",
 	"nginx: web host frozen 30s":  asyncLoss + "; 2 sessions lost at the start of the load, before the freeze, in 1 of 2 runs",
 	"nginx: web host cut off 30s": asyncLoss,
@@ -312,27 +319,42 @@ func checkSpread(t *testing.T, l *lab.Lab, back time.Time) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// The sites are measured at the same time: one after the other, the second site's
+	// first try began only once the first site's 100 sessions were done (16.8 s after a
+	// frozen host's return at load 25, with both sites even on their first try).
+	var wg sync.WaitGroup
 	for _, s := range sites(l) {
-		for try := 1; ; try++ {
-			began := time.Since(back)
-			seen, err := loadcheck.Spread(ctx, loadcheck.Site{Name: s.name, URL: s.url}, 100)
-			if err == nil {
-				err = loadcheck.Even(seen, wantRoutes(l, s))
-			}
-			after := time.Since(back).Round(100 * time.Millisecond)
-			if err == nil {
-				t.Logf("%s site: 100 new sessions %s after the node's return (try %d): %v", s.name, after, try, seen)
-				if began > backWithin {
-					t.Errorf("%s site: the first even spread began %s after the node's return: that says nothing of the first %s", s.name, began.Round(100*time.Millisecond), backWithin)
-				}
-				break
-			}
-			if time.Since(back) > backWithin {
-				t.Errorf("%s site: %s after the node's return (try %d): %v", s.name, after, try, err)
-				break
-			}
-			t.Logf("%s site: not yet even %s after the node's return (try %d): %v", s.name, after, try, err)
-			time.Sleep(500 * time.Millisecond)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			spreadAfterReturn(ctx, t, l, s, back)
+		}()
+	}
+	wg.Wait()
+}
+
+// spreadAfterReturn measures one site's spread of 100 new sessions until it is even,
+// from the node's return; an even spread must begin within backWithin of it.
+func spreadAfterReturn(ctx context.Context, t *testing.T, l *lab.Lab, s site, back time.Time) {
+	for try := 1; ; try++ {
+		began := time.Since(back)
+		seen, err := loadcheck.Spread(ctx, loadcheck.Site{Name: s.name, URL: s.url}, 100)
+		if err == nil {
+			err = loadcheck.Even(seen, wantRoutes(l, s))
 		}
+		after := time.Since(back).Round(100 * time.Millisecond)
+		if err == nil {
+			t.Logf("%s site: 100 new sessions %s after the node's return (try %d): %v", s.name, after, try, seen)
+			if began > backWithin {
+				t.Errorf("%s site: the first even spread began %s after the node's return: that says nothing of the first %s", s.name, began.Round(100*time.Millisecond), backWithin)
+			}
+			return
+		}
+		if time.Since(back) > backWithin {
+			t.Errorf("%s site: %s after the node's return (try %d): %v", s.name, after, try, err)
+			return
+		}
+		t.Logf("%s site: not yet even %s after the node's return (try %d): %v", s.name, after, try, err)
+		time.Sleep(500 * time.Millisecond)
 	}
 }

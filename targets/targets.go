@@ -36,13 +36,13 @@ func Verify(ctx context.Context) error {
 // rolling restarts on both labs). `go run mage.go ha` runs them all, strictly.
 const haScenarios = "^(TestFaultsUnderLoadOnThe|TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnThe)"
 
-// notInVerify are the high-availability scenarios verify leaves to `ha`, all of them:
-// the Nginx lab's take 10-18 minutes here; the rolling restarts met the bar on a fresh
-// lab but lost 4 sessions run after the faults on the same lab; every fault scenario
-// missed the bar in at least one run (e2e's notYet); and in CI runs of verify, on the
-// lab with a third web node (web3), the Apache lab's frozen host and then even its
-// no-fault load lost one session each. Issue 7 is open.
-const notInVerify = haScenarios
+// notInVerify are the high-availability scenarios verify leaves to `ha`: the rolling
+// restarts (1 count broken in 1 of 4 rollouts after the faults, session 4) and every
+// scenario of the Nginx lab (its kill -9 broke counts in every run; the lab alone takes
+// 10-18 minutes here). verify runs the Apache lab's faults: no fault, a web host frozen
+// and one cut off, each under the load check (its kill -9 stays in e2e's notYet, which
+// says why each gated scenario is not yet held to the bar). Issue 7 is open.
+const notInVerify = "^(TestFaultsUnderLoadOnTheNginxLab|TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnThe)"
 
 // HA runs the high-availability scenarios under the load check on fresh Apache and Nginx labs (kill -9, a frozen and a cut-off web host, rolling restarts and a release), printing each one's numbers.
 func HA(ctx context.Context) error {
