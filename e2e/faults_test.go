@@ -182,8 +182,12 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 // average 2-41, 2 and 3 web nodes) had 12-14 failed, all in the first 5 s, 0 broken
 // and 0 lost (one missed the spread's deadline only because the two sites were
 // measured one after the other; they are measured at once now).
+// The cut-off host, back in notYet: in the next CI run of verify (session 4) it broke
+// one count, an update web1 had answered 3 s before the cut but not yet sent to web2
+// (asynchronous replication, point 3 of issue 7).
 var notYet = map[string]string{
-	"apache: kill -9 of a Tomcat": asyncLoss,
+	"apache: kill -9 of a Tomcat":  asyncLoss,
+	"apache: web host cut off 30s": asyncLoss + " (a CI run of verify in session 4: 1 count broken, the cut-off node's last answered update)",
 	"nginx: kill -9 of a Tomcat":  asyncLoss + "; or a GET the killed Tomcat had done is passed to the other node again (proxy_next_upstream error)",
 	"nginx: web host frozen 30s":  asyncLoss + "; 2 sessions lost at the start of the load, before the freeze, in 1 of 2 runs",
 	"nginx: web host cut off 30s": asyncLoss,

@@ -39,9 +39,11 @@ const haScenarios = "^(TestFaultsUnderLoadOnThe|TestRollingRestartsAndAReleaseGo
 // notInVerify are the high-availability scenarios verify leaves to `ha`: the rolling
 // restarts (1 count broken in 1 of 4 rollouts after the faults, session 4) and every
 // scenario of the Nginx lab (its kill -9 broke counts in every run; the lab alone takes
-// 10-18 minutes here). verify runs the Apache lab's faults: no fault, a web host frozen
-// and one cut off, each under the load check (its kill -9 stays in e2e's notYet, which
-// says why each gated scenario is not yet held to the bar). Issue 7 is open.
+// 10-18 minutes here). verify runs the Apache lab's fault scenarios under the load
+// check that meet the bar: no fault and a web host frozen; its kill -9 and its cut-off
+// host stay in e2e's notYet (asynchronous replication can lose the last answered update
+// of the node that goes away: a CI run of verify broke one count on the cut-off), which
+// says why each gated scenario is not yet held to the bar. Issue 7 is open.
 const notInVerify = "^(TestFaultsUnderLoadOnTheNginxLab|TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnThe)"
 
 // HA runs the high-availability scenarios under the load check on fresh Apache and Nginx labs (kill -9, a frozen and a cut-off web host, rolling restarts and a release), printing each one's numbers.
