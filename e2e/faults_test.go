@@ -188,9 +188,9 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 var notYet = map[string]string{
 	"apache: kill -9 of a Tomcat":  asyncLoss,
 	"apache: web host cut off 30s": asyncLoss + " (a CI run of verify in session 4: 1 count broken, the cut-off node's last answered update)",
-	"nginx: kill -9 of a Tomcat":  asyncLoss + "; or a GET the killed Tomcat had done is passed to the other node again (proxy_next_upstream error)",
-	"nginx: web host frozen 30s":  asyncLoss + "; 2 sessions lost at the start of the load, before the freeze, in 1 of 2 runs",
-	"nginx: web host cut off 30s": asyncLoss,
+	"nginx: kill -9 of a Tomcat":   asyncLoss + "; or a GET the killed Tomcat had done is passed to the other node again (proxy_next_upstream error)",
+	"nginx: web host frozen 30s":   asyncLoss + "; 2 sessions lost at the start of the load, before the freeze, in 1 of 2 runs",
+	"nginx: web host cut off 30s":  asyncLoss,
 }
 
 const asyncLoss = "asynchronous replication lost the last answered update of the node that went away in 1 of 3 or 4 runs"
