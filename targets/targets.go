@@ -39,11 +39,11 @@ const haScenarios = "^(TestFaultsUnderLoadOnThe|TestRollingRestartsAndAReleaseGo
 // notInVerify are the high-availability scenarios verify leaves to `ha`: the rolling
 // restarts (1 count broken in 1 of 4 rollouts after the faults, session 4) and every
 // scenario of the Nginx lab (its kill -9 broke counts in every run; the lab alone takes
-// 10-18 minutes here). verify runs the Apache lab's fault scenarios under the load
-// check that meet the bar: no fault and a web host frozen; its kill -9 and its cut-off
-// host stay in e2e's notYet (asynchronous replication can lose the last answered update
-// of the node that goes away: a CI run of verify broke one count on the cut-off), which
-// says why each gated scenario is not yet held to the bar. Issue 7 is open.
+// 10-18 minutes here). verify runs the Apache lab's load check with no fault; its kill
+// -9, frozen and cut-off hosts stay in e2e's notYet, which says why each is not yet held
+// to the bar: asynchronous replication can lose the last answered update of the node
+// that goes away (in CI runs of verify in session 4 the cut-off host broke one count and
+// the frozen host three). Issue 7 is open.
 const notInVerify = "^(TestFaultsUnderLoadOnTheNginxLab|TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnThe)"
 
 // HA runs the high-availability scenarios under the load check on fresh Apache and Nginx labs (kill -9, a frozen and a cut-off web host, rolling restarts and a release), printing each one's numbers.
