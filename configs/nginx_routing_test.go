@@ -1,21 +1,16 @@
 package configs_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/cauldron-go/cauldron/configs"
+	"github.com/cauldron-go/cauldron/internal/nginxtest"
 )
 
 // The rendered site, served by a real nginx on 127.0.0.1 in front of two backends that
@@ -103,54 +98,9 @@ func freePort(t *testing.T) int {
 // startNginx runs nginx in the foreground with site on 127.0.0.1 and returns its URL.
 func startNginx(t *testing.T, nginx string, site *configs.NginxSite) string {
 	t.Helper()
-	dir := t.TempDir()
 	data, err := site.Render()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := site.Servers[0].Listen
-	data = []byte(strings.Replace(string(data), fmt.Sprintf("listen %d;", port), fmt.Sprintf("listen 127.0.0.1:%d;", port), 1))
-	if err := os.WriteFile(filepath.Join(dir, "site.conf"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	main := fmt.Sprintf(`daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events {}
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    include %[1]s/site.conf;
-}
-`, dir)
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(context.Background(), nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx does not listen on %s: %v\n%s", addr, err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return "http://" + addr + "/"
+	return nginxtest.Run(t, nginx, data, site.Servers[0].Listen)
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cauldron-go/cauldron/configs"
+	"github.com/cauldron-go/cauldron/internal/nginxtest"
 	"github.com/cauldron-go/cauldron/recipes"
 	"github.com/cauldron-go/cauldron/transport/local"
 )
@@ -151,7 +152,7 @@ func TestTheNodeLeftServingWhileTheOtherIsDrainedOutlivesASlowAnswer(t *testing.
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := runNginx(t, nginx, drained, srv.Listen)
+	url := nginxtest.Run(t, nginx, drained, srv.Listen)
 	get := func(cookie string) (int, string) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, url, nil)
@@ -199,58 +200,6 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// runNginx runs nginx in the foreground with the site, its listen port moved to
-// 127.0.0.1, one worker, and returns its URL.
-func runNginx(t *testing.T, nginx string, site []byte, port int) string {
-	t.Helper()
-	dir := t.TempDir()
-	site = []byte(strings.Replace(string(site), fmt.Sprintf("listen %d;", port), fmt.Sprintf("listen 127.0.0.1:%d;", port), 1))
-	if err := os.WriteFile(filepath.Join(dir, "site.conf"), site, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	main := fmt.Sprintf(`daemon off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events {}
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    include %[1]s/site.conf;
-}
-`, dir)
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx does not listen on %s: %v\n%s", addr, err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return "http://" + addr + "/"
 }
 
 func TestADrainedRestartRefusesToTakeOutTheLastServingNode(t *testing.T) {
