@@ -66,6 +66,12 @@ type Options struct {
 // MaxDuration is the longest a check may run.
 const MaxDuration = 2 * time.Hour
 
+// DefaultUsers and DefaultDuration are what a check with no Users or Duration runs.
+const (
+	DefaultUsers    = 16
+	DefaultDuration = 30 * time.Second
+)
+
 // Limits of what a Result keeps, so that a long check stays bounded in memory.
 const (
 	maxFailuresKept = 10000
@@ -83,13 +89,13 @@ func (o *Options) fill() error {
 		}
 	}
 	if o.Users == 0 {
-		o.Users = 16
+		o.Users = DefaultUsers
 	}
 	if o.Users < 0 || o.Users > 10000 {
 		return fmt.Errorf("load check: %d users: want 1 to 10000", o.Users)
 	}
 	if o.Duration == 0 {
-		o.Duration = 30 * time.Second
+		o.Duration = DefaultDuration
 	}
 	if o.Duration < 0 || o.Duration > MaxDuration {
 		return fmt.Errorf("load check: duration %s: want up to %s", o.Duration, MaxDuration)

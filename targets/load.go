@@ -1,6 +1,7 @@
 package targets
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -26,7 +27,8 @@ func Load(ctx context.Context, users *int, duration *string, url *string, adminu
 	for _, s := range o.Sites {
 		fmt.Printf("load: %s site %s\n", s.Name, s.URL)
 	}
-	fmt.Printf("load: %d users for %s\n", o.Users, o.Duration)
+	// The header says what will run: the check fills in its defaults only when it starts.
+	fmt.Printf("load: %d users for %s\n", cmp.Or(o.Users, loadcheck.DefaultUsers), cmp.Or(o.Duration, loadcheck.DefaultDuration))
 	r, err := loadcheck.Run(ctx, o)
 	if err != nil {
 		return err
