@@ -281,7 +281,7 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 			// just hung ends after 5 s whatever this says (see Replication).
 			Sender: Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender,
 				Attrs: []xml.Attr{{Name: xml.Name{Local: "timeout"}, Value: "1000"}}}},
-			Interceptors: ReplicationInterceptors(),
+			Interceptors: ReplicationInterceptors(c.Replication),
 		},
 		Valves: []Valve{
 			{ClassName: ClassReplicationValve, Filter: StaticFilesFilter},
@@ -332,7 +332,8 @@ type Replication int
 const (
 	// AsyncReplication (channelSendOptions 8, the runbook's) answers first and sends
 	// the change right after, in order (OrderInterceptor): a node that dies between the
-	// answer and the send loses that one update. The default.
+	// answer and the send loses that one update. The zero value; an inventory's
+	// default is WrittenReplication (recipes.Vars.Replication).
 	AsyncReplication Replication = iota
 	// SyncReplication (channelSendOptions 6: acknowledged, synchronous) answers the
 	// request only once every other node has the change: a node that goes away right
@@ -345,7 +346,7 @@ const (
 	// user has the answer the change is in the kernel's socket buffers, which a node
 	// killed (kill -9) or frozen (docker pause) still sends, so neither loses it; and a
 	// node that hangs holds up the others' requests only once those buffers are full,
-	// seconds after the failure detector dropped it.
+	// seconds after the failure detector dropped it. An inventory's default.
 	WrittenReplication
 )
 
@@ -398,23 +399,35 @@ func ParseReplication(s string) (Replication, error) {
 // above MessageDispatchInterceptor, so that it numbers in the order the requests sent,
 // not the order the pool's threads happen to run; and above TcpFailureDetector, whose
 // probes come up from the transport without a number and are taken off there. Every node
-// must carry it: it adds four bytes to each message. Tomcat 10.1 logs a harmless WARNING
+// must carry it: it adds four bytes to each message.
+//
+// With written or sync replication the session changes do not go through
+// MessageDispatchInterceptor's pool (they are sent on the request's thread), but the
+// membership's pings still do (StaticMembershipProvider sends them asynchronously):
+// numbered above the pool, a ping waiting in it held every later change at the other
+// node until it came. A host frozen as it answered kept such a ping, and the other
+// node applied the change of its last answer only when it dropped the frozen member,
+// seconds after the user's next request had read the count without it (1 count broken,
+// session 5). So there OrderInterceptor goes below the pool: a message is numbered as
+// it is sent. Tomcat 10.1 logs a harmless WARNING
 // at each start that OrderInterceptor "is not compliant with JMX specification" (it has
 // no MBean interface, so it is left out of JMX); the channel works all the same.
-func ReplicationInterceptors() []Listener {
-	return []Listener{
-		{ClassName: ClassOrderInterceptor},
-		{ClassName: ClassTcpFailureDetector, Attrs: []xml.Attr{
-			// A frozen node (a hung JVM, a paused host) still accepts connections and
-			// takes what is sent into its socket buffer, so the send test alone keeps it
-			// a member for ever, and with acknowledged replication every request of the
-			// other nodes waits out the ack timeout. The read test waits for its answer.
-			{Name: xml.Name{Local: "performReadTest"}, Value: "true"},
-			{Name: xml.Name{Local: "readTestTimeout"}, Value: "500"},
-			{Name: xml.Name{Local: "connectTimeout"}, Value: "500"},
-		}},
-		{ClassName: ClassMessageDispatch},
+func ReplicationInterceptors(r Replication) []Listener {
+	order := Listener{ClassName: ClassOrderInterceptor}
+	detector := Listener{ClassName: ClassTcpFailureDetector, Attrs: []xml.Attr{
+		// A frozen node (a hung JVM, a paused host) still accepts connections and
+		// takes what is sent into its socket buffer, so the send test alone keeps it
+		// a member for ever, and with acknowledged replication every request of the
+		// other nodes waits out the ack timeout. The read test waits for its answer.
+		{Name: xml.Name{Local: "performReadTest"}, Value: "true"},
+		{Name: xml.Name{Local: "readTestTimeout"}, Value: "500"},
+		{Name: xml.Name{Local: "connectTimeout"}, Value: "500"},
+	}}
+	dispatch := Listener{ClassName: ClassMessageDispatch}
+	if r != AsyncReplication {
+		return []Listener{dispatch, order, detector}
 	}
+	return []Listener{order, detector, dispatch}
 }
 
 // NewStaticMember returns the member listening on host:port. Its uniqueId is derived
@@ -600,11 +613,14 @@ func validateInterceptors(at string, sendOptions int, interceptors []Listener) [
 	if order < 0 {
 		return errs
 	}
+	async := sendOptions&sendOptionsAsynchronous != 0
 	for i, l := range interceptors[:order] {
-		switch l.ClassName {
-		case ClassMessageDispatch, ClassTcpFailureDetector:
+		if l.ClassName == ClassTcpFailureDetector || l.ClassName == ClassMessageDispatch && async {
 			errs = append(errs, fmt.Errorf("%s: OrderInterceptor (interceptor %d) must come before %s (interceptor %d)", at, order+1, l.ClassName[strings.LastIndexByte(l.ClassName, '.')+1:], i+1))
 		}
+	}
+	if !async && dispatch > order {
+		errs = append(errs, fmt.Errorf("%s: with channelSendOptions=%d OrderInterceptor (interceptor %d) must come after MessageDispatchInterceptor (interceptor %d): a queued asynchronous message numbered before a session's change holds the change at the other node until it arrives", at, sendOptions, order+1, dispatch+1))
 	}
 	return errs
 }

@@ -253,3 +253,33 @@ func TestAChannelWithoutTheAsyncDispatchNeedsNoOrderInterceptor(t *testing.T) {
 		t.Fatalf("Validate() = %v, want nil for synchronous replication", err)
 	}
 }
+
+// With written or sync replication the session changes skip MessageDispatchInterceptor's
+// pool but the membership's pings still go through it: OrderInterceptor numbers below
+// the pool, so that a ping waiting there holds up no change at the other node.
+func TestAChannelThatSendsOnTheRequestsThreadNumbersItsMessagesBelowTheAsyncDispatch(t *testing.T) {
+	for _, r := range []configs.Replication{configs.WrittenReplication, configs.SyncReplication} {
+		c := cluster(2)
+		c.Membership, c.Replication = configs.Static, r
+		s := configs.NewServerXML(c, c.Nodes[0])
+		for _, svc := range s.Services {
+			var names []string
+			for _, i := range svc.Engine.Cluster.Channel.Interceptors {
+				names = append(names, i.ClassName)
+			}
+			want := []string{configs.ClassMessageDispatch, configs.ClassOrderInterceptor, configs.ClassTcpFailureDetector}
+			if !reflect.DeepEqual(names, want) {
+				t.Errorf("%s, %s: interceptors %v, want %v", r, svc.Name, names, want)
+			}
+		}
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s: Validate() = %v", r, err)
+		}
+		// The asynchronous order on such a channel is refused, saying why.
+		cl := s.Services[0].Engine.Cluster
+		cl.Channel.Interceptors = configs.ReplicationInterceptors(configs.AsyncReplication)
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "must come after MessageDispatchInterceptor") {
+			t.Errorf("%s with OrderInterceptor above the dispatch: Validate() = %v, want it refused", r, err)
+		}
+	}
+}
