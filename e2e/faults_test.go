@@ -9,7 +9,8 @@ package e2e_test
 //	go test ./e2e -run 'TestFirstDeploy|TestFaults' -v
 //
 // CAULDRON_E2E_HA_STRICT=1 runs the scenarios of notYet too; CAULDRON_E2E_REPLICATION=sync
-// (or async) deploys the cluster with that session_replication first, to compare them.
+// (or async, or written) deploys the cluster with that session_replication first, to
+// compare them.
 
 import (
 	"context"
@@ -69,7 +70,7 @@ func startLoad(t *testing.T, l *lab.Lab) *loadcheck.Check {
 	return c
 }
 
-// faultReplication, when set (CAULDRON_E2E_REPLICATION=sync or async), deploys the
+// faultReplication, when set (CAULDRON_E2E_REPLICATION=sync, async or written), deploys the
 // fault scenarios' cluster with that session_replication instead of the default: the
 // way the two modes are measured against each other.
 var faultReplication = os.Getenv("CAULDRON_E2E_REPLICATION")
@@ -188,10 +189,19 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 // replication, point 3 of issue 7).
 // The frozen host followed it in the CI run after that: 3 counts broken, updates user1
 // answered as docker began freezing it (+5.09 s) and had not yet sent to user2.
+//
+// Session 5 (slot 1, load average 14-31, another helper's Nginx lab running): written
+// replication, the default since (configs.WrittenReplication), in three runs: kill -9
+// 0 broken each time, 3 GETs in flight on the killed node failed (504) in one; frozen
+// 0 broken in two, 1 in the third (a queued membership ping held the change at the
+// other node: fixed after that run, configs.ReplicationInterceptors; 0 broken in the
+// one run since); cut off 0 broken in two, 2 in one, 8 s after its return (web1
+// answered two of web2's sessions from its own stale copies: not the replication
+// mode). Four written runs in all, the last one (run 7) with every fault at 0 broken.
 var notYet = map[string]string{
-	"apache: kill -9 of a Tomcat":  asyncLoss,
-	"apache: web host cut off 30s": asyncLoss + " (a CI run of verify in session 4: 1 count broken, the cut-off node's last answered update)",
-	"apache: web host frozen 30s":  asyncLoss + " (a CI run of verify in session 4: 3 counts broken, the frozen node's last answered updates)",
+	"apache: kill -9 of a Tomcat":  "GETs in flight on the killed Tomcat fail (mod_jk's 504: 3 in 1 of 3 runs of session 5)",
+	"apache: web host cut off 30s": "after its return the host answered 2 sessions of the other node from its stale copies (1 of 3 runs of session 5)",
+	"apache: web host frozen 30s":  "1 count broken in 1 of 3 runs of session 5 (fixed since: configs.ReplicationInterceptors; not yet 3 runs in a row)",
 	"nginx: kill -9 of a Tomcat":   asyncLoss + "; or a GET the killed Tomcat had done is passed to the other node again (proxy_next_upstream error)",
 	"nginx: web host frozen 30s":   asyncLoss + "; 2 sessions lost at the start of the load, before the freeze, in 1 of 2 runs",
 	"nginx: web host cut off 30s":  asyncLoss,
