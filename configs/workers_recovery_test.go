@@ -19,24 +19,26 @@ import (
 )
 
 // ajpNode is a fake Tomcat AJP connector: it answers CPing with CPong, and each
-// forwarded request with a 200 whose body is its name, unless it stalls: then it takes
-// the request and never answers (a Tomcat that hangs, or the JVM's last moments).
+// forwarded request with a 200 whose body is its name, unless it fails: a node that
+// stalls takes the request and never answers (a Tomcat that hangs under load); a node
+// that dies takes it and closes the connection (what the kernel does to a JVM's sockets
+// at kill -9).
 type ajpNode struct {
 	name   string
-	stall  bool
+	fail   string // "", "stall" or "die"
 	ln     net.Listener
 	mu     sync.Mutex
 	served int
 	conns  []net.Conn
 }
 
-func newAJPNode(t *testing.T, name string, stall bool) *ajpNode {
+func newAJPNode(t *testing.T, name, fail string) *ajpNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &ajpNode{name: name, stall: stall, ln: ln}
+	n := &ajpNode{name: name, fail: fail, ln: ln}
 	t.Cleanup(func() {
 		ln.Close()
 		n.mu.Lock()
@@ -87,8 +89,12 @@ func (n *ajpNode) serve(c net.Conn) {
 			n.mu.Lock()
 			n.served++
 			n.mu.Unlock()
-			if n.stall {
+			switch n.fail {
+			case "stall":
 				continue // holds the request, never answers
+			case "die":
+				c.Close()
+				return
 			}
 			body := []byte(n.name)
 			headers := []byte{4, 0, 200}
@@ -206,46 +212,51 @@ JkMount /* %[5]s
 }
 
 // TestAGetATomcatTookAndNeverAnsweredGoesToTheOtherNode: mod_jk 1.2.48 makes a request
-// that hit the reply timeout after Tomcat took it recoverable again for HEAD when bit 8
-// of recovery_options is set, "else if" bit 16 for GET (jk_ajp_common.c,
-// ajp_get_reply): with both bits (27) a GET is never recovered and the user gets a 504,
-// though the documentation says each bit works "even if bits 1 or 2 are set". A
-// Tomcat that stalls a moment under load (CI: web2 for ~2 s) then fails a user's GET.
+// that failed after Tomcat took it recoverable again for HEAD when bit 8 of
+// recovery_options is set, "else if" bit 16 for GET (jk_ajp_common.c, ajp_get_reply):
+// with both bits (27) a GET is never recovered, though the documentation says each bit
+// works "even if bits 1 or 2 are set". A Tomcat that stalls past reply_timeout under load
+// (CI: web2 for ~2 s) then gives the user a 504; a Tomcat killed with kill -9 closes its
+// connections at once (the kernel does), and gives a 502.
 func TestAGetATomcatTookAndNeverAnsweredGoesToTheOtherNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real Apache with mod_jk")
 	}
-	stalled := newAJPNode(t, "node1", true)
-	healthy := newAJPNode(t, "node2", false)
-	w := configs.NewWorkers(cluster(2))
-	lb := w.Balancers[0]
-	w.Balancers = w.Balancers[:1]
-	for i, n := range []*ajpNode{stalled, healthy} {
-		m := &w.Balancers[0].Members[i]
-		m.Host, m.Port = "127.0.0.1", n.port()
-		m.ReplyTimeoutMS = 300 // the test's stall, shorter than the lab's
-	}
-	b, err := w.Render()
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, jkLog := runApacheModJk(t, b, lb.Name)
+	for _, fail := range []string{"stall", "die"} {
+		t.Run("the first node "+fail+"s", func(t *testing.T) {
+			failing := newAJPNode(t, "node1", fail)
+			healthy := newAJPNode(t, "node2", "")
+			w := configs.NewWorkers(cluster(2))
+			lb := w.Balancers[0]
+			w.Balancers = w.Balancers[:1]
+			for i, n := range []*ajpNode{failing, healthy} {
+				m := &w.Balancers[0].Members[i]
+				m.Host, m.Port = "127.0.0.1", n.port()
+				m.ReplyTimeoutMS = 300 // the test's stall, shorter than the lab's
+			}
+			b, err := w.Render()
+			if err != nil {
+				t.Fatal(err)
+			}
+			url, jkLog := runApacheModJk(t, b, lb.Name)
 
-	// The session's route sends the GET to the stalled node first.
-	req, _ := http.NewRequest(http.MethodGet, url+"/session.json", nil)
-	req.AddCookie(&http.Cookie{Name: "JSESSIONID", Value: "ABC." + lb.Members[0].Name})
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || string(body) != "node2" {
-		log, _ := os.ReadFile(jkLog)
-		t.Errorf("a GET the first node took and never answered: status %d %q, want 200 from node2 (recovery_options %d)\nmod_jk:\n%s",
-			resp.StatusCode, body, lb.Members[0].RecoveryOptions, log)
-	}
-	if stalled.requests() != 1 || healthy.requests() != 1 {
-		t.Errorf("the stalled node took %d requests and the healthy one %d, want 1 and 1", stalled.requests(), healthy.requests())
+			// The session's route sends the GET to the failing node first.
+			req, _ := http.NewRequest(http.MethodGet, url+"/session.json", nil)
+			req.AddCookie(&http.Cookie{Name: "JSESSIONID", Value: "ABC." + lb.Members[0].Name})
+			resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(body) != "node2" {
+				log, _ := os.ReadFile(jkLog)
+				t.Errorf("a GET the first node took and never answered: status %d, want 200 from node2 (recovery_options %d)\nmod_jk:\n%s",
+					resp.StatusCode, lb.Members[0].RecoveryOptions, log)
+			}
+			if failing.requests() != 1 || healthy.requests() != 1 {
+				t.Errorf("the failing node took %d requests and the healthy one %d, want 1 and 1", failing.requests(), healthy.requests())
+			}
+		})
 	}
 }
