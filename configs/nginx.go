@@ -43,9 +43,10 @@ type NginxServer struct {
 	// (a frozen host still accepts connections) is given up on after this, and a safe
 	// request goes to the next node; below HAProxy's timeout server. 0 leaves nginx's 60 s.
 	ReadTimeoutSeconds int
-	// MaxFails failures within FailTimeoutSeconds take a node out for FailTimeoutSeconds,
-	// after which it gets requests again (a node that came back: new sessions within
-	// that time). 0 leaves nginx's 1 and 10 s.
+	// MaxFails failures within FailTimeoutSeconds take a node out of the upstream of new
+	// sessions (Upstream) for FailTimeoutSeconds, after which it gets requests again (a
+	// node that came back: new sessions within that time). 0 leaves nginx's 1 and 10 s.
+	// A session's own upstream never takes its node out (see Render).
 	MaxFails, FailTimeoutSeconds int
 	// CheckPath, when set, is a file nginx serves itself from Root, never proxied:
 	// HAProxy's health check of the web host (WebCheckPath).
@@ -191,13 +192,21 @@ func (s *NginxSite) Render() ([]byte, error) {
 		pass := v.Upstream
 		if v.sticky() {
 			// One upstream per node: its node first, the others only when it is down
-			// (failed, or left out of the site for a drain: recipes.LeaveOut).
+			// (failed, or left out of the site for a drain: recipes.LeaveOut). Its
+			// servers are never marked failed (max_fails=0): each request of a session
+			// goes to the session's node and, when that fails, to the next. With
+			// max_fails, a node that had failed once was tried again after fail_timeout
+			// with one request, and every other request of its sessions until that one
+			// was answered went to a node that may not hold the session yet (sessions
+			// lost at the start of a load, long after the fault). A session passed to
+			// another node comes back with that node's route (JvmRouteBinderValve), so a
+			// dead node costs each of its sessions one try.
 			for _, first := range v.Backends {
 				fmt.Fprintf(&b, "upstream %s {\n", v.routeUpstream(first))
-				fmt.Fprintf(&b, "    server %s%s;\n", hostPort(first.Host, first.Port), v.failParams())
+				fmt.Fprintf(&b, "    server %s max_fails=0;\n", hostPort(first.Host, first.Port))
 				for _, other := range v.Backends {
 					if other != first {
-						fmt.Fprintf(&b, "    server %s%s backup;\n", hostPort(other.Host, other.Port), v.failParams())
+						fmt.Fprintf(&b, "    server %s max_fails=0 backup;\n", hostPort(other.Host, other.Port))
 					}
 				}
 				b.WriteString("}\n\n")
