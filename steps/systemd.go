@@ -89,7 +89,9 @@ func (s Service) Validate() error {
 // enabled at all (static units are pulled in by others).
 var enabledStates = []string{"enabled", "enabled-runtime", "static", "alias", "indirect", "generated"}
 
-// Check asks systemctl is-enabled and is-active in one command.
+// Check asks systemd for the unit's file state (what is-enabled prints) and its active
+// state (what is-active prints) with one systemctl call: each call costs the host tens
+// of milliseconds, the largest part of a converged Service's check.
 //
 // Enabling or disabling makes systemd reload every unit (as daemon-reload does) unless
 // told --no-reload. The change skips the reload when systemd has the unit's file as it
@@ -101,12 +103,18 @@ var enabledStates = []string{"enabled", "enabled-runtime", "static", "alias", "i
 func (s Service) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	name := unitFile(s.Name)
 	n := shell.Quote(name)
-	out, err := transport.Output(ctx, c, "e=$(systemctl is-enabled "+n+" 2>/dev/null); a=$(systemctl is-active "+n+
-		" 2>/dev/null); printf '%s\\n%s\\n' \"$e\" \"$a\"")
+	out, err := transport.Output(ctx, c, "systemctl show -p UnitFileState -p ActiveState -- "+n+" 2>/dev/null || true")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s, err)
 	}
-	enabled, active, _ := strings.Cut(strings.TrimSuffix(out, "\n"), "\n")
+	var enabled, active string
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "UnitFileState="); ok {
+			enabled = v
+		} else if v, ok := strings.CutPrefix(l, "ActiveState="); ok {
+			active = v
+		}
+	}
 	// Asked when applying, in the same command: a converged check costs nothing more.
 	systemctl := func(verb string) string {
 		return "if [ \"$(systemctl show -p NeedDaemonReload -- " + n + ")\" = NeedDaemonReload=no ]; then " +
