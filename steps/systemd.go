@@ -89,24 +89,44 @@ func (s Service) Validate() error {
 // enabled at all (static units are pulled in by others).
 var enabledStates = []string{"enabled", "enabled-runtime", "static", "alias", "indirect", "generated"}
 
-// Check asks systemctl is-enabled and is-active in one command.
+// Check asks systemctl is-enabled and is-active, and whether the unit's file changed
+// since systemd loaded it, in one command.
+//
+// Enabling or disabling makes systemd reload every unit (as daemon-reload does) unless
+// told --no-reload. The reload is skipped when systemd has the unit's file as it is on
+// disk (NeedDaemonReload=no: InstallUnit reloaded after writing it, or nothing changed
+// it): enable only adds the symlinks that make it start at boot, which systemd reads at
+// boot; what the reload would add is the target's knowledge of them until then. When
+// the file changed on disk unseen, enable reloads as usual, so the unit started is the
+// one on disk.
 func (s Service) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	name := unitFile(s.Name)
 	n := shell.Quote(name)
 	out, err := transport.Output(ctx, c, "e=$(systemctl is-enabled "+n+" 2>/dev/null); a=$(systemctl is-active "+n+
-		" 2>/dev/null); printf '%s\\n%s\\n' \"$e\" \"$a\"")
+		" 2>/dev/null); r=$(systemctl show -p NeedDaemonReload "+n+" 2>/dev/null); printf '%s\\n%s\\n%s\\n' \"$e\" \"$a\" \"$r\"")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s, err)
 	}
-	enabled, active, _ := strings.Cut(strings.TrimSuffix(out, "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	for len(lines) < 3 {
+		lines = append(lines, "")
+	}
+	enabled, active := lines[0], lines[1]
+	current := lines[2] == "NeedDaemonReload=no"
+	systemctl := func(verb string) string {
+		if current {
+			return shell.Join("systemctl", verb, "--no-reload", "--", name)
+		}
+		return shell.Join("systemctl", verb, "--", name)
+	}
 	var what, cmds []string
 	if s.Enabled != nil {
 		isOn := slices.Contains(enabledStates, enabled)
 		switch {
 		case *s.Enabled && !isOn:
-			what, cmds = append(what, "enable"), append(cmds, shell.Join("systemctl", "enable", "--", name))
+			what, cmds = append(what, "enable"), append(cmds, systemctl("enable"))
 		case !*s.Enabled && isOn && enabled != "static":
-			what, cmds = append(what, "disable"), append(cmds, shell.Join("systemctl", "disable", "--", name))
+			what, cmds = append(what, "disable"), append(cmds, systemctl("disable"))
 		}
 	}
 	switch {

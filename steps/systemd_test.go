@@ -56,3 +56,43 @@ func TestSystemdUnitReloadsOnlyWhenChangedAndServiceKeepsItRunning(t *testing.T)
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestEnablingAServiceWhoseUnitSystemdHasAsOnDiskCostsNoDaemonReload(t *testing.T) {
+	needHost(t)
+	unit := func(name, desc string) steps.InstallUnit {
+		return steps.InstallUnit{Name: name, Content: steps.Text(
+			"[Unit]\nDescription=" + desc + "\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=multi-user.target\n")}
+	}
+	needReload := func(name string) string {
+		return strings.TrimSpace(sh(t, "systemctl show -p NeedDaemonReload "+name))
+	}
+	t.Cleanup(func() {
+		sh(t, "systemctl disable --now cauldron-noreload.service cauldron-witness.service 2>/dev/null; "+
+			"rm -f /etc/systemd/system/cauldron-noreload.service /etc/systemd/system/cauldron-witness.service; systemctl daemon-reload")
+	})
+	converges(t, unit("cauldron-noreload.service", "installed"))
+	converges(t, unit("cauldron-witness.service", "first"))
+	// A witness: a running unit changed by hand keeps NeedDaemonReload=yes until systemd
+	// reloads (one not running is unloaded, then read afresh when asked).
+	sh(t, "systemctl start cauldron-witness.service && sed -i s/first/by-hand/ /etc/systemd/system/cauldron-witness.service")
+	if got := needReload("cauldron-witness.service"); got != "NeedDaemonReload=yes" {
+		t.Fatalf("the witness after a change by hand: %q", got)
+	}
+
+	svc := steps.Service{Name: "cauldron-noreload", Enabled: new(true), State: steps.Started}
+	contains(t, "summary", converges(t, svc).Summary, "enable and start")
+	if got := sh(t, "systemctl is-enabled cauldron-noreload.service; systemctl is-active cauldron-noreload.service"); got != "enabled\nactive\n" {
+		t.Fatalf("got %q", got)
+	}
+	if got := needReload("cauldron-witness.service"); got != "NeedDaemonReload=yes" {
+		t.Errorf("enabling a unit systemd had as on disk reloaded systemd: the witness says %q", got)
+	}
+
+	// A unit changed on disk unseen: enable reloads, and the unit started is the one on disk.
+	sh(t, "systemctl disable --now cauldron-noreload.service 2>/dev/null; sed -i s/installed/by-hand/ /etc/systemd/system/cauldron-noreload.service")
+	contains(t, "summary", converges(t, svc).Summary, "enable and start")
+	contains(t, "description", sh(t, "systemctl show -p Description cauldron-noreload.service"), "by-hand")
+	if got := needReload("cauldron-noreload.service"); got != "NeedDaemonReload=no" {
+		t.Errorf("after enabling a unit changed on disk: %q", got)
+	}
+}
