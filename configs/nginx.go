@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // NginxSite is an Nginx site file with, per app, an upstream over every node, one
@@ -35,6 +36,16 @@ type NginxServer struct {
 	StaticPaths []string
 	// NextUpstream is proxy_next_upstream's conditions.
 	NextUpstream []string
+	// NextUpstreamTimeoutSeconds is proxy_next_upstream_timeout: a request that failed
+	// on a node after this long since nginx first passed it on is not passed to the next
+	// node but answered 502 or 504. The balancer in front (HAProxy's timeout server) has
+	// given up on it by then, so another node's answer would reach nobody, and that node
+	// would have taken the session over (JvmRouteBinderValve) from a node that may still
+	// hold it: a web host that was frozen woke with every request it held long past its
+	// read timeout, passed them to its own node, which took their sessions from the node
+	// still serving them (8 sessions lost at once, 4 s after the host woke). 0 leaves
+	// nginx's default, no limit.
+	NextUpstreamTimeoutSeconds int
 	// ConnectTimeoutSeconds is proxy_connect_timeout: a node whose host vanished is given
 	// up on (and the next one tried) after this, not after nginx's default of 60 s.
 	// 0 leaves the default.
@@ -98,9 +109,11 @@ func NewNginxSite(c Cluster) *NginxSite {
 	for _, a := range c.Apps {
 		srv := NginxServer{
 			Listen: a.SitePort, Upstream: "mago3d_" + a.Name, Root: a.StaticRoot,
-			StaticPaths:           a.StaticPaths,
-			NextUpstream:          []string{"error", "timeout", "http_502", "http_503"},
-			ConnectTimeoutSeconds: 1, ReadTimeoutSeconds: 2,
+			StaticPaths:  a.StaticPaths,
+			NextUpstream: []string{"error", "timeout", "http_502", "http_503"},
+			// Below HAProxy's timeout server: see NextUpstreamTimeoutSeconds.
+			NextUpstreamTimeoutSeconds: int(HAProxyTimeoutServer / time.Second),
+			ConnectTimeoutSeconds:      1, ReadTimeoutSeconds: 2,
 			MaxFails: 1, FailTimeoutSeconds: 5,
 			CheckPath: WebCheckPath,
 		}
@@ -166,7 +179,7 @@ func (s *NginxSite) Validate() error {
 			}
 		}
 		errs = append(errs, validateCheckPath(at, v.CheckPath)...)
-		if v.ConnectTimeoutSeconds < 0 || v.ReadTimeoutSeconds < 0 || v.MaxFails < 0 || v.FailTimeoutSeconds < 0 {
+		if v.ConnectTimeoutSeconds < 0 || v.ReadTimeoutSeconds < 0 || v.MaxFails < 0 || v.FailTimeoutSeconds < 0 || v.NextUpstreamTimeoutSeconds < 0 {
 			errs = append(errs, fmt.Errorf("%s: timeouts and max_fails must not be negative", at))
 		}
 	}
@@ -243,6 +256,9 @@ func (s *NginxSite) Render() ([]byte, error) {
 		fmt.Fprintf(&b, "        proxy_pass http://%s;\n", pass)
 		if len(v.NextUpstream) > 0 {
 			fmt.Fprintf(&b, "        proxy_next_upstream %s;\n", strings.Join(v.NextUpstream, " "))
+		}
+		if v.NextUpstreamTimeoutSeconds > 0 {
+			fmt.Fprintf(&b, "        proxy_next_upstream_timeout %ds;\n", v.NextUpstreamTimeoutSeconds)
 		}
 		if v.ConnectTimeoutSeconds > 0 {
 			fmt.Fprintf(&b, "        proxy_connect_timeout %ds;\n", v.ConnectTimeoutSeconds)

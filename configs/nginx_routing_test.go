@@ -179,3 +179,67 @@ func TestASessionStaysOnItsNodeWhileNginxTriesTheNodeThatCameBackAgain(t *testin
 		t.Errorf("the first request after user1's failure: %q, want 200 user1", got)
 	}
 }
+
+// A request nginx first passed on long ago (a web host frozen 30 s wakes with the
+// requests it held; the balancer in front gave up on them after its timeout server) is
+// not passed to another node when it fails: that node's answer would reach nobody, and
+// it would take the session over from the node that still serves it. A request that
+// failed at once still is.
+func TestARequestThatFailedAfterTheNextUpstreamTimeoutIsNotPassedToAnotherNode(t *testing.T) {
+	nginx := need(t, "nginx")
+	for _, tc := range []struct {
+		name   string
+		hang   time.Duration
+		status int
+		user2  int32
+	}{
+		{"failed at once", 0, http.StatusOK, 1},
+		{"failed after the timeout", 1500 * time.Millisecond, http.StatusBadGateway, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var user2 atomic.Int32
+			site := configs.NginxSite{}
+			srv := configs.NginxServer{
+				Listen: freePort(t), Upstream: "mago3d_user", Root: t.TempDir(),
+				NextUpstream:               []string{"error", "timeout", "http_502", "http_503"},
+				NextUpstreamTimeoutSeconds: 1,
+				ConnectTimeoutSeconds:      1, ReadTimeoutSeconds: 3,
+			}
+			for _, route := range []string{"user1", "user2"} {
+				b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+					if route == "user2" {
+						user2.Add(1)
+						io.WriteString(w, route)
+						return
+					}
+					time.Sleep(tc.hang)
+					if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+						c.Close() // no answer: nginx's "error"
+					}
+				}))
+				t.Cleanup(b.Close)
+				host, port, err := net.SplitHostPort(b.Listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, _ := strconv.Atoi(port)
+				srv.Backends = append(srv.Backends, configs.NginxBackend{Host: host, Port: p, Route: route})
+			}
+			site.Servers = append(site.Servers, srv)
+			url := startNginx(t, nginx, &site)
+			req, err := http.NewRequest(http.MethodGet, url+"session.json", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Cookie", "JSESSIONID=0123ABCD.user1")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || user2.Load() != tc.user2 {
+				t.Errorf("status %d, user2 asked %d times; want %d and %d", resp.StatusCode, user2.Load(), tc.status, tc.user2)
+			}
+		})
+	}
+}
