@@ -140,3 +140,21 @@ func TestABenchRunWaitsWhileAnotherHoldsTheLock(t *testing.T) {
 		t.Errorf("log %q does not say it waits", log.String())
 	}
 }
+
+func TestAFleetIsQuietOnlyUnderThreePercentOfACorePerHost(t *testing.T) {
+	for _, c := range []struct {
+		cpu   float64
+		hosts int
+		quiet bool
+	}{
+		{cpu: 0, hosts: 2, quiet: true},
+		{cpu: 0.05, hosts: 2, quiet: true},  // two idle Tomcats
+		{cpu: 0.07, hosts: 2, quiet: false}, // one of them still booting
+		{cpu: 0.07, hosts: 10, quiet: true},
+		{cpu: 0.73, hosts: 2, quiet: false}, // a JVM's burst
+	} {
+		if got := bench.QuietWindow(c.cpu, time.Second, c.hosts); got != c.quiet {
+			t.Errorf("%.2f CPU seconds in a second on %d hosts: quiet %v, want %v", c.cpu, c.hosts, got, c.quiet)
+		}
+	}
+}

@@ -83,6 +83,13 @@ type HAProxyBackend struct {
 	// 503 by HAProxy. A backup that is really gone fails its connect, which is retried
 	// on another (retry-on conn-failure, redispatch).
 	Fallback bool
+	// NoLinger closes a connection to a web host with a reset when HAProxy gives up on
+	// it (option nolinger): the kernel drops the request bytes it could not deliver
+	// instead of sending them again for up to a minute. A host cut off the network got
+	// those retransmitted requests seconds after it came back, and ran them with its
+	// stale copies of sessions that had moved on (a session lost 3 s after the return,
+	// 6 requests done late).
+	NoLinger bool
 	Servers  []HAProxyServer
 	Extra    []string
 }
@@ -187,7 +194,7 @@ func NewHAProxy(c Cluster, statsUser, statsPassword string) *HAProxy {
 	}
 	for _, a := range c.Apps {
 		h.Frontends = append(h.Frontends, HAProxyFrontend{Name: a.Name, Port: a.SitePort, DefaultBackend: a.Name})
-		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET " + WebCheckPath, RetrySafeMethodsOnly: true, Fallback: true}
+		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET " + WebCheckPath, RetrySafeMethodsOnly: true, Fallback: true, NoLinger: true}
 		for _, n := range c.Nodes {
 			// Frequent checks, and one failed check takes a host out: a web host that is
 			// out by mistake costs nothing but its share for a few seconds (HAProxy keeps
@@ -441,6 +448,9 @@ func (h *HAProxy) Render() ([]byte, error) {
 		}
 		if be.Fallback {
 			line("option allbackups")
+		}
+		if be.NoLinger {
+			line("option nolinger")
 		}
 		if be.RetrySafeMethodsOnly {
 			line("http-request disable-l7-retry unless METH_GET")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // NginxSite is an Nginx site file with, per app, an upstream over every node, one
@@ -35,6 +36,16 @@ type NginxServer struct {
 	StaticPaths []string
 	// NextUpstream is proxy_next_upstream's conditions.
 	NextUpstream []string
+	// NextUpstreamTimeoutSeconds is proxy_next_upstream_timeout: a request that failed
+	// on a node after this long since nginx first passed it on is not passed to the next
+	// node but answered 502 or 504. The balancer in front (HAProxy's timeout server) has
+	// given up on it by then, so another node's answer would reach nobody, and that node
+	// would have taken the session over (JvmRouteBinderValve) from a node that may still
+	// hold it: a web host that was frozen woke with every request it held long past its
+	// read timeout, passed them to its own node, which took their sessions from the node
+	// still serving them (8 sessions lost at once, 4 s after the host woke). 0 leaves
+	// nginx's default, no limit.
+	NextUpstreamTimeoutSeconds int
 	// ConnectTimeoutSeconds is proxy_connect_timeout: a node whose host vanished is given
 	// up on (and the next one tried) after this, not after nginx's default of 60 s.
 	// 0 leaves the default.
@@ -43,9 +54,10 @@ type NginxServer struct {
 	// (a frozen host still accepts connections) is given up on after this, and a safe
 	// request goes to the next node; below HAProxy's timeout server. 0 leaves nginx's 60 s.
 	ReadTimeoutSeconds int
-	// MaxFails failures within FailTimeoutSeconds take a node out for FailTimeoutSeconds,
-	// after which it gets requests again (a node that came back: new sessions within
-	// that time). 0 leaves nginx's 1 and 10 s.
+	// MaxFails failures within FailTimeoutSeconds take a node out of the upstream of new
+	// sessions (Upstream) for FailTimeoutSeconds, after which it gets requests again (a
+	// node that came back: new sessions within that time). 0 leaves nginx's 1 and 10 s.
+	// A session's own upstream never takes its node out (see Render).
 	MaxFails, FailTimeoutSeconds int
 	// CheckPath, when set, is a file nginx serves itself from Root, never proxied:
 	// HAProxy's health check of the web host (WebCheckPath).
@@ -97,9 +109,11 @@ func NewNginxSite(c Cluster) *NginxSite {
 	for _, a := range c.Apps {
 		srv := NginxServer{
 			Listen: a.SitePort, Upstream: "mago3d_" + a.Name, Root: a.StaticRoot,
-			StaticPaths:           a.StaticPaths,
-			NextUpstream:          []string{"error", "timeout", "http_502", "http_503"},
-			ConnectTimeoutSeconds: 1, ReadTimeoutSeconds: 2,
+			StaticPaths:  a.StaticPaths,
+			NextUpstream: []string{"error", "timeout", "http_502", "http_503"},
+			// Below HAProxy's timeout server: see NextUpstreamTimeoutSeconds.
+			NextUpstreamTimeoutSeconds: int(HAProxyTimeoutServer / time.Second),
+			ConnectTimeoutSeconds:      1, ReadTimeoutSeconds: 2,
 			MaxFails: 1, FailTimeoutSeconds: 5,
 			CheckPath: WebCheckPath,
 		}
@@ -165,7 +179,7 @@ func (s *NginxSite) Validate() error {
 			}
 		}
 		errs = append(errs, validateCheckPath(at, v.CheckPath)...)
-		if v.ConnectTimeoutSeconds < 0 || v.ReadTimeoutSeconds < 0 || v.MaxFails < 0 || v.FailTimeoutSeconds < 0 {
+		if v.ConnectTimeoutSeconds < 0 || v.ReadTimeoutSeconds < 0 || v.MaxFails < 0 || v.FailTimeoutSeconds < 0 || v.NextUpstreamTimeoutSeconds < 0 {
 			errs = append(errs, fmt.Errorf("%s: timeouts and max_fails must not be negative", at))
 		}
 	}
@@ -191,13 +205,21 @@ func (s *NginxSite) Render() ([]byte, error) {
 		pass := v.Upstream
 		if v.sticky() {
 			// One upstream per node: its node first, the others only when it is down
-			// (failed, or left out of the site for a drain: recipes.LeaveOut).
+			// (failed, or left out of the site for a drain: recipes.LeaveOut). Its
+			// servers are never marked failed (max_fails=0): each request of a session
+			// goes to the session's node and, when that fails, to the next. With
+			// max_fails, a node that had failed once was tried again after fail_timeout
+			// with one request, and every other request of its sessions until that one
+			// was answered went to a node that may not hold the session yet (sessions
+			// lost at the start of a load, long after the fault). A session passed to
+			// another node comes back with that node's route (JvmRouteBinderValve), so a
+			// dead node costs each of its sessions one try.
 			for _, first := range v.Backends {
 				fmt.Fprintf(&b, "upstream %s {\n", v.routeUpstream(first))
-				fmt.Fprintf(&b, "    server %s%s;\n", hostPort(first.Host, first.Port), v.failParams())
+				fmt.Fprintf(&b, "    server %s max_fails=0;\n", hostPort(first.Host, first.Port))
 				for _, other := range v.Backends {
 					if other != first {
-						fmt.Fprintf(&b, "    server %s%s backup;\n", hostPort(other.Host, other.Port), v.failParams())
+						fmt.Fprintf(&b, "    server %s max_fails=0 backup;\n", hostPort(other.Host, other.Port))
 					}
 				}
 				b.WriteString("}\n\n")
@@ -234,6 +256,9 @@ func (s *NginxSite) Render() ([]byte, error) {
 		fmt.Fprintf(&b, "        proxy_pass http://%s;\n", pass)
 		if len(v.NextUpstream) > 0 {
 			fmt.Fprintf(&b, "        proxy_next_upstream %s;\n", strings.Join(v.NextUpstream, " "))
+		}
+		if v.NextUpstreamTimeoutSeconds > 0 {
+			fmt.Fprintf(&b, "        proxy_next_upstream_timeout %ds;\n", v.NextUpstreamTimeoutSeconds)
 		}
 		if v.ConnectTimeoutSeconds > 0 {
 			fmt.Fprintf(&b, "        proxy_connect_timeout %ds;\n", v.ConnectTimeoutSeconds)

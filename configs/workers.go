@@ -74,7 +74,7 @@ type AJPWorker struct {
 	Retries int
 	// RecoveryOptions is mod_jk's recovery_options bit field: 1|2 never sends a request to
 	// another member once a node may have seen it (it may have changed something), and
-	// 8|16 makes an exception for HEAD and GET (DefaultAJPRecoveryOptions). 0 leaves
+	// 8 or 16 makes an exception for HEAD or GET (not both: DefaultAJPRecoveryOptions). 0 leaves
 	// mod_jk's full recovery, which repeats a POST too.
 	RecoveryOptions int
 }
@@ -111,12 +111,15 @@ func NewWorkers(c Cluster) *Workers {
 }
 
 // DefaultAJPRecoveryOptions is recovery_options 1 (no recovery once Tomcat got the
-// request) + 2 (nor once it sent the headers) + 8 (but always for HEAD) + 16 (and for
-// GET): a GET that a Tomcat killed with kill -9 held is sent to the other member
-// instead of failing (a 502 that HAProxy does not retry: the web host answered), while
-// a POST is never sent twice. Only the front HAProxy could otherwise retry it, and it
-// retries only what no web host answered.
-const DefaultAJPRecoveryOptions = 1 | 2 | 8 | 16
+// request) + 2 (nor once it sent the headers) + 16 (but always for GET): a GET that a
+// Tomcat took and never answered (killed with kill -9, or stalled past reply_timeout) is
+// sent to the other member instead of failing (a 502 or 504 that HAProxy does not retry:
+// the web host answered), while a POST is never sent twice. Not 8 (always for HEAD) as
+// well: mod_jk 1.2.48 tests bit 8 and only "else" bit 16 (jk_ajp_common.c,
+// ajp_get_reply), so with both a GET is never recovered, whatever its documentation says
+// (TestAGetATomcatTookAndNeverAnsweredGoesToTheOtherNode: 504 with 27). A HEAD that
+// Tomcat took is then not recovered; a HEAD or GET Tomcat never got always is.
+const DefaultAJPRecoveryOptions = 1 | 2 | 16
 
 // DefaultAJPPingTimeoutMS is how long mod_jk waits for a node's CPong on a pooled
 // connection before a request. A timeout there costs little: mod_jk closes that

@@ -584,6 +584,8 @@ type appSessionJSON struct {
 	Node    string `json:"node"`
 	Session string `json:"session"`
 	Count   int    `json:"count"`
+	// Replayed: the request carried the Idempotency-Key of the one counted last.
+	Replayed bool `json:"replayed"`
 }
 
 type appDBJSON struct {
@@ -705,6 +707,51 @@ func TestBothAppsServeSessionsHealthAndDatabaseOnARealTomcat(t *testing.T) {
 			appGetJSON(t, appClient, root+"/session.json", http.StatusOK, &fresh)
 			if fresh.Count != 1 || fresh.Session == first.Session {
 				t.Errorf("without the cookie: %+v, want a new session counting 1", fresh)
+			}
+		})
+
+		t.Run(name+" session counts a request passed again with its Idempotency-Key once", func(t *testing.T) {
+			jar, _ := cookiejar.New(nil)
+			client := &http.Client{Jar: jar, Timeout: appClient.Timeout}
+			ask := func(key string) (a appSessionJSON) {
+				req, err := http.NewRequest(http.MethodGet, root+"/session.json", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if key != "" {
+					req.Header.Set("Idempotency-Key", key)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("key %q: status %d, %v", key, resp.StatusCode, err)
+				}
+				return a
+			}
+			// What a balancer that passes a GET to another node again sends: the same key.
+			for i, tc := range []struct {
+				key      string
+				count    int
+				replayed bool
+			}{
+				{"1", 1, false},
+				{"1", 1, true},
+				{"2", 2, false},
+				{"2", 2, true},
+				{"2", 2, true},
+				{"3", 3, false},
+				{"", 4, false},  // no key: counts, always
+				{"3", 5, false}, // a key before the one counted last is a new request
+				{strings.Repeat("k", 65), 6, false},
+				{strings.Repeat("k", 65), 7, false}, // too long: ignored, counts each time
+			} {
+				got := ask(tc.key)
+				if got.Count != tc.count || got.Replayed != tc.replayed {
+					t.Errorf("request %d (key %.8q): count %d replayed %v, want %d %v", i+1, tc.key, got.Count, got.Replayed, tc.count, tc.replayed)
+				}
 			}
 		})
 

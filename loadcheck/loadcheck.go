@@ -5,6 +5,14 @@
 // counts, lost sessions (the count back to 1), the share of each node that answered, and
 // the latency p50/p99.
 //
+// Each request carries its user's sequence number as an Idempotency-Key (RequestKeyHeader).
+// A balancer that passes a GET to another node again, because the node that had it died
+// before answering, sends the same key: an app that honours it (the demo apps do) answers
+// the count it already made instead of counting twice, and says "replayed": true. An app
+// that ignores the header is judged the same way, and such a retry shows as a broken
+// count. An update that was answered and then lost still shows as broken: the next request
+// has a new key.
+//
 // A check runs for a bounded time and a bounded number of requests. Start it, do what
 // must not be noticed (a restart, a fault), then Stop it and read the Result; or Run it
 // for its whole Duration.
@@ -22,6 +30,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,10 +67,17 @@ type Options struct {
 	// afresh every time, and no failure hides behind Go's silent retry of a GET on a
 	// kept-alive connection that the server closed.
 	KeepAlive bool
+	// NoRequestKey sends no Idempotency-Key: a request a balancer passes again to another
+	// node then counts twice even on an app that honours keys.
+	NoRequestKey bool
 	// Live, when set, gets a line every LiveEvery (default 5 s) with the numbers so far.
 	Live      io.Writer
 	LiveEvery time.Duration
 }
+
+// RequestKeyHeader carries each request's key: the user's sequence number, the same when a
+// balancer passes the request to another node again.
+const RequestKeyHeader = "Idempotency-Key"
 
 // MaxDuration is the longest a check may run.
 const MaxDuration = 2 * time.Hour
@@ -180,6 +196,7 @@ type Check struct {
 	nodes     map[string]int
 	latencies []time.Duration
 	sessions  int
+	replayed  int
 	stopped   time.Time
 }
 
@@ -269,6 +286,7 @@ func (c *Check) Snapshot() *Result {
 		Nodes:    maps(c.nodes),
 		Sessions: c.sessions,
 		Late:     c.late,
+		Replayed: c.replayed,
 	}
 	for _, n := range c.failed {
 		r.FailedTotal += n
@@ -319,11 +337,14 @@ func (c *Check) live(ctx context.Context, done chan<- struct{}) {
 }
 
 // record takes one request's outcome.
-func (c *Check) record(latency time.Duration, f *Failure, b *Break, node string, newSession bool, late int) (more bool) {
+func (c *Check) record(latency time.Duration, f *Failure, b *Break, node string, newSession bool, late int, replayed bool) (more bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.requests++
 	c.late += late
+	if replayed {
+		c.replayed++
+	}
 	if f != nil {
 		c.failed[f.Kind]++
 		if len(c.failures) < maxFailuresKept {
@@ -371,6 +392,9 @@ type user struct {
 	// lateDone counts, for the answer being judged, the requests it shows done long
 	// after they went unanswered.
 	lateDone int
+	// seq numbers the user's requests: the key of each (Options.NoRequestKey: none).
+	seq   int
+	noKey bool
 }
 
 func newUser(id int, s Site, o Options) (*user, error) {
@@ -385,18 +409,18 @@ func newUser(id int, s Site, o Options) (*user, error) {
 		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	return &user{id: id, site: s, url: strings.TrimRight(s.URL, "/") + o.Path, jar: jar,
+	return &user{id: id, site: s, url: strings.TrimRight(s.URL, "/") + o.Path, jar: jar, noKey: o.NoRequestKey,
 		client: &http.Client{Jar: jar, Timeout: o.Timeout, Transport: tr}}, nil
 }
 
 func (u *user) run(ctx context.Context, c *Check) {
 	defer u.client.CloseIdleConnections()
 	for ctx.Err() == nil {
-		lat, f, b, node, isNew, late := u.once(ctx)
-		if f != nil && ctx.Err() != nil {
+		o := u.once(ctx)
+		if o.f != nil && ctx.Err() != nil {
 			return // cut short by the end of the check: not the cluster's failure
 		}
-		if !c.record(lat, f, b, node, isNew, late) {
+		if !c.record(o.lat, o.f, o.b, o.node, o.isNew, o.late, o.replayed) {
 			c.cancel()
 			return
 		}
@@ -416,54 +440,73 @@ type answer struct {
 	Node    string `json:"node"`
 	Session string `json:"session"`
 	Count   *int   `json:"count"`
+	// Replayed: the app answered a request it had counted already (the same key).
+	Replayed bool `json:"replayed"`
+}
+
+// outcome is one request's outcome: its latency, its failure or its broken count, the
+// node that answered, whether it began a session or was a replay, and how many earlier
+// unanswered requests its count shows done.
+type outcome struct {
+	lat      time.Duration
+	f        *Failure
+	b        *Break
+	node     string
+	isNew    bool
+	replayed bool
+	late     int
 }
 
 // once makes one request and judges it; late counts the earlier unanswered requests its
 // count shows done.
-func (u *user) once(ctx context.Context) (lat time.Duration, f *Failure, b *Break, node string, isNew bool, late int) {
-	lat, f, b, node, isNew = u.ask(ctx)
-	if f != nil {
+func (u *user) once(ctx context.Context) outcome {
+	o := u.ask(ctx)
+	if o.f != nil {
 		u.pending++
-		return 0, f, nil, "", false, 0
+		return outcome{f: o.f}
 	}
-	late = u.lateDone
+	o.late = u.lateDone
 	u.lateDone = 0
-	return lat, nil, b, node, isNew, late
+	return o
 }
 
 // ask makes one request and judges its answer.
-func (u *user) ask(ctx context.Context) (time.Duration, *Failure, *Break, string, bool) {
-	fail := func(kind, detail string) *Failure {
-		return &Failure{At: time.Now(), Site: u.site.Name, User: u.id, Method: http.MethodGet, Kind: kind, Detail: detail}
+func (u *user) ask(ctx context.Context) outcome {
+	fail := func(kind, detail string) outcome {
+		return outcome{f: &Failure{At: time.Now(), Site: u.site.Name, User: u.id, Method: http.MethodGet, Kind: kind, Detail: detail}}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.url, nil)
 	if err != nil {
-		return 0, fail(KindConnection, err.Error()), nil, "", false
+		return fail(KindConnection, err.Error())
+	}
+	u.seq++
+	if !u.noKey {
+		req.Header.Set(RequestKeyHeader, strconv.Itoa(u.seq))
 	}
 	began := time.Now()
 	resp, err := u.client.Do(req)
 	if err != nil {
-		return 0, fail(errorKind(err), err.Error()), nil, "", false
+		return fail(errorKind(err), err.Error())
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	lat := time.Since(began)
 	if err != nil {
-		return 0, fail(errorKind(err), err.Error()), nil, "", false
+		return fail(errorKind(err), err.Error())
 	}
 	if resp.StatusCode != http.StatusOK {
 		// A 5xx from a balancer may or may not have reached a Tomcat.
-		return 0, fail(fmt.Sprintf("status %d", resp.StatusCode), snippet(body)), nil, "", false
+		return fail(fmt.Sprintf("status %d", resp.StatusCode), snippet(body))
 	}
 	var a answer
 	if err := json.Unmarshal(body, &a); err != nil || a.Count == nil || a.Session == "" {
-		return 0, fail(KindBadAnswer, snippet(body)), nil, "", false
+		return fail(KindBadAnswer, snippet(body))
 	}
 	if want := u.site.Name; want != "" && !strings.HasPrefix(a.Node, want) {
-		return 0, fail(KindBadAnswer, fmt.Sprintf("node %q does not serve site %s", a.Node, want)), nil, "", false
+		return fail(KindBadAnswer, fmt.Sprintf("node %q does not serve site %s", a.Node, want))
 	}
 	if cookie := u.cookie(); cookie != a.Session {
-		return 0, fail(KindCookie, fmt.Sprintf("answer for session %q, cookie %q", a.Session, cookie)), nil, "", false
+		return fail(KindCookie, fmt.Sprintf("answer for session %q, cookie %q", a.Session, cookie))
 	}
 	b := u.judge(*a.Count, a.Node, a.Session)
 	isNew := u.count == 0 && b == nil || b != nil && b.Lost
@@ -472,7 +515,7 @@ func (u *user) ask(ctx context.Context) (time.Duration, *Failure, *Break, string
 		u.began = now
 	}
 	u.count, u.session, u.unsure, u.node, u.lastAt = *a.Count, a.Session, 0, a.Node, now
-	return lat, nil, b, a.Node, isNew
+	return outcome{lat: lat, b: b, node: a.Node, isNew: isNew, replayed: a.Replayed}
 }
 
 // judge says whether count follows the user's last count. A request that got no answer

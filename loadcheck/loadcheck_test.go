@@ -26,6 +26,11 @@ type sessionServer struct {
 	counts   map[string]int
 	requests int
 	fault    func(n int, count int) fault
+	// honourKeys makes it answer a request with the Idempotency-Key of the one it counted
+	// last in the session with that count again, "replayed", as the demo apps do.
+	honourKeys bool
+	lastKey    map[string]string
+	keys       []string // every request's key, "" for none
 }
 
 type fault struct {
@@ -37,10 +42,13 @@ type fault struct {
 	forget   bool          // drop the session: it starts again at 1
 	uncount  bool          // the request does not count (count stays)
 	notFound bool          // the session id is unknown
+	// passAgain: a node counts the request and dies before answering; the balancer passes
+	// the request to another node (nginx's proxy_next_upstream), which answers it.
+	passAgain bool
 }
 
 func newSessionServer(t *testing.T, nodes ...string) (*sessionServer, loadcheck.Site) {
-	s := &sessionServer{nodes: nodes, counts: map[string]int{}}
+	s := &sessionServer{nodes: nodes, counts: map[string]int{}, lastKey: map[string]string{}}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return s, loadcheck.Site{Name: "user", URL: srv.URL}
@@ -70,8 +78,22 @@ func (s *sessionServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = strings.ToUpper(hex.EncodeToString(b)) + "." + s.nodes[n%len(s.nodes)]
 		s.counts[id] = 0
 	}
-	if !f.uncount {
+	key := r.Header.Get(loadcheck.RequestKeyHeader)
+	s.keys = append(s.keys, key)
+	countOnce := func() (replayed bool) {
+		if s.honourKeys && key != "" && s.lastKey[id] == key {
+			return true
+		}
 		s.counts[id]++
+		s.lastKey[id] = key
+		return false
+	}
+	replayed := false
+	if !f.uncount {
+		if f.passAgain {
+			countOnce() // the node that died before answering
+		}
+		replayed = countOnce()
 	}
 	count := s.counts[id]
 	s.mu.Unlock()
@@ -98,7 +120,11 @@ func (s *sessionServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	node := id[strings.LastIndexByte(id, '.')+1:]
-	fmt.Fprintf(w, `{"app": "mago3d-user", "node": %q, "session": %q, "count": %d}`, node, id, count)
+	more := ""
+	if replayed {
+		more = `, "replayed": true`
+	}
+	fmt.Fprintf(w, `{"app": "mago3d-user", "node": %q, "session": %q, "count": %d%s}`, node, id, count, more)
 }
 
 func run(t *testing.T, o loadcheck.Options) *loadcheck.Result {
@@ -428,4 +454,56 @@ func (s *sessionServer) onlySession() string {
 		return id
 	}
 	return ""
+}
+
+func TestARequestABalancerPassesAgainCountsOnceOnAnAppThatHonoursItsKey(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		honourKeys, noKey bool
+		broken, replayed  int
+	}{
+		{"the app honours the key", true, false, 0, 3},
+		{"the app ignores the key", false, false, 3, 0},
+		{"the check sends no key", true, true, 3, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, site := newSessionServer(t, "user1", "user2")
+			s.honourKeys = tc.honourKeys
+			s.fault = func(n, _ int) fault {
+				return fault{passAgain: n == 3 || n == 4 || n == 8}
+			}
+			r := run(t, loadcheck.Options{Sites: []loadcheck.Site{site}, Users: 1, MaxRequests: 10, Duration: 5 * time.Second, NoRequestKey: tc.noKey})
+			if r.Broken != tc.broken || r.Lost != 0 || r.FailedTotal != 0 || r.Replayed != tc.replayed {
+				t.Errorf("broken %d lost %d failed %d replayed %d, want %d 0 0 %d: %+v", r.Broken, r.Lost, r.FailedTotal, r.Replayed, tc.broken, tc.replayed, r.Breaks)
+			}
+			if tc.replayed > 0 && !strings.Contains(r.String(), "replayed 3 requests") {
+				t.Errorf("the summary does not say the replays:\n%s", r)
+			}
+		})
+	}
+}
+
+func TestAnAnsweredUpdateLostOnTheWayIsBrokenEvenWithKeys(t *testing.T) {
+	// The node that answered count 3 died before replicating it: request 4 (a new key)
+	// is counted from count 2 on the other node.
+	s, site := newSessionServer(t, "user1")
+	s.honourKeys = true
+	s.fault = func(n, _ int) fault {
+		if n == 4 {
+			s.counts[s.onlySession()]--
+		}
+		return fault{}
+	}
+	r := run(t, loadcheck.Options{Sites: []loadcheck.Site{site}, Users: 1, MaxRequests: 5, Duration: 5 * time.Second})
+	if r.Broken != 1 || r.Replayed != 0 || len(r.Breaks) != 1 || r.Breaks[0].Before != 3 || r.Breaks[0].After != 3 {
+		t.Errorf("broken %d replayed %d, breaks %+v: want one, count 3 after 3", r.Broken, r.Replayed, r.Breaks)
+	}
+}
+
+func TestEachRequestOfAUserCarriesItsOwnKey(t *testing.T) {
+	s, site := newSessionServer(t, "user1")
+	run(t, loadcheck.Options{Sites: []loadcheck.Site{site}, Users: 1, MaxRequests: 4, Duration: 5 * time.Second})
+	if got, want := strings.Join(s.keys, ","), "1,2,3,4"; got != want {
+		t.Errorf("keys %s, want %s", got, want)
+	}
 }

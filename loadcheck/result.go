@@ -31,6 +31,10 @@ type Result struct {
 	// it held when it wakes. Not a broken count (the request was done once), but an
 	// answer the user never got.
 	Late int
+	// Replayed counts answers the app gave to a request it had counted already (the same
+	// Idempotency-Key): a balancer passed the request to a node again, and the app did
+	// not count it twice.
+	Replayed int
 	// Nodes counts the good answers by the node that gave them (user1, admin2...).
 	Nodes map[string]int
 	// Sessions counts the sessions begun (one per user, and one more per lost session).
@@ -94,6 +98,9 @@ func (r *Result) String() string {
 		r.Users, r.Duration.Round(100*time.Millisecond), r.Requests, rate, r.Sessions)
 	fmt.Fprintf(&b, "  failed  %d%s\n", r.FailedTotal, parens(r.kinds()))
 	fmt.Fprintf(&b, "  broken  %d counts, %d sessions lost, %d unanswered requests done late\n", r.Broken, r.Lost, r.Late)
+	if r.Replayed > 0 {
+		fmt.Fprintf(&b, "  replayed %d requests a balancer passed again, answered without counting twice\n", r.Replayed)
+	}
 	fmt.Fprintf(&b, "  latency p50 %s, p99 %s, max %s\n", ms(r.P50), ms(r.P99), ms(r.Max))
 	fmt.Fprintf(&b, "  nodes   %s\n", r.shares())
 	for i, f := range r.Failures {

@@ -24,15 +24,15 @@ func Spread(ctx context.Context, s Site, n int) (map[string]int, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, f, b, node, _ := u.ask(ctx)
+		o := u.ask(ctx)
 		u.client.CloseIdleConnections()
-		if f != nil {
-			return seen, fmt.Errorf("spread on %s: %s: %s", s.URL, f.Kind, f.Detail)
+		if o.f != nil {
+			return seen, fmt.Errorf("spread on %s: %s: %s", s.URL, o.f.Kind, o.f.Detail)
 		}
-		if b != nil {
-			return seen, fmt.Errorf("spread on %s: a new session began at count %d on %s", s.URL, b.After, node)
+		if o.b != nil {
+			return seen, fmt.Errorf("spread on %s: a new session began at count %d on %s", s.URL, o.b.After, o.node)
 		}
-		seen[node]++
+		seen[o.node]++
 	}
 	return seen, nil
 }

@@ -43,12 +43,13 @@ func TestLeaveOutTakesOnlyTheNodesServersOutOfEveryUpstream(t *testing.T) {
 	// become its servers), and the other two nodes' upstreams, where it is a backup.
 	want := string(site)
 	for _, app := range []struct{ name, port string }{{"admin", "8080"}, {"user", "8081"}} {
-		want = strings.Replace(want, "    server 10.10.0.12:"+app.port+" max_fails=1 fail_timeout=5s;\n", "", 2)
-		want = strings.Replace(want, "    server 10.10.0.12:"+app.port+" max_fails=1 fail_timeout=5s backup;\n", "", 2)
+		want = strings.Replace(want, "    server 10.10.0.12:"+app.port+" max_fails=1 fail_timeout=5s;\n", "", 1)
+		want = strings.Replace(want, "    server 10.10.0.12:"+app.port+" max_fails=0;\n", "", 1)
+		want = strings.Replace(want, "    server 10.10.0.12:"+app.port+" max_fails=0 backup;\n", "", 2)
 		own := "upstream mago3d_" + app.name + "_" + app.name + "2 {\n"
 		want = strings.Replace(want,
-			own+"    server 10.10.0.11:"+app.port+" max_fails=1 fail_timeout=5s backup;\n    server 10.10.0.13:"+app.port+" max_fails=1 fail_timeout=5s backup;\n",
-			own+"    server 10.10.0.11:"+app.port+" max_fails=1 fail_timeout=5s;\n    server 10.10.0.13:"+app.port+" max_fails=1 fail_timeout=5s;\n", 1)
+			own+"    server 10.10.0.11:"+app.port+" max_fails=0 backup;\n    server 10.10.0.13:"+app.port+" max_fails=0 backup;\n",
+			own+"    server 10.10.0.11:"+app.port+" max_fails=0;\n    server 10.10.0.13:"+app.port+" max_fails=0;\n", 1)
 	}
 	if string(out) != want {
 		t.Errorf("LeaveOut of node 2:\n%s\nwant:\n%s", out, want)

@@ -197,11 +197,7 @@ func (u Untar) plainChange(c transport.Conn, p uploadPlan, strip string, w owner
 						return err
 					}
 				}
-				plain, size, err := PlainTar(src, dir)
-				if err != nil {
-					return err
-				}
-				f, err := os.Open(plain)
+				f, size, err := OpenPlainTar(src, dir)
 				if err != nil {
 					return err
 				}

@@ -56,3 +56,83 @@ func TestSystemdUnitReloadsOnlyWhenChangedAndServiceKeepsItRunning(t *testing.T)
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestEnablingAServiceWhoseUnitSystemdHasAsOnDiskCostsNoDaemonReload(t *testing.T) {
+	needHost(t)
+	unit := func(name, desc string) steps.InstallUnit {
+		return steps.InstallUnit{Name: name, Content: steps.Text(
+			"[Unit]\nDescription=" + desc + "\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=multi-user.target\n")}
+	}
+	needReload := func(name string) string {
+		return strings.TrimSpace(sh(t, "systemctl show -p NeedDaemonReload "+name))
+	}
+	t.Cleanup(func() {
+		sh(t, "systemctl disable --now cauldron-noreload.service cauldron-witness.service 2>/dev/null; "+
+			"rm -f /etc/systemd/system/cauldron-noreload.service /etc/systemd/system/cauldron-witness.service; systemctl daemon-reload")
+	})
+	converges(t, unit("cauldron-noreload.service", "installed"))
+	converges(t, unit("cauldron-witness.service", "first"))
+	// A witness: a running unit changed by hand keeps NeedDaemonReload=yes until systemd
+	// reloads (one not running is unloaded, then read afresh when asked).
+	sh(t, "systemctl start cauldron-witness.service && sed -i s/first/by-hand/ /etc/systemd/system/cauldron-witness.service")
+	if got := needReload("cauldron-witness.service"); got != "NeedDaemonReload=yes" {
+		t.Fatalf("the witness after a change by hand: %q", got)
+	}
+
+	svc := steps.Service{Name: "cauldron-noreload", Enabled: new(true), State: steps.Started}
+	contains(t, "summary", converges(t, svc).Summary, "enable and start")
+	if got := sh(t, "systemctl is-enabled cauldron-noreload.service; systemctl is-active cauldron-noreload.service"); got != "enabled\nactive\n" {
+		t.Fatalf("got %q", got)
+	}
+	if got := needReload("cauldron-witness.service"); got != "NeedDaemonReload=yes" {
+		t.Errorf("enabling a unit systemd had as on disk reloaded systemd: the witness says %q", got)
+	}
+
+	// A unit changed on disk unseen: enable reloads, and the unit started is the one on disk.
+	sh(t, "systemctl disable --now cauldron-noreload.service 2>/dev/null; sed -i s/installed/by-hand/ /etc/systemd/system/cauldron-noreload.service")
+	contains(t, "summary", converges(t, svc).Summary, "enable and start")
+	contains(t, "description", sh(t, "systemctl show -p Description cauldron-noreload.service"), "by-hand")
+	if got := needReload("cauldron-noreload.service"); got != "NeedDaemonReload=no" {
+		t.Errorf("after enabling a unit changed on disk: %q", got)
+	}
+}
+
+// A converged cluster re-check runs a Service check on every host: it starts one
+// systemctl, not one each for is-enabled, is-active and NeedDaemonReload (each costs
+// the host about 5 ms of CPU, systemd's share included). A wrapper in front of the
+// real systemctl, first on the PATH, counts the calls.
+func TestAServiceCheckStartsOneSystemctl(t *testing.T) {
+	needHost(t)
+	sh(t, `cat > /usr/local/sbin/systemctl <<'EOS'
+#!/bin/sh
+echo x >> /tmp/cauldron-systemctl-calls
+exec /usr/bin/systemctl "$@"
+EOS
+chmod 0755 /usr/local/sbin/systemctl; rm -f /tmp/cauldron-systemctl-calls`)
+	t.Cleanup(func() { sh(t, "rm -f /usr/local/sbin/systemctl /tmp/cauldron-systemctl-calls") })
+	for _, tc := range []struct {
+		name string
+		step steps.Service
+		want string // "" for converged, else a word of the summary
+	}{
+		{"a running enabled service", steps.Service{Name: "dbus", Enabled: new(true), State: steps.Started}, ""},
+		{"a missing service", steps.Service{Name: "cauldron-nosuch", Enabled: new(true), State: steps.Started}, "enable and start"},
+		{"a missing service, wanted stopped", steps.Service{Name: "cauldron-nosuch", Enabled: new(false), State: steps.Stopped}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sh(t, "rm -f /tmp/cauldron-systemctl-calls")
+			ch := check(t, tc.step)
+			switch {
+			case tc.want == "" && ch != nil:
+				t.Errorf("check found a change: %s", ch.Summary)
+			case tc.want != "" && ch == nil:
+				t.Errorf("check found no change, want %q", tc.want)
+			case tc.want != "":
+				contains(t, "summary", ch.Summary, tc.want)
+			}
+			if got := strings.Count(sh(t, "cat /tmp/cauldron-systemctl-calls 2>/dev/null; true"), "x"); got != 1 {
+				t.Errorf("the check ran systemctl %d times, want 1", got)
+			}
+		})
+	}
+}

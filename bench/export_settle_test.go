@@ -1,0 +1,4 @@
+package bench
+
+// QuietWindow exposes quietWindow to the black-box tests.
+var QuietWindow = quietWindow
