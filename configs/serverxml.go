@@ -407,9 +407,9 @@ func ParseReplication(s string) (Replication, error) {
 // numbered above the pool, a ping waiting in it held every later change at the other
 // node until it came. A host frozen as it answered kept such a ping, and the other
 // node applied the change of its last answer only when it dropped the frozen member,
-// seconds after the user's next request had read the count without it (1 count broken,
-// session 5). So there OrderInterceptor goes below the pool: a message is numbered as
-// it is sent. Tomcat 10.1 logs a harmless WARNING
+// seconds after the user's next request had read the count without it: what the
+// timeline of 1 count broken in session 5 tells (OrderInterceptor logs nothing). So
+// there OrderInterceptor goes below the pool: a message is numbered as it is sent. Tomcat 10.1 logs a harmless WARNING
 // at each start that OrderInterceptor "is not compliant with JMX specification" (it has
 // no MBean interface, so it is left out of JMX); the channel works all the same.
 func ReplicationInterceptors(r Replication) []Listener {
