@@ -276,12 +276,13 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 				AutoBind: 100, SelectorTimeout: 5000, MaxThreads: 6,
 			},
 			// timeout is how long a send waits for the other node's ack (3 s by
-			// default), but only as often as the sender's selector returns, which waits
-			// a fixed 5 s when nothing comes (ParallelNioSender): a send to a node that
-			// just hung ends after 5 s whatever this says (see Replication).
+			// default), but Tribes' ParallelNioSender (10.1.60) looks at it only when
+			// its selector returns, and it selects with a fixed 5 s: a synchronous send
+			// to a node that hangs, is cut off or is busy starting waits up to 5 s
+			// whatever this says (measured in session 5, see Replication).
 			Sender: Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender,
 				Attrs: []xml.Attr{{Name: xml.Name{Local: "timeout"}, Value: "1000"}}}},
-			Interceptors: ReplicationInterceptors(c.Replication),
+			Interceptors: ReplicationInterceptors(),
 		},
 		Valves: []Valve{
 			{ClassName: ClassReplicationValve, Filter: StaticFilesFilter},
@@ -293,70 +294,57 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 
 // Replication says when a node sends a request's session change to the others.
 //
-// Measured on the Apache lab under the load check (16 users, both sites; each fault
-// once per run, then the rolling scenarios; 2 cores shared with other work, load
-// average 14-25), session 5, requests/failed/broken, p50/p99:
+// Which is the default was measured on the lab under the load check (16 users, both
+// sites; 2 cores shared with other work, load average 15-60), each fault once:
 //
-//   - sync (channelSendOptions 6): no fault 5,725/0/0, 32.0/175.0 ms; kill -9
-//     11,789/0/0; frozen host 25,716/28/0, 12 failed after the first 5 s; cut off
-//     34,217/21/0, 4 after; rolling config change 8 failed (504, all admin users at
-//     once, while web1 started: web2's requests waited for its acks). With faster
-//     membership pings (0.5 s, rpcTimeout and expiry 1.5 s): frozen still 9 failed
-//     after 5 s, and a restarted node never got the session state (rpcTimeout too
-//     short for a starting node under load, as 1 s was in session 4).
-//   - async (8): no fault 7,380/0/0, 10.5/321.2 ms; kill -9 13,751/0/0; frozen
-//     22,303/12/0; cut off 31,403/1/0; both rollouts 0/0/0 (p99 122-156 ms). It passed
-//     this run, but loses the update a node answered just before it goes away: 1 and
-//     3 counts broken in two CI runs of verify (session 4), 1-5 behind Nginx.
-//   - written (0): no fault 4,124/0/0, 40.4/282.1 ms (load 19-22); kill -9 11,876/3/0
-//     (three GETs in flight on the killed node, 504: mod_jk does not send a request
-//     Tomcat may have done again); frozen 29,135/14/0, none after the first 5 s; cut off
-//     19,353/0/0. Its rolling config change broke 5 counts while the first node was
-//     switched out (the other node had not read the last changes yet): a drain makes
-//     it synchronous for the switch, as it does async (recipes.ClusterSendOptions).
+//   - Latency is within the machine's noise: p50/p99 without a fault 39.2/249.5 ms sync
+//     (load 22) against 35.7/314.4 ms async (load 17); an earlier session 42.6-45.2 /
+//     262-278 ms sync against 30.2-82.1 / 246-490 ms async.
+//   - kill -9 of the Tomcat that holds the sessions: async lost answered updates behind
+//     Nginx (5 counts broken of 19,355 requests: the users whose last update had not
+//     left the killed node saw their count go back by one on the other); sync lost none
+//     (0 broken of 11,635 behind Apache), but the 4 GETs the killed node was answering
+//     failed (502): it had done them and sent them on, so mod_jk rightly did not send
+//     them again, which would have counted them twice.
+//   - A frozen web host (docker pause): async failed 14 requests, all in the first 5 s
+//     (Apache); sync stalled the healthy node's requests on acknowledgements until about
+//     8.5 s after the freeze (the frozen member expired after 3 s, sends already under
+//     way still waited out their ack timeout), so mod_jk's reply timeout failed them too:
+//     22 failed, 4 after the first 5 s; cut off from the network: 21 failed, 4 after.
 //
-// Why sync stalls: a send waits for its ack in Tribes' ParallelNioSender, which checks
-// the Sender's timeout (1 s here) only when its selector returns, and it selects with
-// a fixed 5 s (Tomcat 10.1.60): every send to a peer that hangs, is cut off or is too
-// busy to answer (a starting JVM) waits up to 5 s, whatever the timeout says, until the
-// membership drops the peer (its pings: up to 1 s + rpcTimeout 3 s + expiry, then
-// TcpFailureDetector's 0.5 s read test). On web2's log with a host cut off: the peer
-// dropped at 14:52:38.31, the sends begun before it failed "Operation has timed out
-// ([1000] ms.)" from 14:52:41.29 to 14:52:43.29. mod_jk gives up on such a request
-// after 2 s (reply_timeout) and fails it. Written replication never waits for an ack;
-// it would wait only once the kernel's buffers towards a hung peer were full, which
-// they were not before the peer was dropped (frozen 30 s: nothing failed after the
-// first 5 s).
+// Session 5 (Apache lab, static membership, load average 14-31): sync still failed
+// the healthy node's requests while its peer was frozen (12 after the first 5 s), cut
+// off (4) or starting (8 in a rolling config change): each acknowledged send to such a
+// peer waits out ParallelNioSender's fixed 5 s select until the membership drops the
+// peer (web2's log, host cut off: peer dropped at 14:52:38.31, sends begun before it
+// failed "Operation has timed out([1000] ms.)" until 14:52:43.29), and mod_jk gives up
+// after 2 s. Faster pings (0.5 s, rpcTimeout and expiry 1.5 s) still left 9 failed after
+// a freeze's first 5 s, and a restarted node never got the session state. Note that
+// channelSendOptions="0" (neither async nor acknowledged) is not a mode: Tomcat's string
+// setter ignores a value that is not above 0 and keeps 8.
+//
+// So asynchronous replication stays the default: a hung or cut-off node, the likelier
+// fault, costs the users of the healthy node nothing; a crash can cost a user the last
+// update. SyncReplication (session_replication: sync) is for clusters whose nodes fail
+// by crashing and that would rather fail a request than lose an answered update.
 type Replication int
 
 const (
 	// AsyncReplication (channelSendOptions 8, the runbook's) answers first and sends
 	// the change right after, in order (OrderInterceptor): a node that dies between the
-	// answer and the send loses that one update. The zero value; an inventory's
-	// default is WrittenReplication (recipes.Vars.Replication).
+	// answer and the send loses that one update. The default.
 	AsyncReplication Replication = iota
 	// SyncReplication (channelSendOptions 6: acknowledged, synchronous) answers the
 	// request only once every other node has the change: a node that goes away right
 	// after an answer loses nothing the user saw; but a node that hangs holds up the
 	// others' requests until the failure detector takes it out.
 	SyncReplication
-	// WrittenReplication (channelSendOptions 0: neither asynchronous nor
-	// acknowledged) writes the change to the other nodes' connections on the request's
-	// own thread before the answer goes out, and does not wait for an ack: once the
-	// user has the answer the change is in the kernel's socket buffers, which a node
-	// killed (kill -9) or frozen (docker pause) still sends, so neither loses it; and a
-	// node that hangs holds up the others' requests only once those buffers are full,
-	// seconds after the failure detector dropped it. An inventory's default.
-	WrittenReplication
 )
 
 // ChannelSendOptions is the SimpleTcpCluster attribute for r.
 func (r Replication) ChannelSendOptions() int {
-	switch r {
-	case AsyncReplication:
+	if r == AsyncReplication {
 		return sendOptionsAsynchronous
-	case WrittenReplication:
-		return 0
 	}
 	return sendOptionsUseAck | sendOptionsSynchronizedAck
 }
@@ -367,23 +355,19 @@ func (r Replication) String() string {
 		return "sync"
 	case AsyncReplication:
 		return "async"
-	case WrittenReplication:
-		return "written"
 	}
 	return fmt.Sprintf("Replication(%d)", int(r))
 }
 
-// ParseReplication reads "sync", "async" or "written".
+// ParseReplication reads "sync" or "async".
 func ParseReplication(s string) (Replication, error) {
 	switch s {
 	case "sync":
 		return SyncReplication, nil
 	case "async":
 		return AsyncReplication, nil
-	case "written":
-		return WrittenReplication, nil
 	}
-	return 0, fmt.Errorf("%q is not sync, async or written", s)
+	return 0, fmt.Errorf("%q is not sync or async", s)
 }
 
 // ReplicationInterceptors are a replicating Channel's interceptors, from the channel
@@ -399,35 +383,23 @@ func ParseReplication(s string) (Replication, error) {
 // above MessageDispatchInterceptor, so that it numbers in the order the requests sent,
 // not the order the pool's threads happen to run; and above TcpFailureDetector, whose
 // probes come up from the transport without a number and are taken off there. Every node
-// must carry it: it adds four bytes to each message.
-//
-// With written or sync replication the session changes do not go through
-// MessageDispatchInterceptor's pool (they are sent on the request's thread), but the
-// membership's pings still do (StaticMembershipProvider sends them asynchronously):
-// numbered above the pool, a ping waiting in it held every later change at the other
-// node until it came. A host frozen as it answered kept such a ping, and the other
-// node applied the change of its last answer only when it dropped the frozen member,
-// seconds after the user's next request had read the count without it: what the
-// timeline of 1 count broken in session 5 tells (OrderInterceptor logs nothing). So
-// there OrderInterceptor goes below the pool: a message is numbered as it is sent. Tomcat 10.1 logs a harmless WARNING
+// must carry it: it adds four bytes to each message. Tomcat 10.1 logs a harmless WARNING
 // at each start that OrderInterceptor "is not compliant with JMX specification" (it has
 // no MBean interface, so it is left out of JMX); the channel works all the same.
-func ReplicationInterceptors(r Replication) []Listener {
-	order := Listener{ClassName: ClassOrderInterceptor}
-	detector := Listener{ClassName: ClassTcpFailureDetector, Attrs: []xml.Attr{
-		// A frozen node (a hung JVM, a paused host) still accepts connections and
-		// takes what is sent into its socket buffer, so the send test alone keeps it
-		// a member for ever, and with acknowledged replication every request of the
-		// other nodes waits out the ack timeout. The read test waits for its answer.
-		{Name: xml.Name{Local: "performReadTest"}, Value: "true"},
-		{Name: xml.Name{Local: "readTestTimeout"}, Value: "500"},
-		{Name: xml.Name{Local: "connectTimeout"}, Value: "500"},
-	}}
-	dispatch := Listener{ClassName: ClassMessageDispatch}
-	if r != AsyncReplication {
-		return []Listener{dispatch, order, detector}
+func ReplicationInterceptors() []Listener {
+	return []Listener{
+		{ClassName: ClassOrderInterceptor},
+		{ClassName: ClassTcpFailureDetector, Attrs: []xml.Attr{
+			// A frozen node (a hung JVM, a paused host) still accepts connections and
+			// takes what is sent into its socket buffer, so the send test alone keeps it
+			// a member for ever, and with acknowledged replication every request of the
+			// other nodes waits out the ack timeout. The read test waits for its answer.
+			{Name: xml.Name{Local: "performReadTest"}, Value: "true"},
+			{Name: xml.Name{Local: "readTestTimeout"}, Value: "500"},
+			{Name: xml.Name{Local: "connectTimeout"}, Value: "500"},
+		}},
+		{ClassName: ClassMessageDispatch},
 	}
-	return []Listener{order, detector, dispatch}
 }
 
 // NewStaticMember returns the member listening on host:port. Its uniqueId is derived
@@ -613,14 +585,11 @@ func validateInterceptors(at string, sendOptions int, interceptors []Listener) [
 	if order < 0 {
 		return errs
 	}
-	async := sendOptions&sendOptionsAsynchronous != 0
 	for i, l := range interceptors[:order] {
-		if l.ClassName == ClassTcpFailureDetector || l.ClassName == ClassMessageDispatch && async {
+		switch l.ClassName {
+		case ClassMessageDispatch, ClassTcpFailureDetector:
 			errs = append(errs, fmt.Errorf("%s: OrderInterceptor (interceptor %d) must come before %s (interceptor %d)", at, order+1, l.ClassName[strings.LastIndexByte(l.ClassName, '.')+1:], i+1))
 		}
-	}
-	if !async && dispatch > order {
-		errs = append(errs, fmt.Errorf("%s: with channelSendOptions=%d OrderInterceptor (interceptor %d) must come after MessageDispatchInterceptor (interceptor %d): a queued asynchronous message numbered before a session's change holds the change at the other node until it arrives", at, sendOptions, order+1, dispatch+1))
 	}
 	return errs
 }

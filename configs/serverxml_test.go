@@ -218,7 +218,7 @@ func TestEachReplicationModeSetsItsChannelSendOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		want int
-	}{{"sync", 6}, {"async", 8}, {"written", 0}} {
+	}{{"sync", 6}, {"async", 8}} {
 		r, err := configs.ParseReplication(tc.name)
 		if err != nil {
 			t.Fatal(err)
@@ -237,7 +237,7 @@ func TestEachReplicationModeSetsItsChannelSendOptions(t *testing.T) {
 	if c := cluster(2); c.Replication != configs.AsyncReplication {
 		t.Errorf("a new cluster replicates %s, want async", c.Replication)
 	}
-	if _, err := configs.ParseReplication("eventually"); err == nil || !strings.Contains(err.Error(), "not sync, async or written") {
+	if _, err := configs.ParseReplication("eventually"); err == nil || !strings.Contains(err.Error(), "not sync or async") {
 		t.Errorf("ParseReplication(eventually) = %v", err)
 	}
 }
@@ -251,35 +251,5 @@ func TestAChannelWithoutTheAsyncDispatchNeedsNoOrderInterceptor(t *testing.T) {
 	}
 	if err := s.Validate(); err != nil {
 		t.Fatalf("Validate() = %v, want nil for synchronous replication", err)
-	}
-}
-
-// With written or sync replication the session changes skip MessageDispatchInterceptor's
-// pool but the membership's pings still go through it: OrderInterceptor numbers below
-// the pool, so that a ping waiting there holds up no change at the other node.
-func TestAChannelThatSendsOnTheRequestsThreadNumbersItsMessagesBelowTheAsyncDispatch(t *testing.T) {
-	for _, r := range []configs.Replication{configs.WrittenReplication, configs.SyncReplication} {
-		c := cluster(2)
-		c.Membership, c.Replication = configs.Static, r
-		s := configs.NewServerXML(c, c.Nodes[0])
-		for _, svc := range s.Services {
-			var names []string
-			for _, i := range svc.Engine.Cluster.Channel.Interceptors {
-				names = append(names, i.ClassName)
-			}
-			want := []string{configs.ClassMessageDispatch, configs.ClassOrderInterceptor, configs.ClassTcpFailureDetector}
-			if !reflect.DeepEqual(names, want) {
-				t.Errorf("%s, %s: interceptors %v, want %v", r, svc.Name, names, want)
-			}
-		}
-		if err := s.Validate(); err != nil {
-			t.Errorf("%s: Validate() = %v", r, err)
-		}
-		// The asynchronous order on such a channel is refused, saying why.
-		cl := s.Services[0].Engine.Cluster
-		cl.Channel.Interceptors = configs.ReplicationInterceptors(configs.AsyncReplication)
-		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "must come after MessageDispatchInterceptor") {
-			t.Errorf("%s with OrderInterceptor above the dispatch: Validate() = %v, want it refused", r, err)
-		}
 	}
 }

@@ -36,17 +36,19 @@ func rollingRounds(t testing.TB) int {
 }
 
 // rollingReplication is the session replication the rolling scenarios run with:
-// CAULDRON_ROLLING_REPLICATION (sync, async or written), or "" for the inventory's own (the
+// CAULDRON_ROLLING_REPLICATION (sync or async), or "" for the inventory's own (the
 // project's default), which is what a user gets. With async, a drained node is made to
 // replicate synchronously while it is switched out (recipes.ClusterSendOptions):
 // otherwise its users' next requests, sent to the other node at once, may come before
 // the change of their last answer (measured: 1-2 broken counts per rollout).
 func rollingReplication(t testing.TB) string {
-	s := os.Getenv("CAULDRON_ROLLING_REPLICATION")
-	if _, err := configs.ParseReplication(s); s != "" && err != nil {
-		t.Fatalf("CAULDRON_ROLLING_REPLICATION: %v", err)
+	switch s := os.Getenv("CAULDRON_ROLLING_REPLICATION"); s {
+	case "", "sync", "async":
+		return s
+	default:
+		t.Fatalf("CAULDRON_ROLLING_REPLICATION=%q: want sync or async", s)
+		return ""
 	}
-	return s
 }
 
 // withReplication writes base with session_replication set to r.
@@ -188,7 +190,7 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) (summary
 		t.Errorf("%d Tomcats restarted, want every one (%d):\n%s", restarted, len(webHosts(l)), d.progress)
 	}
 	want := "[take out stop start serves joined put back settle]"
-	if replicationOf(t, inv) != "sync" {
+	if replicationOf(t, inv) == "async" {
 		// The node replicates synchronously while it is taken out.
 		want = "[sync replication take out stop start serves joined put back settle]"
 	}
@@ -331,12 +333,11 @@ func TestTheSessionClustersOfARunningTomcatTakeNewSendOptionsAndSayThem(t *testi
 		}
 		s := recipes.ClusterSendOptions{JavaHome: javaHome, User: "gaia3d", Unit: configs.TomcatUnitName, Clusters: apps}
 		// The lab's own replication last, so that the cluster is left as it was.
-		was := ownSendOptions(t, l.DockerInventory)
-		other := recipes.SendOptionsSync
-		if was == recipes.SendOptionsSync {
-			other = recipes.SendOptionsAsync
+		was := recipes.SendOptionsAsync
+		if replicationOf(t, l.DockerInventory) == "sync" {
+			was = recipes.SendOptionsSync
 		}
-		for _, o := range []int{other, was} {
+		for _, o := range []int{recipes.SendOptionsSync + recipes.SendOptionsAsync - was, was} {
 			out, err := s.Set(context.Background(), c, o)
 			if err != nil {
 				t.Fatalf("%s: %v", h, err)
@@ -356,25 +357,15 @@ func TestTheSessionClustersOfARunningTomcatTakeNewSendOptionsAndSayThem(t *testi
 	javaHome := env[strings.Index(env, "JAVA_HOME=")+len("JAVA_HOME="):]
 	javaHome = strings.Fields(javaHome)[0]
 	s := recipes.ClusterSendOptions{JavaHome: javaHome, User: "gaia3d", Unit: configs.TomcatUnitName, Clusters: apps + 1}
-	own := ownSendOptions(t, l.DockerInventory)
 	other := recipes.SendOptionsSync
-	if own == recipes.SendOptionsSync {
+	if replicationOf(t, l.DockerInventory) == "sync" {
 		other = recipes.SendOptionsAsync
 	}
 	if _, err := s.Set(context.Background(), c, other); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d session clusters", apps)) {
 		t.Errorf("with %d clusters wanted: %v, want an error saying there are %d", apps+1, err, apps)
 	}
 	s.Clusters = apps
-	if out, err := s.Set(context.Background(), c, own); err != nil || strings.Count(out, "=") != 2*apps {
+	if out, err := s.Set(context.Background(), c, recipes.SendOptionsSync+recipes.SendOptionsAsync-other); err != nil || strings.Count(out, "=") != 2*apps {
 		t.Errorf("after the refused change: %q %v", out, err)
 	}
-}
-
-// ownSendOptions is the channelSendOptions a deploy of the inventory gives the clusters.
-func ownSendOptions(t testing.TB, path string) int {
-	r, err := configs.ParseReplication(replicationOf(t, path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r.ChannelSendOptions()
 }

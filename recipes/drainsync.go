@@ -17,11 +17,10 @@ import (
 // sets the attribute on every cluster (one per Engine). The value holds until the JVM
 // stops; server.xml is untouched, so the next start is as the file says.
 //
-// A drained restart uses it to close the one window asynchronous (and written)
-// replication leaves open: when the node is switched out of its balancers, a user's
-// next request goes to another node at once, maybe before the change of that user's
-// last answer (sent right after the answer, or written just before it but not yet
-// read there) was applied there. Made synchronous for the drain, every
+// A drained restart uses it to close the one window asynchronous replication leaves
+// open: when the node is switched out of its balancers, a user's next request goes to
+// another node at once, maybe before the change of that user's last answer (sent
+// right after the answer) arrived there. Made synchronous for the drain, every
 // answer of the node leaves only once the other nodes have its change; the rest of
 // the time the cluster replicates asynchronously, and a slow or frozen node does not
 // hold up the others' requests.
@@ -36,19 +35,13 @@ type ClusterSendOptions struct {
 	// Cluster: one per app in server.xml as configs.NewServerXML writes it); each must
 	// take the value. 0 asks for at least one.
 	Clusters int
-	// Own is the send options the clusters have from server.xml (the node's
-	// configs.Replication): a drain that stops before its restart sets them back.
-	// Its zero value is SendOptionsWritten.
-	Own int
 }
 
 // Channel send options (org.apache.catalina.tribes.Channel): acknowledged and
-// synchronous (6), asynchronous (8), or written on the request's thread without an
-// ack (0; configs.WrittenReplication).
+// synchronous (6), or asynchronous (8).
 const (
-	SendOptionsSync    = 6
-	SendOptionsAsync   = 8
-	SendOptionsWritten = 0
+	SendOptionsSync  = 6
+	SendOptionsAsync = 8
 )
 
 // Set gives every cluster of the running JVM the send options and returns what each

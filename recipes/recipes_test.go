@@ -142,7 +142,7 @@ func TestAWrongClusterInventoryIsRefusedBeforeAnythingConnects(t *testing.T) {
 			func(s string) string {
 				return strings.Replace(s, "web_server: apache", "session_replication: eventually", 1)
 			},
-			`session_replication: "eventually" is not sync, async or written`},
+			`session_replication: "eventually" is not sync or async`},
 		{"an unknown web server, refused at its line",
 			func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: lighttpd", 1) },
 			`cluster.yaml:3: vars.web_server: "lighttpd" is not apache or nginx`},
@@ -172,14 +172,14 @@ func TestTheSudoRuleGrantsOnlyTheUnitsOwnVerbs(t *testing.T) {
 	}
 }
 
-func TestReplicationIsWrittenBehindEitherWebServerUnlessTheInventorySays(t *testing.T) {
+func TestReplicationIsAsyncBehindEitherWebServerUnlessTheInventorySays(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		edit func(string) string
 		want configs.Replication
 	}{
-		{"apache", func(s string) string { return s }, configs.WrittenReplication},
-		{"nginx", func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: nginx", 1) }, configs.WrittenReplication},
+		{"apache", func(s string) string { return s }, configs.AsyncReplication},
+		{"nginx", func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: nginx", 1) }, configs.AsyncReplication},
 		{"nginx, sync", func(s string) string {
 			return strings.Replace(s, "web_server: apache", "web_server: nginx\n  session_replication: sync", 1)
 		}, configs.SyncReplication},

@@ -159,13 +159,10 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		errs = append(errs, fmt.Errorf("tomcat node: cluster_check_path %q is not a URL path (/ then letters, digits, '.', '_', '-', '/')", c.ClusterCheckPath))
 	}
 	restart := DrainedRestart{Unit: configs.TomcatUnitName, Node: c.Node.Name, Balancers: c.Balancers, Timeout: c.RestartTimeout}
-	if c.Cluster.Membership != configs.NoReplication && c.Cluster.Replication != configs.SyncReplication {
-		// Asynchronous or written replication could lose the change of a user's last
-		// answer as the node is switched out (written: 5 counts broken in a rollout, the
-		// other node had not read the change yet); synchronous for the drain only (see
-		// ClusterSendOptions).
-		restart.SyncWhileDraining = &ClusterSendOptions{JavaHome: javaHome, User: c.Account, Unit: configs.TomcatUnitName,
-			Clusters: len(c.Cluster.Apps), Own: c.Cluster.Replication.ChannelSendOptions()}
+	if c.Cluster.Membership != configs.NoReplication && c.Cluster.Replication == configs.AsyncReplication {
+		// Asynchronous replication could lose the change of a user's last answer as the
+		// node is switched out; synchronous for the drain only (see ClusterSendOptions).
+		restart.SyncWhileDraining = &ClusterSendOptions{JavaHome: javaHome, User: c.Account, Unit: configs.TomcatUnitName, Clusters: len(c.Cluster.Apps)}
 	}
 	for _, app := range c.Cluster.Apps {
 		restart.HealthURLs = append(restart.HealthURLs, fmt.Sprintf("http://127.0.0.1:%d/health", app.HTTPPort))

@@ -40,7 +40,7 @@ const haScenarios = "^(TestFaultsUnderLoadOnThe|TestRollingRestartsAndAReleaseGo
 // of the Nginx lab (its kill -9 broke counts in every run of session 4; the lab alone
 // takes 10-18 minutes here). verify runs the Apache lab's load check with no fault and
 // its rolling restarts (a config change and a release, drained, under the load check:
-// 0 failed, 0 broken, 0 lost in 3 runs in a row of session 5 with written replication,
+// 0 failed, 0 broken, 0 lost in 5 of 5 runs of session 5 with asynchronous replication,
 // load average 14-31); its kill -9, frozen and cut-off hosts stay in e2e's notYet, which
 // says why each is not yet held to the bar. Issue 7 is open.
 const notInVerify = "^(TestFaultsUnderLoadOnTheNginxLab|TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnTheNginxLab)$"
