@@ -13,6 +13,9 @@
 //     (NFQUEUE) that the bench serves (see slownet.go; this machine's kernel has no
 //     sch_netem).
 //
+// Each timed run, of either tool, starts once the hosts are quiet (Fleet.settle): a
+// converged re-run would otherwise measure the Tomcat the first run started, booting.
+//
 // Ansible is Debian's package (installed when missing), run with forks = hosts,
 // pipelining, ControlPersist and no fact gathering. Where it cannot be had, the bench
 // says so and measures cauldron alone. Everything runs in containers of the bench's

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -50,9 +51,55 @@ func (Conn) Run(ctx context.Context, c transport.Command) error {
 	return nil
 }
 
-// Put writes the file atomically with mode and owner.
+// Put writes the file atomically with mode and owner. The content goes into a
+// temporary file beside f.Path written here, which the shell then finishes and renames
+// (transport.FinishPut): a Put cancelled mid-transfer removes that file, which a shell
+// killed while writing it could not.
 func (c Conn) Put(ctx context.Context, f transport.File) error {
-	return transport.PutByShell(ctx, c, f)
+	if f.Path == "" {
+		return errors.New("put: no path given")
+	}
+	tmp := transport.TempName(f.Path)
+	err := writeNew(ctx, tmp, f)
+	if err == nil {
+		err = transport.FinishPut(ctx, c, f, tmp)
+	}
+	if err != nil {
+		// Gone already unless the write failed or the finishing shell was killed.
+		_ = os.Remove(tmp)
+		var rejected *transport.RejectedError
+		if ctx.Err() != nil && !errors.As(err, &rejected) {
+			return fmt.Errorf("put %s: %w", f.Path, ctx.Err())
+		}
+	}
+	return err
+}
+
+// writeNew creates tmp (0600, as mktemp does) with f's content; it returns when ctx
+// ends even if reading the content blocks.
+func writeNew(ctx context.Context, tmp string, f transport.File) error {
+	w, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", f.Path, err)
+	}
+	r, _ := f.Reader()
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(w, r)
+		copied <- err
+	}()
+	select {
+	case err = <-copied:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("put %s: %w", f.Path, err)
+	}
+	return nil
 }
 
 // Read reads a file.

@@ -53,3 +53,45 @@ func TestCancellingALocalCommandKillsEverythingItStarted(t *testing.T) {
 		t.Fatalf("processes left running after the cancel: %s", ps)
 	}
 }
+
+// stalledBody gives some content, then blocks, as a transfer from a stalled source does,
+// until released.
+type stalledBody struct {
+	first   *bytes.Reader
+	release chan struct{}
+}
+
+func (b *stalledBody) Read(p []byte) (int, error) {
+	if b.first.Len() > 0 {
+		return b.first.Read(p)
+	}
+	<-b.release
+	return 0, errors.New("released")
+}
+
+func TestCancellingALocalPutMidTransferLeavesNoTemporaryFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "jdk.tar.gz")
+	body := &stalledBody{first: bytes.NewReader(make([]byte, 256<<10)), release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Cancelled once the transfer is under way: the temporary file holds some content.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if body.first.Len() == 0 {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+		// The source comes back later (or Put would wait for it as long as it stalls).
+		time.Sleep(2 * time.Second)
+		close(body.release)
+	}()
+	err := local.New().Put(ctx, transport.File{Path: p, Body: body, Mode: 0o640})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("put: %v, want the cancel", err)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 0 {
+		t.Errorf("left in the folder after the cancel: %v", es)
+	}
+}
