@@ -195,11 +195,17 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 // in one, 8 s after its return (web1 answered two of web2's sessions from its own
 // copies, stale since the cut). Synchronous replication failed requests after the first
 // 5 s of a freeze and a cut (configs.Replication).
+//
+// The Nginx lab's kill -9 left notYet in session 5: the load check sends an
+// Idempotency-Key and the demo apps count a GET passed again to the other node once
+// (proxy_next_upstream error; "replayed" in the summary); with asynchronous replication
+// (the default) 4 of 4 runs (slot 2, load average 11-40) had 0 failed, 0 broken and 0
+// lost. With sync replication 1 of 2 runs had 8 × 502 as the killed Tomcat came back
+// (its peer stalled on the acknowledgements: configs.Replication), 0 broken.
 var notYet = map[string]string{
 	"apache: kill -9 of a Tomcat":  asyncLoss + " (0 in 5 runs of session 5)",
 	"apache: web host cut off 30s": "after its return the host answered 2 sessions of the other node from its stale copies (1 of 5 runs of session 5)",
 	"apache: web host frozen 30s":  asyncLoss + " (1 count in 1 of 5 runs of session 5)",
-	"nginx: kill -9 of a Tomcat":   asyncLoss + "; or a GET the killed Tomcat had done is passed to the other node again (proxy_next_upstream error)",
 	"nginx: web host frozen 30s":   asyncLoss + "; 2 sessions lost at the start of the load, before the freeze, in 1 of 2 runs",
 	"nginx: web host cut off 30s":  asyncLoss,
 }
