@@ -202,8 +202,14 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 // (the default) 4 of 4 runs (slot 2, load average 11-40) had 0 failed, 0 broken and 0
 // lost. With sync replication 1 of 2 runs had 8 × 502 as the killed Tomcat came back
 // (its peer stalled on the acknowledgements: configs.Replication), 0 broken.
+//
+// The Apache lab's kill -9 left notYet at the end of session 5: 0 failed and 0 broken in
+// 5 of 5 runs (slot 1) but for one with 3 × 504, GETs in flight on the killed Tomcat
+// that mod_jk did not send to the other node: recovery_options 27 never recovered a GET
+// in mod_jk 1.2.48 (configs.DefaultAJPRecoveryOptions: 19 now), and with the Idempotency-Key a GET the
+// killed node had done counts once. Its earlier broken counts were at load averages
+// near 100.
 var notYet = map[string]string{
-	"apache: kill -9 of a Tomcat":  asyncLoss + " (0 in 5 runs of session 5)",
 	"apache: web host cut off 30s": "after its return the host answered 2 sessions of the other node from its stale copies (1 of 5 runs of session 5)",
 	"apache: web host frozen 30s":  asyncLoss + " (1 count in 1 of 5 runs of session 5)",
 	"nginx: web host frozen 30s":   asyncLoss + "; 2 sessions lost at the start of the load, before the freeze, in 1 of 2 runs",
