@@ -203,13 +203,14 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 // lost. With sync replication 1 of 2 runs had 8 × 502 as the killed Tomcat came back
 // (its peer stalled on the acknowledgements: configs.Replication), 0 broken.
 //
-// The Apache lab's kill -9 left notYet at the end of session 5: 0 failed and 0 broken in
-// 5 of 5 runs (slot 1) but for one with 3 × 504, GETs in flight on the killed Tomcat
-// that mod_jk did not send to the other node: recovery_options 27 never recovered a GET
-// in mod_jk 1.2.48 (configs.DefaultAJPRecoveryOptions: 19 now), and with the Idempotency-Key a GET the
-// killed node had done counts once. Its earlier broken counts were at load averages
-// near 100.
+// The Apache lab's kill -9 left notYet at the end of session 5 (0 failed and 0 broken in
+// 5 of 5 runs on slot 1, mod_jk's recovery_options 19 and the Idempotency-Key) and came
+// back after its first CI run of verify: 14,624 requests, 0 failed, 4 counts broken,
+// each an admin user's last one or two updates that web1 answered in the 0.3 s before
+// the kill and had not yet sent to web2 (asynchronous replication; the machine to
+// itself, 398 requests a second).
 var notYet = map[string]string{
+	"apache: kill -9 of a Tomcat":  asyncLoss + " (a CI run of verify in session 5: 4 counts broken, updates web1 answered in the 0.3 s before the kill)",
 	"apache: web host cut off 30s": "after its return the host answered 2 sessions of the other node from its stale copies (1 of 5 runs of session 5)",
 	"apache: web host frozen 30s":  asyncLoss + " (1 count in 1 of 5 runs of session 5)",
 	"nginx: web host frozen 30s":   asyncLoss + "; 2 sessions lost at the start of the load, before the freeze, in 1 of 2 runs",
