@@ -32,6 +32,11 @@ import (
 // a lossy link. Only the scheduling of the delay is in user space: a packet waits at
 // least D, a little more when this process is slow to be scheduled.
 //
+// A netem qdisc holds packets in the kernel, where the machine's load does not reach;
+// this process is scheduled like any other, so how late each packet was let go after
+// its delay is measured (Lateness) and printed in the bench's notes: what the stand-in
+// added to the delay asked for.
+//
 // The rules carry --queue-bypass: packets pass untouched when no process serves the
 // queue, so a bench that dies leaves a lab that works; closing removes the rules.
 
@@ -69,6 +74,9 @@ type packetQueue struct {
 	packets atomic.Int64
 	dropped atomic.Int64
 	err     atomic.Pointer[error]
+
+	lateMu sync.Mutex
+	late   []time.Duration // how long after its due time each packet was let go
 }
 
 type heldPacket struct {
@@ -278,7 +286,28 @@ func (q *packetQueue) release() {
 			time.Sleep(d)
 		}
 		q.verdict(p.id, nfAccept)
+		late := time.Since(p.due)
+		q.lateMu.Lock()
+		q.late = append(q.late, late)
+		q.lateMu.Unlock()
 	}
+}
+
+// Lateness is how late the packets were let go after their delay, at the median, at
+// the 99th percentile and at most: what the queue added to the delay asked for.
+func (q *packetQueue) Lateness() (median, p99, most time.Duration) {
+	q.lateMu.Lock()
+	defer q.lateMu.Unlock()
+	return latenessOf(q.late)
+}
+
+func latenessOf(late []time.Duration) (median, p99, most time.Duration) {
+	if len(late) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(late)
+	slices.Sort(s)
+	return s[len(s)/2], s[len(s)*99/100], s[len(s)-1]
 }
 
 func (q *packetQueue) verdict(id uint32, v uint32) {
@@ -368,6 +397,17 @@ func (s *slowLab) Counts() (packets, dropped int64) {
 		dropped += q.dropped.Load()
 	}
 	return packets, dropped
+}
+
+// Lateness is how late the packets of every queue were let go (packetQueue.Lateness).
+func (s *slowLab) Lateness() (median, p99, most time.Duration) {
+	var all []time.Duration
+	for _, q := range s.queues {
+		q.lateMu.Lock()
+		all = append(all, q.late...)
+		q.lateMu.Unlock()
+	}
+	return latenessOf(all)
 }
 
 // Close removes the rules, then stops the queues; it returns what failed, a queue

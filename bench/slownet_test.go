@@ -118,6 +118,13 @@ func retransSegs(snmp string) string {
 // queue's counts.
 func throughQueue(t *testing.T, delay time.Duration, loss float64, spec string) (lines []string, packets, dropped int64) {
 	t.Helper()
+	lines, packets, dropped, _ = throughQueueOf(t, delay, loss, spec)
+	return lines, packets, dropped
+}
+
+// throughQueueOf is throughQueue that also returns the queue.
+func throughQueueOf(t *testing.T, delay time.Duration, loss float64, spec string) (lines []string, packets, dropped int64, _ *bench.PacketQueue) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: a network namespace and iptables")
 	}
@@ -149,12 +156,12 @@ func throughQueue(t *testing.T, delay time.Duration, loss float64, spec string) 
 	if err := q.Err(); err != nil {
 		t.Errorf("the queue stopped: %v", err)
 	}
-	return strings.Split(strings.TrimSpace(string(out)), "\n"), packets, dropped
+	return strings.Split(strings.TrimSpace(string(out)), "\n"), packets, dropped, q
 }
 
 func TestTheSlowNetworkHoldsEveryPacketForItsDelay(t *testing.T) {
 	// Both ends are on one loopback: a ping-pong's two packets each wait 40 ms.
-	lines, packets, _ := throughQueue(t, 40*time.Millisecond, 0, "rtt 5")
+	lines, packets, _, q := throughQueueOf(t, 40*time.Millisecond, 0, "rtt 5")
 	var rtts []time.Duration
 	for _, l := range lines[:len(lines)-1] {
 		us, err := strconv.Atoi(l)
@@ -170,7 +177,11 @@ func TestTheSlowNetworkHoldsEveryPacketForItsDelay(t *testing.T) {
 	if packets < 10 {
 		t.Errorf("the queue saw %d packets, want at least the 10 of the ping-pongs", packets)
 	}
-	t.Logf("round trips %v through %d packets", rtts, packets)
+	median, p99, most := q.Lateness()
+	if median < 0 || most < median || most > 40*time.Millisecond {
+		t.Errorf("lateness: median %s, 99th percentile %s, most %s: want 0 <= median <= most, and less than the delay", median, p99, most)
+	}
+	t.Logf("round trips %v through %d packets, let go %s late at the median, %s at most", rtts, packets, median, most)
 }
 
 func TestTheSlowNetworkLosesPacketsAndTCPRetransmitsThem(t *testing.T) {

@@ -17,8 +17,9 @@ import (
 
 // TestTheDatabaseHostIsCheckedWithoutDebiansPsqlWrapper re-checks the converged db
 // host with Debian's psql wrapper (pg_wrapper, a Perl program the PATH's psql links
-// to) made to fail in the checks' mount namespace: the role and database checks start
-// the server's own psql, so the host still checks clean. With the wrapper they cost
+// to) and runuser made to fail in the checks' mount namespace: the role and database
+// checks start the server's own psql as postgres with setpriv, so the host still
+// checks clean. With the wrapper they cost
 // 0.4-0.5 s each on a loaded machine and ended the whole cluster's re-check.
 func TestTheDatabaseHostIsCheckedWithoutDebiansPsqlWrapper(t *testing.T) {
 	l := needDeployed(t)
@@ -63,6 +64,9 @@ func TestTheDatabaseHostIsCheckedWithoutDebiansPsqlWrapper(t *testing.T) {
 	if err := probe.Run(ctx, transport.Command{Line: "psql --version"}); transport.ExitStatus(err) != 1 {
 		t.Fatalf("psql on the PATH in the checks' namespace: %v, want exit status 1 (the wrapper replaced by false)", err)
 	}
+	if err := probe.Run(ctx, transport.Command{Line: "runuser -u postgres -- true"}); transport.ExitStatus(err) != 1 {
+		t.Fatalf("runuser in the checks' namespace: %v, want exit status 1 (replaced by false)", err)
+	}
 	probe.Close()
 	rep, err := runner.Run(ctx, dbPlays, runner.Options{Mode: runner.Plan, Dial: dial, Secrets: inv.Secrets()})
 	if err != nil || rep.Failed() || rep.Changed() != 0 {
@@ -81,11 +85,13 @@ func TestTheDatabaseHostIsCheckedWithoutDebiansPsqlWrapper(t *testing.T) {
 }
 
 // withoutPgWrapper runs every command in a mount namespace of its own where Debian's
-// pg_wrapper is /bin/false. It is not Pipelined: each command is an exec of its own.
+// pg_wrapper is /bin/false, and so is runuser (its PAM session cost more than psql's
+// own start: the checks become postgres with setpriv). It is not Pipelined: each
+// command is an exec of its own.
 type withoutPgWrapper struct{ transport.Conn }
 
 func (c withoutPgWrapper) Run(ctx context.Context, cmd transport.Command) error {
 	cmd.Line = shell.Join("unshare", "-m", "sh", "-c",
-		`mount --bind /bin/false /usr/share/postgresql-common/pg_wrapper && exec sh -c "$1"`, "sh", cmd.Line)
+		`mount --bind /bin/false /usr/share/postgresql-common/pg_wrapper && mount --bind /bin/false "$(command -v runuser)" && exec sh -c "$1"`, "sh", cmd.Line)
 	return c.Conn.Run(ctx, cmd)
 }

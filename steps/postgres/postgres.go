@@ -36,12 +36,20 @@ var sqlNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // time at load average 19, and the two checks were the end of a converged re-check.
 // The newest installed version's own psql is what pg_wrapper starts for psql; the
 // PATH's psql is for hosts laid out otherwise.
+//
+// psql becomes the postgres user with setpriv (util-linux), which only changes its
+// ids: runuser opens a PAM session for it, measured in the lab's db container at 16-18
+// instead of 13-14 ms of CPU and 60-90 instead of 35-60 ms of wall time per call at
+// load average 17, twice per converged re-check. Peer authentication asks only for the
+// uid. runuser stays for a host without setpriv.
 const psql = "p=; b=0; for c in /usr/lib/postgresql/*/bin/psql; do [ -x \"$c\" ] || continue; " +
 	"v=${c#/usr/lib/postgresql/}; v=${v%%/*}; v=${v%%.*}; case $v in ''|*[!0-9]*) continue;; esac; " +
 	"[ \"$v\" -gt \"$b\" ] && b=$v && p=$c; done; " +
 	"[ -n \"$p\" ] || p=$(command -v psql) || exit 3; " +
 	"set -- /var/run/postgresql/.s.PGSQL.*; case $1 in *'*') port=5432;; *) port=${1##*.};; esac; " +
-	"runuser -u postgres -- \"$p\" -X -A -t -q -v ON_ERROR_STOP=1 -p \"$port\" -f -"
+	"set -- \"$p\" -X -A -t -q -v ON_ERROR_STOP=1 -p \"$port\" -f -; " +
+	"if command -v setpriv >/dev/null 2>&1; then exec setpriv --reuid=postgres --regid=postgres --clear-groups -- \"$@\"; fi; " +
+	"exec runuser -u postgres -- \"$@\""
 
 // notInstalled tells a check that PostgreSQL is not there yet: everything is to do.
 func notInstalled(err error) bool { return transport.ExitStatus(err) == 3 }
