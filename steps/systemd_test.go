@@ -97,6 +97,51 @@ func TestEnablingAServiceWhoseUnitSystemdHasAsOnDiskCostsNoDaemonReload(t *testi
 	}
 }
 
+func TestInstallingAUnitSystemdDoesNotHaveYetCostsNoDaemonReload(t *testing.T) {
+	needHost(t)
+	unit := func(name, desc string) steps.InstallUnit {
+		return steps.InstallUnit{Name: name, Content: steps.Text(
+			"[Unit]\nDescription=" + desc + "\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=multi-user.target\n")}
+	}
+	show := func(name string) string {
+		return strings.TrimSpace(sh(t, "systemctl show -p LoadState -p NeedDaemonReload -p Description "+name))
+	}
+	t.Cleanup(func() {
+		sh(t, "systemctl disable --now cauldron-brandnew.service cauldron-witness2.service 2>/dev/null; "+
+			"rm -f /etc/systemd/system/cauldron-brandnew.service /etc/systemd/system/cauldron-witness2.service; systemctl daemon-reload")
+	})
+	converges(t, unit("cauldron-witness2.service", "first"))
+	// The witness: a running unit changed by hand keeps NeedDaemonReload=yes until
+	// systemd reloads.
+	sh(t, "systemctl start cauldron-witness2.service && sed -i s/first/by-hand/ /etc/systemd/system/cauldron-witness2.service")
+	if got := show("cauldron-witness2.service"); !strings.Contains(got, "NeedDaemonReload=yes") {
+		t.Fatalf("the witness after a change by hand: %q", got)
+	}
+	// Asked about before its file exists, as a check made ahead does.
+	if got := show("cauldron-brandnew.service"); !strings.Contains(got, "LoadState=not-found") {
+		t.Fatalf("the new unit before it is installed: %q", got)
+	}
+	contains(t, "summary", converges(t, unit("cauldron-brandnew.service", "brand new")).Summary, "daemon-reload")
+	got := show("cauldron-brandnew.service")
+	for _, want := range []string{"LoadState=loaded", "NeedDaemonReload=no", "Description=brand new"} {
+		contains(t, "the new unit", got, want)
+	}
+	if got := show("cauldron-witness2.service"); !strings.Contains(got, "NeedDaemonReload=yes") {
+		t.Errorf("installing a unit systemd did not have reloaded systemd: the witness says %q", got)
+	}
+	svc := steps.Service{Name: "cauldron-brandnew", Enabled: new(true), State: steps.Started}
+	contains(t, "summary", converges(t, svc).Summary, "enable and start")
+	if got := sh(t, "systemctl is-enabled cauldron-brandnew.service; systemctl is-active cauldron-brandnew.service"); got != "enabled\nactive\n" {
+		t.Fatalf("got %q", got)
+	}
+	// A change to a unit systemd has loaded still reloads.
+	converges(t, unit("cauldron-brandnew.service", "changed"))
+	contains(t, "the changed unit", show("cauldron-brandnew.service"), "Description=changed")
+	if got := show("cauldron-witness2.service"); !strings.Contains(got, "NeedDaemonReload=no") {
+		t.Errorf("a changed unit did not reload systemd: the witness says %q", got)
+	}
+}
+
 // A converged cluster re-check runs a Service check on every host: it starts one
 // systemctl, not one each for is-enabled, is-active and NeedDaemonReload (each costs
 // the host about 5 ms of CPU, systemd's share included). A wrapper in front of the
