@@ -107,24 +107,6 @@ func (a *checksAhead) result(ctx context.Context, i int) *checkResult {
 	}
 }
 
-// overtake marks ctx so that the commands of step i (an index among the host's steps of
-// every play) need not queue on the host behind the checks made ahead of later steps,
-// while any of them still runs (transport.WithOvertake). Those checks only read, and
-// the moment step i changes the host their results are dropped (stop): in a first run
-// the first change would otherwise wait for every check queued ahead of it, e.g. a
-// useradd of 22 ms for 0.2 to 1.4 s. A step that checks for itself, after a stop, need
-// not wait for them either. A converged host is still checked in one round trip.
-//
-// Whether the channel is busy is the transport's to see when the command runs
-// (channel.Overtaking), not ours when the step starts: the checks ahead may be launched
-// after that, and a first CI run had the change queued behind three of them.
-func (a *checksAhead) overtake(ctx context.Context) context.Context {
-	if a == nil {
-		return ctx
-	}
-	return transport.WithOvertake(ctx)
-}
-
 // stop drops the checks not used yet: those not started never start, and those
 // running finish on their own (they only read; killing each would cost the host more
 // than letting it end), their results unused.

@@ -102,8 +102,7 @@ func (r *run) runSteps(ctx context.Context, p playPlan, hp hostPlan) (notified m
 			ran = true
 			// A long upload says how far it has got, on the host's behalf.
 			sctx := steps.WithProgress(ctx, func(t steps.Progress) { r.out.transfer(st.report.Host, t) })
-			early := ahead.result(ctx, hp.offset+i)
-			r.runStep(ahead.overtake(sctx), st.conn, s, early, beforeApply, &res)
+			r.runStep(sctx, st.conn, s, ahead.result(ctx, hp.offset+i), beforeApply, &res)
 			if marked {
 				r.settlePending(ctx, st, p.name, notifies, res.Status)
 			}

@@ -514,24 +514,6 @@ func RunOrOwn(ctx context.Context, ch *Channel, cmd transport.Command, own func(
 	return err
 }
 
-// Overtaking returns ch, or nil when ctx overtakes (transport.WithOvertake) and ch has
-// commands queued or running: the caller then runs its command its own way, beside
-// the channel instead of behind commands whose results nobody waits for. Use it only
-// where the own way is cheap (an SSH session); a docker exec costs a runc start.
-func Overtaking(ctx context.Context, ch *Channel) *Channel {
-	if ch != nil && transport.Overtakes(ctx) && ch.Busy() {
-		return nil
-	}
-	return ch
-}
-
-// Busy says whether commands are queued on the channel or running.
-func (ch *Channel) Busy() bool {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	return len(ch.calls) > 0
-}
-
 // Buffer reads r (nil for none) up to MaxStdin bytes. fits says all of it was read
 // into small; either way rest reads the whole input again, for the caller to run the
 // command another way.

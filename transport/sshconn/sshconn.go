@@ -278,14 +278,12 @@ func withPort(addr string) (string, error) {
 func (c *Conn) String() string { return c.name }
 
 // Run runs cmd.Line with sh -c on the host (as root through sudo when Become is set),
-// over the command channel when it can (see channel.go), else in a session of its own
-// (also while the channel is busy, when ctx overtakes: transport.WithOvertake).
+// over the command channel when it can (see channel.go), else in a session of its own.
 // When ctx is done it kills the command (SIGKILL) and returns ctx.Err() without
 // waiting for the host.
 func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
 	defer c.traffic.Begin()()
-	// A session of its own costs about what a command over the channel does.
-	return channel.RunOrOwn(ctx, channel.Overtaking(ctx, c.commandChannel(ctx)), cmd, c.runSession)
+	return channel.RunOrOwn(ctx, c.commandChannel(ctx), cmd, c.runSession)
 }
 
 // sessionsAtOnce bounds the commands that run in sessions of their own at once: sshd
