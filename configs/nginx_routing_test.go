@@ -31,12 +31,7 @@ func TestNginxKeepsASessionOnItsNodeAndSendsItToAnotherWhenTheNodeIsDown(t *test
 		b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, route) }))
 		t.Cleanup(b.Close)
 		backends[route] = b
-		host, port, err := net.SplitHostPort(b.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, _ := strconv.Atoi(port)
-		srv.Backends = append(srv.Backends, configs.NginxBackend{Host: host, Port: p, Route: route})
+		srv.Backends = append(srv.Backends, backendOf(t, b, route))
 	}
 	site.Servers = append(site.Servers, srv)
 	url := startNginx(t, nginx, &site)
@@ -136,12 +131,7 @@ func TestASessionStaysOnItsNodeWhileNginxTriesTheNodeThatCameBackAgain(t *testin
 			io.WriteString(w, route)
 		}))
 		t.Cleanup(b.Close)
-		host, port, err := net.SplitHostPort(b.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, _ := strconv.Atoi(port)
-		srv.Backends = append(srv.Backends, configs.NginxBackend{Host: host, Port: p, Route: route})
+		srv.Backends = append(srv.Backends, backendOf(t, b, route))
 	}
 	site.Servers = append(site.Servers, srv)
 	url := startNginx(t, nginx, &site)
@@ -218,12 +208,7 @@ func TestARequestThatFailedAfterTheNextUpstreamTimeoutIsNotPassedToAnotherNode(t
 					}
 				}))
 				t.Cleanup(b.Close)
-				host, port, err := net.SplitHostPort(b.Listener.Addr().String())
-				if err != nil {
-					t.Fatal(err)
-				}
-				p, _ := strconv.Atoi(port)
-				srv.Backends = append(srv.Backends, configs.NginxBackend{Host: host, Port: p, Route: route})
+				srv.Backends = append(srv.Backends, backendOf(t, b, route))
 			}
 			site.Servers = append(site.Servers, srv)
 			url := startNginx(t, nginx, &site)
@@ -242,4 +227,18 @@ func TestARequestThatFailedAfterTheNextUpstreamTimeoutIsNotPassedToAnotherNode(t
 			}
 		})
 	}
+}
+
+// backendOf is the test server b as the Nginx backend of route.
+func backendOf(t *testing.T, b *httptest.Server, route string) configs.NginxBackend {
+	t.Helper()
+	host, port, err := net.SplitHostPort(b.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return configs.NginxBackend{Host: host, Port: p, Route: route}
 }
