@@ -339,12 +339,25 @@ const (
 	// after an answer loses nothing the user saw; but a node that hangs holds up the
 	// others' requests until the failure detector takes it out.
 	SyncReplication
+	// WrittenReplication (channelSendOptions 256: neither asynchronous nor
+	// acknowledged) sends the change on the request's own thread and answers once it is
+	// written to every other node's connection, without waiting for the peer: the
+	// change is in the kernel's hands before the user sees the answer, so a node killed
+	// or frozen right after it still delivers it (the kernel flushes a dead process's
+	// sockets and a paused container's network stack runs on), and a peer that hangs
+	// costs nothing until its socket buffer is full. 256 is a bit no Tribes class of
+	// Tomcat 10.1 reads; 0 cannot be used (Tomcat's string setter ignores a value not
+	// above 0 and keeps 8), and 16 is SEND_OPTIONS_SECURE, a TLS send in newer Tribes.
+	WrittenReplication
 )
 
 // ChannelSendOptions is the SimpleTcpCluster attribute for r.
 func (r Replication) ChannelSendOptions() int {
-	if r == AsyncReplication {
+	switch r {
+	case AsyncReplication:
 		return sendOptionsAsynchronous
+	case WrittenReplication:
+		return sendOptionsWritten
 	}
 	return sendOptionsUseAck | sendOptionsSynchronizedAck
 }
@@ -353,21 +366,25 @@ func (r Replication) String() string {
 	switch r {
 	case SyncReplication:
 		return "sync"
+	case WrittenReplication:
+		return "written"
 	case AsyncReplication:
 		return "async"
 	}
 	return fmt.Sprintf("Replication(%d)", int(r))
 }
 
-// ParseReplication reads "sync" or "async".
+// ParseReplication reads "sync", "written" or "async".
 func ParseReplication(s string) (Replication, error) {
 	switch s {
 	case "sync":
 		return SyncReplication, nil
+	case "written":
+		return WrittenReplication, nil
 	case "async":
 		return AsyncReplication, nil
 	}
-	return 0, fmt.Errorf("%q is not sync or async", s)
+	return 0, fmt.Errorf("%q is not sync, written or async", s)
 }
 
 // ReplicationInterceptors are a replicating Channel's interceptors, from the channel
@@ -573,6 +590,10 @@ const (
 	sendOptionsUseAck          = 2
 	sendOptionsSynchronizedAck = 4
 )
+
+// sendOptionsWritten is WrittenReplication's channelSendOptions: no bit Tribes reads,
+// so the send is synchronous and unacknowledged.
+const sendOptionsWritten = 256
 
 // validateInterceptors checks OrderInterceptor's place (see ReplicationInterceptors).
 func validateInterceptors(at string, sendOptions int, interceptors []Listener) []error {

@@ -218,7 +218,7 @@ func TestEachReplicationModeSetsItsChannelSendOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		want int
-	}{{"sync", 6}, {"async", 8}} {
+	}{{"sync", 6}, {"async", 8}, {"written", 256}} {
 		r, err := configs.ParseReplication(tc.name)
 		if err != nil {
 			t.Fatal(err)
@@ -237,7 +237,7 @@ func TestEachReplicationModeSetsItsChannelSendOptions(t *testing.T) {
 	if c := cluster(2); c.Replication != configs.AsyncReplication {
 		t.Errorf("a new cluster replicates %s, want async", c.Replication)
 	}
-	if _, err := configs.ParseReplication("eventually"); err == nil || !strings.Contains(err.Error(), "not sync or async") {
+	if _, err := configs.ParseReplication("eventually"); err == nil || !strings.Contains(err.Error(), "not sync, written or async") {
 		t.Errorf("ParseReplication(eventually) = %v", err)
 	}
 }

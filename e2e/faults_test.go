@@ -69,7 +69,7 @@ func startLoad(t *testing.T, l *lab.Lab) *loadcheck.Check {
 	return c
 }
 
-// faultReplication, when set (CAULDRON_E2E_REPLICATION=sync or async), deploys the
+// faultReplication, when set (CAULDRON_E2E_REPLICATION=sync, written or async), deploys the
 // fault scenarios' cluster with that session_replication instead of the default: the
 // way the two modes are measured against each other.
 var faultReplication = os.Getenv("CAULDRON_E2E_REPLICATION")

@@ -36,17 +36,17 @@ func rollingRounds(t testing.TB) int {
 }
 
 // rollingReplication is the session replication the rolling scenarios run with:
-// CAULDRON_ROLLING_REPLICATION (sync or async), or "" for the inventory's own (the
+// CAULDRON_ROLLING_REPLICATION (sync, written or async), or "" for the inventory's own (the
 // project's default), which is what a user gets. With async, a drained node is made to
 // replicate synchronously while it is switched out (recipes.ClusterSendOptions):
 // otherwise its users' next requests, sent to the other node at once, may come before
 // the change of their last answer (measured: 1-2 broken counts per rollout).
 func rollingReplication(t testing.TB) string {
 	switch s := os.Getenv("CAULDRON_ROLLING_REPLICATION"); s {
-	case "", "sync", "async":
+	case "", "sync", "written", "async":
 		return s
 	default:
-		t.Fatalf("CAULDRON_ROLLING_REPLICATION=%q: want sync or async", s)
+		t.Fatalf("CAULDRON_ROLLING_REPLICATION=%q: want sync, written or async", s)
 		return ""
 	}
 }
@@ -73,6 +73,15 @@ func replicationOf(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return top.Global.Replication
+}
+
+// optionsOf is the channelSendOptions a deploy of the inventory gives the clusters.
+func optionsOf(t testing.TB, path string) int {
+	r, err := configs.ParseReplication(replicationOf(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.ChannelSendOptions()
 }
 
 type rollingVariant struct{ name, inv, version, heap string }
@@ -333,11 +342,12 @@ func TestTheSessionClustersOfARunningTomcatTakeNewSendOptionsAndSayThem(t *testi
 		}
 		s := recipes.ClusterSendOptions{JavaHome: javaHome, User: "gaia3d", Unit: configs.TomcatUnitName, Clusters: apps}
 		// The lab's own replication last, so that the cluster is left as it was.
-		was := recipes.SendOptionsAsync
-		if replicationOf(t, l.DockerInventory) == "sync" {
-			was = recipes.SendOptionsSync
+		was := optionsOf(t, l.DockerInventory)
+		other := recipes.SendOptionsSync
+		if was == recipes.SendOptionsSync {
+			other = recipes.SendOptionsAsync
 		}
-		for _, o := range []int{recipes.SendOptionsSync + recipes.SendOptionsAsync - was, was} {
+		for _, o := range []int{other, was} {
 			out, err := s.Set(context.Background(), c, o)
 			if err != nil {
 				t.Fatalf("%s: %v", h, err)
@@ -357,15 +367,16 @@ func TestTheSessionClustersOfARunningTomcatTakeNewSendOptionsAndSayThem(t *testi
 	javaHome := env[strings.Index(env, "JAVA_HOME=")+len("JAVA_HOME="):]
 	javaHome = strings.Fields(javaHome)[0]
 	s := recipes.ClusterSendOptions{JavaHome: javaHome, User: "gaia3d", Unit: configs.TomcatUnitName, Clusters: apps + 1}
+	was := optionsOf(t, l.DockerInventory)
 	other := recipes.SendOptionsSync
-	if replicationOf(t, l.DockerInventory) == "sync" {
+	if was == recipes.SendOptionsSync {
 		other = recipes.SendOptionsAsync
 	}
 	if _, err := s.Set(context.Background(), c, other); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d session clusters", apps)) {
 		t.Errorf("with %d clusters wanted: %v, want an error saying there are %d", apps+1, err, apps)
 	}
 	s.Clusters = apps
-	if out, err := s.Set(context.Background(), c, recipes.SendOptionsSync+recipes.SendOptionsAsync-other); err != nil || strings.Count(out, "=") != 2*apps {
+	if out, err := s.Set(context.Background(), c, was); err != nil || strings.Count(out, "=") != 2*apps {
 		t.Errorf("after the refused change: %q %v", out, err)
 	}
 }

@@ -68,7 +68,8 @@ type DrainedRestart struct {
 	Settle time.Duration
 	// SyncWhileDraining, when set, makes the node's session replication synchronous
 	// (at run time, until it stops) before it is taken out: see ClusterSendOptions.
-	// For a cluster that replicates asynchronously; nil leaves replication as it is.
+	// For a cluster that replicates asynchronously or written; nil leaves replication
+	// as it is.
 	SyncWhileDraining *ClusterSendOptions
 }
 
@@ -194,7 +195,7 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 			}
 		}
 		if d.SyncWhileDraining != nil {
-			_, _ = d.SyncWhileDraining.Set(ctx, c, SendOptionsAsync)
+			_, _ = d.SyncWhileDraining.Set(ctx, c, d.SyncWhileDraining.configured())
 		}
 		return d.gateError("take out of "+strings.Join(failed, ", "), errors.Join(errs...), false)
 	}

@@ -380,7 +380,7 @@ func TestAFailedTakeOutPutsTheNodeBackIntoTheBalancersThatTookItOut(t *testing.T
 	}
 }
 
-func TestOnlyAnAsynchronousClustersNodeReplicatesSynchronouslyWhileItIsDrained(t *testing.T) {
+func TestOnlyANodeThatDoesNotWaitForAcknowledgementsReplicatesSynchronouslyWhileItIsDrained(t *testing.T) {
 	for _, c := range []struct {
 		name        string
 		replication configs.Replication
@@ -388,6 +388,7 @@ func TestOnlyAnAsynchronousClustersNodeReplicatesSynchronouslyWhileItIsDrained(t
 		want        bool
 	}{
 		{"async", configs.AsyncReplication, configs.Multicast, true},
+		{"written", configs.WrittenReplication, configs.Multicast, true},
 		{"sync", configs.SyncReplication, configs.Multicast, false},
 		{"no replication", configs.AsyncReplication, configs.NoReplication, false},
 	} {
@@ -416,8 +417,8 @@ func TestOnlyAnAsynchronousClustersNodeReplicatesSynchronouslyWhileItIsDrained(t
 		if (got != nil) != c.want {
 			t.Errorf("%s: SyncWhileDraining %+v, want set: %v", c.name, got, c.want)
 		}
-		if got != nil && (got.JavaHome != "/home/gaia3d/tools/jdk-17.0.2" || got.User != "gaia3d" || got.Clusters != len(cluster.Apps)) {
-			t.Errorf("%s: SyncWhileDraining %+v, want the node's JDK, account and %d clusters", c.name, got, len(cluster.Apps))
+		if got != nil && (got.JavaHome != "/home/gaia3d/tools/jdk-17.0.2" || got.User != "gaia3d" || got.Clusters != len(cluster.Apps) || got.Configured != c.replication.ChannelSendOptions()) {
+			t.Errorf("%s: SyncWhileDraining %+v, want the node's JDK, account, %d clusters and its own options back", c.name, got, len(cluster.Apps))
 		}
 	}
 }

@@ -35,6 +35,17 @@ type ClusterSendOptions struct {
 	// Cluster: one per app in server.xml as configs.NewServerXML writes it); each must
 	// take the value. 0 asks for at least one.
 	Clusters int
+	// Configured is the send options server.xml gives the clusters, set again when a
+	// drain is given up with the node still running; 0 means SendOptionsAsync.
+	Configured int
+}
+
+// configured is s.Configured, or SendOptionsAsync when unset.
+func (s ClusterSendOptions) configured() int {
+	if s.Configured == 0 {
+		return SendOptionsAsync
+	}
+	return s.Configured
 }
 
 // Channel send options (org.apache.catalina.tribes.Channel): acknowledged and

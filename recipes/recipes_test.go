@@ -142,7 +142,7 @@ func TestAWrongClusterInventoryIsRefusedBeforeAnythingConnects(t *testing.T) {
 			func(s string) string {
 				return strings.Replace(s, "web_server: apache", "session_replication: eventually", 1)
 			},
-			`session_replication: "eventually" is not sync or async`},
+			`session_replication: "eventually" is not sync, written or async`},
 		{"an unknown web server, refused at its line",
 			func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: lighttpd", 1) },
 			`cluster.yaml:3: vars.web_server: "lighttpd" is not apache or nginx`},

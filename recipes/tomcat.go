@@ -159,10 +159,11 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		errs = append(errs, fmt.Errorf("tomcat node: cluster_check_path %q is not a URL path (/ then letters, digits, '.', '_', '-', '/')", c.ClusterCheckPath))
 	}
 	restart := DrainedRestart{Unit: configs.TomcatUnitName, Node: c.Node.Name, Balancers: c.Balancers, Timeout: c.RestartTimeout}
-	if c.Cluster.Membership != configs.NoReplication && c.Cluster.Replication == configs.AsyncReplication {
+	if c.Cluster.Membership != configs.NoReplication && c.Cluster.Replication != configs.SyncReplication {
 		// Asynchronous replication could lose the change of a user's last answer as the
-		// node is switched out; synchronous for the drain only (see ClusterSendOptions).
-		restart.SyncWhileDraining = &ClusterSendOptions{JavaHome: javaHome, User: c.Account, Unit: configs.TomcatUnitName, Clusters: len(c.Cluster.Apps)}
+		// node is switched out, and a written one could reach the other node after the
+		// user's next request; synchronous for the drain only (see ClusterSendOptions).
+		restart.SyncWhileDraining = &ClusterSendOptions{JavaHome: javaHome, User: c.Account, Unit: configs.TomcatUnitName, Clusters: len(c.Cluster.Apps), Configured: c.Cluster.Replication.ChannelSendOptions()}
 	}
 	for _, app := range c.Cluster.Apps {
 		restart.HealthURLs = append(restart.HealthURLs, fmt.Sprintf("http://127.0.0.1:%d/health", app.HTTPPort))

@@ -15,7 +15,7 @@ import (
 // round's load numbers (requests, failed, broken, p50/p99, node shares, new-session
 // spread), the time of each phase of each drained restart, and a summary line per
 // rollout at the end. CAULDRON_ROLLING_ROUNDS sets another number of rounds (1 to 50);
-// CAULDRON_ROLLING_REPLICATION=sync or async sets the session replication (the
+// CAULDRON_ROLLING_REPLICATION=sync, written or async sets the session replication (the
 // inventory's own, the project's default, when unset).
 func RollingSoak(ctx context.Context) error {
 	rounds := os.Getenv("CAULDRON_ROLLING_ROUNDS")
