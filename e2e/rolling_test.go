@@ -200,8 +200,9 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) (summary
 		t.Errorf("%d Tomcats restarted, want every one (%d):\n%s", restarted, len(webHosts(l)), d.progress)
 	}
 	want := "[take out stop start serves joined put back settle]"
-	if replicationOf(t, inv) == "async" {
-		// The node replicates synchronously while it is taken out.
+	if r := replicationOf(t, inv); r == "async" || r == "written" {
+		// The node replicates synchronously while it is taken out (recipes.TomcatNode:
+		// every mode but sync).
 		want = "[sync replication take out stop start serves joined put back settle]"
 	}
 	mu.Lock()
