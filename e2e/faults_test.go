@@ -234,10 +234,26 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 // each an admin user's last one or two updates that web1 answered in the 0.3 s before
 // the kill and had not yet sent to web2 (asynchronous replication; the machine to
 // itself, 398 requests a second).
+//
+// Session 6 (slot 1, load average 10-36, two other labs running), written replication
+// (configs.WrittenReplication) in 4 runs: kill -9 0 failed, 0 broken in all four; frozen
+// 11-14 failed, all in the first 5 s, 0 broken in all four; the rolling config change and
+// release 0/0/0 in 3 of 4 (the fourth, with a 2 MiB sender buffer tried and taken out,
+// lost 8 sessions). The cut-off host broke 16 counts in 2 of 2 runs with Tribes' default
+// transport: when web1 came back, web2's written sends went over pooled connections left
+// from the cut (Tribes' PooledSender.remove is a no-op, nothing closes them), whose kernel
+// buffers were full and in retransmission backoff; each send on them waited out
+// ParallelNioSender's fixed 5 s select on the request's thread, mod_jk's 2 s reply timeout
+// put web2's healthy Tomcat in error, and its sessions went to web1's stale copies. The
+// same stall, on a dispatch thread instead, is the likeliest cause of session 5's async
+// "stale copies after the return" (not proved). Recycling the connections (keepAliveTime
+// 3 s) fixed the return but broke 2 counts at the cut's start (reconnects to the cut-off
+// peer stalled; a GET mod_jk passed again counted twice); a 2 MiB send buffer met the bar
+// for the cut-off but the rolling restart after it lost 8 sessions. Both were taken out.
 var notYet = map[string]string{
-	"apache: kill -9 of a Tomcat":  asyncLoss + " (a CI run of verify in session 5: 4 counts broken, updates web1 answered in the 0.3 s before the kill)",
-	"apache: web host cut off 30s": "after its return the host answered 2 sessions of the other node from its stale copies (1 of 5 runs of session 5)",
-	"apache: web host frozen 30s":  asyncLoss + " (1 count in 1 of 5 runs of session 5)",
+	"apache: kill -9 of a Tomcat":  asyncLoss + " (a CI run of verify in session 5: 4 counts broken, updates web1 answered in the 0.3 s before the kill); written replication met the bar in 4 of 4 runs of session 6 but is not the default (see the cut-off host)",
+	"apache: web host cut off 30s": "on its return, sends to it over the connections left from the cut stall the healthy node 5 s (Tribes never closes them) and mod_jk sends that node's sessions to the returning node's stale copies: 16 counts in 2 of 2 written runs of session 6, 2 counts in 1 of 5 async runs of session 5",
+	"apache: web host frozen 30s":  asyncLoss + " (1 count in 1 of 5 runs of session 5); written replication met the bar in 4 of 4 runs of session 6 but is not the default (see the cut-off host)",
 	"nginx: web host frozen 30s":   asyncLoss + "; 2 sessions lost at the start of the load, before the freeze, in 1 of 2 runs",
 	"nginx: web host cut off 30s":  asyncLoss,
 }
