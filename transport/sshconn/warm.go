@@ -154,6 +154,8 @@ type warmRequest struct {
 	DialTimeout    time.Duration `json:"dial_timeout"`
 	KeepAlive      time.Duration `json:"keepalive"`
 	Idle           time.Duration `json:"idle"`
+	// Stop asks the daemon to close its connections and exit.
+	Stop bool `json:"stop,omitempty"`
 }
 
 // warmAnswer is the daemon's answer: its SSH host key for this socket session, or why
@@ -336,6 +338,31 @@ func startWarmDaemon(ctx context.Context, dir, sock string) error {
 	}
 }
 
+// StopWarmDaemon makes the daemon serving dir (Config.PersistDir; "" for the
+// default) close its connections and exit; it returns at once when none runs there.
+func StopWarmDaemon(dir string) error {
+	if dir == "" {
+		dir = Config{}.warmDir()
+	}
+	if err := CheckWarmDir(dir); err != nil {
+		return err
+	}
+	conn, err := net.DialTimeout("unix", filepath.Join(dir, "warm.sock"), time.Second)
+	if err != nil {
+		return nil // none runs
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte(`{"stop":true}` + "\n")); err != nil {
+		return fmt.Errorf("stop the warm daemon: %w", err)
+	}
+	if _, err := bufio.NewReader(conn).ReadString('\n'); err != nil {
+		return fmt.Errorf("stop the warm daemon: %w", err)
+	}
+	// It exits now: a run still connected loses its connection and dials directly.
+	return nil
+}
+
 // warmHost is one host's connection held by the daemon.
 type warmHost struct {
 	mu   sync.Mutex // held while dialling
@@ -352,6 +379,8 @@ type warmDaemon struct {
 	active   int
 	lastUsed time.Time
 	idle     time.Duration
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // serveWarm is the daemon: it listens on dir/warm.sock, says "ready" on ready, and
@@ -377,7 +406,8 @@ func serveWarm(dir string, ready io.Writer) error {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	os.WriteFile(filepath.Join(dir, "warm.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
-	d := &warmDaemon{dir: dir, signer: signer, hosts: map[string]*warmHost{}, lastUsed: time.Now(), idle: 60 * time.Second}
+	d := &warmDaemon{dir: dir, signer: signer, hosts: map[string]*warmHost{}, lastUsed: time.Now(), idle: 60 * time.Second,
+		stop: make(chan struct{})}
 	fmt.Fprint(ready, "ready\n")
 	if f, ok := ready.(*os.File); ok {
 		f.Close()
@@ -399,7 +429,12 @@ func serveWarm(dir string, ready io.Writer) error {
 		if active == 0 && since >= idle {
 			break
 		}
-		time.Sleep(min(max(idle/10, 20*time.Millisecond), time.Second))
+		select {
+		case <-d.stop:
+		case <-time.After(min(max(idle/10, 20*time.Millisecond), time.Second)):
+			continue
+		}
+		break
 	}
 	// Unlink first: a run from now on starts a new daemon rather than reach this one.
 	os.Remove(sock)
@@ -443,6 +478,11 @@ func (d *warmDaemon) serve(conn net.Conn) {
 	}
 	if err := json.Unmarshal(raw, &req); err != nil {
 		answer(warmAnswer{Error: "warm daemon: bad request: " + err.Error()})
+		return
+	}
+	if req.Stop {
+		d.stopOnce.Do(func() { close(d.stop) })
+		answer(warmAnswer{})
 		return
 	}
 	if req.Idle > 0 {

@@ -114,6 +114,26 @@ func TestTheWarmDaemonEndsWhenIdle(t *testing.T) {
 	}
 }
 
+func TestStopWarmDaemonEndsTheDaemon(t *testing.T) {
+	srv := startSSHD(t)
+	cfg := warmConfig(t, srv, time.Hour)
+	warmRun(t, cfg)
+	pid := warmDaemonPID(cfg.PersistDir)
+	if err := sshconn.StopWarmDaemon(cfg.PersistDir); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pid == 0 || syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the warm daemon (pid %d) still runs 10 s after it was stopped", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := sshconn.StopWarmDaemon(cfg.PersistDir); err != nil {
+		t.Errorf("stopping when none runs: %v", err)
+	}
+}
+
 func TestAWarmSocketDirectoryOthersMayEnterIsRefused(t *testing.T) {
 	base := t.TempDir()
 	file := filepath.Join(base, "file")
