@@ -490,7 +490,7 @@ func (d *warmDaemon) serve(conn net.Conn) {
 		d.idle = req.Idle
 		d.mu.Unlock()
 	}
-	up, reused, err := d.upstream(req)
+	up, dead, reused, err := d.upstream(req)
 	if err != nil {
 		var hk *HostKeyError
 		if errors.As(err, &hk) {
@@ -516,32 +516,34 @@ func (d *warmDaemon) serve(conn net.Conn) {
 	defer close(stop)
 	go func() {
 		select {
-		case <-up.dead:
+		case <-dead:
 			sc.Close()
 		case <-stop:
 		}
 	}()
 	go func() {
 		for r := range reqs {
-			ok, payload, _ := up.conn.client.SendRequest(r.Type, r.WantReply, r.Payload)
+			ok, payload, _ := up.SendRequest(r.Type, r.WantReply, r.Payload)
 			if r.WantReply {
 				r.Reply(ok, payload)
 			}
 		}
 	}()
 	for nc := range chans {
-		go relayChannel(up.conn.client, nc)
+		go relayChannel(up, nc)
 	}
 }
 
-// upstream finds the host's live connection, or dials it.
-func (d *warmDaemon) upstream(req warmRequest) (*warmHost, bool, error) {
+// upstream finds the host's live connection, or dials it, and returns its client and
+// the channel closed when it ends: the run keeps to these even when another run
+// later finds them ended and dials the host again.
+func (d *warmDaemon) upstream(req warmRequest) (*ssh.Client, <-chan struct{}, bool, error) {
 	cfg := Config{Addr: req.Addr, User: req.User, IdentityFiles: req.IdentityFiles, UseAgent: req.AgentSock != "",
 		agentSock: req.AgentSock, KnownHostsFile: req.KnownHostsFile, AcceptNewHostKey: req.AcceptNew,
 		ProxyJump: req.ProxyJump, DialTimeout: req.DialTimeout, KeepAlive: req.KeepAlive, Persist: -1, NoChannel: true}
 	key, err := warmKey(cfg)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	d.mu.Lock()
 	h := d.hosts[key]
@@ -559,7 +561,7 @@ func (d *warmDaemon) upstream(req warmRequest) (*warmHost, bool, error) {
 		default:
 			// The key it was made with must still be the one known_hosts records.
 			if err := h.conn.recheckHostKey(); err == nil {
-				return h, true, nil
+				return h.conn.client, h.dead, true, nil
 			}
 		}
 		h.conn.Close()
@@ -569,7 +571,7 @@ func (d *warmDaemon) upstream(req warmRequest) (*warmHost, bool, error) {
 	defer cancel()
 	c, err := Dial(ctx, cfg)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	h.conn = c
 	h.dead = make(chan struct{})
@@ -578,7 +580,7 @@ func (d *warmDaemon) upstream(req warmRequest) (*warmHost, bool, error) {
 		c.client.Wait()
 		close(dead)
 	}()
-	return h, false, nil
+	return c.client, dead, false, nil
 }
 
 // warmKey is the hash that tells hosts' connections apart: address, user, the
