@@ -46,14 +46,39 @@ var loadTable struct {
 
 func logLoad(t *testing.T, scenario string, r *loadcheck.Result) {
 	t.Helper()
+	row := recordLoad(t, scenario, r)
+	// Stderr too: a failing package's output shows it.
+	fmt.Fprintln(os.Stderr, row)
+	t.Logf("%s\n%s", row, r)
+}
+
+// haTableEnv names a file (verify sets it) that every scenario's row is appended to:
+// go test shows a passing package's output only with -v, so verify prints this file
+// at the end, and its output holds every scenario's numbers whether e2e passed or not.
+const haTableEnv = "CAULDRON_HA_TABLE"
+
+// recordLoad adds the scenario's numbers to the summary at the end and to the file
+// haTableEnv names, and returns them as a table row.
+func recordLoad(t *testing.T, scenario string, r *loadcheck.Result) string {
+	t.Helper()
 	row := fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %s | %s |", scenario, r.Requests, r.FailedTotal, r.Broken, r.Lost, r.Late,
 		r.P50.Round(100*time.Microsecond), r.P99.Round(100*time.Microsecond))
 	loadTable.Lock()
+	defer loadTable.Unlock()
 	loadTable.rows = append(loadTable.rows, row)
-	loadTable.Unlock()
-	// Stderr: go test shows it without -v, so verify's output holds every scenario's numbers.
-	fmt.Fprintln(os.Stderr, row)
-	t.Logf("%s\n%s", row, r)
+	if path := os.Getenv(haTableEnv); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err == nil {
+			_, err = fmt.Fprintln(f, row)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			t.Errorf("%s: %v", haTableEnv, err)
+		}
+	}
+	return row
 }
 
 func startLoad(t *testing.T, l *lab.Lab) *loadcheck.Check {

@@ -170,6 +170,7 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) (summary
 	// The last node's first requests after the settle are in the check too.
 	time.Sleep(time.Second)
 	r := check.Stop()
+	recordLoad(t, "rolling deploy of "+filepath.Base(inv), r)
 	t.Logf("%s: deploy %.1f s; restart phases: %s\n%s", filepath.Base(inv), took.Seconds(), strings.Join(phases, ", "), r)
 	summary = fmt.Sprintf("deploy=%.1fs %s", took.Seconds(), r.Line())
 	defer func() {
