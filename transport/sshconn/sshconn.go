@@ -83,6 +83,7 @@ type Conn struct {
 	// clientMu guards client and wire, which a warm connection replaces by a direct
 	// one when the warm daemon dies (see redialIfLost).
 	clientMu sync.Mutex
+	redialMu sync.Mutex // held while a lost warm client is replaced
 	client   *ssh.Client
 	jumps    []*ssh.Client // the hops before client, in dial order
 	wire     net.Conn      // the first hop's TCP connection (the daemon's socket when warm)
@@ -236,29 +237,36 @@ func (c *Conn) connect(ctx context.Context, hops []hop) error {
 // in flight on it have failed.
 func (c *Conn) sshClient(ctx context.Context) (*ssh.Client, int, error) {
 	c.clientMu.Lock()
-	defer c.clientMu.Unlock()
-	if c.warm {
-		select {
-		case <-c.lost:
-			if c.closing.Load() {
-				break
-			}
-			noteOnce(&lostNoted, fmt.Sprintf("cauldron: the warm SSH connection to %s was lost: dialling directly", c.name))
-			hops, _ := parseProxyJump(c.cfg.ProxyJump, c.cfg.User)
-			hops = append(hops, hop{user: c.cfg.User, addr: c.cfg.Addr})
-			c.client.Close()
-			c.warm = false
-			c.clientMu.Unlock()
-			err := c.connect(ctx, hops)
-			c.clientMu.Lock()
-			if err != nil {
-				c.warm = true // try again at the next command
-				return nil, c.gen, err
-			}
-			c.gen++
-		default:
-		}
+	client, gen, warm, lost := c.client, c.gen, c.warm, c.lost
+	c.clientMu.Unlock()
+	if !warm || c.closing.Load() {
+		return client, gen, nil
 	}
+	select {
+	case <-lost:
+	default:
+		return client, gen, nil
+	}
+	// One caller dials; the others wait for its client.
+	c.redialMu.Lock()
+	defer c.redialMu.Unlock()
+	c.clientMu.Lock()
+	if c.client != client || !c.warm {
+		defer c.clientMu.Unlock()
+		return c.client, c.gen, nil
+	}
+	c.clientMu.Unlock()
+	noteOnce(&lostNoted, fmt.Sprintf("cauldron: the warm SSH connection to %s was lost: dialling directly", c.name))
+	hops, _ := parseProxyJump(c.cfg.ProxyJump, c.cfg.User)
+	hops = append(hops, hop{user: c.cfg.User, addr: c.cfg.Addr})
+	if err := c.connect(ctx, hops); err != nil {
+		return nil, gen, err // still lost: the next command tries again
+	}
+	client.Close()
+	c.clientMu.Lock()
+	defer c.clientMu.Unlock()
+	c.warm = false
+	c.gen++
 	return c.client, c.gen, nil
 }
 
