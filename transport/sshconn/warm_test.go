@@ -158,7 +158,11 @@ func TestAWarmSocketDirectoryOthersMayEnterIsRefused(t *testing.T) {
 	if err := os.Mkdir(notMine, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	os.Chown(notMine, 65534, 65534)
+	// Only root can give a directory away; as another user that case is left out.
+	notMineWant := "is not owned by uid"
+	if err := os.Chown(notMine, 65534, 65534); err != nil {
+		notMineWant = ""
+	}
 	for _, tc := range []struct {
 		name, dir, want string
 	}{
@@ -168,7 +172,7 @@ func TestAWarmSocketDirectoryOthersMayEnterIsRefused(t *testing.T) {
 		{"mode 0770", group, "has mode 0770"},
 		{"a symbolic link", link, "is not a directory"},
 		{"a file", file, "is not a directory"},
-		{"another user's", notMine, "is not owned by uid"},
+		{"another user's", notMine, notMineWant},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := sshconn.CheckWarmDir(tc.dir)
