@@ -3,7 +3,9 @@
 // channel: channel.go, package channel; a session per command where it cannot serve),
 // files written through SFTP (when the host is configured to become root, uploaded
 // through SFTP to a private directory and installed by one sudo command). sudo's
-// password goes to sudo's prompt only, never to a command's input.
+// password goes to sudo's prompt only, never to a command's input. With Config.Persist
+// (or $CAULDRON_SSH_PERSIST) the authenticated connection is kept warm between runs by
+// a per-user background process (warm.go), as OpenSSH's ControlPersist does.
 package sshconn
 
 import (
