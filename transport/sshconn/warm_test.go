@@ -304,3 +304,42 @@ func ExampleConfig_persist() {
 	defer c.Close()
 	transport.Output(ctx, c, "uptime")
 }
+
+func TestThePersistEnvironmentVariableTurnsTheWarmConnectionOn(t *testing.T) {
+	srv := startSSHD(t)
+	var notes lockedBuffer
+	sshconn.NoteWarmFallbacksTo(t, &notes)
+	for _, tc := range []struct {
+		env    string
+		logins int
+		note   string
+	}{
+		{"1m", 1, ""},
+		{"off", 2, ""},
+		{"sixty", 2, "is not a duration"},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Setenv(sshconn.PersistEnv, tc.env)
+			cfg := warmConfig(t, srv, 0)
+			before := srv.logins()
+			warmRun(t, cfg)
+			warmRun(t, cfg)
+			if n := srv.logins() - before; n != tc.logins {
+				t.Errorf("%s=%s: %d logins for 2 runs, want %d", sshconn.PersistEnv, tc.env, n, tc.logins)
+			}
+			if tc.note != "" && !strings.Contains(notes.String(), tc.note) {
+				t.Errorf("notes %q, want %q", notes.String(), tc.note)
+			}
+		})
+	}
+	t.Run("persist -1 in the config wins", func(t *testing.T) {
+		t.Setenv(sshconn.PersistEnv, "1m")
+		cfg := warmConfig(t, srv, -1)
+		before := srv.logins()
+		warmRun(t, cfg)
+		warmRun(t, cfg)
+		if n := srv.logins() - before; n != 2 {
+			t.Errorf("%d logins for 2 runs, want 2 direct ones", n)
+		}
+	})
+}
