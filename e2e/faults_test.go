@@ -237,8 +237,14 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 // (1 failed in the first 5 s), the other broke 1 count (an update web1 answered as it
 // was cut off: asynchronous replication's last update) and lost 3 sessions of the
 // healthy node about 4.5 s after the host's return (their next request on that same
-// node started a new session; written lost 4 the same way after a freeze's end; cause
-// not found). kill -9 passed 4 of 4 (0 failed, 0 broken), the rolling scenarios 2 of 2
+// node started a new session; written lost 4 the same way after a freeze's end). The
+// likely chain, from web1's nginx error log: requests HAProxy had passed to web1 as it
+// was cut off went to their session's node, web2, unreachable at once (101), so nginx
+// passed them to its backup, web1's own Tomcat, still reachable from web1; their
+// answers could reach nobody (3 requests done late, as many as sessions lost), but
+// JvmRouteBinderValve moved each session to web1 and told web2 once the network was
+// back, so web2 no longer knew the id its user sent. No nginx setting tells "my host is
+// cut off" from "the other node is down": the rename is Tomcat's (not fixed). kill -9 passed 4 of 4 (0 failed, 0 broken), the rolling scenarios 2 of 2
 // with async and had 2 × 504 in 1 of 2 with written.
 //
 // The Nginx lab's kill -9 left notYet in session 5: the load check sends an
