@@ -64,9 +64,9 @@ const haScenarios = "^(TestFaultsUnderLoadOnThe|TestRollingRestartsAndAReleaseGo
 // notInVerify are the high-availability scenarios verify leaves to `ha`: the Nginx
 // lab's faults (its kill -9 passed 5 of 5 strict runs of session 5 and its first CI run
 // of verify, then broke 1 count in the next: asynchronous replication's last answered
-// update; session 6: a host cut off broke 1 count and lost 3 sessions in 1 of 2 async
-// runs, and written replication failed the frozen and cut-off hosts in 2 of 2, see
-// e2e's notYet). verify runs the Apache lab's load check with no fault and its rolling
+// update; session 6: a host cut off broke counts in 2 of 3 async runs, and with written
+// replication the frozen host failed 2 of 3 runs and the cut-off host 3 of 3, see e2e's
+// notYet). verify runs the Apache lab's load check with no fault and its rolling
 // restarts (a config change and a release, drained, under the load check: 0 failed, 0
 // broken, 0 lost in 5 of 5 runs of session 5 and in 3 CI runs of verify), and the Nginx
 // lab's rolling restarts (0 failed, 0 broken, 0 lost in every run of session 5 and 3 of
