@@ -23,6 +23,7 @@ import (
 	"github.com/cauldron-go/cauldron/timeline"
 	"github.com/cauldron-go/cauldron/transport"
 	"github.com/cauldron-go/cauldron/transport/docker"
+	"github.com/cauldron-go/cauldron/transport/sshconn"
 )
 
 // The bench's own lab for part c, apart from the developer's and the tests'.
@@ -57,7 +58,23 @@ func (b *bencher) partC(ctx context.Context) error {
 	if err := b.keepReport("lab-recheck-ssh", rep); err != nil {
 		return err
 	}
-	transports := []struct{ name, inventory string }{{"ssh", l.SSHInventory}, {"docker exec", l.DockerInventory}}
+	warm, err := startWarm(ctx, l.SSHInventory)
+	if err != nil {
+		return err
+	}
+	defer warm.stop()
+	b.res.Notes = append(b.res.Notes, warmNote)
+	// And a warm re-check as a picture: the same checks, without the connecting.
+	if rep, err = deployLabWith(ctx, l.SSHInventory, warm.dial); err != nil {
+		return fmt.Errorf("bench: re-check the lab, warm: %w", err)
+	}
+	if err := b.keepReport("lab-recheck-ssh-warm", rep); err != nil {
+		return err
+	}
+	transports := []struct {
+		name, inventory string
+		dial            dialFunc
+	}{{"ssh", l.SSHInventory, runner.DialHost}, {"ssh, warm", l.SSHInventory, warm.dial}, {"docker exec", l.DockerInventory, runner.DialHost}}
 	measure := func(suffix string) error {
 		times := map[string][]float64{}
 		for pair := range b.o.Pairs {
@@ -66,7 +83,7 @@ func (b *bencher) partC(ctx context.Context) error {
 				slices.Reverse(order)
 			}
 			for _, t := range order {
-				took, err := timed(func() error { _, err := deployLab(ctx, t.inventory, runner.Plan, nil); return err })
+				took, err := timed(func() error { _, err := deployLabWith(ctx, t.inventory, t.dial); return err })
 				if err != nil {
 					return fmt.Errorf("bench: the lab's re-check over %s%s: %w", t.name, suffix, err)
 				}
@@ -85,7 +102,7 @@ func (b *bencher) partC(ctx context.Context) error {
 	}
 	if why := netemUnavailable(ctx, l); why != "" {
 		b.logf("tc netem cannot be used here (%s): a netfilter queue served by the bench stands in for it", why)
-		err := b.measureThroughQueue(ctx, l, why)
+		err := b.measureThroughQueue(ctx, l, why, warm)
 		if !errors.Is(err, errNoQueue) {
 			return err
 		}
@@ -136,12 +153,25 @@ func deployLab(ctx context.Context, path string, mode runner.Mode, progress io.W
 	return deployInventory(ctx, inv, mode, progress)
 }
 
+// deployLabWith re-checks the lab (a plan) with dial.
+func deployLabWith(ctx context.Context, path string, dial dialFunc) (*runner.Report, error) {
+	inv, err := inventory.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return deployInventoryWith(ctx, inv, runner.Plan, nil, dial)
+}
+
 func deployInventory(ctx context.Context, inv *inventory.Inventory, mode runner.Mode, progress io.Writer) (*runner.Report, error) {
+	return deployInventoryWith(ctx, inv, mode, progress, runner.DialHost)
+}
+
+func deployInventoryWith(ctx context.Context, inv *inventory.Inventory, mode runner.Mode, progress io.Writer, dial dialFunc) (*runner.Report, error) {
 	plays, err := recipes.Cluster(inv)
 	if err != nil {
 		return nil, err
 	}
-	rep, err := runner.Run(ctx, plays, runner.Options{Mode: mode, Dial: runner.DialHost, Secrets: inv.Secrets(), Progress: progress})
+	rep, err := runner.Run(ctx, plays, runner.Options{Mode: mode, Dial: dial, Secrets: inv.Secrets(), Progress: progress})
 	if err != nil {
 		return rep, err
 	}
@@ -234,7 +264,7 @@ var slowNetworks = []struct {
 // host's answers until it had none for 5 ms changed that (both tried, not kept): the
 // web node's time there is its own, not the link's, and why it is longer than the
 // 0.25-0.4 s of the same checks at zero RTT is not found yet.
-func (b *bencher) measureThroughQueue(ctx context.Context, l *lab.Lab, why string) error {
+func (b *bencher) measureThroughQueue(ctx context.Context, l *lab.Lab, why string, warm *warmDialer) error {
 	for i, n := range slowNetworks {
 		s, err := startSlowLab(ctx, l, n.delay, n.loss)
 		if err != nil {
@@ -243,24 +273,43 @@ func (b *bencher) measureThroughQueue(ctx context.Context, l *lab.Lab, why strin
 			}
 			return err
 		}
-		run := "over ssh, " + n.name + " (netfilter queue)"
-		var times []float64
-		for range b.o.Pairs {
-			took, err := timed(func() error { _, err := deployLab(ctx, l.SSHInventory, runner.Plan, nil); return err })
-			if err != nil {
-				s.Close()
-				return fmt.Errorf("bench: the lab's re-check %s: %w", run, err)
+		runs := []struct {
+			run  string
+			dial dialFunc
+		}{{"over ssh, " + n.name + " (netfilter queue)", runner.DialHost}, {"over ssh, warm, " + n.name + " (netfilter queue)", warm.dial}}
+		times := map[string][]float64{}
+		// The warm connections were made on the quick network; they carry on over the
+		// slow one as they would over a slow link from the start (a TCP connection's
+		// packets are delayed alike, however old it is). One untimed run first, so that
+		// a host whose connection broke is warm again before the timed ones.
+		if _, err := deployLabWith(ctx, l.SSHInventory, warm.dial); err != nil {
+			s.Close()
+			return fmt.Errorf("bench: the lab's warm-up re-check over %s: %w", n.name, err)
+		}
+		for pair := range b.o.Pairs {
+			order := slices.Clone(runs)
+			if pair%2 == 1 {
+				slices.Reverse(order)
 			}
-			b.logf("cauldron %d hosts  re-check %s  %s", len(l.Hosts), run, took.Round(time.Millisecond))
-			times = append(times, took.Seconds())
+			for _, r := range order {
+				took, err := timed(func() error { _, err := deployLabWith(ctx, l.SSHInventory, r.dial); return err })
+				if err != nil {
+					s.Close()
+					return fmt.Errorf("bench: the lab's re-check %s: %w", r.run, err)
+				}
+				b.logf("cauldron %d hosts  re-check %s  %s", len(l.Hosts), r.run, took.Round(time.Millisecond))
+				times[r.run] = append(times[r.run], took.Seconds())
+			}
 		}
 		packets, dropped := s.Counts()
 		lateMedian, late99, lateMost := s.Lateness()
 		if err := s.Close(); err != nil {
 			return err
 		}
-		b.res.Measurements = append(b.res.Measurements, Measurement{Part: "c", Work: labWork, Hosts: len(l.Hosts),
-			Run: run, Tool: ToolCauldron, Seconds: times, Median: median(times)})
+		for _, r := range runs {
+			b.res.Measurements = append(b.res.Measurements, Measurement{Part: "c", Work: labWork, Hosts: len(l.Hosts),
+				Run: r.run, Tool: ToolCauldron, Seconds: times[r.run], Median: median(times[r.run])})
+		}
 		b.res.Notes = append(b.res.Notes, fmt.Sprintf("part c %s: tc netem cannot be used here (%s); instead every packet a lab "+
 			"host sends on the lab network went through a netfilter queue (iptables NFQUEUE in the host's namespace) that the bench "+
 			"held %s and dropped with probability %g: real packets and real TCP retransmissions, the delay timed in user space "+
@@ -318,3 +367,56 @@ func (b *bencher) measureThroughDelay(ctx context.Context, l *lab.Lab, oneWay ti
 		Run: run, Tool: ToolCauldron, Seconds: times, Median: median(times)})
 	return nil
 }
+
+// warmNote says how part c's warm rows are made.
+const warmNote = "part c \"ssh, warm\": the same re-check with the warm SSH connection (ssh.persist / CAULDRON_SSH_PERSIST): " +
+	"a background daemon started by the first run holds each host's authenticated connection between runs; every timed warm " +
+	"run follows an earlier one, so it finds the connections made (the first run, which starts the daemon and dials, is not timed)"
+
+// warmDialer dials the lab's hosts through a warm daemon of the bench's own, in a
+// private directory the bench removes.
+type warmDialer struct {
+	dir string
+}
+
+// startWarm makes the warm daemon's directory and makes the connections warm with one
+// untimed re-check of the lab at path.
+func startWarm(ctx context.Context, path string) (*warmDialer, error) {
+	// Short: a unix socket's path has room for 107 bytes.
+	dir, err := os.MkdirTemp("", "cauldron-bench-warm-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	w := &warmDialer{dir: dir}
+	if _, err := deployLabWith(ctx, path, w.dial); err != nil {
+		w.stop()
+		return nil, fmt.Errorf("bench: the lab's first warm re-check: %w", err)
+	}
+	return w, nil
+}
+
+func (w *warmDialer) dial(ctx context.Context, h *inventory.Host) (transport.Conn, error) {
+	cfg := runner.SSHConfig(h)
+	// Longer than a part c with its slow networks' set-up can idle between two runs.
+	cfg.Persist, cfg.PersistDir = 10*time.Minute, w.dir
+	c, err := sshconn.Dial(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// stop ends the daemon and removes its directory.
+func (w *warmDialer) stop() {
+	sshconn.StopWarmDaemon(w.dir)
+	for range 50 {
+		if _, err := os.Stat(filepath.Join(w.dir, "warm.sock")); err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	os.RemoveAll(w.dir)
+}
+
+// dialFunc is runner.Options.Dial.
+type dialFunc = func(ctx context.Context, h *inventory.Host) (transport.Conn, error)

@@ -134,6 +134,23 @@ hosts:
 			"lab.yaml:7: hosts.web2.ssh.host_key: unknown host_key mode \"accept\" (expected one of: strict, accept-new)",
 	},
 	{
+		"bad persist",
+		`hosts:
+  web1:
+    address: 10.0.0.1
+    ssh: {persist: 60}
+  web2:
+    address: 10.0.0.2
+    ssh: {persist: -5s}
+  web3:
+    address: 10.0.0.3
+    ssh: {persist: [60s]}
+`,
+		"lab.yaml:4: hosts.web1.ssh.persist: \"60\" is not a duration such as 60s or 10m, nor off\n" +
+			"lab.yaml:7: hosts.web2.ssh.persist: \"-5s\" is not a duration such as 60s or 10m, nor off\n" +
+			"lab.yaml:10: hosts.web3.ssh.persist: expected a string, got a list",
+	},
+	{
 		"an ssh host with no address",
 		`hosts:
   web1:

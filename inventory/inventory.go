@@ -15,7 +15,8 @@
 //	    transport: ssh         # ssh (the default), docker or local
 //	    ssh: {host: 127.0.0.1, port: 2211, user: root, identity_file: ~/.ssh/id_ed25519,
 //	          known_hosts: known_hosts, host_key: strict, proxy_jump: bastion,
-//	          become: true, become_password_env: SUDO_PASS}
+//	          become: true, become_password_env: SUDO_PASS,
+//	          persist: 60s}    # keep the connection warm between runs (see sshconn.Config.Persist)
 //	    docker: {container: cauldron-web1}   # default: the host name
 //	    vars: {node: 1}
 //
@@ -25,7 +26,11 @@
 // each as an *Error naming file, line and key path; no error ever holds a secret's value.
 package inventory
 
-import "go.yaml.in/yaml/v3"
+import (
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
 
 // Inventory is a loaded inventory file.
 type Inventory struct {
@@ -87,6 +92,10 @@ type SSH struct {
 	// the password itself never appears in the inventory.
 	BecomePasswordEnv  string
 	BecomePasswordFile string
+	// Persist keeps the host's SSH connection warm between runs for this long without
+	// a run (sshconn.Config.Persist; "persist: 60s"); 0 leaves it to
+	// $CAULDRON_SSH_PERSIST, -1 ("persist: off") turns it off.
+	Persist time.Duration
 }
 
 // Docker says how to reach a host by docker exec.

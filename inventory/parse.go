@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -413,6 +414,24 @@ func (p *parser) address(n *yaml.Node, path string) string {
 	return s
 }
 
+// persist reads ssh.persist: a duration such as 60s, or off (-1: not even when
+// $CAULDRON_SSH_PERSIST asks for it).
+func (p *parser) persist(n *yaml.Node, path string) time.Duration {
+	v, ok := p.str(n, path)
+	if !ok || v == "" {
+		return 0
+	}
+	if v == "off" {
+		return -1
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.errorf(n.Line, path, "%q is not a duration such as 60s or 10m, nor off", v)
+		return 0
+	}
+	return d
+}
+
 func (p *parser) boolean(n *yaml.Node, path string) (bool, bool) {
 	d := deref(n)
 	if isNull(d) {
@@ -530,7 +549,7 @@ var (
 	topKeys      = []string{"vars", "groups", "hosts"}
 	groupKeys    = []string{"hosts", "vars"}
 	hostKeys     = []string{"address", "transport", "ssh", "docker", "vars"}
-	sshKeys      = []string{"host", "port", "user", "identity_file", "identity_files", "known_hosts", "host_key", "proxy_jump", "become", "become_password_env", "become_password_file"}
+	sshKeys      = []string{"host", "port", "user", "identity_file", "identity_files", "known_hosts", "host_key", "proxy_jump", "become", "become_password_env", "become_password_file", "persist"}
 	dockerKeys   = []string{"container"}
 	transports   = []string{"ssh", "docker", "local"}
 	hostKeyModes = []string{"strict", "accept-new"}
@@ -697,6 +716,8 @@ func (p *parser) ssh(s *SSH, n *yaml.Node, path string) {
 			s.ProxyJump, _ = p.str(f.value, fp)
 		case "become":
 			s.Become, _ = p.boolean(f.value, fp)
+		case "persist":
+			s.Persist = p.persist(f.value, fp)
 		case "become_password_env", "become_password_file":
 			if passwordLine != 0 {
 				p.errorf(line, fp, "set become_password_env or become_password_file, not both")

@@ -57,7 +57,7 @@ func SSHConfig(h *inventory.Host) sshconn.Config {
 		Addr: net.JoinHostPort(host, strconv.Itoa(port)), User: s.User,
 		IdentityFiles: s.IdentityFiles, UseAgent: os.Getenv("SSH_AUTH_SOCK") != "",
 		KnownHostsFile: s.KnownHosts, AcceptNewHostKey: s.HostKey == "accept-new",
-		ProxyJump: s.ProxyJump, Become: s.Become,
+		ProxyJump: s.ProxyJump, Become: s.Become, Persist: s.Persist,
 	}
 	if cfg.User == "" {
 		cfg.User = "root"

@@ -41,7 +41,10 @@ func newAuth(cfg Config) (*auth, error) {
 	a := &auth{}
 	var agentClient agent.ExtendedAgent
 	if cfg.UseAgent {
-		sock := os.Getenv("SSH_AUTH_SOCK")
+		sock := cfg.agentSock
+		if sock == "" {
+			sock = os.Getenv("SSH_AUTH_SOCK")
+		}
 		if sock == "" {
 			return nil, errors.New("use of the SSH agent asked, but SSH_AUTH_SOCK is not set")
 		}

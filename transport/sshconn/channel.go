@@ -31,7 +31,21 @@ const channelOpenTimeout = 10 * time.Second
 func (c *Conn) commandChannel(ctx context.Context) *channel.Channel {
 	c.chanMu.Lock()
 	defer c.chanMu.Unlock()
-	if c.cfg.NoChannel || c.chanOff {
+	if c.cfg.NoChannel {
+		return nil
+	}
+	client, gen, err := c.sshClient(ctx)
+	if err != nil {
+		return nil
+	}
+	if gen != c.chanGen {
+		// The client was replaced (a lost warm connection): a new channel on the new one.
+		if c.ch != nil {
+			c.ch.Close()
+		}
+		c.ch, c.chanOff, c.chanErr, c.chanGen = nil, false, nil, gen
+	}
+	if c.chanOff {
 		return nil
 	}
 	if c.ch != nil {
@@ -41,7 +55,7 @@ func (c *Conn) commandChannel(ctx context.Context) *channel.Channel {
 		}
 		return c.ch
 	}
-	ch, err := c.openChannel(ctx)
+	ch, err := c.openChannel(ctx, client)
 	if err != nil && ctx.Err() != nil {
 		// The caller gave up, not the channel: the next Run tries again.
 		return nil
@@ -72,7 +86,7 @@ func (c *Conn) ChannelError() error {
 // openChannel starts the shell and has channel.Verify watch it: the check that it
 // frames input exactly (a host without GNU head does not) goes before the first
 // command with input, and no one waits for its verdict.
-func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
+func (c *Conn) openChannel(ctx context.Context, client *ssh.Client) (*channel.Channel, error) {
 	ctx, cancel := context.WithTimeout(ctx, channelOpenTimeout)
 	defer cancel()
 	line := shell.Join("sh", "-c", channel.Loop)
@@ -92,7 +106,7 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 	// channel's messages in order, and one round trip less goes by before the first
 	// answers. A server that refuses the exec answers nothing: Verify then breaks the
 	// channel when the shell begins no command in time, and the commands go another way.
-	sch, reqs, err := c.client.OpenChannel("session", nil)
+	sch, reqs, err := client.OpenChannel("session", nil)
 	if err != nil {
 		return nil, fmt.Errorf("open session: %w", err)
 	}

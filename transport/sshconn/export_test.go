@@ -56,3 +56,13 @@ func RecordSFTPUploads(c *Conn) func() []string {
 		return append([]string(nil), paths...)
 	}
 }
+
+// NoteWarmFallbacksTo sends the warm connection's notes to w, each again once, until
+// the test ends.
+func NoteWarmFallbacksTo(t interface{ Cleanup(func()) }, w io.Writer) {
+	old := WarmNotes
+	reset := func() { badEnvNoted, fallbackNoted, lostNoted = sync.Once{}, sync.Once{}, sync.Once{} }
+	WarmNotes = w
+	reset()
+	t.Cleanup(func() { WarmNotes = old; reset() })
+}

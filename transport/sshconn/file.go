@@ -209,15 +209,24 @@ func (c *Conn) upload(ctx context.Context, fh *sftp.File, p string, f transport.
 }
 
 func (c *Conn) sftpClient() (*sftp.Client, error) {
+	client, gen, err := c.sshClient(context.Background())
+	if err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sftp != nil {
+	if c.sftp != nil && c.sftpGen == gen {
 		return c.sftp, nil
+	}
+	if c.sftp != nil {
+		c.sftp.Close() // started on a lost warm connection
+		c.sftp = nil
 	}
 	if c.closed {
 		return nil, errors.New("connection closed")
 	}
-	sc, err := sftp.NewClient(c.client, sftp.UseConcurrentWrites(true))
+	c.sftpGen = gen
+	sc, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true))
 	if err != nil {
 		return nil, fmt.Errorf("start sftp: %w", err)
 	}
@@ -225,7 +234,7 @@ func (c *Conn) sftpClient() (*sftp.Client, error) {
 	// limits@openssh.com, 8.6 and later) takes 255 KiB, which made a 68 MB upload
 	// faster than the same bytes on a command's stdin (BenchmarkUploadOfALargeFile).
 	if _, ok := sc.HasExtension("limits@openssh.com"); ok {
-		big, err := sftp.NewClient(c.client, sftp.UseConcurrentWrites(true), sftp.MaxPacketUnchecked(openSSHMaxWrite))
+		big, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true), sftp.MaxPacketUnchecked(openSSHMaxWrite))
 		if err == nil {
 			sc.Close()
 			sc = big

@@ -62,6 +62,9 @@ type hostKeyCheck struct {
 	// server presents a key we can compare (nil: the host is unknown, any algorithm).
 	algorithms []string
 	err        error // the *HostKeyError the callback returned, if any
+	// key and remote are what the host presented, once verified.
+	key    ssh.PublicKey
+	remote net.Addr
 }
 
 func newHostKeyCheck(file string, acceptNew bool, addr string) (*hostKeyCheck, error) {
@@ -83,6 +86,9 @@ func newHostKeyCheck(file string, acceptNew bool, addr string) (*hostKeyCheck, e
 func (hc *hostKeyCheck) callback(hostname string, remote net.Addr, key ssh.PublicKey) error {
 	err := hc.verify(hostname, remote, key)
 	hc.err = err
+	if err == nil {
+		hc.key, hc.remote = key, remote
+	}
 	return err
 }
 

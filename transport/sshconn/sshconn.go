@@ -3,7 +3,9 @@
 // channel: channel.go, package channel; a session per command where it cannot serve),
 // files written through SFTP (when the host is configured to become root, uploaded
 // through SFTP to a private directory and installed by one sudo command). sudo's
-// password goes to sudo's prompt only, never to a command's input.
+// password goes to sudo's prompt only, never to a command's input. With Config.Persist
+// (or $CAULDRON_SSH_PERSIST) the authenticated connection is kept warm between runs by
+// a per-user background process (warm.go), as OpenSSH's ControlPersist does.
 package sshconn
 
 import (
@@ -16,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -61,6 +64,17 @@ type Config struct {
 	// NoChannel runs every command in a session of its own instead of over the host's
 	// command channel (see channel.go).
 	NoChannel bool
+	// Persist keeps the host's authenticated connection warm between runs in a
+	// per-user background process (warm.go) that exits after Persist without a run;
+	// 0 means as $CAULDRON_SSH_PERSIST says (off when unset), negative off.
+	Persist time.Duration
+	// PersistDir is the warm daemon's socket directory; empty means
+	// $XDG_RUNTIME_DIR/cauldron-ssh, else cauldron-ssh-<uid> in the temporary directory.
+	PersistDir string
+
+	// agentSock, when set, is the agent to use instead of $SSH_AUTH_SOCK (the warm
+	// daemon's dial for a run).
+	agentSock string
 }
 
 // Conn is an open SSH connection to one host. It is safe for concurrent use.
@@ -68,9 +82,22 @@ type Conn struct {
 	cfg  Config
 	name string // user@addr, for messages
 
-	client *ssh.Client
-	jumps  []*ssh.Client // the hops before client, in dial order
-	wire   net.Conn      // the first hop's TCP connection
+	// clientMu guards client and wire, which a warm connection replaces by a direct
+	// one when the warm daemon dies (see redialIfLost).
+	clientMu sync.Mutex
+	redialMu sync.Mutex // held while a lost warm client is replaced
+	client   *ssh.Client
+	jumps    []*ssh.Client // the hops before client, in dial order
+	wire     net.Conn      // the first hop's TCP connection (the daemon's socket when warm)
+	// warm: client is the warm daemon's relay; lost is closed when it ended; gen counts
+	// the replacements, so that the channel and SFTP made on an old client are dropped.
+	warm bool
+	lost chan struct{}
+	gen  int
+	// hostKey and hostRemote are the key the host presented and its address, for the
+	// warm daemon's re-check before it reuses the connection.
+	hostKey    ssh.PublicKey
+	hostRemote net.Addr
 
 	mu      sync.Mutex
 	sftp    *sftp.Client
@@ -78,6 +105,8 @@ type Conn struct {
 	sudo    *sudoMode
 	sudoErr error // a refusal by sudo, remembered
 	closed  bool
+	// closing is set when Close begins: a lost warm client is then not replaced.
+	closing atomic.Bool
 	// stopKeepAlive ends the keepalive goroutine; nil when there is none.
 	stopKeepAlive chan struct{}
 	uploadDir     string // the login user's private directory for become uploads
@@ -88,6 +117,8 @@ type Conn struct {
 	ch      *channel.Channel
 	chanOff bool
 	chanErr error
+	chanGen int // the client generation ch was opened on
+	sftpGen int // the client generation sftp was started on
 	traffic transport.Traffic
 	// sessions bounds the commands that run in sessions of their own (see runSession).
 	sessions chan struct{}
@@ -125,43 +156,150 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("ssh %s: proxy jump: %w", name, err)
 	}
 	hops = append(hops, hop{user: cfg.User, addr: cfg.Addr})
-
-	auth, err := newAuth(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("ssh %s: %w", name, err)
-	}
-	// The agent signs during each handshake only; no channel is forwarded to it.
-	defer auth.close()
-
-	c := &Conn{cfg: cfg, name: name, ids: map[string]int{}, sessions: make(chan struct{}, sessionsAtOnce)}
-	var prev *ssh.Client
-	for i, h := range hops {
-		client, wire, err := dialHop(ctx, cfg, auth, h, prev)
-		if err != nil {
-			c.closeClients()
-			if i < len(hops)-1 {
-				return nil, fmt.Errorf("ssh %s: through jump host %s@%s: %w", name, h.user, h.addr, err)
-			}
-			return nil, fmt.Errorf("ssh %s: %w", name, err)
-		}
-		if i == 0 {
-			c.wire = wire
-		}
-		if i < len(hops)-1 {
-			c.jumps = append(c.jumps, client)
-		} else {
-			c.client = client
-		}
-		prev = client
-	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 15 * time.Second
 	}
+
+	if idle := cfg.persist(); idle > 0 {
+		c, err := dialWarm(ctx, cfg, idle)
+		if err == nil {
+			return c, nil
+		}
+		var hostErr *warmHostError
+		if errors.As(err, &hostErr) {
+			return nil, fmt.Errorf("ssh %s: %w", name, hostErr.err)
+		}
+		noteOnce(&fallbackNoted, fmt.Sprintf("cauldron: no warm SSH connection (%v): dialling directly", err))
+	}
+	return dialDirect(ctx, cfg, hops)
+}
+
+// newConn is a Conn not connected yet.
+func newConn(cfg Config) *Conn {
+	c := &Conn{cfg: cfg, name: cfg.User + "@" + cfg.Addr, ids: map[string]int{}, sessions: make(chan struct{}, sessionsAtOnce)}
 	if cfg.KeepAlive > 0 {
 		c.stopKeepAlive = make(chan struct{})
 		go c.keepAlive(cfg.KeepAlive)
 	}
+	return c
+}
+
+// dialDirect dials the host through its jump hosts.
+func dialDirect(ctx context.Context, cfg Config, hops []hop) (*Conn, error) {
+	c := newConn(cfg)
+	if err := c.connect(ctx, hops); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
+}
+
+// connect dials the hops and makes the last one c's client.
+func (c *Conn) connect(ctx context.Context, hops []hop) error {
+	cfg, name := c.cfg, c.name
+	auth, err := newAuth(cfg)
+	if err != nil {
+		return fmt.Errorf("ssh %s: %w", name, err)
+	}
+	// The agent signs during each handshake only; no channel is forwarded to it.
+	defer auth.close()
+
+	var prev *ssh.Client
+	var jumps []*ssh.Client
+	var first net.Conn
+	for i, h := range hops {
+		client, wire, check, err := dialHop(ctx, cfg, auth, h, prev)
+		if err != nil {
+			for j := len(jumps) - 1; j >= 0; j-- {
+				jumps[j].Close()
+			}
+			if i < len(hops)-1 {
+				return fmt.Errorf("ssh %s: through jump host %s@%s: %w", name, h.user, h.addr, err)
+			}
+			return fmt.Errorf("ssh %s: %w", name, err)
+		}
+		if i == 0 {
+			first = wire
+		}
+		if i < len(hops)-1 {
+			jumps = append(jumps, client)
+		} else {
+			c.clientMu.Lock()
+			c.client, c.wire, c.jumps = client, first, jumps
+			c.hostKey, c.hostRemote = check.key, check.remote
+			c.clientMu.Unlock()
+		}
+		prev = client
+	}
+	return nil
+}
+
+// sshClient is the client to open channels on. A warm connection whose daemon died is
+// replaced here by a direct one (once; said once per process); the commands that were
+// in flight on it have failed.
+func (c *Conn) sshClient(ctx context.Context) (*ssh.Client, int, error) {
+	c.clientMu.Lock()
+	client, gen, warm, lost := c.client, c.gen, c.warm, c.lost
+	c.clientMu.Unlock()
+	if !warm || c.closing.Load() {
+		return client, gen, nil
+	}
+	select {
+	case <-lost:
+	default:
+		return client, gen, nil
+	}
+	// One caller dials; the others wait for its client.
+	c.redialMu.Lock()
+	defer c.redialMu.Unlock()
+	c.clientMu.Lock()
+	if c.client != client || !c.warm {
+		defer c.clientMu.Unlock()
+		return c.client, c.gen, nil
+	}
+	c.clientMu.Unlock()
+	noteOnce(&lostNoted, fmt.Sprintf("cauldron: the warm SSH connection to %s was lost: dialling directly", c.name))
+	hops, _ := parseProxyJump(c.cfg.ProxyJump, c.cfg.User)
+	hops = append(hops, hop{user: c.cfg.User, addr: c.cfg.Addr})
+	if err := c.connect(ctx, hops); err != nil {
+		return nil, gen, err // still lost: the next command tries again
+	}
+	client.Close()
+	c.clientMu.Lock()
+	defer c.clientMu.Unlock()
+	c.warm = false
+	c.gen++
+	return c.client, c.gen, nil
+}
+
+// lostWarm says whether client, which just failed, is a warm daemon's connection that
+// ended (waiting a moment for its end to be seen), so that a new client is to be had.
+func (c *Conn) lostWarm(client *ssh.Client) bool {
+	c.clientMu.Lock()
+	replaced, warm, lost := c.client != client, c.warm, c.lost
+	c.clientMu.Unlock()
+	if replaced {
+		return true
+	}
+	if !warm || c.closing.Load() {
+		return false
+	}
+	select {
+	case <-lost:
+		return true
+	case <-time.After(2 * time.Second):
+		return false
+	}
+}
+
+// watchClient closes c.lost when the warm daemon's connection ends.
+func (c *Conn) watchClient() {
+	c.lost = make(chan struct{})
+	client, lost := c.client, c.lost
+	go func() {
+		client.Wait()
+		close(lost)
+	}()
 }
 
 // keepAlive asks the server every interval whether it is there, and closes the
@@ -176,8 +314,14 @@ func (c *Conn) keepAlive(interval time.Duration) {
 		case <-t.C:
 		}
 		answered := make(chan error, 1)
+		c.clientMu.Lock()
+		client, wire, warm := c.client, c.wire, c.warm
+		c.clientMu.Unlock()
+		if client == nil {
+			continue
+		}
 		go func() {
-			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
 			answered <- err
 		}()
 		select {
@@ -190,16 +334,18 @@ func (c *Conn) keepAlive(interval time.Duration) {
 		case <-time.After(interval):
 		}
 		// No answer: close the wire, so that every session on it fails now.
-		if c.wire != nil {
-			c.wire.Close()
+		if wire != nil {
+			wire.Close()
 		}
-		return
+		if !warm {
+			return
+		}
 	}
 }
 
 // dialHop opens the TCP connection to h (directly, or from prev) and runs the SSH
 // handshake over it, both bounded by ctx and cfg.DialTimeout.
-func dialHop(ctx context.Context, cfg Config, auth *auth, h hop, prev *ssh.Client) (*ssh.Client, net.Conn, error) {
+func dialHop(ctx context.Context, cfg Config, auth *auth, h hop, prev *ssh.Client) (*ssh.Client, net.Conn, *hostKeyCheck, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 
@@ -212,13 +358,13 @@ func dialHop(ctx context.Context, cfg Config, auth *auth, h hop, prev *ssh.Clien
 		wire, err = prev.DialContext(ctx, "tcp", h.addr)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("dial %s: %w", h.addr, ctxCause(ctx, cfg, err))
+		return nil, nil, nil, fmt.Errorf("dial %s: %w", h.addr, ctxCause(ctx, cfg, err))
 	}
 
 	check, err := newHostKeyCheck(cfg.KnownHostsFile, cfg.AcceptNewHostKey, h.addr)
 	if err != nil {
 		wire.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sshCfg := &ssh.ClientConfig{
 		User:              h.user,
@@ -236,19 +382,19 @@ func dialHop(ctx context.Context, cfg Config, auth *auth, h hop, prev *ssh.Clien
 			cc.Close()
 		}
 		wire.Close()
-		return nil, nil, fmt.Errorf("handshake with %s: %w", h.addr, ctxCause(ctx, cfg, ctx.Err()))
+		return nil, nil, nil, fmt.Errorf("handshake with %s: %w", h.addr, ctxCause(ctx, cfg, ctx.Err()))
 	}
 	if err != nil {
 		wire.Close()
 		if check.err != nil {
-			return nil, nil, check.err
+			return nil, nil, nil, check.err
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, nil, fmt.Errorf("the server refused every key offered (%s): %w", auth.describe, err)
+			return nil, nil, nil, fmt.Errorf("the server refused every key offered (%s): %w", auth.describe, err)
 		}
-		return nil, nil, fmt.Errorf("handshake with %s@%s: %w", h.user, h.addr, err)
+		return nil, nil, nil, fmt.Errorf("handshake with %s@%s: %w", h.user, h.addr, err)
 	}
-	return ssh.NewClient(cc, chans, reqs), wire, nil
+	return ssh.NewClient(cc, chans, reqs), wire, check, nil
 }
 
 // ctxCause says "timed out after …" when the per-hop timeout, not the caller, ended ctx.
@@ -425,7 +571,14 @@ func (c *Conn) run(ctx context.Context, shown, line string, sudo *sudoMode, stdi
 // full. A refused session ran nothing.
 func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
 	for attempt := 1; ; attempt++ {
-		sess, err := c.client.NewSession()
+		client, _, err := c.sshClient(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sess, err := client.NewSession()
+		if err != nil && attempt < 6 && c.lostWarm(client) {
+			continue // dialled directly at the next sshClient
+		}
 		var refused *ssh.OpenChannelError
 		if err == nil || !errors.As(err, &refused) || attempt == 6 {
 			return sess, err
@@ -441,6 +594,7 @@ func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
 // Close closes the SFTP client, removes the upload directory and closes the
 // connection and its jump hosts.
 func (c *Conn) Close() error {
+	c.closing.Store(true)
 	// Before c.mu: opening the channel holds chanMu, then c.mu (sudoMode).
 	c.chanMu.Lock()
 	if c.ch != nil {
