@@ -183,6 +183,9 @@ type Receiver struct {
 	AutoBind        int    `xml:"autoBind,attr"`
 	SelectorTimeout int    `xml:"selectorTimeout,attr"`
 	MaxThreads      int    `xml:"maxThreads,attr"`
+	// RxBufSize is each accepted connection's socket receive buffer and each receiver
+	// thread's read buffer (Tribes' default 64 KiB; see WrittenBuffer).
+	RxBufSize int `xml:"rxBufSize,attr,omitempty"`
 }
 
 // Sender is the channel's ReplicationTransmitter with its transport.
@@ -274,6 +277,7 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 			Receiver: Receiver{
 				ClassName: ClassNioReceiver, Address: n.Address, Port: a.ReceiverPort,
 				AutoBind: 100, SelectorTimeout: 5000, MaxThreads: 6,
+				RxBufSize: writtenBufferOr0(c.Replication),
 			},
 			// timeout is how long a send waits for the other node's ack (3 s by
 			// default), but Tribes' ParallelNioSender (10.1.60) looks at it only when
@@ -281,7 +285,7 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 			// to a node that hangs, is cut off or is busy starting waits up to 5 s
 			// whatever this says (measured in session 5, see Replication).
 			Sender: Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender,
-				Attrs: []xml.Attr{{Name: xml.Name{Local: "timeout"}, Value: "1000"}}}},
+				Attrs: transportAttrs(c.Replication)}},
 			Interceptors: ReplicationInterceptors(),
 		},
 		Valves: []Valve{
@@ -362,6 +366,33 @@ const (
 	// keepAliveTime, or a 2 MiB send buffer, traded that for other losses).
 	WrittenReplication
 )
+
+// WrittenBuffer is the socket buffer, each way, of a written cluster's connections
+// (PooledParallelSender's txBufSize, NioReceiver's rxBufSize): a written send blocks
+// the request once the change no longer fits in the sender's and the peer's socket
+// buffers, so they must hold every change a node sends a peer that hangs or is cut off
+// until the membership drops it (expirationTime 3 s; measured in session 6 with
+// Tribes' 64 KiB each way: the healthy node's requests stalled up to 5 s about
+// a second after the peer froze). 1 MiB each way holds about 30 s of the load check's
+// changes (about 60 KB a second per node); the receiver's also sizes each of its
+// threads' read buffers, so it is not made larger. The kernel caps it at
+// net.core.wmem_max and rmem_max.
+const WrittenBuffer = 1 << 20
+
+func writtenBufferOr0(r Replication) int {
+	if r == WrittenReplication {
+		return WrittenBuffer
+	}
+	return 0
+}
+
+func transportAttrs(r Replication) []xml.Attr {
+	attrs := []xml.Attr{{Name: xml.Name{Local: "timeout"}, Value: "1000"}}
+	if r == WrittenReplication {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "txBufSize"}, Value: strconv.Itoa(WrittenBuffer)})
+	}
+	return attrs
+}
 
 // ChannelSendOptions is the SimpleTcpCluster attribute for r.
 func (r Replication) ChannelSendOptions() int {
