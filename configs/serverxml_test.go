@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -228,6 +229,21 @@ func TestEachReplicationModeSetsItsChannelSendOptions(t *testing.T) {
 		for _, svc := range configs.NewServerXML(c, c.Nodes[0]).Services {
 			if got := svc.Engine.Cluster.ChannelSendOptions; got != tc.want {
 				t.Errorf("%s: %s: channelSendOptions %d, want %d", tc.name, svc.Name, got, tc.want)
+			}
+			// Only a written send blocks the request on a full socket buffer.
+			ch := svc.Engine.Cluster.Channel
+			wantBuf := 0
+			if r == configs.WrittenReplication {
+				wantBuf = configs.WrittenBuffer
+			}
+			tx := 0
+			for _, a := range ch.Sender.Transport.Attrs {
+				if a.Name.Local == "txBufSize" {
+					tx, _ = strconv.Atoi(a.Value)
+				}
+			}
+			if ch.Receiver.RxBufSize != wantBuf || tx != wantBuf {
+				t.Errorf("%s: %s: rxBufSize %d, txBufSize %d, want %d each", tc.name, svc.Name, ch.Receiver.RxBufSize, tx, wantBuf)
 			}
 		}
 		if r.String() != tc.name {
