@@ -450,10 +450,7 @@ func settle(t *testing.T, l *lab.Lab) {
 		go func() {
 			defer wg.Done()
 			for try := 1; ; try++ {
-				seen, err := loadcheck.Spread(ctx, loadcheck.Site{Name: s.name, URL: s.url}, 100)
-				if err == nil {
-					err = loadcheck.Even(seen, wantRoutes(l, s))
-				}
+				seen, err := evenSpread(ctx, l, s)
 				if err == nil {
 					t.Logf("%s site settled in %s (try %d): %v", s.name, time.Since(start).Round(100*time.Millisecond), try, seen)
 					return
@@ -475,13 +472,20 @@ func settle(t *testing.T, l *lab.Lab) {
 // settleWithin bounds settle.
 const settleWithin = 90 * time.Second
 
+// evenSpread starts 100 new sessions on s and says where they went, with an error
+// unless they spread evenly over its nodes.
+func evenSpread(ctx context.Context, l *lab.Lab, s site) (map[string]int, error) {
+	seen, err := loadcheck.Spread(ctx, loadcheck.Site{Name: s.name, URL: s.url}, 100)
+	if err == nil {
+		err = loadcheck.Even(seen, wantRoutes(l, s))
+	}
+	return seen, err
+}
+
 func spreadAfterReturn(ctx context.Context, t *testing.T, l *lab.Lab, s site, back time.Time) {
 	for try := 1; ; try++ {
 		began := time.Since(back)
-		seen, err := loadcheck.Spread(ctx, loadcheck.Site{Name: s.name, URL: s.url}, 100)
-		if err == nil {
-			err = loadcheck.Even(seen, wantRoutes(l, s))
-		}
+		seen, err := evenSpread(ctx, l, s)
 		after := time.Since(back).Round(100 * time.Millisecond)
 		if err == nil {
 			t.Logf("%s site: 100 new sessions %s after the node's return (try %d): %v", s.name, after, try, seen)
