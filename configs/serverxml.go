@@ -27,6 +27,12 @@ const (
 	ClassTcpFailureDetector   = "org.apache.catalina.tribes.group.interceptors.TcpFailureDetector"
 	ClassMessageDispatch      = "org.apache.catalina.tribes.group.interceptors.MessageDispatchInterceptor"
 	ClassOrderInterceptor     = "org.apache.catalina.tribes.group.interceptors.OrderInterceptor"
+	// ClassFreshConnectionsSender and ClassFreshConnectionsInterceptor are cauldron's
+	// own Tribes classes (recipes.TribesJar compiles them into Tomcat's lib on the
+	// node): together they close a node's pooled connections to a member that
+	// disappears or is added back (see WrittenReplication).
+	ClassFreshConnectionsSender      = "io.cauldron.tribes.FreshConnectionsSender"
+	ClassFreshConnectionsInterceptor = "io.cauldron.tribes.FreshConnectionsInterceptor"
 	ClassReplicationValve     = "org.apache.catalina.ha.tcp.ReplicationValve"
 	ClassJvmRouteBinderValve  = "org.apache.catalina.ha.session.JvmRouteBinderValve"
 	ClassClusterSession       = "org.apache.catalina.ha.session.ClusterSessionListener"
@@ -284,9 +290,9 @@ func newTomcatCluster(c Cluster, a App, n Node) *TomcatCluster {
 			// its selector returns, and it selects with a fixed 5 s: a synchronous send
 			// to a node that hangs, is cut off or is busy starting waits up to 5 s
 			// whatever this says (measured in session 5, see Replication).
-			Sender: Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: ClassPooledParallelSender,
+			Sender: Sender{ClassName: ClassReplicationSender, Transport: Listener{ClassName: transportClass(c.Replication),
 				Attrs: transportAttrs(c.Replication)}},
-			Interceptors: ReplicationInterceptors(),
+			Interceptors: replicationInterceptors(c.Replication),
 		},
 		Valves: []Valve{
 			{ClassName: ClassReplicationValve, Filter: StaticFilesFilter},
@@ -388,6 +394,26 @@ func writtenBufferOr0(r Replication) int {
 		return WrittenBuffer
 	}
 	return 0
+}
+
+// transportClass is the channel's pooled sender: a written cluster's closes its
+// connections to a member that went away (ClassFreshConnectionsSender).
+func transportClass(r Replication) string {
+	if r == WrittenReplication {
+		return ClassFreshConnectionsSender
+	}
+	return ClassPooledParallelSender
+}
+
+// replicationInterceptors are ReplicationInterceptors, and for a written cluster
+// ClassFreshConnectionsInterceptor last, next to the transport: it sees every
+// change the membership reports before an interceptor above holds one back.
+func replicationInterceptors(r Replication) []Listener {
+	l := ReplicationInterceptors()
+	if r == WrittenReplication {
+		l = append(l, Listener{ClassName: ClassFreshConnectionsInterceptor})
+	}
+	return l
 }
 
 func transportAttrs(r Replication) []xml.Attr {
@@ -600,6 +626,7 @@ func validateTomcatCluster(at string, c *TomcatCluster, groups map[string]string
 		errs = append(errs, fmt.Errorf("%s: Receiver address is empty (use \"auto\" or the node's address)", at))
 	}
 	errs = append(errs, validateInterceptors(at, c.ChannelSendOptions, ch.Interceptors)...)
+	errs = append(errs, validateFreshConnections(at, ch)...)
 	m := ch.Membership
 	switch m.ClassName {
 	case ClassMcastService:
@@ -660,6 +687,21 @@ func validateInterceptors(at string, sendOptions int, interceptors []Listener) [
 		}
 	}
 	return errs
+}
+
+// validateFreshConnections checks that cauldron's two Tribes classes come together:
+// the interceptor tells the sender of membership changes, and only that sender acts
+// on them (Tribes' own does nothing).
+func validateFreshConnections(at string, ch Channel) []error {
+	interceptor := slices.ContainsFunc(ch.Interceptors, func(l Listener) bool { return l.ClassName == ClassFreshConnectionsInterceptor })
+	sender := ch.Sender.Transport.ClassName == ClassFreshConnectionsSender
+	switch {
+	case interceptor && !sender:
+		return []error{fmt.Errorf("%s: Interceptor %s needs the Transport %s, not %q: no other sender closes a connection when told", at, ClassFreshConnectionsInterceptor, ClassFreshConnectionsSender, ch.Sender.Transport.ClassName)}
+	case sender && !interceptor:
+		return []error{fmt.Errorf("%s: Transport %s needs the Interceptor %s: without it nothing tells the sender that a member went away", at, ClassFreshConnectionsSender, ClassFreshConnectionsInterceptor)}
+	}
+	return nil
 }
 
 func validateStaticMembers(at string, members []StaticMember, r Receiver) []error {

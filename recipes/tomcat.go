@@ -127,6 +127,11 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 	setenvFile.Content = content(setenv)
 	r.Add(steps.Notify(setenvFile, TomcatHandler))
 	r.Add(steps.Notify(NullCatalinaOut(tomcatHome), TomcatHandler))
+	if c.Cluster.Membership != configs.NoReplication && c.Cluster.Replication == configs.WrittenReplication {
+		// server.xml names cauldron's Tribes classes (configs.ClassFreshConnectionsSender):
+		// the jar is there before the file that needs it.
+		r.Add(steps.Notify(TribesJar{JavaHome: javaHome, TomcatHome: tomcatHome, Owner: c.Account}, TomcatHandler))
+	}
 	r.Add(steps.Notify(WriteServerXML(c.Cluster.TomcatHome, configs.NewServerXML(c.Cluster, c.Node), c.Account), TomcatHandler))
 
 	props := c.DB
