@@ -55,6 +55,8 @@ func renderers(c configs.Cluster) []struct {
 } {
 	static := c
 	static.Membership = configs.Static
+	written := static
+	written.Replication = configs.WrittenReplication
 	return []struct {
 		name string
 		file configs.File
@@ -62,6 +64,7 @@ func renderers(c configs.Cluster) []struct {
 		{"server-web1.xml", configs.NewServerXML(c, c.Nodes[0])},
 		{"server-web2.xml", configs.NewServerXML(c, c.Nodes[1])},
 		{"server-static-web1.xml", configs.NewServerXML(static, c.Nodes[0])},
+		{"server-written-web1.xml", configs.NewServerXML(written, c.Nodes[0])},
 		{"workers.properties", configs.NewWorkers(c)},
 		{"apache-site.conf", configs.NewApacheSite(c)},
 		{"apache-jk.conf", configs.NewJkConf()},

@@ -26,13 +26,14 @@ var tribesSources embed.FS
 // TribesJarName is the jar TribesJar writes into Tomcat's lib folder.
 const TribesJarName = "cauldron-tribes.jar"
 
-// tribesJarHashKey is the jar's manifest attribute that holds its sources' hash.
-const tribesJarHashKey = "Cauldron-Source-SHA256"
+// tribesJarHashEntry is the jar's entry that holds its sources' hash (not in the
+// manifest, whose lines wrap at 72 bytes).
+const tribesJarHashEntry = "META-INF/cauldron-sources.sha256"
 
 // TribesJar compiles cauldron's Tribes classes (see configs.WrittenReplication) on
 // the host with the node's own JDK against the node's own Tomcat, into
 // <TomcatHome>/lib/cauldron-tribes.jar, where Tomcat's common class loader finds
-// them. The jar's manifest carries the SHA-256 of the sources it was built from: the
+// them. The jar carries the SHA-256 of the sources it was built from: the
 // step is converged when the jar is there with the hash of the sources this build of
 // cauldron embeds, and rebuilds it otherwise. Notify Tomcat's restart with it: the
 // JVM loads the classes once.
@@ -92,15 +93,16 @@ func tribesSourceFiles() []javaSource {
 	return out
 }
 
-// Check reads the hash in the jar's manifest.
+// Check reads the hash the jar carries.
 func (j TribesJar) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
 	want := TribesSourcesHash()
 	jar := j.jarPath()
-	// unzip (the Tomcat recipe installs it) reads the manifest without starting a JVM.
+	// unzip (the Tomcat recipe installs it) reads the entry without starting a JVM;
+	// a jar without it says nothing.
 	out, err := transport.Output(ctx, c, "if [ -f "+shell.Quote(jar)+" ]; then unzip -p "+shell.Quote(jar)+
-		" META-INF/MANIFEST.MF | tr -d '\\r' | sed -n 's/^"+tribesJarHashKey+": //p'; else echo absent; fi")
+		" "+tribesJarHashEntry+" 2>/dev/null || true; else echo absent; fi")
 	if err != nil {
-		return nil, fmt.Errorf("%s: read its manifest: %w", j, err)
+		return nil, fmt.Errorf("%s: read its hash: %w", j, err)
 	}
 	have := strings.TrimSpace(out)
 	if have == want {
@@ -138,12 +140,12 @@ func (j TribesJar) buildScript(hash string) string {
 	for _, s := range tribesSourceFiles() {
 		fmt.Fprintf(&b, "printf '%%s' %s > \"$dir/src/%s\"\n", shell.Quote(s.body), s.name)
 	}
-	fmt.Fprintf(&b, "printf '%s: %%s\\n' %s > \"$dir/manifest\"\n", tribesJarHashKey, hash)
+	fmt.Fprintf(&b, "mkdir \"$dir/classes/META-INF\"\nprintf '%%s\\n' %s > \"$dir/classes/%s\"\n", hash, tribesJarHashEntry)
 	// Java 11 class files: Tomcat 10.1's minimum, whatever JDK compiles them.
 	jvm := "-J-Xshare:auto -J-XX:TieredStopAtLevel=1"
 	fmt.Fprintf(&b, "%s %s -nowarn --release 11 -cp %s -d \"$dir/classes\" \"$dir\"/src/*.java\n",
 		shell.Quote(path.Join(bin, "javac")), jvm, shell.Quote(cp))
-	fmt.Fprintf(&b, "%s %s --create --file \"$dir/%s\" --manifest \"$dir/manifest\" -C \"$dir/classes\" .\n",
+	fmt.Fprintf(&b, "%s %s --create --file \"$dir/%s\" -C \"$dir/classes\" .\n",
 		shell.Quote(path.Join(bin, "jar")), jvm, TribesJarName)
 	tmp := path.Join(j.TomcatHome, "lib", "."+TribesJarName+".new")
 	fmt.Fprintf(&b, "install -o %s -g %s -m 0644 \"$dir/%s\" %s\nmv -f %s %s\n",

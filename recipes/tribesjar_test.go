@@ -1,0 +1,146 @@
+package recipes_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cauldron-go/cauldron/configs"
+	"github.com/cauldron-go/cauldron/recipes"
+	"github.com/cauldron-go/cauldron/transport/local"
+)
+
+// systemTomcat is Debian's tomcat10 package, a Tomcat 10.1 like the nodes'.
+const systemTomcat = "/usr/share/tomcat10"
+
+// TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt builds
+// the jar with this machine's JDK against Debian's Tomcat 10.1 through the step, then
+// runs Tomcat's configtest (the Digester that start uses, which loads every class
+// server.xml names) on a written cluster's server.xml with and without the jar.
+func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles with javac and starts Tomcat's configtest twice (JVMs): runs without -short")
+	}
+	javac, err := exec.LookPath("javac")
+	if err != nil {
+		t.Skip("no javac")
+	}
+	if _, err := os.Stat(filepath.Join(systemTomcat, "bin", "catalina.sh")); err != nil {
+		t.Skip("tomcat10 is not installed")
+	}
+	javac, err = filepath.EvalSymlinks(javac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A Tomcat home with the two jars the classes compile against.
+	home := t.TempDir()
+	for _, p := range []string{"lib/catalina-tribes.jar", "bin/tomcat-juli.jar"} {
+		if err := os.MkdirAll(filepath.Join(home, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(systemTomcat, p), filepath.Join(home, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, conn := context.Background(), local.New()
+	step := recipes.TribesJar{JavaHome: filepath.Dir(filepath.Dir(javac)), TomcatHome: home, Owner: me.Username}
+	if err := step.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	change, err := step.Check(ctx, conn)
+	if err != nil || change == nil || !strings.Contains(change.Summary, "the jar is absent") {
+		t.Fatalf("Check on a Tomcat without the jar = %+v, %v; want a change saying it is absent", change, err)
+	}
+	if err := change.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if change, err := step.Check(ctx, conn); change != nil || err != nil {
+		t.Fatalf("Check right after Apply = %+v, %v; want converged", change, err)
+	}
+	jar := filepath.Join(home, "lib", recipes.TribesJarName)
+	hash, err := exec.Command("unzip", "-p", jar, "META-INF/cauldron-sources.sha256").Output()
+	if err != nil || strings.TrimSpace(string(hash)) != recipes.TribesSourcesHash() {
+		t.Fatalf("the jar says its sources are %q (%v), want %s", hash, err, recipes.TribesSourcesHash())
+	}
+	// A jar built from other sources is built again.
+	if err := exec.Command("bash", "-c", `cd "$2" && mkdir META-INF && echo 0123 > META-INF/cauldron-sources.sha256 && rm -f "$1" && zip -qr "$1" META-INF`, "-", jar, t.TempDir()).Run(); err != nil {
+		t.Skipf("zip: %v", err)
+	}
+	if change, err := step.Check(ctx, conn); err != nil || change == nil || !strings.Contains(change.Summary, "built from other sources (0123)") {
+		t.Fatalf("Check with another jar = %+v, %v; want a rebuild", change, err)
+	} else if err := change.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	c := configs.NewCluster([]configs.Node{
+		{Name: "web1", Address: "127.0.0.1", Index: 1},
+		{Name: "web2", Address: "127.0.0.2", Index: 2},
+	}, "test-ajp-secret-7f3a")
+	c.Membership, c.Replication = configs.Static, configs.WrittenReplication
+	with := configtest(t, c, jar)
+	if strings.Contains(with, "Exception") || !strings.Contains(with, "Server initialization") {
+		t.Fatalf("Tomcat with the jar does not take a written cluster's server.xml:\n%s", with)
+	}
+	without := configtest(t, c, "")
+	if !strings.Contains(without, "ClassNotFoundException: "+configs.ClassFreshConnectionsSender) {
+		t.Fatalf("Tomcat without the jar does not miss %s:\n%s", configs.ClassFreshConnectionsSender, without)
+	}
+}
+
+// configtest runs Debian's Tomcat's configtest on node 1's server.xml of c, with jar
+// (if any) in CATALINA_BASE/lib, and returns its output.
+func configtest(t *testing.T, c configs.Cluster, jar string) string {
+	t.Helper()
+	base := t.TempDir()
+	for _, d := range []string{"conf", "lib", "logs", "temp", "webapps", "work"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	webXML, err := os.ReadFile(filepath.Join(systemTomcat, "etc", "web.xml"))
+	if err != nil {
+		t.Skipf("Tomcat's default web.xml: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "conf", "web.xml"), webXML, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if jar != "" {
+		if err := os.Symlink(jar, filepath.Join(base, "lib", filepath.Base(jar))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Apps = configs.DefaultApps(c.TomcatHome)
+	for i := range c.Apps {
+		// Clear of the ports configs' own configtest and the labs use.
+		c.Apps[i].HTTPPort += 31000
+		c.Apps[i].AJPPort += 31000
+		c.Apps[i].DocBase = filepath.Join(base, c.Apps[i].Name)
+		if err := os.Mkdir(c.Apps[i].DocBase, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := configs.NewServerXML(c, c.Nodes[0])
+	s.Port = -1
+	data, err := s.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "conf", "server.xml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(systemTomcat, "bin", "catalina.sh"), "configtest")
+	cmd.Env = append(os.Environ(), "CATALINA_HOME="+systemTomcat, "CATALINA_BASE="+base, "CATALINA_PID=")
+	out, err := cmd.CombinedOutput()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatalf("catalina.sh configtest: %v", err)
+	}
+	return string(out)
+}
