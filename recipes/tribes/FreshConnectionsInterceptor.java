@@ -19,7 +19,7 @@ import org.apache.catalina.tribes.transport.ReplicationTransmitter;
  * holds one back. It needs FreshConnectionsSender as the Transport (the stock
  * pooled sender's remove does nothing), and says so at start.
  */
-public class FreshConnectionsInterceptor extends ChannelInterceptorBase {
+public class FreshConnectionsInterceptor extends ChannelInterceptorBase implements FreshConnectionsInterceptorMBean {
 
     @Override
     public void start(int svc) throws ChannelException {
