@@ -367,13 +367,20 @@ const (
 	// those whose buffer filled while the peer was cut off are used again when it
 	// returns: each written send on them waits out ParallelNioSender's fixed 5 s select
 	// on the request's thread, mod_jk (reply_timeout 2 s) puts the healthy node in
-	// error, and its sessions go to the returning node's stale copies. So it is not the
-	// default until those connections are closed (recycling them every 3 s with
-	// keepAliveTime, or a 2 MiB send buffer, traded that for other losses). With
-	// WrittenBuffer each way every Apache fault met the bar in 4 of 4 runs, but a
-	// rolling restart after a cut lost 7-8 sessions in 2 of 4: changes written into a
-	// connection left from the cut, which the larger buffer never lets fail, did not
-	// arrive (README, Session replication).
+	// error, and its sessions go to the returning node's stale copies (recycling them
+	// every 3 s with keepAliveTime, or a 2 MiB send buffer, traded that for other
+	// losses). With WrittenBuffer each way every Apache fault met the bar in 4 of 4
+	// runs, but a rolling restart after a cut lost 7-8 sessions in 2 of 4: changes
+	// written into a connection left from the cut, which the larger buffer never lets
+	// fail, did not arrive (README, Session replication).
+	//
+	// So a written cluster's channel closes those connections: its Transport is
+	// ClassFreshConnectionsSender and its last Interceptor
+	// ClassFreshConnectionsInterceptor, cauldron's own Tribes classes (recipes.TribesJar
+	// compiles them on the node), which close every pooled connection to a member when
+	// the membership says it disappeared and again when it is added back, each before
+	// that pooled sender's next send. Session 7 (Apache lab, slot 1, the faults then
+	// the rolling restarts on the same lab): see the README's table.
 	WrittenReplication
 )
 

@@ -18,8 +18,9 @@ import (
 const systemTomcat = "/usr/share/tomcat10"
 
 // TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt builds
-// the jar with this machine's JDK against Debian's Tomcat 10.1 through the step, then
-// runs Tomcat's configtest (the Digester that start uses, which loads every class
+// the jar with this machine's JDK against Debian's Tomcat 10.1 through the step,
+// checks with a real socket that its sender opens a new connection to a member
+// removed and back (ReconnectProbe; Tribes' own reuses the old one), then runs Tomcat's configtest (the Digester that start uses, which loads every class
 // server.xml names) on a written cluster's server.xml with and without the jar.
 func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(t *testing.T) {
 	if testing.Short() {
@@ -78,6 +79,23 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 		t.Fatalf("Check with another jar = %+v, %v; want a rebuild", change, err)
 	} else if err := change.Apply(ctx); err != nil {
 		t.Fatal(err)
+	}
+
+	// Tribes' own pooled sender keeps writing into the connection it opened before
+	// the member went away; cauldron's opens a fresh one.
+	java := filepath.Join(step.JavaHome, "bin", "java")
+	for class, want := range map[string]string{
+		"org.apache.catalina.tribes.transport.nio.PooledParallelSender": "1",
+		configs.ClassFreshConnectionsSender:                             "2",
+	} {
+		cp := strings.Join([]string{filepath.Join(home, "lib", "catalina-tribes.jar"), filepath.Join(home, "bin", "tomcat-juli.jar"), jar}, ":")
+		out, err := exec.Command(java, "-cp", cp, filepath.Join("testdata", "ReconnectProbe.java"), class).Output()
+		if err != nil {
+			t.Fatalf("ReconnectProbe %s: %v\n%s", class, err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Errorf("%s sent a member that went away and came back its messages over %s connections, want %s", class, got, want)
+		}
 	}
 
 	c := configs.NewCluster([]configs.Node{
