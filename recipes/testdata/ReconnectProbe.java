@@ -12,7 +12,7 @@ import org.apache.catalina.tribes.transport.nio.PooledParallelSender;
 
 /**
  * Sends a message to a member (a plain server socket on loopback) through the pooled
- * sender class args[0], tells the sender the member was removed, sends again, and
+ * sender class args[0], tells the sender the member was removed (gone and back), sends again, and
  * prints how many connections the member was sent over.
  */
 public class ReconnectProbe {
@@ -51,7 +51,7 @@ public class ReconnectProbe {
             data.setMessage(new XByteBuffer(new byte[] {1, 2, 3}, false));
             sender.sendMessage(new Member[] {member}, data);
             if (i == 0) {
-                sender.remove(member); // as FreshConnectionsInterceptor does when it disappears
+                sender.remove(member); // as FreshConnectionsInterceptor does when it is back
             }
         }
         Thread.sleep(300);

@@ -25,7 +25,7 @@ import org.apache.juli.logging.LogFactory;
  * out a full socket buffer. A sender is closed when it is next taken from the pool,
  * not at once: the pool's senders are each used by one thread at a time, and one
  * that is sending now must not have a connection closed under it.
- * FreshConnectionsInterceptor calls remove when a member disappears or is added.
+ * FreshConnectionsInterceptor calls remove when a member is added (back).
  */
 public class FreshConnectionsSender extends PooledParallelSender {
     private static final Log log = LogFactory.getLog(FreshConnectionsSender.class);
