@@ -27,16 +27,19 @@ const (
 	ClassTcpFailureDetector   = "org.apache.catalina.tribes.group.interceptors.TcpFailureDetector"
 	ClassMessageDispatch      = "org.apache.catalina.tribes.group.interceptors.MessageDispatchInterceptor"
 	ClassOrderInterceptor     = "org.apache.catalina.tribes.group.interceptors.OrderInterceptor"
-	// ClassFreshConnectionsSender and ClassFreshConnectionsInterceptor are cauldron's
-	// own Tribes classes (recipes.TribesJar compiles them into Tomcat's lib on the
-	// node): together they close a node's pooled connections to a member that is
-	// added back after it went away (see WrittenReplication).
+	ClassReplicationValve     = "org.apache.catalina.ha.tcp.ReplicationValve"
+	ClassJvmRouteBinderValve  = "org.apache.catalina.ha.session.JvmRouteBinderValve"
+	ClassClusterSession       = "org.apache.catalina.ha.session.ClusterSessionListener"
+	ClassAccessLogValve       = "org.apache.catalina.valves.AccessLogValve"
+)
+
+// ClassFreshConnectionsSender and ClassFreshConnectionsInterceptor are cauldron's own
+// Tribes classes (recipes.TribesJar compiles them into Tomcat's lib on the node):
+// together they close a node's pooled connections to a member that is added back
+// after it went away (see WrittenReplication).
+const (
 	ClassFreshConnectionsSender      = "io.cauldron.tribes.FreshConnectionsSender"
 	ClassFreshConnectionsInterceptor = "io.cauldron.tribes.FreshConnectionsInterceptor"
-	ClassReplicationValve            = "org.apache.catalina.ha.tcp.ReplicationValve"
-	ClassJvmRouteBinderValve         = "org.apache.catalina.ha.session.JvmRouteBinderValve"
-	ClassClusterSession              = "org.apache.catalina.ha.session.ClusterSessionListener"
-	ClassAccessLogValve              = "org.apache.catalina.valves.AccessLogValve"
 )
 
 // StaticFilesFilter is the ReplicationValve filter: requests for these never change a
