@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// Verify runs go build and go vet on every package, every test (the lab's end-to-end checks on both transports included, the high-availability scenarios of `ha` excepted) and a short fuzzing of each fuzz target.
+// Verify runs go build and go vet on every package, every test (the lab's end-to-end checks on both transports included, the rolling restarts under load too, the fault scenarios of `ha` excepted) and a short fuzzing of each fuzz target.
 func Verify(ctx context.Context) error {
 	// Build first: a package that only the tests compile (a magefile without its
 	// build tag, say) must still fail verify, as it fails a user's `go build ./...`.
