@@ -278,10 +278,28 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 // 3 s) fixed the return but broke 2 counts at the cut's start (reconnects to the cut-off
 // peer stalled; a GET mod_jk passed again counted twice); a 2 MiB send buffer met the bar
 // for the cut-off but the rolling restart after it lost 8 sessions. Both were taken out.
+//
+// Session 7 (slot 1, load average 5-47, up to three labs at once), written replication
+// with cauldron's Tribes classes closing a member's pooled connections when it is added
+// back (configs.ClassFreshConnectionsSender), the faults then the rolling restarts on
+// the same lab: every Apache scenario met the bar in the run with the final classes and
+// in 1 of the 2 runs before, which also closed them when the member disappeared (kill
+// -9 0 failed, 0 broken; frozen 9-14 failed, cut off 4-6, all in the first 5 s, 0
+// broken, 0 lost; the config change and the release after them 0/0/0). The other of
+// those 2 failed 9 GETs after a cut's first 5 s and broke 3 counts: senders reconnected
+// to the cut-off peer in the 0.5 s before TcpFailureDetector confirmed it gone, each
+// waiting ParallelNioSender's 5 s on the healthy node's request thread (web2's log:
+// "Unable to send message through cluster sender" at +6 s), so the classes close them
+// only on the member's return. The Nginx lab, once: every fault met the bar (frozen 12
+// failed, cut off 8, all in the first 5 s, 0 broken, 0 lost), the config change too,
+// but the release broke 8 admin counts as web1 was drained (+80 s): admin2's copies
+// were about 600 updates (35 s) behind admin1's, since web2's return; cause not found
+// (the lab was gone with its logs). So written is not proven yet, and the scenarios
+// stay here while async is the default.
 var notYet = map[string]string{
-	"apache: kill -9 of a Tomcat":  asyncLoss + " (a CI run of verify in session 5: 4 counts broken, updates web1 answered in the 0.3 s before the kill); written replication met the bar in 4 of 4 runs of session 6 but is not the default (see the cut-off host)",
-	"apache: web host cut off 30s": "on its return, sends to it over the connections left from the cut stall the healthy node 5 s (Tribes never closes them) and mod_jk sends that node's sessions to the returning node's stale copies: 16 counts in 2 of 2 written runs of session 6, 2 counts in 1 of 5 async runs of session 5; with written's 1 MiB buffers it met the bar in 4 of 4, but the rollout after it lost 7-8 sessions in 2 of 4 (changes held in those connections)",
-	"apache: web host frozen 30s":  asyncLoss + " (1 count in 1 of 5 runs of session 5); written replication met the bar in 4 of 4 runs of session 6 but is not the default (see the cut-off host)",
+	"apache: kill -9 of a Tomcat":  asyncLoss + " (a CI run of verify in session 5: 4 counts broken, updates web1 answered in the 0.3 s before the kill); written replication met the bar in 4 of 4 runs of session 6 and 2 of 2 Apache runs of session 7 but is not the default",
+	"apache: web host cut off 30s": "async: 2 counts in 1 of 5 runs of session 5 (the returning node's stale copies); written replication with its connections closed on a member's return met the bar in 2 of 3 Apache runs of session 7 (the third closed them at the disappearance too, since taken out), the rollouts after it too, but is not the default",
+	"apache: web host frozen 30s":  asyncLoss + " (1 count in 1 of 5 runs of session 5); written replication met the bar in 4 of 4 runs of session 6 and 2 of 2 Apache runs of session 7 but is not the default",
 	"nginx: web host frozen 30s":   asyncLoss + "; 2 sessions lost at the start of the load, before the freeze, in 1 of 2 runs; written replication: GETs failed after the first 5 s and sessions lost in 2 of 3 runs of session 6",
 	"nginx: web host cut off 30s":  asyncLoss + " (1 and 2 counts, and once 3 sessions lost after the return, in 2 of 3 runs of session 6); written replication: counts broken or GETs failed after the first 5 s in 3 of 3 runs",
 }
