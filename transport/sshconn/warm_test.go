@@ -343,3 +343,41 @@ func TestThePersistEnvironmentVariableTurnsTheWarmConnectionOn(t *testing.T) {
 		}
 	})
 }
+
+// shellPID is the pid of the shell that ran a command over c's command channel: the
+// parent of the command's sh -c.
+func shellPID(t *testing.T, c *sshconn.Conn) string {
+	t.Helper()
+	out, err := transport.Output(context.Background(), c, "echo $PPID")
+	if err != nil {
+		t.Fatalf("echo $PPID: %v", err)
+	}
+	if err := c.ChannelError(); err != nil {
+		t.Fatalf("the command did not go over the command channel: %v", err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// warmShellRun dials cfg, says which shell ran its command, and closes.
+func warmShellRun(t *testing.T, cfg sshconn.Config, also ...string) string {
+	t.Helper()
+	c := dial(t, cfg)
+	defer c.Close()
+	for _, line := range also {
+		if _, err := transport.Output(context.Background(), c, line); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+	}
+	return shellPID(t, c)
+}
+
+func TestASecondWarmRunReusesTheHostsCommandChannel(t *testing.T) {
+	srv := startSSHD(t)
+	cfg := warmConfig(t, srv, time.Minute)
+	first := warmShellRun(t, cfg)
+	for i := range 3 {
+		if again := warmShellRun(t, cfg); again != first {
+			t.Fatalf("run %d: its commands ran in shell %s, the first run's in %s: want the same shell", i+2, again, first)
+		}
+	}
+}
