@@ -57,38 +57,46 @@ func (h *warmHost) serveShell(up *ssh.Client, nc ssh.NewChannel) {
 		nc.Reject(ssh.Prohibited, "bad shell line")
 		return
 	}
+	// A parked shell may end at any time: one that ended before it is attached is
+	// replaced by a new one, never handed out.
 	sh := h.takeShell(up, req.Command)
-	header := "new\n"
-	if sh != nil {
-		header = "reused " + sh.token + "\n"
-	} else {
-		upCh, upReqs, err := up.OpenChannel("session", nil)
-		if err != nil {
-			var oe *ssh.OpenChannelError
-			if errors.As(err, &oe) {
-				nc.Reject(oe.Reason, oe.Message)
-			} else {
-				nc.Reject(ssh.ConnectionFailed, err.Error())
+	var down ssh.Channel
+	var downReqs <-chan *ssh.Request
+	for {
+		header, fresh := "new\n", sh == nil
+		if !fresh {
+			header = "reused " + sh.token + "\n"
+		} else {
+			var err error
+			if sh, err = newHostShell(h, up, req); err != nil {
+				var oe *ssh.OpenChannelError
+				if down != nil {
+					down.Close()
+				} else if errors.As(err, &oe) {
+					nc.Reject(oe.Reason, oe.Message)
+				} else {
+					nc.Reject(ssh.ConnectionFailed, err.Error())
+				}
+				return
 			}
+		}
+		if down == nil {
+			var err error
+			if down, downReqs, err = nc.Accept(); err != nil {
+				sh.up.Close()
+				return
+			}
+		}
+		if sh.attach(down, header) {
+			break
+		}
+		if fresh {
+			// A new shell that ended at once: the run's channel ends, and the run
+			// runs its commands another way.
+			down.Close()
 			return
 		}
-		// Without waiting for the answer, as commandChannel does on a direct connection.
-		if _, err := upCh.SendRequest("exec", false, ssh.Marshal(req)); err != nil {
-			upCh.Close()
-			nc.Reject(ssh.ConnectionFailed, err.Error())
-			return
-		}
-		sh = &hostShell{host: h, up: upCh, client: up, line: req.Command}
-		sh.relay(upReqs)
-	}
-	down, downReqs, err := nc.Accept()
-	if err != nil {
-		sh.up.Close()
-		return
-	}
-	if !sh.attach(down, header) {
-		down.Close()
-		return
+		sh = nil
 	}
 	go func() {
 		io.Copy(sh.up, down)
@@ -116,6 +124,22 @@ func (h *warmHost) serveShell(up *ssh.Client, nc ssh.NewChannel) {
 	if sh.attached(down) {
 		sh.up.Close()
 	}
+}
+
+// newHostShell starts a shell on the host's connection up with req's line.
+func newHostShell(h *warmHost, up *ssh.Client, req shellLine) (*hostShell, error) {
+	upCh, upReqs, err := up.OpenChannel("session", nil)
+	if err != nil {
+		return nil, err
+	}
+	// Without waiting for the answer, as commandChannel does on a direct connection.
+	if _, err := upCh.SendRequest("exec", false, ssh.Marshal(req)); err != nil {
+		upCh.Close()
+		return nil, err
+	}
+	sh := &hostShell{host: h, up: upCh, client: up, line: req.Command}
+	sh.relay(upReqs)
+	return sh, nil
 }
 
 // takeShell is the parked shell for line on client, if any, taken out of the parked.
