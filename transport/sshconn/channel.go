@@ -134,6 +134,7 @@ func (c *Conn) openChannel(ctx context.Context, client *ssh.Client, warm bool) (
 	if err != nil {
 		return nil, fmt.Errorf("open session: %w", err)
 	}
+	c.traffic.Wait()
 	go ssh.DiscardRequests(reqs)
 	if _, err := sch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{line})); err != nil {
 		sch.Close()
@@ -210,6 +211,8 @@ func (c *Conn) openWarmShell(ctx context.Context, client *ssh.Client, line strin
 	case reused:
 		ch, err = channel.Resume(token, channelStdin{sch}, out, errPipe, kill, sch.Close)
 	case h == "new\n":
+		// The daemon opened a session on the host for it: a round trip.
+		c.traffic.Wait()
 		ch, err = channel.Open(channelStdin{sch}, out, errPipe, kill, sch.Close)
 	default:
 		err = fmt.Errorf("the warm daemon gave no shell (%q)", h)

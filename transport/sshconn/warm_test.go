@@ -514,3 +514,27 @@ func TestAParkedShellThatEndsIsReplacedByANewOne(t *testing.T) {
 		})
 	}
 }
+
+func TestAWarmRunThatTakesOverTheShellWaitsOneRoundTripLess(t *testing.T) {
+	srv := startSSHD(t)
+	for _, tc := range []struct {
+		name string
+		cfg  sshconn.Config
+		want []int // round trips of each run's one command
+	}{
+		{"direct", srv.config(t), []int{2, 2}},
+		{"warm", warmConfig(t, srv, time.Minute), []int{2, 1, 1}},
+	} {
+		for i, want := range tc.want {
+			c := dial(t, tc.cfg)
+			if err := c.Run(context.Background(), transport.Command{Line: "true"}); err != nil {
+				t.Fatal(err)
+			}
+			got := c.Traffic()
+			c.Close()
+			if got != (transport.TrafficCounts{Commands: 1, RoundTrips: want}) {
+				t.Errorf("%s run %d: %+v, want 1 command in %d round trip(s)", tc.name, i+1, got, want)
+			}
+		}
+	}
+}
