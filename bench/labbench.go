@@ -83,11 +83,16 @@ func (b *bencher) partC(ctx context.Context) error {
 				slices.Reverse(order)
 			}
 			for _, t := range order {
-				took, err := timed(func() error { _, err := deployLabWith(ctx, t.inventory, t.dial); return err })
+				// Each timed re-check's CPU profile, to say what bounds it (go tool pprof).
+				name := "c-" + strings.NewReplacer(", ", "-", " ", "-", "%", "pc").Replace(t.name+suffix) + "-" + strconv.Itoa(pair+1)
+				stop := profileTo(filepath.Join(b.o.Dir, "profiles", name+".pprof"))
+				var rep *runner.Report
+				took, err := timed(func() error { var err error; rep, err = deployLabWith(ctx, t.inventory, t.dial); return err })
+				stop()
 				if err != nil {
 					return fmt.Errorf("bench: the lab's re-check over %s%s: %w", t.name, suffix, err)
 				}
-				b.logf("cauldron %d hosts  re-check over %s%s  %s", len(l.Hosts), t.name, suffix, took.Round(time.Millisecond))
+				b.logf("cauldron %d hosts  re-check over %s%s  %s  (%s)", len(l.Hosts), t.name, suffix, took.Round(time.Millisecond), trafficOf(rep))
 				times[t.name] = append(times[t.name], took.Seconds())
 			}
 		}
@@ -205,6 +210,17 @@ func (b *bencher) keepReport(name string, rep *runner.Report) error {
 	}
 	b.logf("kept %s and its timeline %s", jsonPath, name+"-timeline.svg")
 	return nil
+}
+
+// trafficOf says each host's commands and round trips in rep (transport.Traffic).
+func trafficOf(rep *runner.Report) string {
+	var parts []string
+	for _, h := range rep.Hosts {
+		if h.Traffic != nil {
+			parts = append(parts, fmt.Sprintf("%s %d commands in %d round trips", h.Host, h.Traffic.Commands, h.Traffic.RoundTrips))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // cleanupLab takes the bench's lab down.
