@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cauldron-go/cauldron/inventory"
@@ -75,6 +76,24 @@ func (b *bencher) partC(ctx context.Context) error {
 		name, inventory string
 		dial            dialFunc
 	}{{"ssh", l.SSHInventory, runner.DialHost}, {"ssh, warm", l.SSHInventory, warm.dial}, {"docker exec", l.DockerInventory, runner.DialHost}}
+	// The lab hosts' CPU (every process in their containers: the checks' shells and
+	// tools, sshd, and the idle services beside them) and this process's, per re-check.
+	var names []string
+	for _, h := range l.Hosts {
+		names = append(names, h.Container)
+	}
+	cgroups := containerCgroups(ctx, names)
+	hostsCPU := func() float64 {
+		sum := 0.0
+		for _, p := range cgroups {
+			s, err := cgroupCPU(p)
+			if err != nil {
+				return -1
+			}
+			sum += s
+		}
+		return sum
+	}
 	measure := func(suffix string) error {
 		times := map[string][]float64{}
 		for pair := range b.o.Pairs {
@@ -87,12 +106,18 @@ func (b *bencher) partC(ctx context.Context) error {
 				name := "c-" + strings.NewReplacer(", ", "-", " ", "-", "%", "pc").Replace(t.name+suffix) + "-" + strconv.Itoa(pair+1)
 				stop := profileTo(filepath.Join(b.o.Dir, "profiles", name+".pprof"))
 				var rep *runner.Report
+				hostsBefore, selfBefore := hostsCPU(), rusage(syscall.RUSAGE_SELF)
 				took, err := timed(func() error { var err error; rep, err = deployLabWith(ctx, t.inventory, t.dial); return err })
+				hostsUsed, selfUsed := hostsCPU()-hostsBefore, rusage(syscall.RUSAGE_SELF)-selfBefore
 				stop()
 				if err != nil {
 					return fmt.Errorf("bench: the lab's re-check over %s%s: %w", t.name, suffix, err)
 				}
-				b.logf("cauldron %d hosts  re-check over %s%s  %s  (%s)", len(l.Hosts), t.name, suffix, took.Round(time.Millisecond), trafficOf(rep))
+				cpu := fmt.Sprintf("controller CPU %.3fs", selfUsed)
+				if len(cgroups) > 0 && hostsBefore >= 0 && hostsUsed >= 0 {
+					cpu += fmt.Sprintf(", lab hosts CPU %.3fs", hostsUsed)
+				}
+				b.logf("cauldron %d hosts  re-check over %s%s  %s  (%s; %s)", len(l.Hosts), t.name, suffix, took.Round(time.Millisecond), cpu, trafficOf(rep))
 				times[t.name] = append(times[t.name], took.Seconds())
 			}
 		}

@@ -5,7 +5,8 @@
 // through SFTP to a private directory and installed by one sudo command). sudo's
 // password goes to sudo's prompt only, never to a command's input. With Config.Persist
 // (or $CAULDRON_SSH_PERSIST) the authenticated connection is kept warm between runs by
-// a per-user background process (warm.go), as OpenSSH's ControlPersist does.
+// a per-user background process (warm.go), as OpenSSH's ControlPersist does, and so
+// is the command channel's shell (warmshell.go).
 package sshconn
 
 import (

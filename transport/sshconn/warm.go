@@ -18,9 +18,10 @@ package sshconn
 // Then the run speaks SSH to the daemon over the socket (the daemon's host key is an
 // ephemeral one it sent in the answer, which came over the private socket), and the
 // daemon relays every channel the run opens (sessions, SFTP) and every global request
-// (keepalives) to the host's connection: the command channel, sudo, SFTP and kills
-// work on top of it unchanged. sudo's password stays in the run: it goes through the
-// relayed session as bytes, as over a direct connection.
+// (keepalives) to the host's connection: sudo, SFTP and kills work on top of it
+// unchanged. sudo's password stays in the run: it goes through the relayed session
+// as bytes, as over a direct connection. The command channel's shell is kept too: a
+// run leaves it idle to the daemon and the next run takes it over (warmshell.go).
 //
 // The daemon dials with the same host key rules (knownhosts, accept-new only for an
 // unknown key) and checks the key a connection was made with against the known_hosts
