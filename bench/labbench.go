@@ -106,14 +106,17 @@ func (b *bencher) partC(ctx context.Context) error {
 				name := "c-" + strings.NewReplacer(", ", "-", " ", "-", "%", "pc").Replace(t.name+suffix) + "-" + strconv.Itoa(pair+1)
 				stop := profileTo(filepath.Join(b.o.Dir, "profiles", name+".pprof"))
 				var rep *runner.Report
-				hostsBefore, selfBefore := hostsCPU(), rusage(syscall.RUSAGE_SELF)
+				hostsBefore, selfBefore, daemonBefore := hostsCPU(), rusage(syscall.RUSAGE_SELF), warm.cpu()
 				took, err := timed(func() error { var err error; rep, err = deployLabWith(ctx, t.inventory, t.dial); return err })
-				hostsUsed, selfUsed := hostsCPU()-hostsBefore, rusage(syscall.RUSAGE_SELF)-selfBefore
+				hostsUsed, selfUsed, daemonAfter := hostsCPU()-hostsBefore, rusage(syscall.RUSAGE_SELF)-selfBefore, warm.cpu()
 				stop()
 				if err != nil {
 					return fmt.Errorf("bench: the lab's re-check over %s%s: %w", t.name, suffix, err)
 				}
 				cpu := fmt.Sprintf("controller CPU %.3fs", selfUsed)
+				if daemonBefore >= 0 && daemonAfter >= 0 {
+					cpu += fmt.Sprintf(" + warm daemon %.2fs", daemonAfter-daemonBefore)
+				}
 				if len(cgroups) > 0 && hostsBefore >= 0 && hostsUsed >= 0 {
 					cpu += fmt.Sprintf(", lab hosts CPU %.3fs", hostsUsed)
 				}
@@ -413,6 +416,19 @@ func (b *bencher) measureThroughDelay(ctx context.Context, l *lab.Lab, oneWay ti
 const warmNote = "part c \"ssh, warm\": the same re-check with the warm SSH connection (ssh.persist / CAULDRON_SSH_PERSIST): " +
 	"a background daemon started by the first run holds each host's authenticated connection between runs; every timed warm " +
 	"run follows an earlier one, so it finds the connections made (the first run, which starts the daemon and dials, is not timed)"
+
+// cpu is the CPU seconds the warm daemon has spent, -1 when it does not run.
+func (w *warmDialer) cpu() float64 {
+	b, err := os.ReadFile(filepath.Join(w.dir, "warm.pid"))
+	if err != nil {
+		return -1
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return -1
+	}
+	return procCPU(pid)
+}
 
 // warmDialer dials the lab's hosts through a warm daemon of the bench's own, in a
 // private directory the bench removes.
