@@ -124,6 +124,12 @@ func TestServerXMLValidateNamesEachMistake(t *testing.T) {
 				{ClassName: configs.ClassOrderInterceptor},
 			}
 		}, "OrderInterceptor (interceptor 3) must come before MessageDispatchInterceptor (interceptor 2)"},
+		{"OrderInterceptor that leaves the asynchronous changes unordered", func(s *configs.ServerXML) {
+			s.Services[0].Engine.Cluster.Channel.Interceptors[0].Attrs = []xml.Attr{{Name: xml.Name{Local: "optionFlag"}, Value: "256"}}
+		}, "OrderInterceptor optionFlag=256 leaves the cluster's changes (channelSendOptions=8) unordered"},
+		{"OrderInterceptor optionFlag not a number", func(s *configs.ServerXML) {
+			s.Services[1].Engine.Cluster.Channel.Interceptors[0].Attrs = []xml.Attr{{Name: xml.Name{Local: "optionFlag"}, Value: "async"}}
+		}, `OrderInterceptor optionFlag "async" is not a number`},
 		{"OrderInterceptor below TcpFailureDetector", func(s *configs.ServerXML) {
 			ch := &s.Services[0].Engine.Cluster.Channel
 			ch.Interceptors = []configs.Listener{
@@ -255,6 +261,32 @@ func TestEachReplicationModeSetsItsChannelSendOptions(t *testing.T) {
 	}
 	if _, err := configs.ParseReplication("eventually"); err == nil || !strings.Contains(err.Error(), "not sync, written or async") {
 		t.Errorf("ParseReplication(eventually) = %v", err)
+	}
+}
+
+func TestOrderInterceptorOrdersOnlyTheChangesSentWithoutAnAcknowledgement(t *testing.T) {
+	// A drained node sends acknowledged (6) changes; OrderInterceptor must let them
+	// through, or it acknowledges one it holds for an earlier number.
+	for _, tc := range []struct {
+		name string
+		want string
+	}{{"async", "8"}, {"written", "256"}, {"sync", "8"}} {
+		r, err := configs.ParseReplication(tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cluster(2)
+		c.Replication = r
+		s := configs.NewServerXML(c, c.Nodes[0])
+		for _, svc := range s.Services {
+			order := svc.Engine.Cluster.Channel.Interceptors[0]
+			if order.ClassName != configs.ClassOrderInterceptor || len(order.Attrs) != 1 || order.Attrs[0].Name.Local != "optionFlag" || order.Attrs[0].Value != tc.want {
+				t.Errorf("%s: %s: interceptor %s %v, want OrderInterceptor optionFlag=%s", tc.name, svc.Name, order.ClassName, order.Attrs, tc.want)
+			}
+		}
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s: Validate() = %v", tc.name, err)
+		}
 	}
 }
 

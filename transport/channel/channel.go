@@ -38,7 +38,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -260,53 +259,86 @@ func (ch *Channel) run(ctx context.Context, c transport.Command, begun chan<- <-
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	input := -1
-	var stdin []byte
+	p, err := prepare(c)
+	if err != nil {
+		return err
+	}
+	if p.input >= 0 {
+		ch.verifyBeforeInput()
+	}
+	if begun != nil {
+		begun <- p.cl.begun
+	}
+	if err := ch.writeFrames(p); err != nil {
+		return err
+	}
+	return ch.wait(ctx, p.cl)
+}
+
+// pending is a command ready to be written: its call and its frame's input (-1: none).
+type pending struct {
+	cl    *call
+	input int
+	stdin []byte
+}
+
+// prepare reads c's standard input whole and checks that the shell can read c.
+func prepare(c transport.Command) (pending, error) {
+	p := pending{input: -1}
 	if c.Stdin != nil {
 		b, err := io.ReadAll(io.LimitReader(c.Stdin, MaxStdin+1))
 		if err != nil {
-			return fmt.Errorf("read standard input: %w", err)
+			return p, fmt.Errorf("read standard input: %w", err)
 		}
 		if len(b) > MaxStdin {
-			return fmt.Errorf("standard input over %d bytes: not sent over the channel", MaxStdin)
+			return p, fmt.Errorf("standard input over %d bytes: not sent over the channel", MaxStdin)
 		}
-		stdin, input = b, len(b)
-		ch.verifyBeforeInput()
+		p.stdin, p.input = b, len(b)
 	}
 	if strings.IndexByte(c.Line, 0) >= 0 {
-		return fmt.Errorf("a command line holding a NUL byte cannot be read by the channel's shell (%w)", ErrNotStarted)
+		return p, fmt.Errorf("a command line holding a NUL byte cannot be read by the channel's shell (%w)", ErrNotStarted)
 	}
-	cl := &call{line: c.Line, stdout: c.Stdout, stderr: c.Stderr, done: make(chan error, 1), begun: make(chan struct{})}
-	if begun != nil {
-		begun <- cl.begun
-	}
-	frame := make([]byte, 0, 80+len(c.Line)+len(stdin))
+	p.cl = &call{line: c.Line, stdout: c.Stdout, stderr: c.Stderr, done: make(chan error, 1), begun: make(chan struct{})}
+	return p, nil
+}
 
+// writeFrames writes the frames of ps one after another, in one hold of the write lock:
+// no other command's frame goes between them. An error means none was written; a
+// failed write breaks the channel, and the calls end with that.
+func (ch *Channel) writeFrames(ps ...pending) error {
 	ch.wmu.Lock()
+	defer ch.wmu.Unlock()
 	ch.mu.Lock()
 	if ch.broken != nil {
 		err := ch.broken
 		ch.mu.Unlock()
-		ch.wmu.Unlock()
 		return fmt.Errorf("%w (%w)", err, ErrNotStarted)
 	}
-	ch.seq++
-	cl.id = ch.idPrefix + "-" + strconv.Itoa(ch.seq)
-	ch.calls = append(ch.calls, cl)
+	var frames []byte
+	for _, p := range ps {
+		ch.seq++
+		p.cl.id = ch.idPrefix + "-" + strconv.Itoa(ch.seq)
+		ch.calls = append(ch.calls, p.cl)
+		frames = fmt.Appendf(frames, "%sf\n%d %d %s\n", ch.token, strings.Count(p.cl.line, "\n")+1, p.input, p.cl.id)
+		frames = append(frames, p.cl.line...)
+		frames = append(frames, '\n')
+		frames = append(frames, p.stdin...)
+	}
+	first := ch.seq == len(ps)
 	ch.mu.Unlock()
-	frame = fmt.Appendf(frame, "%sf\n%d %d %s\n", ch.token, strings.Count(c.Line, "\n")+1, input, cl.id)
-	frame = append(frame, c.Line...)
-	frame = append(frame, '\n')
-	frame = append(frame, stdin...)
-	_, werr := ch.in.Write(frame)
-	if ch.seq == 1 {
+	_, werr := ch.in.Write(frames)
+	if first {
 		close(ch.firstWrite)
 	}
-	ch.wmu.Unlock()
 	if werr != nil {
 		ch.fail(fmt.Errorf("%w: write: %v", ErrBroken, werr))
 	}
+	return nil
+}
 
+// wait waits for cl's end, or for ctx's: then the command is killed on the host in
+// the background.
+func (ch *Channel) wait(ctx context.Context, cl *call) error {
 	select {
 	case err := <-cl.done:
 		return err
@@ -679,22 +711,28 @@ func startSelfTest(ctx context.Context, ch *Channel, first chan<- <-chan struct{
 	probes := []probe{{"head -c 2", "abcd", "ab"}, {"echo ok", "zz", "ok\n"}, {"cat", "xy\n", "xy\n"}}
 	errs := make([]error, len(probes))
 	outs := make([]bytes.Buffer, len(probes))
-	var wg sync.WaitGroup
-	before := ch.written()
+	ps := make([]pending, len(probes))
 	for i, p := range probes {
+		ps[i], _ = prepare(transport.Command{Line: p.line, Stdin: strings.NewReader(p.in), Stdout: &outs[i]})
+	}
+	if first != nil {
+		first <- ps[0].cl.begun
+	}
+	// In one write: a command another goroutine sends meanwhile (a long install)
+	// must not go between the probes, or the test's time runs out behind it while the
+	// head is fine.
+	werr := ch.writeFrames(ps...)
+	var wg sync.WaitGroup
+	for i := range ps {
+		if werr != nil {
+			errs[i] = werr
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var begun chan<- <-chan struct{}
-			if i == 0 {
-				begun = first
-			}
-			errs[i] = ch.run(ctx, transport.Command{Line: p.line, Stdin: strings.NewReader(p.in), Stdout: &outs[i]}, begun)
+			errs[i] = ch.wait(ctx, ps[i].cl)
 		}()
-		// In order: each frame written before the next starts.
-		for ch.written() < before+i+1 && ch.Broken() == nil && ctx.Err() == nil {
-			runtime.Gosched()
-		}
 	}
 	return func() error {
 		wg.Wait()
@@ -706,12 +744,6 @@ func startSelfTest(ctx context.Context, ch *Channel, first chan<- <-chan struct{
 		}
 		return nil
 	}
-}
-
-func (ch *Channel) written() int {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	return ch.seq
 }
 
 // heldBack is the length of the longest end of buf that begins marker: output that

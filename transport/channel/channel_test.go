@@ -281,3 +281,36 @@ func TestTheSelfTestBehindALongCommandIsTimedFromItsStart(t *testing.T) {
 		t.Errorf("a working channel was broken: %v", err)
 	}
 }
+
+// Commands without input sent while the self-test is written (checks run ahead of an
+// install) must not go between its probes: the test's time runs from its first probe,
+// and a slow command between them broke a working channel (a deploy's apt-get update
+// failed with "echo ok ... gave \"\" (context canceled)" under load).
+func TestCommandsSentDuringTheSelfTestDoNotGoBetweenItsProbes(t *testing.T) {
+	for range 5 {
+		ch := openLocal(t, t.TempDir())
+		channel.Verify(ch, 300*time.Millisecond)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_ = ch.Run(context.Background(), transport.Command{Line: "sleep 0.1"})
+			}()
+		}
+		var out bytes.Buffer
+		close(start)
+		err := ch.Run(context.Background(), transport.Command{Line: "cat", Stdin: strings.NewReader("in"), Stdout: &out})
+		wg.Wait()
+		if err != nil || out.String() != "in" {
+			t.Fatalf("the command with input: %q %v (channel: %v)", out.String(), err, ch.Broken())
+		}
+		time.Sleep(100 * time.Millisecond) // the verdict, in the background
+		if err := ch.Broken(); err != nil {
+			t.Fatalf("a working channel was broken: %v", err)
+		}
+		ch.Close()
+	}
+}
