@@ -346,11 +346,11 @@ func cauldronRun(ctx context.Context, hosts []*inventory.Host, w workload, conve
 	rep, err := runner.Run(ctx, []runner.Play{{Name: "bench", Hosts: hosts, Recipe: w.recipe}},
 		runner.Options{Mode: runner.Apply, Parallel: len(hosts), Dial: dial})
 	took := time.Since(start)
-	if report == "" {
-		rep = nil
-	}
-	if werr := writeReport(report, rep); werr != nil {
-		return took, errors.Join(err, werr)
+	// An untimed warm-up (report "") keeps no report.
+	if report != "" {
+		if werr := writeReport(report, rep); werr != nil {
+			return took, errors.Join(err, werr)
+		}
 	}
 	if err != nil {
 		return took, err
