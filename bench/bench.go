@@ -280,9 +280,8 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 				before := f.cpuNow()
 				switch tool {
 				case ToolCauldron:
-					name := fmt.Sprintf("%s-%d-%s-%d", part, len(hosts), strings.ReplaceAll(run, " ", "-"), pair+1)
+					name := fmt.Sprintf("%s-%d-%s-%d", part, len(hosts), strings.NewReplacer(",", "", " ", "-").Replace(run), pair+1)
 					stop := profileTo(filepath.Join(b.o.Dir, "profiles", name+".pprof"))
-					name = strings.ReplaceAll(name, ",", "")
 					took, err = cauldronRun(ctx, hosts, w, run != "first run", filepath.Join(b.o.Dir, "reports", name+".json"), dial)
 					stop()
 				case ToolAnsible:
