@@ -83,7 +83,8 @@ type Measurement struct {
 	Part  string `json:"part"`
 	Work  string `json:"work"`
 	Hosts int    `json:"hosts"`
-	// Run is "first run", "converged" or, in part c, the transport and network.
+	// Run is "first run", "converged", "converged, warm" (cauldron with the warm SSH
+	// connection and its kept shells) or, in part c, the transport and network.
 	Run     string    `json:"run"`
 	Tool    string    `json:"tool"`
 	Seconds []float64 `json:"seconds"`
@@ -236,9 +237,18 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 	if len(f.cgroups) > 0 && !slices.Contains(b.res.Notes, settleNote) {
 		b.res.Notes = append(b.res.Notes, settleNote)
 	}
-	times := map[string]map[string][]float64{"first run": {}, "converged": {}}
-	ctlCPU := map[string]map[string][]float64{"first run": {}, "converged": {}}
-	hostCPU := map[string]map[string][]float64{"first run": {}, "converged": {}}
+	times := map[string]map[string][]float64{"first run": {}, "converged": {}, warmRun: {}}
+	ctlCPU := map[string]map[string][]float64{"first run": {}, "converged": {}, warmRun: {}}
+	hostCPU := map[string]map[string][]float64{"first run": {}, "converged": {}, warmRun: {}}
+	// cauldron's converged re-run again with the warm SSH connection, as Ansible has
+	// ControlPersist: each timed one follows an untimed one that makes the connections.
+	// Short: a unix socket's path has room for 107 bytes.
+	warmDir, err := os.MkdirTemp("", "cauldron-bench-warm-")
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	warm := &warmDialer{dir: warmDir}
+	defer warm.stop()
 	for pair := range b.o.Pairs {
 		order := slices.Clone(tools)
 		if pair%2 == 1 {
@@ -248,7 +258,18 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 			if err := f.onEach(ctx, w.reset); err != nil {
 				return fmt.Errorf("bench: reset before a first run: %w", err)
 			}
-			for _, run := range []string{"first run", "converged"} {
+			runs := []string{"first run", "converged"}
+			if tool == ToolCauldron {
+				runs = append(runs, warmRun)
+			}
+			for _, run := range runs {
+				dial := runner.DialHost
+				if run == warmRun {
+					dial = warm.dial
+					if _, err := cauldronRun(ctx, hosts, w, true, "", dial); err != nil {
+						return fmt.Errorf("bench: %s, %d hosts, the warm-up before %s: %w", w.name, len(hosts), run, err)
+					}
+				}
 				if waited, ok := f.settle(ctx); !ok {
 					b.logf("the hosts were still busy after %s: measuring all the same", waited.Round(time.Second))
 				} else if waited > time.Second {
@@ -259,9 +280,9 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 				before := f.cpuNow()
 				switch tool {
 				case ToolCauldron:
-					name := fmt.Sprintf("%s-%d-%s-%d", part, len(hosts), strings.ReplaceAll(run, " ", "-"), pair+1)
+					name := fmt.Sprintf("%s-%d-%s-%d", part, len(hosts), strings.NewReplacer(",", "", " ", "-").Replace(run), pair+1)
 					stop := profileTo(filepath.Join(b.o.Dir, "profiles", name+".pprof"))
-					took, err = cauldronRun(ctx, hosts, w, run == "converged", filepath.Join(b.o.Dir, "reports", name+".json"))
+					took, err = cauldronRun(ctx, hosts, w, run != "first run", filepath.Join(b.o.Dir, "reports", name+".json"), dial)
 					stop()
 				case ToolAnsible:
 					took, err = timed(func() error {
@@ -296,8 +317,11 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 			}
 		}
 	}
-	for _, run := range []string{"first run", "converged"} {
+	for _, run := range []string{"first run", "converged", warmRun} {
 		for _, tool := range tools {
+			if len(times[run][tool]) == 0 {
+				continue
+			}
 			b.res.Measurements = append(b.res.Measurements, Measurement{Part: part, Work: w.name, Hosts: len(hosts),
 				Run: run, Tool: tool, Seconds: times[run][tool], Median: median(times[run][tool]),
 				ControllerCPU: ctlCPU[run][tool], HostsCPU: hostCPU[run][tool]})
@@ -306,6 +330,9 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 	return nil
 }
 
+// warmRun is the converged re-run over the warm SSH connection.
+const warmRun = "converged, warm"
+
 // settleNote says how the runs were started (see Fleet.settle).
 var settleNote = fmt.Sprintf("every timed run, of either tool, began once the hosts had used under %.0f%% of a core each for %s (waiting at most %s): "+
 	"a converged re-run does not pay for the Tomcat the first run started booting", settledCPU*100, settledFor, settleAtMost)
@@ -313,13 +340,16 @@ var settleNote = fmt.Sprintf("every timed run, of either tool, began once the ho
 // cauldronRun applies w on hosts, every host at once, checks that a converged run
 // changed nothing, and writes the run's JSON report to report (after the clock
 // stopped), for `mage report:timeline`.
-func cauldronRun(ctx context.Context, hosts []*inventory.Host, w workload, converged bool, report string) (time.Duration, error) {
+func cauldronRun(ctx context.Context, hosts []*inventory.Host, w workload, converged bool, report string, dial dialFunc) (time.Duration, error) {
 	start := time.Now()
 	rep, err := runner.Run(ctx, []runner.Play{{Name: "bench", Hosts: hosts, Recipe: w.recipe}},
-		runner.Options{Mode: runner.Apply, Parallel: len(hosts), Dial: runner.DialHost})
+		runner.Options{Mode: runner.Apply, Parallel: len(hosts), Dial: dial})
 	took := time.Since(start)
-	if werr := writeReport(report, rep); werr != nil {
-		return took, errors.Join(err, werr)
+	// An untimed warm-up (report "") keeps no report.
+	if report != "" {
+		if werr := writeReport(report, rep); werr != nil {
+			return took, errors.Join(err, werr)
+		}
 	}
 	if err != nil {
 		return took, err

@@ -188,3 +188,24 @@ func (f *Fleet) settle(ctx context.Context) (time.Duration, bool) {
 func quietWindow(cpu float64, window time.Duration, hosts int) bool {
 	return cpu < settledCPU*window.Seconds()*float64(hosts)
 }
+
+// procCPU is the CPU seconds process pid has spent (utime and stime of /proc/pid/stat,
+// in the kernel's 100 Hz ticks), -1 when it cannot be read.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The fields after the command's name, which is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return float64(u+s) / 100
+}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cauldron-go/cauldron/inventory"
@@ -75,6 +76,24 @@ func (b *bencher) partC(ctx context.Context) error {
 		name, inventory string
 		dial            dialFunc
 	}{{"ssh", l.SSHInventory, runner.DialHost}, {"ssh, warm", l.SSHInventory, warm.dial}, {"docker exec", l.DockerInventory, runner.DialHost}}
+	// The lab hosts' CPU (every process in their containers: the checks' shells and
+	// tools, sshd, and the idle services beside them) and this process's, per re-check.
+	var names []string
+	for _, h := range l.Hosts {
+		names = append(names, h.Container)
+	}
+	cgroups := containerCgroups(ctx, names)
+	hostsCPU := func() float64 {
+		sum := 0.0
+		for _, p := range cgroups {
+			s, err := cgroupCPU(p)
+			if err != nil {
+				return -1
+			}
+			sum += s
+		}
+		return sum
+	}
 	measure := func(suffix string) error {
 		times := map[string][]float64{}
 		for pair := range b.o.Pairs {
@@ -83,11 +102,25 @@ func (b *bencher) partC(ctx context.Context) error {
 				slices.Reverse(order)
 			}
 			for _, t := range order {
-				took, err := timed(func() error { _, err := deployLabWith(ctx, t.inventory, t.dial); return err })
+				// Each timed re-check's CPU profile, to say what bounds it (go tool pprof).
+				name := "c-" + strings.NewReplacer(", ", "-", " ", "-", "%", "pc").Replace(t.name+suffix) + "-" + strconv.Itoa(pair+1)
+				stop := profileTo(filepath.Join(b.o.Dir, "profiles", name+".pprof"))
+				var rep *runner.Report
+				hostsBefore, selfBefore, daemonBefore := hostsCPU(), rusage(syscall.RUSAGE_SELF), warm.cpu()
+				took, err := timed(func() error { var err error; rep, err = deployLabWith(ctx, t.inventory, t.dial); return err })
+				hostsUsed, selfUsed, daemonAfter := hostsCPU()-hostsBefore, rusage(syscall.RUSAGE_SELF)-selfBefore, warm.cpu()
+				stop()
 				if err != nil {
 					return fmt.Errorf("bench: the lab's re-check over %s%s: %w", t.name, suffix, err)
 				}
-				b.logf("cauldron %d hosts  re-check over %s%s  %s", len(l.Hosts), t.name, suffix, took.Round(time.Millisecond))
+				cpu := fmt.Sprintf("controller CPU %.3fs", selfUsed)
+				if daemonBefore >= 0 && daemonAfter >= 0 {
+					cpu += fmt.Sprintf(" + warm daemon %.2fs", daemonAfter-daemonBefore)
+				}
+				if len(cgroups) > 0 && hostsBefore >= 0 && hostsUsed >= 0 {
+					cpu += fmt.Sprintf(", lab hosts CPU %.3fs", hostsUsed)
+				}
+				b.logf("cauldron %d hosts  re-check over %s%s  %s  (%s; %s)", len(l.Hosts), t.name, suffix, took.Round(time.Millisecond), cpu, trafficOf(rep))
 				times[t.name] = append(times[t.name], took.Seconds())
 			}
 		}
@@ -205,6 +238,17 @@ func (b *bencher) keepReport(name string, rep *runner.Report) error {
 	}
 	b.logf("kept %s and its timeline %s", jsonPath, name+"-timeline.svg")
 	return nil
+}
+
+// trafficOf says each host's commands and round trips in rep (transport.Traffic).
+func trafficOf(rep *runner.Report) string {
+	var parts []string
+	for _, h := range rep.Hosts {
+		if h.Traffic != nil {
+			parts = append(parts, fmt.Sprintf("%s %d commands in %d round trips", h.Host, h.Traffic.Commands, h.Traffic.RoundTrips))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // cleanupLab takes the bench's lab down.
@@ -372,6 +416,19 @@ func (b *bencher) measureThroughDelay(ctx context.Context, l *lab.Lab, oneWay ti
 const warmNote = "part c \"ssh, warm\": the same re-check with the warm SSH connection (ssh.persist / CAULDRON_SSH_PERSIST): " +
 	"a background daemon started by the first run holds each host's authenticated connection between runs; every timed warm " +
 	"run follows an earlier one, so it finds the connections made (the first run, which starts the daemon and dials, is not timed)"
+
+// cpu is the CPU seconds the warm daemon has spent, -1 when it does not run.
+func (w *warmDialer) cpu() float64 {
+	b, err := os.ReadFile(filepath.Join(w.dir, "warm.pid"))
+	if err != nil {
+		return -1
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return -1
+	}
+	return procCPU(pid)
+}
 
 // warmDialer dials the lab's hosts through a warm daemon of the bench's own, in a
 // private directory the bench removes.

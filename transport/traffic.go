@@ -14,8 +14,11 @@ import "sync"
 //
 // Connecting is not counted: the dial, SSH's handshake, and docker's check that the
 // container answers (which opens its command channel) come before the first
-// operation. Over SSH the channel's shell starts inside the first operation's round
-// trip. The runner reports what connecting took apart (HostReport.ConnectMS).
+// operation. Over SSH the channel's shell starts inside the first operation, after a
+// round trip of its own (opening its session: Wait), so a converged host whose checks
+// all go at once costs two; a warm run that takes over the shell an earlier run left
+// (sshconn's Config.Persist) pays no such wait: one. The runner reports what
+// connecting took apart (HostReport.ConnectMS).
 type Traffic struct {
 	mu         sync.Mutex
 	inFlight   int
@@ -46,6 +49,14 @@ func (t *Traffic) Begin() (end func()) {
 			t.mu.Unlock()
 		})
 	}
+}
+
+// Wait notes one more round trip inside the operations in flight: a wait on the host
+// before their commands go (opening the session that runs the command channel).
+func (t *Traffic) Wait() {
+	t.mu.Lock()
+	t.roundTrips++
+	t.mu.Unlock()
 }
 
 // Counts returns the counts so far.

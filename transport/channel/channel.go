@@ -101,9 +101,14 @@ var (
 // concurrent use: concurrent Runs are pipelined.
 type Channel struct {
 	token string
-	in    io.WriteCloser
-	kill  func(id string)
-	close func() error
+	// idPrefix starts the ids of this Channel's commands: random per Channel, so that a
+	// shell taken over from an earlier run (Resume) never sees an id twice.
+	idPrefix string
+	in       io.WriteCloser
+	// stdout and stderr are the shell's outputs, read from start on.
+	stdout, stderr io.Reader
+	kill           func(id string)
+	close          func() error
 
 	wmu sync.Mutex // frames are written whole, one at a time
 
@@ -155,14 +160,68 @@ func Open(in io.WriteCloser, stdout, stderr io.Reader, kill func(id string), clo
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	ch := &Channel{token: "cauldron-" + hex.EncodeToString(b[:]), in: in, kill: kill, close: closeFn, closed: make(chan struct{}),
-		firstWrite: make(chan struct{}), firstBegun: make(chan struct{})}
+	ch, err := newChannel("cauldron-"+hex.EncodeToString(b[:]), in, stdout, stderr, kill, closeFn)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := io.WriteString(in, ch.token+"\n"); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBroken, err)
 	}
-	go ch.readOut(stdout)
-	go ch.readErr(stderr)
+	ch.start()
 	return ch, nil
+}
+
+// Resume takes over a shell running Loop that an earlier Channel left idle (see
+// Detach) with its token: the shell waits for its next frame, so commands go at once,
+// with no round trip to start a shell. A shell that has ended breaks the channel:
+// the commands written to it fail with ErrNotStarted.
+func Resume(token string, in io.WriteCloser, stdout, stderr io.Reader, kill func(id string), closeFn func() error) (*Channel, error) {
+	if !strings.HasPrefix(token, "cauldron-") || strings.ContainsAny(token, " \n") {
+		return nil, fmt.Errorf("%w: not a channel's token", ErrBroken)
+	}
+	ch, err := newChannel(token, in, stdout, stderr, kill, closeFn)
+	if err != nil {
+		return nil, err
+	}
+	ch.start()
+	return ch, nil
+}
+
+func newChannel(token string, in io.WriteCloser, stdout, stderr io.Reader, kill func(id string), closeFn func() error) (*Channel, error) {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	return &Channel{token: token, idPrefix: hex.EncodeToString(b[:]), in: in, stdout: stdout, stderr: stderr, kill: kill,
+		close: closeFn, closed: make(chan struct{}), firstWrite: make(chan struct{}), firstBegun: make(chan struct{})}, nil
+}
+
+func (ch *Channel) start() {
+	go ch.readOut(ch.stdout)
+	go ch.readErr(ch.stderr)
+}
+
+// ErrDetached breaks a channel that Detach handed its shell on.
+var ErrDetached = errors.New("command channel detached")
+
+// Detach hands the shell on, idle, for a later Resume: when no command is in flight
+// and the channel works, it takes no more commands (they fail with ErrNotStarted)
+// and returns the shell's token and true; the caller then keeps the shell's streams
+// open for the next Channel, whose commands are framed with the same token. Otherwise
+// it returns false and changes nothing: the caller closes the channel. The token is
+// no secret (it keeps commands' output from passing for the channel's marks), but it
+// goes only where the shell goes.
+func (ch *Channel) Detach() (token string, ok bool) {
+	ch.wmu.Lock()
+	defer ch.wmu.Unlock()
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.broken != nil || len(ch.calls) > 0 {
+		return "", false
+	}
+	ch.broken = ErrDetached
+	close(ch.closed)
+	return ch.token, true
 }
 
 // Broken is the error that broke the channel, or nil while it works.
@@ -258,7 +317,7 @@ func (ch *Channel) writeFrames(ps ...pending) error {
 	var frames []byte
 	for _, p := range ps {
 		ch.seq++
-		p.cl.id = ch.token[len("cauldron-"):len("cauldron-")+12] + "-" + strconv.Itoa(ch.seq)
+		p.cl.id = ch.idPrefix + "-" + strconv.Itoa(ch.seq)
 		ch.calls = append(ch.calls, p.cl)
 		frames = fmt.Appendf(frames, "%sf\n%d %d %s\n", ch.token, strings.Count(p.cl.line, "\n")+1, p.input, p.cl.id)
 		frames = append(frames, p.cl.line...)

@@ -1,9 +1,12 @@
 package sshconn
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -38,24 +41,34 @@ func (c *Conn) commandChannel(ctx context.Context) *channel.Channel {
 	if err != nil {
 		return nil
 	}
+	c.clientMu.Lock()
+	warm := c.warm && c.client == client
+	c.clientMu.Unlock()
 	if gen != c.chanGen {
 		// The client was replaced (a lost warm connection): a new channel on the new one.
 		if c.ch != nil {
 			c.ch.Close()
 		}
 		c.ch, c.chanOff, c.chanErr, c.chanGen = nil, false, nil, gen
+		c.chPark, c.chReused, c.chRenewed = nil, false, false
 	}
 	if c.chanOff {
 		return nil
 	}
 	if c.ch != nil {
-		if c.ch.Broken() != nil {
+		if c.ch.Broken() == nil {
+			return c.ch
+		}
+		if !c.chReused || c.chRenewed {
 			c.chanOff = true
 			return nil
 		}
-		return c.ch
+		// A shell taken over from an earlier run that broke (it ended while parked):
+		// one new shell instead.
+		c.ch.Close()
+		c.ch, c.chPark, c.chReused, c.chRenewed = nil, nil, false, true
 	}
-	ch, err := c.openChannel(ctx, client)
+	ch, err := c.openChannel(ctx, client, warm)
 	if err != nil && ctx.Err() != nil {
 		// The caller gave up, not the channel: the next Run tries again.
 		return nil
@@ -86,7 +99,7 @@ func (c *Conn) ChannelError() error {
 // openChannel starts the shell and has channel.Verify watch it: the check that it
 // frames input exactly (a host without GNU head does not) goes before the first
 // command with input, and no one waits for its verdict.
-func (c *Conn) openChannel(ctx context.Context, client *ssh.Client) (*channel.Channel, error) {
+func (c *Conn) openChannel(ctx context.Context, client *ssh.Client, warm bool) (*channel.Channel, error) {
 	ctx, cancel := context.WithTimeout(ctx, channelOpenTimeout)
 	defer cancel()
 	line := shell.Join("sh", "-c", channel.Loop)
@@ -101,6 +114,17 @@ func (c *Conn) openChannel(ctx context.Context, client *ssh.Client) (*channel.Ch
 			sudo = mode
 		}
 	}
+	kill := func(id string) {
+		kctx, kcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer kcancel()
+		c.runSession(kctx, transport.Command{Line: channel.KillScript(id)})
+	}
+	if warm && sudo == nil {
+		ch, err := c.openWarmShell(ctx, client, line, kill)
+		if !errors.Is(err, errNoWarmShell) {
+			return ch, err
+		}
+	}
 	// The shell is started without waiting for sshd's answer (exec with want-reply
 	// off): the frames written right behind the request reach it, as sshd handles a
 	// channel's messages in order, and one round trip less goes by before the first
@@ -110,6 +134,7 @@ func (c *Conn) openChannel(ctx context.Context, client *ssh.Client) (*channel.Ch
 	if err != nil {
 		return nil, fmt.Errorf("open session: %w", err)
 	}
+	c.traffic.Wait()
 	go ssh.DiscardRequests(reqs)
 	if _, err := sch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{line})); err != nil {
 		sch.Close()
@@ -135,11 +160,6 @@ func (c *Conn) openChannel(ctx context.Context, client *ssh.Client) (*channel.Ch
 			return nil, fmt.Errorf("sudo did not start the shell: %w", ctx.Err())
 		}
 	}
-	kill := func(id string) {
-		kctx, kcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer kcancel()
-		c.runSession(kctx, transport.Command{Line: channel.KillScript(id)})
-	}
 	ch, err := channel.Open(in, sch, errPipe, kill, sch.Close)
 	if err != nil {
 		sch.Close()
@@ -148,6 +168,64 @@ func (c *Conn) openChannel(ctx context.Context, client *ssh.Client) (*channel.Ch
 	// The channel breaks if the shell begins no command in time, and the self-test
 	// goes right before the first command with input, in the same round trip: no one
 	// waits for its verdict (see channel.Verify).
+	channel.Verify(ch, channelOpenTimeout)
+	return ch, nil
+}
+
+// errNoWarmShell: the warm daemon does not serve command channels' shells.
+var errNoWarmShell = errors.New("the warm daemon keeps no shells")
+
+// openWarmShell opens the command channel as a warm daemon's shell (warmshell.go):
+// one an earlier run left idle, or a new one. c.chanMu is held.
+func (c *Conn) openWarmShell(ctx context.Context, client *ssh.Client, line string, kill func(string)) (*channel.Channel, error) {
+	sch, reqs, err := client.OpenChannel(shellChannelType, ssh.Marshal(shellLine{line}))
+	if err != nil {
+		var oe *ssh.OpenChannelError
+		if errors.As(err, &oe) && oe.Reason == ssh.UnknownChannelType {
+			return nil, errNoWarmShell
+		}
+		return nil, fmt.Errorf("open session: %w", err)
+	}
+	go ssh.DiscardRequests(reqs)
+	out := bufio.NewReader(sch)
+	header := make(chan string, 1)
+	go func() {
+		h, _ := out.ReadString('\n')
+		header <- h
+	}()
+	var h string
+	select {
+	case h = <-header:
+	case <-ctx.Done():
+		sch.Close()
+		return nil, fmt.Errorf("the warm daemon did not give a shell: %w", ctx.Err())
+	}
+	errPipe := channel.NewPipe()
+	go func() {
+		io.Copy(errPipe, sch.Stderr())
+		errPipe.Close()
+	}()
+	var ch *channel.Channel
+	token, reused := strings.CutPrefix(strings.TrimSuffix(h, "\n"), "reused ")
+	switch {
+	case reused:
+		ch, err = channel.Resume(token, channelStdin{sch}, out, errPipe, kill, sch.Close)
+	case h == "new\n":
+		// The daemon opened a session on the host for it: a round trip.
+		c.traffic.Wait()
+		ch, err = channel.Open(channelStdin{sch}, out, errPipe, kill, sch.Close)
+	default:
+		err = fmt.Errorf("the warm daemon gave no shell (%q)", h)
+	}
+	if err != nil {
+		sch.Close()
+		return nil, err
+	}
+	c.chReused = reused
+	c.chPark = func(token string) bool {
+		ok, err := sch.SendRequest(parkRequest, true, ssh.Marshal(struct{ Token string }{token}))
+		return ok && err == nil
+	}
 	channel.Verify(ch, channelOpenTimeout)
 	return ch, nil
 }

@@ -5,7 +5,8 @@
 // through SFTP to a private directory and installed by one sudo command). sudo's
 // password goes to sudo's prompt only, never to a command's input. With Config.Persist
 // (or $CAULDRON_SSH_PERSIST) the authenticated connection is kept warm between runs by
-// a per-user background process (warm.go), as OpenSSH's ControlPersist does.
+// a per-user background process (warm.go), as OpenSSH's ControlPersist does, and so
+// is the command channel's shell (warmshell.go).
 package sshconn
 
 import (
@@ -118,8 +119,14 @@ type Conn struct {
 	chanOff bool
 	chanErr error
 	chanGen int // the client generation ch was opened on
-	sftpGen int // the client generation sftp was started on
-	traffic transport.Traffic
+	// chPark, when ch is a warm daemon's shell (warmshell.go), asks the daemon to keep
+	// the shell for the next run; chReused says ch took over a parked shell, and
+	// chRenewed that a new shell replaced one taken over that broke (once).
+	chPark    func(token string) bool
+	chReused  bool
+	chRenewed bool
+	sftpGen   int // the client generation sftp was started on
+	traffic   transport.Traffic
 	// sessions bounds the commands that run in sessions of their own (see runSession).
 	sessions chan struct{}
 
@@ -598,6 +605,12 @@ func (c *Conn) Close() error {
 	// Before c.mu: opening the channel holds chanMu, then c.mu (sudoMode).
 	c.chanMu.Lock()
 	if c.ch != nil {
+		// A warm daemon's shell left idle is kept for the next run.
+		if c.chPark != nil {
+			if token, ok := c.ch.Detach(); ok {
+				c.chPark(token)
+			}
+		}
 		c.ch.Close()
 	}
 	c.chanOff = true

@@ -18,9 +18,10 @@ package sshconn
 // Then the run speaks SSH to the daemon over the socket (the daemon's host key is an
 // ephemeral one it sent in the answer, which came over the private socket), and the
 // daemon relays every channel the run opens (sessions, SFTP) and every global request
-// (keepalives) to the host's connection: the command channel, sudo, SFTP and kills
-// work on top of it unchanged. sudo's password stays in the run: it goes through the
-// relayed session as bytes, as over a direct connection.
+// (keepalives) to the host's connection: sudo, SFTP and kills work on top of it
+// unchanged. sudo's password stays in the run: it goes through the relayed session
+// as bytes, as over a direct connection. The command channel's shell is kept too: a
+// run leaves it idle to the daemon and the next run takes it over (warmshell.go).
 //
 // The daemon dials with the same host key rules (knownhosts, accept-new only for an
 // unknown key) and checks the key a connection was made with against the known_hosts
@@ -368,6 +369,11 @@ type warmHost struct {
 	mu   sync.Mutex // held while dialling
 	conn *Conn
 	dead chan struct{}
+
+	// parked are the command channels' shells runs left idle (shell.go), by the line
+	// that started them; parkedMu guards it.
+	parkedMu sync.Mutex
+	parked   map[string]*hostShell
 }
 
 type warmDaemon struct {
@@ -490,7 +496,7 @@ func (d *warmDaemon) serve(conn net.Conn) {
 		d.idle = req.Idle
 		d.mu.Unlock()
 	}
-	up, dead, reused, err := d.upstream(req)
+	h, up, dead, reused, err := d.upstream(req)
 	if err != nil {
 		var hk *HostKeyError
 		if errors.As(err, &hk) {
@@ -530,6 +536,10 @@ func (d *warmDaemon) serve(conn net.Conn) {
 		}
 	}()
 	for nc := range chans {
+		if nc.ChannelType() == shellChannelType {
+			go h.serveShell(up, nc)
+			continue
+		}
 		go relayChannel(up, nc)
 	}
 }
@@ -537,13 +547,13 @@ func (d *warmDaemon) serve(conn net.Conn) {
 // upstream finds the host's live connection, or dials it, and returns its client and
 // the channel closed when it ends: the run keeps to these even when another run
 // later finds them ended and dials the host again.
-func (d *warmDaemon) upstream(req warmRequest) (*ssh.Client, <-chan struct{}, bool, error) {
+func (d *warmDaemon) upstream(req warmRequest) (*warmHost, *ssh.Client, <-chan struct{}, bool, error) {
 	cfg := Config{Addr: req.Addr, User: req.User, IdentityFiles: req.IdentityFiles, UseAgent: req.AgentSock != "",
 		agentSock: req.AgentSock, KnownHostsFile: req.KnownHostsFile, AcceptNewHostKey: req.AcceptNew,
 		ProxyJump: req.ProxyJump, DialTimeout: req.DialTimeout, KeepAlive: req.KeepAlive, Persist: -1, NoChannel: true}
 	key, err := warmKey(cfg)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
 	d.mu.Lock()
 	h := d.hosts[key]
@@ -561,7 +571,7 @@ func (d *warmDaemon) upstream(req warmRequest) (*ssh.Client, <-chan struct{}, bo
 		default:
 			// The key it was made with must still be the one known_hosts records.
 			if err := h.conn.recheckHostKey(); err == nil {
-				return h.conn.client, h.dead, true, nil
+				return h, h.conn.client, h.dead, true, nil
 			}
 		}
 		h.conn.Close()
@@ -571,7 +581,7 @@ func (d *warmDaemon) upstream(req warmRequest) (*ssh.Client, <-chan struct{}, bo
 	defer cancel()
 	c, err := Dial(ctx, cfg)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
 	h.conn = c
 	h.dead = make(chan struct{})
@@ -580,7 +590,7 @@ func (d *warmDaemon) upstream(req warmRequest) (*ssh.Client, <-chan struct{}, bo
 		c.client.Wait()
 		close(dead)
 	}()
-	return c.client, dead, false, nil
+	return h, c.client, dead, false, nil
 }
 
 // warmKey is the hash that tells hosts' connections apart: address, user, the

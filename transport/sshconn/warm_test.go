@@ -343,3 +343,198 @@ func TestThePersistEnvironmentVariableTurnsTheWarmConnectionOn(t *testing.T) {
 		}
 	})
 }
+
+// shellPID is the pid of the shell that ran a command over c's command channel: the
+// parent of the command's sh -c.
+func shellPID(t *testing.T, c *sshconn.Conn) string {
+	t.Helper()
+	out, err := transport.Output(context.Background(), c, "echo $PPID")
+	if err != nil {
+		t.Fatalf("echo $PPID: %v", err)
+	}
+	if err := c.ChannelError(); err != nil {
+		t.Fatalf("the command did not go over the command channel: %v", err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// warmShellRun dials cfg, says which shell ran its command, and closes.
+func warmShellRun(t *testing.T, cfg sshconn.Config, also ...string) string {
+	t.Helper()
+	c := dial(t, cfg)
+	defer c.Close()
+	for _, line := range also {
+		if _, err := transport.Output(context.Background(), c, line); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+	}
+	return shellPID(t, c)
+}
+
+func TestASecondWarmRunReusesTheHostsCommandChannel(t *testing.T) {
+	srv := startSSHD(t)
+	cfg := warmConfig(t, srv, time.Minute)
+	first := warmShellRun(t, cfg)
+	for i := range 3 {
+		if again := warmShellRun(t, cfg); again != first {
+			t.Fatalf("run %d: its commands ran in shell %s, the first run's in %s: want the same shell", i+2, again, first)
+		}
+	}
+}
+
+func TestAWarmRunGetsOnlyAParkedShellOfItsOwnLoginAndBecome(t *testing.T) {
+	srv := startSSHD(t)
+	becomeHost(t, srv, "pw-"+randomWord(t), becomeUser+" ALL=(ALL:ALL) NOPASSWD: ALL")
+	login := warmConfig(t, srv, time.Minute)
+	login.User = becomeUser
+	become := login
+	become.Become = true
+	asRoot := warmShellRun(t, become)
+	for i, tc := range []struct {
+		name string
+		cfg  sshconn.Config
+		uid  string
+	}{
+		{"login", login, "not 0"},
+		{"become", become, "0"},
+		{"login", login, "not 0"},
+		{"become", become, "0"},
+	} {
+		c := dial(t, tc.cfg)
+		out, err := transport.Output(context.Background(), c, "id -u")
+		if err != nil {
+			t.Fatalf("run %d (%s): id -u: %v", i+2, tc.name, err)
+		}
+		if uid := strings.TrimSpace(out); (uid == "0") != (tc.uid == "0") {
+			t.Errorf("run %d (%s) ran as uid %s, want %s", i+2, tc.name, uid, tc.uid)
+		}
+		shell := shellPID(t, c)
+		c.Close()
+		if tc.name == "become" && shell != asRoot {
+			t.Errorf("run %d (become) ran in shell %s, want the first become run's %s, parked", i+2, shell, asRoot)
+		}
+	}
+}
+
+func TestAShellStartedWithASudoPasswordIsNotKeptForTheNextRun(t *testing.T) {
+	srv := startSSHD(t)
+	password := "pw-" + randomWord(t) + "-secret"
+	becomeHost(t, srv, password, becomeUser+" ALL=(ALL:ALL) ALL")
+	cfg := warmConfig(t, srv, time.Minute)
+	cfg.User, cfg.Become = becomeUser, true
+	cfg.BecomePassword = func() (string, error) { return password, nil }
+	c := dial(t, cfg)
+	if out, err := transport.Output(context.Background(), c, "id -u"); err != nil || out != "0\n" {
+		t.Fatalf("id -u with the password: %q %v", out, err)
+	}
+	c.Close()
+	// A later run with the same login but a wrong password must not find a root shell.
+	cfg.BecomePassword = func() (string, error) { return "wrong-" + randomWord(t), nil }
+	c = dial(t, cfg)
+	defer c.Close()
+	if out, err := transport.Output(context.Background(), c, "id -u"); err == nil {
+		t.Errorf("a run with a wrong sudo password ran id -u: %q", out)
+	}
+}
+
+func TestAShellLeftWithACommandInFlightIsNotHandedToTheNextRun(t *testing.T) {
+	srv := startSSHD(t)
+	cfg := warmConfig(t, srv, time.Minute)
+	c := dial(t, cfg)
+	first := shellPID(t, c)
+	inFlight := make(chan error, 1)
+	go func() { inFlight <- c.Run(context.Background(), transport.Command{Line: "sleep 10; echo late"}) }()
+	time.Sleep(300 * time.Millisecond)
+	c.Close() // the run ends with its command still running
+	select {
+	case err := <-inFlight:
+		if err == nil {
+			t.Error("the command in flight at Close succeeded")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the command in flight at Close still waits 15 s later")
+	}
+
+	// The next run's commands do not wait behind it, nor see its output.
+	c = dial(t, cfg)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := transport.Output(ctx, c, "echo next")
+	if err != nil || out != "next\n" {
+		t.Fatalf("the next run's command gave %q, %v", out, err)
+	}
+	if again := shellPID(t, c); again == first {
+		t.Errorf("the next run got shell %s, left with a command in flight", first)
+	}
+}
+
+func TestAParkedShellThatEndsIsReplacedByANewOne(t *testing.T) {
+	srv := startSSHD(t)
+	cfg := warmConfig(t, srv, time.Minute)
+	for _, tc := range []struct {
+		name string
+		end  func(t *testing.T, pid string)
+	}{
+		{"killed while parked", func(t *testing.T, pid string) {
+			n, _ := strconv.Atoi(pid)
+			if err := syscall.Kill(n, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}},
+		{"ending in the next run", func(t *testing.T, pid string) {
+			c := dial(t, cfg)
+			defer c.Close()
+			// Its own shell: the run's channel breaks; the commands after get a new one.
+			transport.Output(context.Background(), c, "kill -9 $PPID")
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if out, err := transport.Output(ctx, c, "echo after"); err != nil || out != "after\n" {
+				t.Fatalf("after the shell ended: %q %v", out, err)
+			}
+			if again := shellPID(t, c); again == pid {
+				t.Fatalf("shell %s still in use", pid)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pid := warmShellRun(t, cfg)
+			tc.end(t, pid)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c := dial(t, cfg)
+			defer c.Close()
+			if out, err := transport.Output(ctx, c, "echo next"); err != nil || out != "next\n" {
+				t.Fatalf("the next run's command gave %q, %v", out, err)
+			}
+			if again := shellPID(t, c); again == pid {
+				t.Errorf("the next run ran in shell %s, which ended", pid)
+			}
+		})
+	}
+}
+
+func TestAWarmRunThatTakesOverTheShellWaitsOneRoundTripLess(t *testing.T) {
+	srv := startSSHD(t)
+	for _, tc := range []struct {
+		name string
+		cfg  sshconn.Config
+		want []int // round trips of each run's one command
+	}{
+		{"direct", srv.config(t), []int{2, 2}},
+		{"warm", warmConfig(t, srv, time.Minute), []int{2, 1, 1}},
+	} {
+		for i, want := range tc.want {
+			c := dial(t, tc.cfg)
+			if err := c.Run(context.Background(), transport.Command{Line: "true"}); err != nil {
+				t.Fatal(err)
+			}
+			got := c.Traffic()
+			c.Close()
+			if got != (transport.TrafficCounts{Commands: 1, RoundTrips: want}) {
+				t.Errorf("%s run %d: %+v, want 1 command in %d round trip(s)", tc.name, i+1, got, want)
+			}
+		}
+	}
+}
