@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// Verify runs go build and go vet on every package, every test (the lab's end-to-end checks on both transports included, the rolling restarts under load too, the fault scenarios of `ha` excepted) and a short fuzzing of each fuzz target.
+// Verify runs go build and go vet on every package, every test (the lab's end-to-end checks on both transports included, the high-availability scenarios of `ha` excepted) and a short fuzzing of each fuzz target.
 func Verify(ctx context.Context) error {
 	// Build first: a package that only the tests compile (a magefile without its
 	// build tag, say) must still fail verify, as it fails a user's `go build ./...`.
@@ -69,15 +69,20 @@ const haScenarios = "^(TestFaultsUnderLoadOnThe|TestRollingRestartsAndAReleaseGo
 // notYet). The Apache lab's kill -9, frozen and cut-off hosts stay in e2e's notYet, which
 // says why each is not yet held to the bar. Issue 7 is open.
 //
-// The rolling restarts of both labs are in verify again (session 7). In session 6 they
+// The rolling restarts of both labs are in `ha` and rollingSoak, not verify. In session 6 they
 // broke 1 count in 3 of 8 CI rollouts, each at the drain's switch-over: the user's next
 // request, 12-46 ms after the last answer, reached the other node before that answer's
 // change, though the drained node replicated synchronously. OrderInterceptor held the
 // acknowledged change behind an earlier-numbered one of another request and returned,
 // so the receiver acknowledged it unapplied; it now orders only the changes sent without
-// an acknowledgement (configs.ReplicationInterceptors). Since: 12 Apache rollouts in a
-// row under load and an upgrade rollout from the old interceptor, 0 broken.
-const notInVerify = "^(TestFaultsUnderLoadOnTheNginxLab)$"
+// an acknowledgement (configs.ReplicationInterceptors). Since: 0 broken counts in every
+// rollout (12 Apache in a row, 4 Nginx, an upgrade from the old interceptor, CI's 4). But
+// session 7's rollingSoak (5 rounds, 15 rollouts) met two other failures, one release
+// each: 988 requests answered 500 by Tomcat as the new WAR was unpacked into the
+// running app's folder (before any restart), and a restarted node that never got the
+// session state (its drain stopped at the joined gate after 3 min, as it should). So
+// they stay out of verify until those are understood.
+const notInVerify = "^(TestFaultsUnderLoadOnTheNginxLab|TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnTheApacheLab|TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnTheNginxLab)$"
 
 // HA runs the high-availability scenarios under the load check on fresh Apache and Nginx labs (kill -9, a frozen and a cut-off web host, rolling restarts and a release), printing each one's numbers.
 func HA(ctx context.Context) error {
