@@ -119,6 +119,7 @@ func TestFaultsUnderLoadOnTheApacheLab(t *testing.T) {
 	l := needDeployed(t)
 	if faultReplication != "" {
 		inv := faultInventory(t, l.DockerInventory, "apache")
+		stopTomcatsAcrossModes(t, l, inv)
 		mustDeploy(t, inv, runner.Apply)
 		for _, h := range webHosts(l) {
 			waitTomcat(t, l, h)
@@ -130,7 +131,9 @@ func TestFaultsUnderLoadOnTheApacheLab(t *testing.T) {
 
 func TestFaultsUnderLoadOnTheNginxLab(t *testing.T) {
 	l, nginx := upNginxLab(t)
-	deployAndWaitUp(t, l, faultInventory(t, nginx, "nginx"))
+	inv := faultInventory(t, nginx, "nginx")
+	stopTomcatsAcrossModes(t, l, inv)
+	deployAndWaitUp(t, l, inv)
 	faultScenarios(t, l, "nginx")
 }
 

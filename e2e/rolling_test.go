@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/cauldron-go/cauldron/loadcheck"
 	"github.com/cauldron-go/cauldron/recipes"
 	"github.com/cauldron-go/cauldron/runner"
+	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
 )
 
@@ -128,6 +131,7 @@ func rollingBase(t *testing.T, l *lab.Lab, inv, name string) string {
 	base := withReplication(t, inv, name, r)
 	if was := replicationOf(t, inv); was != r {
 		start := time.Now()
+		stopTomcatsAcrossModes(t, l, base)
 		mustDeploy(t, base, runner.Apply)
 		waitWebs(t, l)
 		t.Logf("the cluster ran with %s session replication: %s deployed in %.1f s (no load)", was, r, time.Since(start).Seconds())
@@ -380,5 +384,43 @@ func TestTheSessionClustersOfARunningTomcatTakeNewSendOptionsAndSayThem(t *testi
 	s.Clusters = apps
 	if out, err := s.Set(context.Background(), c, was); err != nil || strings.Count(out, "=") != 2*apps {
 		t.Errorf("after the refused change: %q %v", out, err)
+	}
+}
+
+// stopTomcatsAcrossModes stops every web host's Tomcat when deploying inv would switch
+// the running cluster between written and async or sync replication: each mode's nodes
+// order only their own messages (configs.Replication.OrderedSendOptions), so a rolling
+// switch stops at its joined gate, as the README says. The deploy then starts each
+// Tomcat with the new mode. A host whose server.xml is not there yet is left alone.
+func stopTomcatsAcrossModes(t testing.TB, l *lab.Lab, inv string) {
+	t.Helper()
+	want, err := configs.ParseReplication(replicationOf(t, inv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := inventory.Load(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := recipes.NewTopology(loaded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverXML := shell.Quote(path.Join(topo.Cluster.TomcatHome, "conf", "server.xml"))
+	flag := regexp.MustCompile(`OrderInterceptor" optionFlag="([0-9]+)"`)
+	for _, h := range webHosts(l) {
+		running := mustHost(t, l, h, "cat "+serverXML+" 2>/dev/null || true")
+		if running == "" {
+			continue
+		}
+		m := flag.FindStringSubmatch(running)
+		if m != nil && m[1] == strconv.Itoa(want.OrderedSendOptions()) {
+			continue
+		}
+		if m == nil && want != configs.WrittenReplication && !strings.Contains(running, `channelSendOptions="256"`) {
+			continue // the earlier setting, ordering every message: a rolling restart works
+		}
+		t.Logf("%s: its cluster orders other messages than %s replication's: Tomcat stopped before the deploy", h, want)
+		mustHost(t, l, h, "systemctl stop "+configs.TomcatUnitName)
 	}
 }
