@@ -505,8 +505,8 @@ func waitHAProxy(t testing.TB, l *lab.Lab, vars recipes.Vars, host, want string,
 	}
 }
 
-// clusterVars are the cluster-wide variables of an inventory, secrets resolved.
-func clusterVars(t testing.TB, path string) recipes.Vars {
+// topologyOf is the topology a deploy of the inventory at path builds, secrets resolved.
+func topologyOf(t testing.TB, path string) *recipes.Topology {
 	t.Helper()
 	inv, err := inventory.Load(path)
 	if err != nil {
@@ -516,7 +516,13 @@ func clusterVars(t testing.TB, path string) recipes.Vars {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return topo.Global
+	return topo
+}
+
+// clusterVars are the cluster-wide variables of an inventory, secrets resolved.
+func clusterVars(t testing.TB, path string) recipes.Vars {
+	t.Helper()
+	return topologyOf(t, path).Global
 }
 
 // webHosts are the lab's Tomcat/web hosts.

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/cauldron-go/cauldron/configs"
-	"github.com/cauldron-go/cauldron/inventory"
 	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/loadcheck"
 	"github.com/cauldron-go/cauldron/recipes"
@@ -67,15 +66,8 @@ func withReplication(t testing.TB, base, name, r string) string {
 
 // replicationOf is the session replication a deploy of the inventory gives the cluster.
 func replicationOf(t testing.TB, path string) string {
-	inv, err := inventory.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, err := recipes.NewTopology(inv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return top.Global.Replication
+	t.Helper()
+	return topologyOf(t, path).Global.Replication
 }
 
 // optionsOf is the channelSendOptions a deploy of the inventory gives the clusters.
@@ -394,15 +386,8 @@ func TestTheSessionClustersOfARunningTomcatTakeNewSendOptionsAndSayThem(t *testi
 // Tomcat with the new mode. A host whose server.xml is not there yet is left alone.
 func stopTomcatsAcrossModes(t testing.TB, l *lab.Lab, inv string) {
 	t.Helper()
-	want, err := configs.ParseReplication(replicationOf(t, inv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	loaded, err := inventory.Load(inv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := recipes.NewTopology(loaded)
+	topo := topologyOf(t, inv)
+	want, err := configs.ParseReplication(topo.Global.Replication)
 	if err != nil {
 		t.Fatal(err)
 	}
