@@ -2,6 +2,7 @@ package steps_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -218,4 +219,54 @@ chmod 0755 /usr/local/sbin/systemctl; rm -f /tmp/cauldron-systemctl-calls`)
 	if n := c.commands(); n != 2 {
 		t.Errorf("%d checks ran %d commands, want 2 (the units' and the packages'):\n%s", len(ss), n, strings.Join(c.lines, "\n"))
 	}
+}
+
+// banner is a user's own step: it checks a File of its own making and declares the
+// same path, so a runner's prefetch answers its check too.
+type banner struct{ path, text string }
+
+func (b banner) String() string { return "banner " + b.path }
+
+func (b banner) file() steps.File {
+	return steps.File{Path: b.path, Content: steps.Text(b.text + "\n")}
+}
+
+func (b banner) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+	return b.file().Check(ctx, c)
+}
+
+func (b banner) PathsRead() []steps.PathRead { return b.file().PathsRead() }
+
+// What a runner does before it checks a host's steps at once: one command reads
+// every path they declare, and their checks answer from it.
+func ExamplePrefetch() {
+	dir, _ := os.MkdirTemp("", "prefetch")
+	defer os.RemoveAll(dir)
+	os.WriteFile(filepath.Join(dir, "motd"), []byte("hello\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "issue"), []byte("old\n"), 0o644)
+	ss := []steps.Step{
+		banner{path: filepath.Join(dir, "motd"), text: "hello"},
+		steps.File{Path: filepath.Join(dir, "issue"), Content: steps.Text("new\n")},
+		steps.Dir{Path: dir},
+	}
+	c := &recordingConn{Conn: local.New()}
+	ctx := steps.Prefetch(context.Background(), c, ss)
+	for i, s := range ss {
+		ch, err := s.Check(ctx, c)
+		name := []string{"motd", "issue", "dir"}[i]
+		switch {
+		case err != nil:
+			fmt.Println(name, "error:", err)
+		case ch == nil:
+			fmt.Println(name, "converged")
+		default:
+			fmt.Println(name, "would change:", strings.Fields(ch.Summary)[0])
+		}
+	}
+	fmt.Println("commands on the host:", c.commands())
+	// Output:
+	// motd converged
+	// issue would change: update
+	// dir converged
+	// commands on the host: 1
 }
