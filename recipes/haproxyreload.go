@@ -16,9 +16,9 @@ import (
 // binds. `systemctl reload` returns as soon as the master has been signalled: a port
 // already bound goes on being served by the old workers (a seamless reload), but a port
 // the config binds for the first time (every port, on a first deploy) refuses
-// connections until the new worker has started, and a deploy that ended then left the
-// site refusing its first requests (1,600 reset requests at the start of a load check
-// right after a first deploy, session 8).
+// connections until the new worker has started: a deploy that ends then leaves the site
+// refusing its first requests (the likely cause of 1,600 requests reset at the start of
+// a load check begun right after a first deploy, session 8).
 type ReloadHAProxy struct {
 	// Unit is HAProxy's unit, "haproxy.service" when empty.
 	Unit string
