@@ -172,14 +172,14 @@ func TestTheSudoRuleGrantsOnlyTheUnitsOwnVerbs(t *testing.T) {
 	}
 }
 
-func TestReplicationIsAsyncBehindEitherWebServerUnlessTheInventorySays(t *testing.T) {
+func TestReplicationIsWrittenBehindEitherWebServerUnlessTheInventorySays(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		edit func(string) string
 		want configs.Replication
 	}{
-		{"apache", func(s string) string { return s }, configs.AsyncReplication},
-		{"nginx", func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: nginx", 1) }, configs.AsyncReplication},
+		{"apache", func(s string) string { return s }, configs.WrittenReplication},
+		{"nginx", func(s string) string { return strings.Replace(s, "web_server: apache", "web_server: nginx", 1) }, configs.WrittenReplication},
 		{"nginx, sync", func(s string) string {
 			return strings.Replace(s, "web_server: apache", "web_server: nginx\n  session_replication: sync", 1)
 		}, configs.SyncReplication},

@@ -132,7 +132,9 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		// the jar is there before the file that needs it.
 		r.Add(steps.Notify(TribesJar{JavaHome: javaHome, TomcatHome: tomcatHome, Owner: c.Account}, TomcatHandler))
 	}
-	r.Add(steps.Notify(WriteServerXML(c.Cluster.TomcatHome, configs.NewServerXML(c.Cluster, c.Node), c.Account), TomcatHandler))
+	serverXML := orderingGuard{Step: WriteServerXML(c.Cluster.TomcatHome, configs.NewServerXML(c.Cluster, c.Node), c.Account),
+		path: path.Join(c.Cluster.TomcatHome, "conf", "server.xml"), unit: configs.TomcatUnitName, want: c.Cluster.Replication}
+	r.Add(steps.Notify(serverXML, TomcatHandler))
 
 	props := c.DB
 	madeDirs := map[string]bool{}
