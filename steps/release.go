@@ -74,9 +74,10 @@ type releaseState struct {
 	previous   string // the previous link's target; "" for none
 	releases   []string
 	leftovers  []string
-	pid        int
-	started    int64 // the unit's main process start, Unix seconds
-	configTime int64 // Config's modification time, Unix seconds
+	pid int
+	// started is "after" when the unit's main process started after Config was last
+	// written, "before" when before, "none" without a process.
+	started string
 }
 
 // Check reads the links, the release folders and the unit's start time.
@@ -92,11 +93,14 @@ func (s SwitchRelease) Check(ctx context.Context, c transport.Conn) (*Change, er
 		"for f in " + shell.Quote(dir+"."+base) + `@*.cauldron-*; do if [ -e "$f" ]; then printf 'leftover %s\n' "${f##*/}"; fi; done; ` +
 		"pid=$(systemctl show -p MainPID --value " + shell.Quote(s.Unit) + ` 2>/dev/null) || pid=0; ` +
 		`if [ "${pid:-0}" -gt 0 ] 2>/dev/null && [ -r /proc/$pid/stat ]; then ` +
-		// Field 22 of /proc/PID/stat is the start in clock ticks after boot; the
-		// command name before it may hold spaces, so count from its closing ')'.
-		`ticks=$(sed 's/.*) //' /proc/$pid/stat | awk '{print $20}'); boot=$(awk '/^btime/{print $2}' /proc/stat); ` +
-		`echo "unit $pid $(( boot + ticks / $(getconf CLK_TCK) ))"; else echo 'unit 0 0'; fi; ` +
-		"echo \"config $(stat -c %Y -- " + shell.Quote(s.Config) + " 2>/dev/null || echo 0)\""
+		// The process's age (uptime less its start, field 22 of /proc/PID/stat in clock
+		// ticks after boot; the command name before it may hold spaces, so count from
+		// its closing ')') against the configuration's age: both to 10 ms, where whole
+		// seconds of start time and boot time could each be a second off.
+		`ticks=$(sed 's/.*) //' /proc/$pid/stat | awk '{print $20}'); read up idle < /proc/uptime; ` +
+		`now=$(date +%s.%N); m=$(stat -c %.9Y -- ` + shell.Quote(s.Config) + ` 2>/dev/null || echo 0); ` +
+		`echo "unit $pid $(awk -v up="$up" -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v now="$now" -v m="$m" 'BEGIN { print (up - t / hz <= now - m) ? "after" : "before" }')"; ` +
+		`else echo 'unit 0 none'; fi`
 	out, err := transport.Output(ctx, c, script)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s, err)
@@ -124,18 +128,11 @@ func parseReleaseState(out string) (releaseState, error) {
 			st.leftovers = append(st.leftovers, val)
 		case "unit":
 			pid, started, _ := strings.Cut(val, " ")
-			var err1, err2 error
-			st.pid, err1 = strconv.Atoi(pid)
-			st.started, err2 = strconv.ParseInt(started, 10, 64)
-			if err := errors.Join(err1, err2); err != nil {
-				return st, fmt.Errorf("read the unit's start: %q: %w", val, err)
+			n, err := strconv.Atoi(pid)
+			if err != nil || !slices.Contains([]string{"after", "before", "none"}, started) {
+				return st, fmt.Errorf("read the unit's start: %q", val)
 			}
-		case "config":
-			t, err := strconv.ParseInt(val, 10, 64)
-			if err != nil {
-				return st, fmt.Errorf("read the configuration's time: %q: %w", val, err)
-			}
-			st.configTime = t
+			st.pid, st.started = n, started
 		}
 	}
 	if st.link == "" {
@@ -151,7 +148,7 @@ func (s SwitchRelease) plan(c transport.Conn, base string, st releaseState) (*Ch
 	if !slices.Contains(st.releases, current) {
 		return nil, fmt.Errorf("%s: the release folder %s is not there (UnpackWAR unpacks it)", s, path.Join(path.Dir(s.Link), current))
 	}
-	if st.pid > 0 && st.started < st.configTime {
+	if st.pid > 0 && st.started != "after" {
 		return nil, fmt.Errorf("%s: %s (pid %d) started before %s was last written, so it may still serve the release %s names; "+
 			"the restart is owed, and this runs again after it", s, s.Unit, st.pid, s.Config, s.Link)
 	}
