@@ -84,6 +84,13 @@ func ReleaseHandler(app configs.App) string { return "switch to the release of "
 // JDK and Tomcat unpacked under ~/tools, setenv.sh, server.xml, the apps with their
 // application.properties, the console log turned off, and the systemd unit, enabled
 // and started. Tomcat restarts only when one of the files it reads changed.
+//
+// Each app's WAR is unpacked into a release folder of its own beside its docBase,
+// <docBase>@<the WAR's sha256[:12]>, which server.xml names: a release never changes a
+// file the running Tomcat serves, and reaches it at the drained restart. After the
+// restart, the handler ReleaseHandler(app) makes <docBase> a link to that folder (for
+// people: Tomcat does not use it), <docBase>.previous one to the release before (kept
+// for a roll back: deploying its WAR again unpacks nothing), and removes the others.
 func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 	if c.Account == "" || c.Cluster.TomcatHome == "" {
 		return nil, errors.New("tomcat node: Account and Cluster.TomcatHome are required")
