@@ -221,6 +221,13 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) (summary
 		}
 		checkReleaseFolders(t, l, h)
 	}
+	// The rollout left nothing owed: the plan of the same inventory changes nothing and
+	// runs no handler (the release switches ran after the restarts).
+	if p := deployWith(ctx, t, inv, runner.Plan); p.err != nil || p.rep == nil {
+		t.Errorf("plan after the rollout: %v\n%s", p.err, p.progress)
+	} else if changed, handlers := changedSteps(p.rep), handlerRuns(p.rep); len(changed)+len(handlers) != 0 {
+		t.Errorf("the plan after the rollout would change %v and run %v, want nothing", changed, handlers)
+	}
 	for _, s := range sites {
 		start := time.Now()
 		seen, err := loadcheck.Spread(ctx, s, 100)
