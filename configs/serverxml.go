@@ -439,17 +439,17 @@ func transportAttrs(r Replication) []xml.Attr {
 	return attrs
 }
 
-// OrderedSendOptions is OrderInterceptor's optionFlag for r: the bit of the
-// messages it numbers and orders, those sent without an acknowledgement (written's
-// own, or the asynchronous bit, which a synchronous cluster never sends its changes
-// with). Every node of a cluster must have the same: a node numbers a message by it
-// and the receiver strips the number by its own.
-func (r Replication) OrderedSendOptions() int {
-	if r == WrittenReplication {
-		return sendOptionsWritten
-	}
-	return sendOptionsAsynchronous
-}
+// OrderedSendOptions are the optionFlags of a replicating channel's two
+// OrderInterceptors, whatever the cluster's mode: the bits of the messages sent without
+// an acknowledgement, asynchronous (8, async's) and written (256, written's); a
+// synchronous cluster sends its changes with neither. A node numbers a message by the
+// interceptor whose bit it carries and the receiver strips the number by its own, so
+// nodes must agree on them: with both on every node, nodes of different modes
+// understand each other and a rolling restart can switch a running cluster from one
+// mode to another (with one flag, the mode's own, a node of the other mode passed the
+// number up as part of the message: "Unable to deserialize", and the switch stopped at
+// its joined gate).
+func OrderedSendOptions() []int { return []int{sendOptionsAsynchronous, sendOptionsWritten} }
 
 // ChannelSendOptions is the SimpleTcpCluster attribute for r.
 func (r Replication) ChannelSendOptions() int {
@@ -504,8 +504,9 @@ func ParseReplication(s string) (Replication, error) {
 // at each start that OrderInterceptor "is not compliant with JMX specification" (it has
 // no MBean interface, so it is left out of JMX); the channel works all the same.
 //
-// OrderInterceptor orders only the messages r sends without an acknowledgement (its
-// optionFlag, see OrderedSendOptions): a drained node replicates synchronously (see
+// OrderInterceptors order only the messages sent without an acknowledgement (their
+// optionFlags, see OrderedSendOptions; r is for the interceptors that differ by mode,
+// none today): a drained node replicates synchronously (see
 // recipes.ClusterSendOptions), and an acknowledged message must not go through it.
 // It holds a message that came before an earlier-numbered one (another request's,
 // sent a moment later by another thread) and returns at once, so the receiver
@@ -515,10 +516,13 @@ func ParseReplication(s string) (Replication, error) {
 // answer, at the drain's switch-over). An acknowledged send needs no numbering: the
 // user's next request leaves only once the change is applied.
 func ReplicationInterceptors(r Replication) []Listener {
-	return []Listener{
-		{ClassName: ClassOrderInterceptor, Attrs: []xml.Attr{
-			{Name: xml.Name{Local: "optionFlag"}, Value: strconv.Itoa(r.OrderedSendOptions())},
-		}},
+	var l []Listener
+	for _, flag := range OrderedSendOptions() {
+		l = append(l, Listener{ClassName: ClassOrderInterceptor, Attrs: []xml.Attr{
+			{Name: xml.Name{Local: "optionFlag"}, Value: strconv.Itoa(flag)},
+		}})
+	}
+	return append(l, []Listener{
 		{ClassName: ClassTcpFailureDetector, Attrs: []xml.Attr{
 			// A frozen node (a hung JVM, a paused host) still accepts connections and
 			// takes what is sent into its socket buffer, so the send test alone keeps it
@@ -529,7 +533,7 @@ func ReplicationInterceptors(r Replication) []Listener {
 			{Name: xml.Name{Local: "connectTimeout"}, Value: "500"},
 		}},
 		{ClassName: ClassMessageDispatch},
-	}
+	}...)
 }
 
 // NewStaticMember returns the member listening on host:port. Its uniqueId is derived
@@ -709,36 +713,54 @@ const (
 // so the send is synchronous and unacknowledged.
 const sendOptionsWritten = 256
 
-// validateInterceptors checks OrderInterceptor's place (see ReplicationInterceptors).
+// validateInterceptors checks the OrderInterceptors' place and flags (see
+// ReplicationInterceptors).
 func validateInterceptors(at string, sendOptions int, interceptors []Listener) []error {
 	var errs []error
-	order := slices.IndexFunc(interceptors, func(l Listener) bool { return l.ClassName == ClassOrderInterceptor })
+	var orders []int
+	for i, l := range interceptors {
+		if l.ClassName == ClassOrderInterceptor {
+			orders = append(orders, i)
+		}
+	}
 	dispatch := slices.IndexFunc(interceptors, func(l Listener) bool { return l.ClassName == ClassMessageDispatch })
-	if order < 0 && dispatch >= 0 && sendOptions&sendOptionsAsynchronous != 0 {
+	if len(orders) == 0 && dispatch >= 0 && sendOptions&sendOptionsAsynchronous != 0 {
 		errs = append(errs, fmt.Errorf("%s: asynchronous replication (channelSendOptions=%d) through MessageDispatchInterceptor without OrderInterceptor delivers a session's changes out of order", at, sendOptions))
 	}
-	if order < 0 {
+	if len(orders) == 0 {
 		return errs
 	}
-	// optionFlag 0 (Tomcat's default) orders every message; another must take in the
-	// cluster's own when they are not acknowledged, or they go unordered.
-	for _, a := range interceptors[order].Attrs {
-		if a.Name.Local != "optionFlag" {
-			continue
+	// optionFlag 0 (Tomcat's default) orders every message; others must take in the
+	// cluster's own changes when they are not acknowledged, or these go unordered.
+	ordered := sendOptions&sendOptionsUseAck != 0
+	var flags []string
+	for _, order := range orders {
+		flag := 0
+		for _, a := range interceptors[order].Attrs {
+			if a.Name.Local != "optionFlag" {
+				continue
+			}
+			n, err := strconv.Atoi(a.Value)
+			if err != nil || n < 0 {
+				errs = append(errs, fmt.Errorf("%s: OrderInterceptor optionFlag %q is not a number of channel send options", at, a.Value))
+				ordered = true // said once
+				continue
+			}
+			flag = n
 		}
-		flag, err := strconv.Atoi(a.Value)
-		switch {
-		case err != nil || flag < 0:
-			errs = append(errs, fmt.Errorf("%s: OrderInterceptor optionFlag %q is not a number of channel send options", at, a.Value))
-		case flag != 0 && sendOptions&sendOptionsUseAck == 0 && sendOptions&flag != flag:
-			errs = append(errs, fmt.Errorf("%s: OrderInterceptor optionFlag=%d leaves the cluster's changes (channelSendOptions=%d) unordered", at, flag, sendOptions))
+		flags = append(flags, strconv.Itoa(flag))
+		if sendOptions&flag == flag {
+			ordered = true
+		}
+		for i, l := range interceptors[:order] {
+			switch l.ClassName {
+			case ClassMessageDispatch, ClassTcpFailureDetector:
+				errs = append(errs, fmt.Errorf("%s: OrderInterceptor (interceptor %d) must come before %s (interceptor %d)", at, order+1, l.ClassName[strings.LastIndexByte(l.ClassName, '.')+1:], i+1))
+			}
 		}
 	}
-	for i, l := range interceptors[:order] {
-		switch l.ClassName {
-		case ClassMessageDispatch, ClassTcpFailureDetector:
-			errs = append(errs, fmt.Errorf("%s: OrderInterceptor (interceptor %d) must come before %s (interceptor %d)", at, order+1, l.ClassName[strings.LastIndexByte(l.ClassName, '.')+1:], i+1))
-		}
+	if !ordered {
+		errs = append(errs, fmt.Errorf("%s: OrderInterceptor optionFlag=%s leaves the cluster's changes (channelSendOptions=%d) unordered", at, strings.Join(flags, ","), sendOptions))
 	}
 	return errs
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -114,7 +115,7 @@ func TestServerXMLValidateNamesEachMistake(t *testing.T) {
 		{"asynchronous replication without OrderInterceptor", func(s *configs.ServerXML) {
 			cl := s.Services[1].Engine.Cluster
 			cl.ChannelSendOptions = 8
-			cl.Channel.Interceptors = cl.Channel.Interceptors[1:]
+			cl.Channel.Interceptors = slices.DeleteFunc(cl.Channel.Interceptors, func(l configs.Listener) bool { return l.ClassName == configs.ClassOrderInterceptor })
 		}, "out of order"},
 		{"OrderInterceptor below MessageDispatchInterceptor", func(s *configs.ServerXML) {
 			ch := &s.Services[0].Engine.Cluster.Channel
@@ -125,7 +126,8 @@ func TestServerXMLValidateNamesEachMistake(t *testing.T) {
 			}
 		}, "OrderInterceptor (interceptor 3) must come before MessageDispatchInterceptor (interceptor 2)"},
 		{"OrderInterceptor that leaves the asynchronous changes unordered", func(s *configs.ServerXML) {
-			s.Services[0].Engine.Cluster.Channel.Interceptors[0].Attrs = []xml.Attr{{Name: xml.Name{Local: "optionFlag"}, Value: "256"}}
+			ch := &s.Services[0].Engine.Cluster.Channel
+			ch.Interceptors = slices.Delete(ch.Interceptors, 0, 1) // the asynchronous bit's
 		}, "OrderInterceptor optionFlag=256 leaves the cluster's changes (channelSendOptions=8) unordered"},
 		{"OrderInterceptor optionFlag not a number", func(s *configs.ServerXML) {
 			s.Services[1].Engine.Cluster.Channel.Interceptors[0].Attrs = []xml.Attr{{Name: xml.Name{Local: "optionFlag"}, Value: "async"}}
@@ -209,7 +211,7 @@ func TestEveryReplicatingChannelOrdersItsMessagesAboveTheAsyncDispatch(t *testin
 				for _, i := range cl.Channel.Interceptors {
 					names = append(names, i.ClassName)
 				}
-				want := []string{configs.ClassOrderInterceptor, configs.ClassTcpFailureDetector, configs.ClassMessageDispatch}
+				want := []string{configs.ClassOrderInterceptor, configs.ClassOrderInterceptor, configs.ClassTcpFailureDetector, configs.ClassMessageDispatch}
 				if !reflect.DeepEqual(names, want) {
 					t.Errorf("%s, %s, %s: interceptors %v, want %v", membership, n.Name, svc.Name, names, want)
 				}
@@ -264,14 +266,15 @@ func TestEachReplicationModeSetsItsChannelSendOptions(t *testing.T) {
 	}
 }
 
-func TestOrderInterceptorOrdersOnlyTheChangesSentWithoutAnAcknowledgement(t *testing.T) {
-	// A drained node sends acknowledged (6) changes; OrderInterceptor must let them
-	// through, or it acknowledges one it holds for an earlier number.
-	for _, tc := range []struct {
-		name string
-		want string
-	}{{"async", "8"}, {"written", "256"}, {"sync", "8"}} {
-		r, err := configs.ParseReplication(tc.name)
+func TestEveryModeOrdersBothKindsOfUnacknowledgedChangesSoNodesOfTwoModesUnderstandEachOther(t *testing.T) {
+	// A node numbers a message by the OrderInterceptor whose flag it carries, and the
+	// receiver takes the number off by its own: nodes of a cluster switched from one
+	// mode to another by a rolling restart must have the same. A drained node sends
+	// acknowledged (6) changes: no OrderInterceptor may take them, or it acknowledges
+	// one it holds for an earlier number.
+	var first []configs.Listener
+	for _, name := range []string{"async", "written", "sync"} {
+		r, err := configs.ParseReplication(name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,13 +282,33 @@ func TestOrderInterceptorOrdersOnlyTheChangesSentWithoutAnAcknowledgement(t *tes
 		c.Replication = r
 		s := configs.NewServerXML(c, c.Nodes[0])
 		for _, svc := range s.Services {
-			order := svc.Engine.Cluster.Channel.Interceptors[0]
-			if order.ClassName != configs.ClassOrderInterceptor || len(order.Attrs) != 1 || order.Attrs[0].Name.Local != "optionFlag" || order.Attrs[0].Value != tc.want {
-				t.Errorf("%s: %s: interceptor %s %v, want OrderInterceptor optionFlag=%s", tc.name, svc.Name, order.ClassName, order.Attrs, tc.want)
+			var orders []configs.Listener
+			for _, l := range svc.Engine.Cluster.Channel.Interceptors {
+				if l.ClassName == configs.ClassOrderInterceptor {
+					orders = append(orders, l)
+				}
+			}
+			var flags []string
+			for _, o := range orders {
+				if len(o.Attrs) != 1 || o.Attrs[0].Name.Local != "optionFlag" {
+					t.Fatalf("%s: %s: OrderInterceptor %v, want an optionFlag only", name, svc.Name, o.Attrs)
+				}
+				flags = append(flags, o.Attrs[0].Value)
+				if f, _ := strconv.Atoi(o.Attrs[0].Value); f == 0 || 6&f == f {
+					t.Errorf("%s: %s: OrderInterceptor optionFlag=%d orders the drain's acknowledged changes", name, svc.Name, f)
+				}
+			}
+			if got := strings.Join(flags, ","); got != "8,256" {
+				t.Errorf("%s: %s: OrderInterceptor flags %s, want 8,256 (asynchronous and written)", name, svc.Name, got)
+			}
+			if first == nil {
+				first = orders
+			} else if !reflect.DeepEqual(orders, first) {
+				t.Errorf("%s: %s: OrderInterceptors %v differ from async's %v", name, svc.Name, orders, first)
 			}
 		}
 		if err := s.Validate(); err != nil {
-			t.Errorf("%s: Validate() = %v", tc.name, err)
+			t.Errorf("%s: Validate() = %v", name, err)
 		}
 	}
 }

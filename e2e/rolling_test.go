@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,7 +106,16 @@ func rollingVariants(t testing.TB, l *lab.Lab, base, prefix string, back bool) [
 		{"a new release (" + lab.NextAppVersion + ")", variantInventory(t, base, prefix+"-release.yaml", func(s string) string { return next(heap(s)) }), lab.NextAppVersion, "448m"},
 	}
 	if back {
-		vs = append(vs, rollingVariant{"back to the lab's inventory", base, lab.AppVersion, "512m"})
+		// Every mode's nodes order both kinds of unacknowledged changes
+		// (configs.OrderedSendOptions): a rolling restart switches the mode under load,
+		// and the way back switches it again.
+		other := "written"
+		if replicationOf(t, base) == other {
+			other = "async"
+		}
+		vs = append(vs,
+			rollingVariant{"a switch to " + other + " replication", withReplication(t, vs[1].inv, prefix+"-"+other+".yaml", other), lab.NextAppVersion, "448m"},
+			rollingVariant{"back to the lab's inventory", base, lab.AppVersion, "512m"})
 	}
 	return vs
 }
@@ -203,7 +213,14 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) (summary
 	}
 	mu.Lock()
 	for _, h := range webHosts(l) {
-		if got := fmt.Sprint(byNode[h]); got != want {
+		// A node that missed the session state is restarted once more while still out
+		// (recipes.DrainedRestart): unseen by users, so noted, not failed.
+		phases := byNode[h]
+		if i := slices.Index(phases, "no session state"); i >= 0 && i+1 < len(phases) && phases[i+1] == "restart again" {
+			t.Logf("%s got no session state and was restarted once more while out: %v", h, phases)
+			phases = slices.Delete(slices.Clone(phases), i, i+2)
+		}
+		if got := fmt.Sprint(phases); got != want {
 			t.Errorf("%s went through the phases %s, want %s", h, got, want)
 		}
 	}
@@ -404,10 +421,13 @@ func TestTheSessionClustersOfARunningTomcatTakeNewSendOptionsAndSayThem(t *testi
 }
 
 // stopTomcatsAcrossModes stops every web host's Tomcat when deploying inv would switch
-// the running cluster between written and async or sync replication: each mode's nodes
-// order only their own messages (configs.Replication.OrderedSendOptions), so a rolling
-// switch stops at its joined gate, as the README says. The deploy then starts each
-// Tomcat with the new mode. A host whose server.xml is not there yet is left alone.
+// the running cluster to a mode whose messages the running nodes do not order as the
+// new ones will: a node numbers a message by the OrderInterceptor of its bit and the
+// receiver takes the number off by its own (configs.OrderedSendOptions). Nodes that
+// carry both (since session 8) switch modes by a rolling restart. Older settings: one
+// OrderInterceptor of the mode's own bit, or one with no flag that orders every
+// message. The deploy then starts each stopped Tomcat with the new mode. A host whose
+// server.xml is not there yet is left alone.
 func stopTomcatsAcrossModes(t testing.TB, l *lab.Lab, inv string) {
 	t.Helper()
 	topo := topologyOf(t, inv)
@@ -422,14 +442,18 @@ func stopTomcatsAcrossModes(t testing.TB, l *lab.Lab, inv string) {
 		if running == "" {
 			continue
 		}
-		m := flag.FindStringSubmatch(running)
-		if m != nil && m[1] == strconv.Itoa(want.OrderedSendOptions()) {
+		flags := map[string]bool{}
+		for _, m := range flag.FindAllStringSubmatch(running, -1) {
+			flags[m[1]] = true
+		}
+		wantBit := strconv.Itoa(want.ChannelSendOptions())
+		switch {
+		case len(flags) == 0 && want != configs.WrittenReplication && !strings.Contains(running, `channelSendOptions="256"`):
+			continue // the earliest setting, ordering every message: a rolling restart works
+		case len(flags) > 0 && (want == configs.SyncReplication || flags[wantBit]):
 			continue
 		}
-		if m == nil && want != configs.WrittenReplication && !strings.Contains(running, `channelSendOptions="256"`) {
-			continue // the earlier setting, ordering every message: a rolling restart works
-		}
-		t.Logf("%s: its cluster orders other messages than %s replication's: Tomcat stopped before the deploy", h, want)
+		t.Logf("%s: its cluster does not order %s replication's messages as the new nodes will: Tomcat stopped before the deploy", h, want)
 		mustHost(t, l, h, "systemctl stop "+configs.TomcatUnitName)
 	}
 }

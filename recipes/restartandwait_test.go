@@ -2,6 +2,9 @@ package recipes_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,5 +47,68 @@ func TestRestartAndWaitGivesUpAfterItsTimeoutInSeconds(t *testing.T) {
 	// clock's whole seconds one more; a busy machine a little.
 	if took > 7500*time.Millisecond {
 		t.Fatalf("gave up after %s, want well under the 9 s that counting loops took", took.Round(time.Millisecond))
+	}
+}
+
+// TestANodeThatNeverGetsTheSessionStateIsRestartedOnceMoreWhileStillOut runs a drained
+// restart over the local transport with stand-ins for its neighbours: a systemctl that
+// logs what it is asked, and a node whose /cluster.json sees a member but says the
+// session state was transferred only from the start it is told to (never, for the
+// second case). DeltaManager asks for the state once, as it starts: a node that missed
+// the answer never gets it, so waiting alone left the node out for good.
+func TestANodeThatNeverGetsTheSessionStateIsRestartedOnceMoreWhileStillOut(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		stateFromStart int // the start from which the node has the state; 0: never
+		wantErr        string
+		wantStarts     int
+		wantBalancers  string
+	}{
+		{"the second start gets the state", 2, "", 2, "[take out of mod_jk on web1 put back into mod_jk on web1]"},
+		{"no start gets it", 0, `gate "joined its cluster and has the sessions"`, 2, "[take out of mod_jk on web1]"},
+		{"the first start gets it", 1, "", 1, "[take out of mod_jk on web1 put back into mod_jk on web1]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin := t.TempDir()
+			calls := filepath.Join(bin, "calls")
+			script := "#!/bin/sh\necho \"$1\" >> " + calls + "\n"
+			if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+			starts := func() int {
+				b, _ := os.ReadFile(calls)
+				return strings.Count(string(b), "start\n")
+			}
+			cluster := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				have := tc.stateFromStart > 0 && starts() >= tc.stateFromStart
+				fmt.Fprintf(w, `{"members": 1, "stateTransferred": %v, "error": null}`, have)
+			}))
+			defer cluster.Close()
+			var log []string
+			step := recipes.DrainedRestart{
+				Unit: "app.service", Node: "web1",
+				HealthURLs: []string{newHealthServer(t) + "/health"}, Peers: []string{newHealthServer(t) + "/health"},
+				ClusterURLs: []string{cluster.URL + "/cluster.json"},
+				Balancers:   []recipes.Balancer{recordingBalancer{"mod_jk on web1", &log}},
+				Timeout:     4 * time.Second, StateTransferTimeout: time.Second, Settle: time.Second,
+			}
+			ch, err := step.Check(context.Background(), local.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var phases []string
+			ctx := recipes.WithRestartPhases(context.Background(), func(p recipes.RestartPhase) { phases = append(phases, p.Phase) })
+			err = ch.Apply(ctx)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Apply: %v, want error %q", err, tc.wantErr)
+			}
+			if got := starts(); got != tc.wantStarts {
+				t.Errorf("started %d times (phases %v), want %d", got, phases, tc.wantStarts)
+			}
+			if got := fmt.Sprint(log); got != tc.wantBalancers {
+				t.Errorf("balancers were asked %s, want %s", got, tc.wantBalancers)
+			}
+		})
 	}
 }

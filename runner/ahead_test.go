@@ -77,10 +77,25 @@ func TestAfterAStepChangesTheHostTheNextStepsCheckWhatItDid(t *testing.T) {
 
 // pipelinedConn is a real local connection that counts its traffic as sshconn and
 // docker do, and says it is transport.Pipelined as they do with a command channel:
-// local commands are processes of their own, so any number may run at once.
+// local commands are processes of their own, so any number may run at once. Each
+// answer comes back a network's round trip after the command ends, as over SSH: with
+// none, a command sent a moment after another (a goroutine scheduled late on a busy
+// machine) would count as a round trip of its own although it went out long before
+// the first one's answer could have come back.
 type pipelinedConn struct{ trafficConn }
 
+// answerDelay is pipelinedConn's round trip: far longer than goroutines take to start
+// on a loaded machine, far shorter than the tests' own waits.
+const answerDelay = 150 * time.Millisecond
+
 func (c *pipelinedConn) Pipelined() bool { return true }
+
+func (c *pipelinedConn) Run(ctx context.Context, cmd transport.Command) error {
+	defer c.traffic.Begin()()
+	err := c.Conn.Run(ctx, cmd)
+	time.Sleep(answerDelay)
+	return err
+}
 
 // untilAll is a command's input that ends once every check has started (or, failing
 // that, after a while, which it notes).
