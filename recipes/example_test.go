@@ -123,5 +123,5 @@ func ExampleConfigureHAProxy() {
 	// packages haproxy []
 	// file /etc/haproxy/haproxy.cfg [reload haproxy]
 	// service haproxy.service []
-	// handler reload haproxy: reload haproxy.service
+	// handler reload haproxy: reload haproxy.service and wait until it listens on its ports
 }

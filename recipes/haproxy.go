@@ -35,7 +35,11 @@ func ConfigureHAProxy(cfg *configs.HAProxy) (*steps.Recipe, error) {
 			ValidateCmd: "haproxy -c -f %s", SecretLines: cfg.SecretLines()}, HAProxyHandler),
 		steps.Service{Name: "haproxy.service", Enabled: ptr(true), State: steps.Started},
 	)
-	r.Handle(HAProxyHandler, steps.Reload{Name: "haproxy.service"})
+	var ports []int
+	for _, f := range cfg.Frontends {
+		ports = append(ports, f.Port)
+	}
+	r.Handle(HAProxyHandler, ReloadHAProxy{Ports: ports})
 	return r, nil
 }
 

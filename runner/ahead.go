@@ -59,6 +59,9 @@ func checkAhead(ctx context.Context, c transport.Conn, ss []steps.Step, first in
 	if p, ok := c.(transport.Pipelined); ok && p.Pipelined() {
 		atOnce, pipelined = len(ss), true
 	}
+	// What the checks declare they read (paths, units, packages), each kind in one
+	// command: a converged check of a file then starts no process on the host.
+	ctx = steps.Prefetch(ctx, c, ss)
 	slots := make(chan struct{}, max(atOnce, 1))
 	go func() {
 		for i, s := range ss {

@@ -89,6 +89,14 @@ func (u Untar) Validate() error {
 	return err
 }
 
+// PathsRead is, with Upload, the uploaded archive and the guard path.
+func (u Untar) PathsRead() []PathRead {
+	if u.Upload == nil {
+		return nil
+	}
+	return []PathRead{{Path: u.Upload.Dest}, {Path: cmp.Or(u.Creates, u.Dest)}}
+}
+
 // Check tests the guard path and, with Upload, the uploaded archive, in one command.
 func (u Untar) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	w := ownership{Owner: u.Owner, Group: u.Group}
@@ -101,7 +109,7 @@ func (u Untar) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 		return checkExtract(ctx, c, u.String(), u.Dest, u.Creates, w, "", extract)
 	}
 	creates := cmp.Or(u.Creates, u.Dest)
-	p, extracted, err := u.Upload.plan(ctx, c, existsTest(creates))
+	p, extracted, err := u.Upload.plan(ctx, c, creates)
 	if err != nil {
 		return nil, err
 	}

@@ -42,12 +42,31 @@ func (c Command) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Check tests the guards in one command.
+// PathsRead is the Creates path.
+func (c Command) PathsRead() []PathRead {
+	if c.Creates == "" {
+		return nil
+	}
+	return []PathRead{{Path: c.Creates}}
+}
+
+// Check tests the guards in one command, or none when a prefetch (PrefetchPaths) says
+// that the Creates path is there, or that it is not and there is no Unless.
 func (c Command) Check(ctx context.Context, conn transport.Conn) (*Change, error) {
 	why := "no guard"
-	if c.Creates != "" || c.Unless != "" {
+	testCreates := c.Creates != ""
+	if testCreates {
+		if st, ok := prefetched(ctx, conn, c.Creates, false); ok {
+			if st.Exists || st.DanglingLink {
+				return nil, nil
+			}
+			testCreates = false
+			why = guardReason(c)
+		}
+	}
+	if testCreates || c.Unless != "" {
 		var script string
-		if c.Creates != "" {
+		if testCreates {
 			script = "if " + existsTest(c.Creates) + "; then echo done; exit 0; fi; "
 		}
 		if c.Unless != "" {

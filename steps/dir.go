@@ -31,13 +31,28 @@ func (d Dir) Validate() error {
 		checkAccount("Owner", d.Owner), checkAccount("Group", d.Group))
 }
 
+// PathsRead is the directory, when Check needs no search under it (Recurse).
+func (d Dir) PathsRead() []PathRead {
+	if d.Recurse && (d.Owner != "" || d.Group != "") {
+		return nil
+	}
+	return []PathRead{{Path: d.Path}}
+}
+
 // Check stats the directory and, with Recurse, looks for the first path under it with
 // another owner, in one command.
 func (d Dir) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	w := ownership{Mode: d.Mode, Owner: d.Owner, Group: d.Group}
-	script := statScript(d.Path, false)
 	recurse := d.Recurse && (d.Owner != "" || d.Group != "")
-	if recurse {
+	var have pathState
+	var rest string
+	if !recurse {
+		var err error
+		if have, err = readPath(ctx, c, d.Path, false); err != nil {
+			return nil, fmt.Errorf("dir %s: %w", d.Path, err)
+		}
+	} else {
+		script := statScript(d.Path, false)
 		var cond []string
 		if d.Owner != "" {
 			cond = append(cond, shell.Join("!", "-user", d.Owner))
@@ -47,15 +62,15 @@ func (d Dir) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 		}
 		script += "; if [ -d " + shell.Quote(d.Path) + " ]; then find " + shell.Quote(d.Path) +
 			" -mindepth 1 '(' " + strings.Join(cond, " -o ") + " ')' -print -quit; fi"
-	}
-	out, err := transport.Output(ctx, c, script)
-	if err != nil {
-		return nil, fmt.Errorf("dir %s: %w", d.Path, err)
-	}
-	first, rest, _ := strings.Cut(out, "\n")
-	have, err := parseStat(first + "\n")
-	if err != nil {
-		return nil, fmt.Errorf("dir %s: %w", d.Path, err)
+		out, err := transport.Output(ctx, c, script)
+		if err != nil {
+			return nil, fmt.Errorf("dir %s: %w", d.Path, err)
+		}
+		var first string
+		first, rest, _ = strings.Cut(out, "\n")
+		if have, err = parseStat(first + "\n"); err != nil {
+			return nil, fmt.Errorf("dir %s: %w", d.Path, err)
+		}
 	}
 	if !have.Exists {
 		final := w.keep(have, 0o755)

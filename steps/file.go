@@ -82,6 +82,9 @@ func (f File) Validate() error {
 
 func (f File) ownership() ownership { return ownership{Mode: f.Mode, Owner: f.Owner, Group: f.Group} }
 
+// PathsRead is the file, content and all.
+func (f File) PathsRead() []PathRead { return []PathRead{{Path: f.Path, Content: true}} }
+
 // Check reads the file, its mode and owners in one command.
 func (f File) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	want, err := f.Content.Bytes(ctx)

@@ -20,6 +20,13 @@ type pathState struct {
 	Owner   string
 	Group   string
 	Content []byte
+	// Size, MTime (as stat's %.9Y), Link and DanglingLink are known only from a
+	// prefetch (PrefetchPaths). The rest is of the path a link leads to; a dangling
+	// symbolic link is not there (Exists is false).
+	Size         int64
+	MTime        string
+	Link         bool
+	DanglingLink bool
 }
 
 func (s pathState) isRegular() bool { return strings.HasPrefix(s.Kind, "regular") }
@@ -51,8 +58,12 @@ func parseStat(out string) (pathState, error) {
 	return pathState{Exists: true, Mode: fs.FileMode(m), Owner: f[1], Group: f[2], Kind: f[3], Content: []byte(rest)}, nil
 }
 
-// readPath reads a path's state in one round trip.
+// readPath reads a path's state in one round trip, or none when a prefetch of ctx
+// holds it (PrefetchPaths).
 func readPath(ctx context.Context, c transport.Conn, p string, withContent bool) (pathState, error) {
+	if st, ok := prefetched(ctx, c, p, withContent); ok {
+		return st, nil
+	}
 	out, err := transport.Output(ctx, c, statScript(p, withContent))
 	if err != nil {
 		return pathState{}, fmt.Errorf("read %s: %w", p, err)

@@ -54,6 +54,9 @@ func (l LineInFile) Validate() error {
 	return errors.Join(errs...)
 }
 
+// PathsRead is the file, content and all.
+func (l LineInFile) PathsRead() []PathRead { return []PathRead{{Path: l.Path, Content: true}} }
+
 // Check reads the file and its metadata in one command and shows the edit as a diff.
 func (l LineInFile) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	if err := l.Validate(); err != nil {
@@ -179,6 +182,9 @@ func (k KeyValue) Validate() error {
 	}
 	return k.lineInFile().Validate()
 }
+
+// PathsRead is the file, content and all.
+func (k KeyValue) PathsRead() []PathRead { return k.lineInFile().PathsRead() }
 
 // Check is LineInFile's check of the key's line.
 func (k KeyValue) Check(ctx context.Context, c transport.Conn) (*Change, error) {

@@ -60,14 +60,14 @@ func familyOf(id, idLike string) (packageFamily, bool) {
 // Check reads /etc/os-release, which packages are installed and whether apt has package
 // lists, in one command.
 func (p Packages) Check(ctx context.Context, c transport.Conn) (*Change, error) {
-	names := shell.Join(p.Names...)
-	script := `( . /etc/os-release 2>/dev/null; printf '%s\n%s\n' "$ID" "$ID_LIKE" ); ` +
-		`if ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then echo lists; else echo nolists; fi; ` +
-		`if command -v dpkg-query >/dev/null 2>&1; then dpkg-query -W -f='${Package} ${db:Status-Status}\n' ` + names + ` 2>/dev/null; ` +
-		`elif command -v rpm >/dev/null 2>&1; then rpm -q --qf '%{NAME} installed\n' ` + names + ` 2>/dev/null; fi; true`
-	out, err := transport.Output(ctx, c, script)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+	var out string
+	if answers, ok := answer(ctx, packagesKey{}, c, p.Names...); ok {
+		out = answers[0]
+	} else {
+		var err error
+		if out, err = transport.Output(ctx, c, packagesScript(p.Names)); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
 	}
 	lines := strings.Split(out, "\n")
 	if len(lines) < 3 {
@@ -104,6 +104,31 @@ func (p Packages) Check(ctx context.Context, c transport.Conn) (*Change, error) 
 			return aptInstall(ctx, c, missing, haveLists)
 		},
 	}, nil
+}
+
+// PackagesRead is the packages' names.
+func (p Packages) PackagesRead() []string { return p.Names }
+
+// packagesScript prints os-release's ID and ID_LIKE, whether apt has package lists,
+// and a line "<name> installed" for each of names that is. Only dpkg-query (or rpm)
+// starts: os-release is read by the shell itself (the command's own shell, so its
+// variables go nowhere else), and the lists are looked for with a glob, not ls.
+func packagesScript(names []string) string {
+	n := shell.Join(names...)
+	return `if [ -r /etc/os-release ]; then . /etc/os-release; fi; printf '%s\n%s\n' "$ID" "$ID_LIKE"; ` +
+		`set -- /var/lib/apt/lists/*_Packages; if [ -e "$1" ]; then echo lists; else echo nolists; fi; ` +
+		`if command -v dpkg-query >/dev/null 2>&1; then dpkg-query -W -f='${Package} ${db:Status-Status}\n' ` + n + ` 2>/dev/null; ` +
+		`elif command -v rpm >/dev/null 2>&1; then rpm -q --qf '%{NAME} installed\n' ` + n + ` 2>/dev/null; fi; true`
+}
+
+// parsePackages gives every name the whole answer: each Packages check reads its own
+// names' lines from it.
+func parsePackages(out string, names []string) (map[string]string, error) {
+	answers := map[string]string{}
+	for _, n := range names {
+		answers[n] = out
+	}
+	return answers, nil
 }
 
 func aptInstall(ctx context.Context, c transport.Conn, names []string, haveLists bool) error {

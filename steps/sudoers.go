@@ -31,6 +31,9 @@ func (s Sudoers) Validate() error {
 	return s.file().Validate()
 }
 
+// PathsRead is the drop-in, content and all.
+func (s Sudoers) PathsRead() []PathRead { return s.file().PathsRead() }
+
 // Check is File's check of the drop-in.
 func (s Sudoers) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	return s.file().Check(ctx, c)

@@ -36,6 +36,9 @@ func (u InstallUnit) Validate() error {
 	return errors.Join(checkUnitName("Name", u.Name), u.file().Validate())
 }
 
+// PathsRead is the unit file, content and all.
+func (u InstallUnit) PathsRead() []PathRead { return u.file().PathsRead() }
+
 // Check is File's check of the unit file; its Apply adds the daemon-reload.
 //
 // The reload is skipped when, once the file is written, systemd already has the unit
@@ -101,6 +104,9 @@ func (s Service) Validate() error {
 // enabled at all (static units are pulled in by others).
 var enabledStates = []string{"enabled", "enabled-runtime", "static", "alias", "indirect", "generated"}
 
+// UnitsRead is the unit.
+func (s Service) UnitsRead() []string { return []string{unitFile(s.Name)} }
+
 // Check asks systemd for the unit's file state (what is-enabled prints) and its active
 // state (what is-active prints) with one systemctl call: each call costs the host tens
 // of milliseconds, the largest part of a converged Service's check.
@@ -115,9 +121,14 @@ var enabledStates = []string{"enabled", "enabled-runtime", "static", "alias", "i
 func (s Service) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	name := unitFile(s.Name)
 	n := shell.Quote(name)
-	out, err := transport.Output(ctx, c, "systemctl show -p UnitFileState -p ActiveState -- "+n+" 2>/dev/null || true")
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s, err)
+	var out string
+	if answers, ok := answer(ctx, unitsKey{}, c, name); ok {
+		out = answers[0]
+	} else {
+		var err error
+		if out, err = transport.Output(ctx, c, "systemctl show -p UnitFileState -p ActiveState -- "+n+" 2>/dev/null || true"); err != nil {
+			return nil, fmt.Errorf("%s: %w", s, err)
+		}
 	}
 	var enabled, active string
 	for _, l := range strings.Split(out, "\n") {

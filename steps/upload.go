@@ -44,6 +44,26 @@ func (u Upload) Validate() error {
 	return errors.Join(errs...)
 }
 
+// PathsRead is the destination.
+func (u Upload) PathsRead() []PathRead { return []PathRead{{Path: u.Dest}} }
+
+// prefetched is the destination's state and whether guardPath is there, from a
+// prefetch of ctx (PrefetchPaths); ok is false when it does not hold them both.
+func (u Upload) prefetched(ctx context.Context, c transport.Conn, guardPath string) (have pathState, guarded, ok bool) {
+	have, ok = prefetched(ctx, c, u.Dest, false)
+	if !ok || have.Link || have.DanglingLink {
+		return pathState{}, false, false
+	}
+	if guardPath != "" {
+		g, ok := prefetched(ctx, c, guardPath, false)
+		if !ok {
+			return pathState{}, false, false
+		}
+		guarded = g.Exists || g.DanglingLink
+	}
+	return have, guarded, true
+}
+
 // Check stats both files in one command on the host; only when size and modification
 // time leave a doubt does it hash them.
 func (u Upload) Check(ctx context.Context, c transport.Conn) (*Change, error) {
@@ -63,40 +83,47 @@ type uploadPlan struct {
 	local os.FileInfo
 }
 
-// plan is Check's work. guard, when not empty, is a shell test run in the same round
-// trip (a step that builds on the upload asks its own question with it); guarded
-// tells whether it held.
-func (u Upload) plan(ctx context.Context, c transport.Conn, guard string) (p uploadPlan, guarded bool, err error) {
+// plan is Check's work. guardPath, when not empty, is a path whose presence (a
+// dangling symbolic link included) is tested in the same round trip (a step that
+// builds on the upload asks its own question with it); guarded tells whether it is
+// there.
+func (u Upload) plan(ctx context.Context, c transport.Conn, guardPath string) (p uploadPlan, guarded bool, err error) {
 	info, err := os.Stat(u.Src)
 	if err != nil {
 		return p, false, fmt.Errorf("upload %s: %w", u.Dest, err)
 	}
 	p.local = info
-	q := shell.Quote(u.Dest)
-	script := statScript(u.Dest, false) + "; if [ -f " + q + " ]; then stat -c '%s %.9Y' -- " + q + "; fi"
-	if guard != "" {
-		script = "if " + guard + "; then echo yes; else echo no; fi; " + script
-	}
-	out, err := transport.Output(ctx, c, script)
-	if err != nil {
-		return p, false, fmt.Errorf("upload %s: %w", u.Dest, err)
-	}
-	if guard != "" {
-		var answer string
-		answer, out, _ = strings.Cut(out, "\n")
-		guarded = answer == "yes"
-	}
-	first, rest, _ := strings.Cut(out, "\n")
-	have, err := parseStat(first + "\n")
-	if err != nil {
-		return p, guarded, fmt.Errorf("upload %s: %w", u.Dest, err)
+	var have pathState
+	var size int64
+	var mtime string
+	if st, guard, ok := u.prefetched(ctx, c, guardPath); ok {
+		// The size and time are those stat -L gives: only taken for a path that is no
+		// symbolic link, for which the script below asks stat without -L.
+		have, guarded, size, mtime = st, guard, st.Size, st.MTime
+	} else {
+		q := shell.Quote(u.Dest)
+		script := statScript(u.Dest, false) + "; if [ -f " + q + " ]; then stat -c '%s %.9Y' -- " + q + "; fi"
+		if guardPath != "" {
+			script = "if " + existsTest(guardPath) + "; then echo yes; else echo no; fi; " + script
+		}
+		out, err := transport.Output(ctx, c, script)
+		if err != nil {
+			return p, false, fmt.Errorf("upload %s: %w", u.Dest, err)
+		}
+		if guardPath != "" {
+			var answer string
+			answer, out, _ = strings.Cut(out, "\n")
+			guarded = answer == "yes"
+		}
+		first, rest, _ := strings.Cut(out, "\n")
+		if have, err = parseStat(first + "\n"); err != nil {
+			return p, guarded, fmt.Errorf("upload %s: %w", u.Dest, err)
+		}
+		fmt.Sscanf(rest, "%d %s", &size, &mtime)
 	}
 	if have.Exists && !have.isRegular() {
 		return p, guarded, fmt.Errorf("upload %s: is a %s, not a regular file", u.Dest, have.Kind)
 	}
-	var size int64
-	var mtime string
-	fmt.Sscanf(rest, "%d %s", &size, &mtime)
 	// Nanoseconds, not seconds: a file changed in the second its source was written
 	// must not look unchanged.
 	want := mtimeString(info.ModTime())
@@ -106,7 +133,7 @@ func (u Upload) plan(ctx context.Context, c transport.Conn, guard string) (p upl
 		if err != nil {
 			return p, guarded, fmt.Errorf("upload %s: %w", u.Dest, err)
 		}
-		remote, err := transport.Output(ctx, c, "sha256sum -- "+q)
+		remote, err := transport.Output(ctx, c, "sha256sum -- "+shell.Quote(u.Dest))
 		if err != nil {
 			return p, guarded, fmt.Errorf("upload %s: %w", u.Dest, err)
 		}
