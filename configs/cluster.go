@@ -87,8 +87,15 @@ type App struct {
 	RedirectPort int
 	// SitePort is the port the web servers and HAProxy serve the app on.
 	SitePort int
-	// DocBase is the absolute path of the unpacked app.
+	// DocBase is the absolute path of the unpacked app as people know it (the runbook's
+	// source/mago3d-admin). With a Release it is a symbolic link to the release Tomcat
+	// runs, for people only: server.xml names the release folder itself.
 	DocBase string
+	// Release names the unpacked WAR Tomcat serves (the first 12 hex digits of its
+	// SHA-256, as recipes.TomcatNode sets it): each release has a folder of its own,
+	// ReleaseDir, so a new one is unpacked beside the one a running Tomcat serves and
+	// reaches Tomcat only through server.xml, at the restart. Empty: DocBase itself.
+	Release string
 	// StaticRoot is the folder the web server serves StaticPaths from.
 	StaticRoot string
 	// StaticPaths are URL path prefixes ("/static/") the web server serves itself.
@@ -101,6 +108,18 @@ type App struct {
 	MulticastPort    int
 	// ReceiverPort is where the app's NioReceiver listens for replication traffic.
 	ReceiverPort int
+}
+
+// ReleaseSeparator joins an app's DocBase and its Release into the release's folder.
+const ReleaseSeparator = "@"
+
+// ReleaseDir is the folder of a's release, the Context docBase in server.xml:
+// DocBase@Release (source/mago3d-admin@3f2a9c01b2d4), or DocBase without a Release.
+func (a App) ReleaseDir() string {
+	if a.Release == "" {
+		return a.DocBase
+	}
+	return a.DocBase + ReleaseSeparator + a.Release
 }
 
 // JvmRoute is the Engine's jvmRoute on n, which is also n's mod_jk worker name.
@@ -213,6 +232,12 @@ func (c Cluster) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: static root %q is not an absolute path", at, a.StaticRoot))
 		}
 		errs = append(errs, validateStaticPaths(at, a.StaticPaths)...)
+		if !path.IsAbs(a.DocBase) || path.Clean(a.DocBase) != a.DocBase || a.DocBase == "/" {
+			errs = append(errs, fmt.Errorf("%s: docBase %q is not a clean absolute path of a folder", at, a.DocBase))
+		}
+		if a.Release != "" && !releaseRE.MatchString(a.Release) {
+			errs = append(errs, fmt.Errorf("%s: release %q is not 1 to 64 letters, digits, '.', '_' or '-'", at, a.Release))
+		}
 	}
 	if c.AJPSecret == "" {
 		errs = append(errs, errors.New("cluster: the AJP secret is empty"))
@@ -224,6 +249,9 @@ func (c Cluster) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// releaseRE is what a release name may be: part of a folder name, never a path.
+var releaseRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$`)
 
 // portSet finds ports used twice.
 type portSet map[int]string

@@ -24,7 +24,13 @@ func nodes(n int) []configs.Node {
 	return ns
 }
 
-func cluster(n int) configs.Cluster { return configs.NewCluster(nodes(n), testSecret) }
+// cluster is n nodes running the apps' releases 3f2a9c01b2d4 (admin) and 0b7e44d1a9c2
+// (user): server.xml names each release's own folder.
+func cluster(n int) configs.Cluster {
+	c := configs.NewCluster(nodes(n), testSecret)
+	c.Apps[0].Release, c.Apps[1].Release = "3f2a9c01b2d4", "0b7e44d1a9c2"
+	return c
+}
 
 // golden compares got with testdata/name, or rewrites the file under -update.
 func golden(t *testing.T, name string, got []byte) {

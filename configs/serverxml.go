@@ -243,7 +243,9 @@ func NewServerXML(c Cluster, n Node) *ServerXML {
 						ClassName: ClassAccessLogValve, Directory: "logs", Prefix: a.AccessLogPrefix, Suffix: ".txt",
 						Pattern: `%h %l %u %t "%r" %s %b`,
 					}},
-					Contexts: []Context{{Path: "", DocBase: a.DocBase}},
+					// The release's own folder: a new release changes this line, which
+					// Tomcat reads only at start (App.ReleaseDir).
+					Contexts: []Context{{Path: "", DocBase: a.ReleaseDir()}},
 				},
 			},
 		}

@@ -57,6 +57,9 @@ func TestClusterValidateNamesEachMistake(t *testing.T) {
 		{"apps share a receiver port", with(func(c *configs.Cluster) { c.Apps[1].ReceiverPort = 4000 }), "4000 is also"},
 		{"relative Tomcat home", with(func(c *configs.Cluster) { c.TomcatHome = "tools/tomcat" }), "not an absolute path"},
 		{"static path without slash", with(func(c *configs.Cluster) { c.Apps[0].StaticPaths = []string{"static"} }), "static path"},
+		// The release is part of a folder's name, beside the docBase.
+		{"release that is a path", with(func(c *configs.Cluster) { c.Apps[0].Release = "../../etc" }), `release "../../etc"`},
+		{"docBase ending in a slash", with(func(c *configs.Cluster) { c.Apps[0].DocBase += "/" }), "not a clean absolute path"},
 	})
 }
 

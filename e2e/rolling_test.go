@@ -236,6 +236,14 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) (summary
 		if out := mustHost(t, l, h, "ps -o args= -C java"); !strings.Contains(out, "-Xmx"+heap) {
 			t.Errorf("%s: Tomcat runs without -Xmx%s: %s", h, heap, out)
 		}
+		checkReleaseFolders(t, l, h)
+	}
+	// The rollout left nothing owed: the plan of the same inventory changes nothing and
+	// runs no handler (the release switches ran after the restarts).
+	if p := deployWith(ctx, t, inv, runner.Plan); p.err != nil || p.rep == nil {
+		t.Errorf("plan after the rollout: %v\n%s", p.err, p.progress)
+	} else if changed, handlers := changedSteps(p.rep), handlerRuns(p.rep); len(changed)+len(handlers) != 0 {
+		t.Errorf("the plan after the rollout would change %v and run %v, want nothing", changed, handlers)
 	}
 	for _, s := range sites {
 		start := time.Now()
@@ -250,6 +258,22 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) (summary
 		}
 	}
 	return summary
+}
+
+// checkReleaseFolders holds host h's apps to the release layout (recipes.TomcatNode):
+// server.xml names each app's release folder, source/<app> links to it, and besides it
+// at most the previous release is left.
+func checkReleaseFolders(t *testing.T, l *lab.Lab, h string) {
+	t.Helper()
+	home := configs.DefaultTomcatHome
+	for _, app := range configs.DefaultApps(home) {
+		script := fmt.Sprintf(`grep -o 'docBase="[^"]*"' %s/conf/server.xml | grep -F %s@ | cut -d'"' -f2; `+
+			`readlink %s; ls -d %s@* | wc -l`, home, app.DocBase, app.DocBase, app.DocBase)
+		out := strings.Fields(mustHost(t, l, h, script))
+		if len(out) != 3 || path.Dir(out[0]) != path.Dir(app.DocBase) || out[1] != path.Base(out[0]) || (out[2] != "1" && out[2] != "2") {
+			t.Errorf("%s: %s: docBase, link and number of releases are %q: want the link to name server.xml's release folder, and at most one release besides it", h, app.DocBase, out)
+		}
+	}
 }
 
 // rollingSummary is one line per scenario run, for the end of a test's output.

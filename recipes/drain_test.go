@@ -394,10 +394,17 @@ func TestOnlyANodeThatDoesNotWaitForAcknowledgementsReplicatesSynchronouslyWhile
 	} {
 		cluster := testCluster(2)
 		cluster.Replication, cluster.Membership = c.replication, c.membership
+		// The recipe reads the WARs: each release's folder is named by its sum.
+		wars := map[string]string{"mago3d-admin": filepath.Join(t.TempDir(), "admin.war"), "mago3d-user": filepath.Join(t.TempDir(), "user.war")}
+		for app, war := range wars {
+			if err := os.WriteFile(war, []byte(app), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 		r, err := recipes.TomcatNode(recipes.TomcatNodeConfig{
 			Account: "gaia3d", Cluster: cluster, Node: cluster.Nodes[0],
 			TomcatTarball: "/t/apache-tomcat-10.1.tar.gz", JDKTarball: "/t/jdk-17.0.2.tar.gz",
-			WARs: map[string]string{"mago3d-admin": "/t/admin.war", "mago3d-user": "/t/user.war"},
+			WARs: wars,
 			DB:   configs.AppProperties{URL: "jdbc:postgresql://10.10.0.5:5432/mago3d", Username: "mago3d", Password: "test-db-password"},
 			Heap: "512m",
 		})

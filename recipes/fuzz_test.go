@@ -279,7 +279,7 @@ func checkRendered(t *testing.T, topo *recipes.Topology, files map[string]map[st
 			checkAddress(t, topo, files)
 		}
 	case "db_password", "db_user", "db_name", "db_port":
-		props := web1[tomcat+"/source/mago3d-user/WEB-INF/classes/application.properties"]
+		props := appProperties(t, web1, tomcat+"/source/mago3d-user")
 		got := javaProperties(props)
 		want := map[string]string{
 			"spring.datasource.password": g.DBPassword, "spring.datasource.username": g.DBUser,

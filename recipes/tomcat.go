@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -75,10 +76,21 @@ func OnControlMachine(h *inventory.Host) bool {
 // TomcatHandler restarts Tomcat; steps whose files Tomcat reads at start notify it.
 const TomcatHandler = "restart mago3d-tomcat"
 
+// ReleaseHandler names the handler that, after Tomcat's restart, switches app's link
+// to the release server.xml names and removes the old releases (steps.SwitchRelease).
+func ReleaseHandler(app configs.App) string { return "switch to the release of " + path.Base(app.DocBase) }
+
 // TomcatNode returns the recipe of one Tomcat node: the account and its sudo rule, the
 // JDK and Tomcat unpacked under ~/tools, setenv.sh, server.xml, the apps with their
 // application.properties, the console log turned off, and the systemd unit, enabled
 // and started. Tomcat restarts only when one of the files it reads changed.
+//
+// Each app's WAR is unpacked into a release folder of its own beside its docBase,
+// <docBase>@<the WAR's sha256[:12]>, which server.xml names: a release never changes a
+// file the running Tomcat serves, and reaches it at the drained restart. After the
+// restart, the handler ReleaseHandler(app) makes <docBase> a link to that folder (for
+// people: Tomcat does not use it), <docBase>.previous one to the release before (kept
+// for a roll back: deploying its WAR again unpacks nothing), and removes the others.
 func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 	if c.Account == "" || c.Cluster.TomcatHome == "" {
 		return nil, errors.New("tomcat node: Account and Cluster.TomcatHome are required")
@@ -132,29 +144,52 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		// the jar is there before the file that needs it.
 		r.Add(steps.Notify(TribesJar{JavaHome: javaHome, TomcatHome: tomcatHome, Owner: c.Account}, TomcatHandler))
 	}
-	serverXML := orderingGuard{Step: WriteServerXML(c.Cluster.TomcatHome, configs.NewServerXML(c.Cluster, c.Node), c.Account),
-		path: path.Join(c.Cluster.TomcatHome, "conf", "server.xml"), unit: configs.TomcatUnitName, want: c.Cluster.Replication}
-	r.Add(steps.Notify(serverXML, TomcatHandler))
-
-	props := c.DB
-	madeDirs := map[string]bool{}
-	for _, app := range c.Cluster.Apps {
+	// Each WAR is unpacked into a release folder of its own, named by its sum
+	// (source/mago3d-admin@3f2a9c01b2d4), that server.xml names: a running Tomcat's
+	// files never change under it, and a new release reaches Tomcat only through the
+	// drained restart. After it, SwitchRelease points source/mago3d-admin (for people)
+	// at the release, keeps the one before and removes the others.
+	cluster := c.Cluster
+	cluster.Apps = slices.Clone(c.Cluster.Apps)
+	wars := make([]string, len(cluster.Apps))
+	var switches []string
+	for i, app := range cluster.Apps {
 		dir := path.Base(app.DocBase)
 		war, ok := c.WARs[dir]
 		if !ok {
 			errs = append(errs, fmt.Errorf("tomcat node: no WAR for app %s (artifacts.apps.%s)", app.Name, dir))
 			continue
 		}
-		warOnHost := path.Join(setup, dir+".war")
+		sum, err := steps.FileSHA256(war)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tomcat node: the WAR of app %s (artifacts.apps.%s): %w", app.Name, dir, err))
+			continue
+		}
+		cluster.Apps[i].Release, wars[i] = sum[:12], war
+		switches = append(switches, ReleaseHandler(app))
+	}
+	serverXML := orderingGuard{Step: WriteServerXML(cluster.TomcatHome, configs.NewServerXML(cluster, c.Node), c.Account),
+		path: path.Join(cluster.TomcatHome, "conf", "server.xml"), unit: configs.TomcatUnitName, want: cluster.Replication}
+	r.Add(steps.Notify(serverXML, append([]string{TomcatHandler}, switches...)...))
+
+	props := c.DB
+	madeDirs := map[string]bool{}
+	for i, app := range cluster.Apps {
+		if wars[i] == "" {
+			continue
+		}
+		warOnHost := path.Join(setup, path.Base(app.DocBase)+".war")
 		if parent := path.Dir(app.DocBase); !madeDirs[parent] {
 			madeDirs[parent] = true
 			r.Add(steps.Dir{Path: parent, Owner: c.Account, Group: c.Account, Mode: 0o750})
 		}
 		r.Add(
-			steps.Upload{Src: war, Dest: warOnHost, Owner: c.Account, Group: c.Account, Mode: 0o640},
-			steps.Notify(steps.UnpackWAR{LocalWAR: war, WAR: warOnHost, Dest: app.DocBase, Owner: c.Account, Group: c.Account}, TomcatHandler),
+			steps.Upload{Src: wars[i], Dest: warOnHost, Owner: c.Account, Group: c.Account, Mode: 0o640},
+			steps.Notify(steps.UnpackWAR{LocalWAR: wars[i], WAR: warOnHost, Dest: app.ReleaseDir(), Owner: c.Account, Group: c.Account}, TomcatHandler),
 		)
-		propsFile := own(path.Join(app.DocBase, "WEB-INF", "classes", "application.properties"), 0o600)
+		// Tomcat reads it at start only. A change of it alone (the database password)
+		// is written into the release that runs, and the restart follows.
+		propsFile := own(path.Join(app.ReleaseDir(), "WEB-INF", "classes", "application.properties"), 0o600)
 		propsFile.Content, propsFile.SecretLines = content(&props), props.SecretLines()
 		r.Add(steps.Notify(propsFile, TomcatHandler))
 	}
@@ -184,6 +219,13 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		}
 	}
 	r.Handle(TomcatHandler, restart)
+	for i, app := range cluster.Apps {
+		if wars[i] != "" {
+			// After the restart: handlers run in the order they are declared.
+			r.Handle(ReleaseHandler(app), steps.SwitchRelease{Link: app.DocBase, Release: app.Release,
+				Unit: configs.TomcatUnitName, Config: path.Join(tomcatHome, "conf", "server.xml"), Owner: c.Account, Group: c.Account})
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

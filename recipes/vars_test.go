@@ -140,7 +140,7 @@ func TestDBPortReachesPostgreSQLAndTheApps(t *testing.T) {
 	if conf := fileContents(t, topo, "db")["/etc/postgresql/15/main/conf.d/cauldron.conf"]; !strings.Contains(conf, "\nport = 5433\n") {
 		t.Errorf("cauldron.conf does not set the port:\n%s", conf)
 	}
-	props := fileContents(t, topo, "web1")["/home/gaia3d/tools/mago3d-tomcat/source/mago3d-user/WEB-INF/classes/application.properties"]
+	props := appProperties(t, fileContents(t, topo, "web1"), "/home/gaia3d/tools/mago3d-tomcat/source/mago3d-user")
 	if !strings.Contains(props, "jdbc:postgresql://10.9.0.10:5433/mago3d") {
 		t.Errorf("the JDBC URL does not name port 5433:\n%q", props)
 	}
@@ -215,6 +215,24 @@ func TestAnExistingSystemAccountStopsTheHost(t *testing.T) {
 }
 
 // fileContents renders the content of every file step of the host's recipe.
+// appProperties is the application.properties of the app whose docBase is docBase,
+// in the folder of the release the recipe unpacks (docBase@<the WAR's sum>), from
+// fileContents' files.
+func appProperties[C string | []byte](t testing.TB, files map[string]C, docBase string) C {
+	t.Helper()
+	var found []C
+	for p, content := range files {
+		release, ok := strings.CutPrefix(p, docBase+"@")
+		if ok && strings.HasSuffix(release, "/WEB-INF/classes/application.properties") && !strings.Contains(strings.TrimSuffix(release, "/WEB-INF/classes/application.properties"), "/") {
+			found = append(found, content)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d application.properties in %s's release folders, want 1", len(found), docBase)
+	}
+	return found[0]
+}
+
 func fileContents(t *testing.T, topo *recipes.Topology, host string) map[string]string {
 	t.Helper()
 	out := map[string]string{}

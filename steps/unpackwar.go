@@ -15,8 +15,14 @@ import (
 // and unpacks it again whenever the WAR changes: a marker in the folder records the
 // sha256 of the WAR it came from. The host needs unzip (install it with Packages).
 // The new folder is built beside the old one and swapped in whole, so no file of the
-// old version lingers and Tomcat never sees half an app. Files the recipe writes into
-// the folder afterwards (application.properties) are written again by their own steps.
+// old version lingers and nothing sees half an app. Files the recipe writes into the
+// folder afterwards (application.properties) are written again by their own steps.
+//
+// Never give it the folder a running Tomcat serves: the swap changes its files under
+// it (Jasper recompiles the new JSPs against the old classes, resources vanish, and
+// users get 500s until the restart). recipes.TomcatNode unpacks each WAR into a folder
+// of its own, Dest = configs.App.ReleaseDir(), that server.xml names only from the
+// restart on, and SwitchRelease removes the old ones after it.
 type UnpackWAR struct {
 	// LocalWAR is the WAR on the control machine, for its sum; WAR is its upload.
 	LocalWAR, WAR string
