@@ -357,7 +357,22 @@ func TestDriftIsShownByAPlanAndRepairedWithOnlyItsOwnHandler(t *testing.T) {
 					t.Errorf("the plan's diff does not show the edit:\n%s", s.Diff)
 				}
 			}
-			if got, want := handlerRuns(plan.rep), []string{fmt.Sprintf("%s: %s (%s)", c.host, c.handler, runner.StatusWouldRun)}; !slices.Equal(got, want) {
+			// server.xml names the apps' release folders: its change also notifies the
+			// switch of each app's release link, which finds it as it is.
+			var switches []string
+			if c.handler == recipes.TomcatHandler {
+				for _, app := range configs.DefaultApps(tomcatHome) {
+					switches = append(switches, recipes.ReleaseHandler(app))
+				}
+			}
+			handlers := func(status runner.Status, switched runner.Status) []string {
+				l := []string{fmt.Sprintf("%s: %s (%s)", c.host, c.handler, status)}
+				for _, h := range switches {
+					l = append(l, fmt.Sprintf("%s: %s (%s)", c.host, h, switched))
+				}
+				return l
+			}
+			if got, want := handlerRuns(plan.rep), handlers(runner.StatusWouldRun, runner.StatusWouldRun); !slices.Equal(got, want) {
 				t.Errorf("the plan's handlers: %v, want %v", got, want)
 			}
 			if now := readHostFile(t, l, c.host, c.file); string(now) != string(edited) {
@@ -371,7 +386,7 @@ func TestDriftIsShownByAPlanAndRepairedWithOnlyItsOwnHandler(t *testing.T) {
 			if got := changedSteps(apply.rep); !slices.Equal(got, want) {
 				t.Errorf("the repair changed %v, want %v\n%s", got, want, apply.progress)
 			}
-			if got, want := handlerRuns(apply.rep), []string{fmt.Sprintf("%s: %s (%s)", c.host, c.handler, runner.StatusChanged)}; !slices.Equal(got, want) {
+			if got, want := handlerRuns(apply.rep), handlers(runner.StatusChanged, runner.StatusOK); !slices.Equal(got, want) {
 				t.Errorf("the repair's handlers: %v, want %v\n%s", got, want, apply.progress)
 			}
 			if now := readHostFile(t, l, c.host, c.file); string(now) != string(before) {

@@ -65,21 +65,19 @@ func printHATable(path string) {
 // rolling restarts on both labs). `go run mage.go ha` runs them all, strictly.
 const haScenarios = "^(TestFaultsUnderLoadOnThe|TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnThe)"
 
-// notInVerify are the end-to-end tests verify leaves to `ha` and rollingSoak: none since
-// session 8. Every fault scenario of both labs runs in verify since written replication
-// (now the default) met the bar for each of them in every run of that session (e2e's
-// notYet has the history: asynchronous replication lost the last answered update about
-// one run in four). The rolling restarts of both labs came back too: session 6 had
-// taken them out after 3 of 8 CI rollouts broke 1 count each at the drain's switch-over
-// (OrderInterceptor acknowledged a change it held, fixed in session 7), and session 7's
-// rollingSoak met two more failures in 15 rollouts, one release each: 988 requests
-// answered 500 as the new WAR was unpacked into the running app's folder (release
-// folders since), and a restarted node that never got the session state (restarted
-// once more while still out since). Session 8: 35 of 37 rollouts on both labs, releases
-// and switches between written and async included, 0 failed, 0 broken, 0 lost; the
-// other two had requests reset right after a lab's first deploy, before any change
-// (HAProxy's reload, recipes.ReloadHAProxy since) (README).
-const notInVerify = ""
+// notInVerify are the end-to-end tests verify leaves to `ha` and rollingSoak: the Nginx
+// lab's faults and rolling restarts. Written replication (the default since session 8)
+// met the bar in every Nginx fault run of session 8 on a shared machine, but the CI run
+// that held verify to it (load average 20-32, rollingSoak running beside it) broke 2
+// counts with a host frozen and 2 counts and 3 sessions lost in the rolling config
+// change (session 7 saw 8 broken in an Nginx release with written too; cause not found).
+// The Apache lab's faults and rolling restarts run in verify: every fault run of session
+// 8 (CI's two included) and 20 of 20 rollouts of its rollingSoak (config changes,
+// releases, switches to async and back) met the bar. Session 6 had taken the rollouts
+// out after the drain's switch-over broke counts (OrderInterceptor, fixed in session 7);
+// session 7's soak met a release's 500s at the WAR unpack (release folders since) and a
+// node that never got the session state (restarted once more while out since).
+const notInVerify = "^(TestFaultsUnderLoadOnTheNginxLab|TestRollingRestartsAndAReleaseGoUnnoticedUnderLoadOnTheNginxLab)$"
 
 // HA runs the high-availability scenarios under the load check on fresh Apache and Nginx labs (kill -9, a frozen and a cut-off web host, rolling restarts and a release), printing each one's numbers.
 func HA(ctx context.Context) error {
