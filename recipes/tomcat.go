@@ -78,7 +78,9 @@ const TomcatHandler = "restart mago3d-tomcat"
 
 // ReleaseHandler names the handler that, after Tomcat's restart, switches app's link
 // to the release server.xml names and removes the old releases (steps.SwitchRelease).
-func ReleaseHandler(app configs.App) string { return "switch to the release of " + path.Base(app.DocBase) }
+func ReleaseHandler(app configs.App) string {
+	return "switch to the release of " + path.Base(app.DocBase)
+}
 
 // TomcatNode returns the recipe of one Tomcat node: the account and its sudo rule, the
 // JDK and Tomcat unpacked under ~/tools, setenv.sh, server.xml, the apps with their

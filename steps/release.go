@@ -69,12 +69,12 @@ func (s SwitchRelease) Validate() error {
 
 // releaseState is what Check reads on the host.
 type releaseState struct {
-	link       string // "link", "dir", "none" or "other"
-	target     string // the link's target, or the marker's sum of a folder
-	previous   string // the previous link's target; "" for none
-	releases   []string
-	leftovers  []string
-	pid int
+	link      string // "link", "dir", "none" or "other"
+	target    string // the link's target, or the marker's sum of a folder
+	previous  string // the previous link's target; "" for none
+	releases  []string
+	leftovers []string
+	pid       int
 	// started is "after" when the unit's main process started after Config was last
 	// written, "before" when before, "none" without a process.
 	started string

@@ -16,7 +16,9 @@ func releaseHost(t *testing.T) (step func(release string) steps.SwitchRelease, r
 	t.Helper()
 	needHost(t)
 	sh(t, "systemctl stop rel-app 2>/dev/null; systemctl reset-failed rel-app 2>/dev/null; rm -rf /srv/rel; mkdir -p /srv/rel/source")
-	t.Cleanup(func() { sh(t, "systemctl stop rel-app 2>/dev/null; systemctl reset-failed rel-app 2>/dev/null; rm -rf /srv/rel") })
+	t.Cleanup(func() {
+		sh(t, "systemctl stop rel-app 2>/dev/null; systemctl reset-failed rel-app 2>/dev/null; rm -rf /srv/rel")
+	})
 	step = func(release string) steps.SwitchRelease {
 		return steps.SwitchRelease{Link: "/srv/rel/source/app", Release: release, Unit: "rel-app", Config: "/srv/rel/server.conf", Owner: "daemon", Group: "daemon"}
 	}
