@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport"
 )
@@ -53,9 +52,13 @@ func (r ReloadHAProxy) Validate() error {
 }
 
 // Check always returns the reload.
-func (r ReloadHAProxy) Check(_ context.Context, c transport.Conn) (*steps.Change, error) {
-	return &steps.Change{Summary: "reload " + r.unit(), Apply: func(ctx context.Context) error {
-		if _, err := transport.Output(ctx, c, shell.Join("systemctl", "reload", "--", r.unit())); err != nil {
+func (r ReloadHAProxy) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+	reload, err := steps.Reload{Name: r.unit()}.Check(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return &steps.Change{Summary: reload.Summary, Apply: func(ctx context.Context) error {
+		if err := reload.Apply(ctx); err != nil {
 			return err
 		}
 		timeout := r.Timeout
