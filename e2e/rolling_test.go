@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -421,13 +420,11 @@ func TestTheSessionClustersOfARunningTomcatTakeNewSendOptionsAndSayThem(t *testi
 }
 
 // stopTomcatsAcrossModes stops every web host's Tomcat when deploying inv would switch
-// the running cluster to a mode whose messages the running nodes do not order as the
-// new ones will: a node numbers a message by the OrderInterceptor of its bit and the
-// receiver takes the number off by its own (configs.OrderedSendOptions). Nodes that
-// carry both (since session 8) switch modes by a rolling restart. Older settings: one
-// OrderInterceptor of the mode's own bit, or one with no flag that orders every
-// message. The deploy then starts each stopped Tomcat with the new mode. A host whose
-// server.xml is not there yet is left alone.
+// the running cluster to a mode its nodes could not understand, where the Tomcat recipe
+// refuses the switch while Tomcat runs (recipes.OrderingMismatch: nodes of an earlier
+// cauldron order only their own mode's changes; since session 8 every node orders both
+// and switches modes by a rolling restart). The deploy then starts each stopped Tomcat
+// with the new mode. A host whose server.xml is not there yet is left alone.
 func stopTomcatsAcrossModes(t testing.TB, l *lab.Lab, inv string) {
 	t.Helper()
 	topo := topologyOf(t, inv)
@@ -436,24 +433,14 @@ func stopTomcatsAcrossModes(t testing.TB, l *lab.Lab, inv string) {
 		t.Fatal(err)
 	}
 	serverXML := shell.Quote(path.Join(topo.Cluster.TomcatHome, "conf", "server.xml"))
-	flag := regexp.MustCompile(`OrderInterceptor" optionFlag="([0-9]+)"`)
 	for _, h := range webHosts(l) {
 		running := mustHost(t, l, h, "cat "+serverXML+" 2>/dev/null || true")
 		if running == "" {
 			continue
 		}
-		flags := map[string]bool{}
-		for _, m := range flag.FindAllStringSubmatch(running, -1) {
-			flags[m[1]] = true
+		if problem := recipes.OrderingMismatch(running, want); problem != "" {
+			t.Logf("%s: %s: Tomcat stopped before the deploy", h, problem)
+			mustHost(t, l, h, "systemctl stop "+configs.TomcatUnitName)
 		}
-		wantBit := strconv.Itoa(want.ChannelSendOptions())
-		switch {
-		case len(flags) == 0 && want != configs.WrittenReplication && !strings.Contains(running, `channelSendOptions="256"`):
-			continue // the earliest setting, ordering every message: a rolling restart works
-		case len(flags) > 0 && (want == configs.SyncReplication || flags[wantBit]):
-			continue
-		}
-		t.Logf("%s: its cluster does not order %s replication's messages as the new nodes will: Tomcat stopped before the deploy", h, want)
-		mustHost(t, l, h, "systemctl stop "+configs.TomcatUnitName)
 	}
 }
