@@ -3,6 +3,7 @@ package steps_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -140,6 +141,61 @@ func TestATogetherIsRefusedEmptyOrWithABadStep(t *testing.T) {
 	} {
 		if err := steps.Validate(tc.s); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Validate(%s) = %v, want %q in it", tc.s, err, tc.want)
+		}
+	}
+}
+
+func TestTwoUntarsTogetherKilledMidTransferLeaveNoTreeARerunTakesForDone(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"setup", "tools"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	var untars []steps.Untar
+	for _, name := range []string{"jdk", "tomcat"} {
+		src := filepath.Join(t.TempDir(), name+".tgz")
+		writeTarball(t, src, 4<<20, true)
+		untars = append(untars, steps.Untar{Upload: &steps.Upload{Src: src, Dest: filepath.Join(dir, "setup", name+".tgz"), Mode: 0o640},
+			Dest: filepath.Join(dir, "tools", name), StripComponents: 1, Creates: filepath.Join(dir, "tools", name, "bin", "java"),
+			SendPlain: name == "jdk", CacheDir: t.TempDir()})
+	}
+	s := steps.Together(untars[0], untars[1])
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	killed := &stallingConn{Conn: local.New(), after: 1 << 20, stalled: make(chan struct{})}
+	ch, err := s.Check(ctx, killed)
+	if err != nil || ch == nil {
+		t.Fatalf("check: %+v, %v", ch, err)
+	}
+	go func() {
+		<-killed.stalled
+		time.Sleep(200 * time.Millisecond) // tar writes what it has
+		cancel()
+	}()
+	if err := ch.Apply(ctx); err == nil {
+		t.Fatal("an apply killed mid-transfer succeeded")
+	}
+	for _, u := range untars {
+		if _, err := os.Stat(u.Creates); err == nil {
+			t.Fatalf("%s is there after a killed extract", u.Creates)
+		}
+	}
+	again := context.Background()
+	ch, err = s.Check(again, local.New())
+	if err != nil || ch == nil {
+		t.Fatalf("the re-run's check: %+v, %v; want both untars", ch, err)
+	}
+	if err := ch.Apply(again); err != nil {
+		t.Fatalf("the re-run's apply: %v", err)
+	}
+	if ch, err := s.Check(again, local.New()); err != nil || ch != nil {
+		t.Fatalf("check after the re-run: %+v, %v", ch, err)
+	}
+	for _, u := range untars {
+		if got, want := readLocal(t, u.Upload.Dest), readLocal(t, u.Upload.Src); got != want {
+			t.Errorf("%s is not its source after the re-run", u.Upload.Dest)
+		}
+		if fi, err := os.Stat(filepath.Join(u.Dest, "lib", "modules")); err != nil || fi.Size() != 4<<20 {
+			t.Errorf("%s/lib/modules after the re-run: %v, %v", u.Dest, fi, err)
 		}
 	}
 }
