@@ -34,8 +34,8 @@ func (b *bencher) transferFloor(ctx context.Context, f *Fleet, archive string) e
 	if err != nil {
 		return fmt.Errorf("bench: the transfer floor: %w", err)
 	}
-	fl := Floor{Part: "a", Hosts: len(f.Hosts), Work: fmt.Sprintf("the JDK's bytes alone (%s: its archive, %d MB, into a file "+
-		"and its plain tar, %d MB, into tar, at once, one connection per host)", filepath.Base(archive), info.Size()>>20, plainSize>>20)}
+	fl := Floor{Part: "a", Hosts: len(f.Hosts), Work: fmt.Sprintf("the JDK's bytes alone (%s: its archive, %d MiB, into a file "+
+		"and its plain tar, %d MiB, into tar, at once, one connection per host)", filepath.Base(archive), info.Size()>>20, plainSize>>20)}
 	const dir = "/var/tmp/cauldron-bench-floor"
 	hosts := f.Inventory()
 	for range b.o.Pairs {
