@@ -406,7 +406,10 @@ func (b *bencher) partA(ctx context.Context) error {
 		return err
 	}
 	b.res.Notes = append(b.res.Notes, plainTarNote(arts.JDK, arts.Tomcat))
-	return b.compare(ctx, "a", f, w)
+	if err := b.compare(ctx, "a", f, w); err != nil {
+		return err
+	}
+	return b.transferFloor(ctx, f, arts.JDK)
 }
 
 func (b *bencher) partB(ctx context.Context, n int) error {
@@ -459,6 +462,10 @@ func plainTarNote(tarballs ...string) string {
 // login user's shell: what any tool over SSH pays at the least, before a first
 // command of its own.
 type Floor struct {
+	// Part is the bench's part ("a" or "b"); Work what each host was sent, for part a
+	// (empty: part b's connection and `true`).
+	Part    string    `json:"part,omitempty"`
+	Work    string    `json:"work,omitempty"`
 	Hosts   int       `json:"hosts"`
 	Seconds []float64 `json:"seconds"`
 	Median  float64   `json:"median_s"`
@@ -482,7 +489,7 @@ func (b *bencher) floor(ctx context.Context, f *Fleet) error {
 		return fmt.Errorf("bench: the floor: %w", err)
 	}
 	cfg := &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: hostKeys, Timeout: time.Minute}
-	fl := Floor{Hosts: len(f.Hosts)}
+	fl := Floor{Part: "b", Hosts: len(f.Hosts)}
 	for range b.o.Pairs {
 		before := f.cpuNow()
 		took, err := timed(func() error {
@@ -597,8 +604,9 @@ func (r *Result) WriteTable(w io.Writer) {
 		if len(f.HostsCPU) > 0 {
 			hosts = secs(median(f.HostsCPU))
 		}
-		fmt.Fprintf(w, "floor: a connection and a session running true per host, %d hosts at once: %s (controller CPU %s, hosts %s; medians of %d)\n",
-			f.Hosts, secs(f.Median), secs(median(f.ClientCPU)), hosts, len(f.Seconds))
+		work := cmp.Or(f.Work, "a connection and a session running true per host")
+		fmt.Fprintf(w, "floor: %s, %d hosts at once: %s (controller CPU %s, hosts %s; medians of %d)\n",
+			work, f.Hosts, secs(f.Median), secs(median(f.ClientCPU)), hosts, len(f.Seconds))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)

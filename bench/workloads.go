@@ -81,9 +81,9 @@ type Artifacts struct {
 // started. The files are rendered once, by cauldron's typed models, and given to both
 // tools as they are. Ansible unpacks a WAR once (creates:), cauldron again whenever
 // the WAR changes (steps.UnpackWAR). Ansible copies each tarball, then unpacks it; a
-// cauldron Untar with an Upload does both in one step (16 steps for 18 tasks): the
-// tarball is kept in setup/ all the same, and its plain tar (see steps.Untar.SendPlain)
-// is unpacked as it arrives.
+// cauldron Untar with an Upload does both in one step (16 steps for 18 tasks, four of
+// them in one steps.Together): the tarball is kept in setup/ all the same, and its
+// plain tar (see steps.Untar.SendPlain) is unpacked as it arrives.
 func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload, error) {
 	const account = "gaia3d"
 	home := "/home/" + account
@@ -193,16 +193,22 @@ func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload,
 				// recipes.OnControlMachine finds of the lab's hosts for a deploy): each
 				// unpacks the plain tar the controller decompressed once and keeps in its
 				// cache, rather than gunzipping the tarball on the CPUs they all share.
-				steps.Untar{Upload: new(upload(a.JDK, path.Join(setup, path.Base(a.JDK)))), Dest: javaHome, StripComponents: 1,
-					Creates: path.Join(javaHome, "bin", "java"), Owner: account, Group: account, SendPlain: true},
-				steps.Untar{Upload: new(upload(a.Tomcat, path.Join(setup, path.Base(a.Tomcat)))), Dest: tomcatHome, StripComponents: 1,
-					Creates: path.Join(tomcatHome, "bin", "catalina.sh"), Owner: account, Group: account, SendPlain: true},
+				//
+				// The four transfers (the JDK, Tomcat and the two WARs) depend on none of
+				// each other: they go together (steps.Together), the smaller ones while the
+				// JDK streams, as a user who knows that would write it.
+				steps.Together(
+					steps.Untar{Upload: new(upload(a.JDK, path.Join(setup, path.Base(a.JDK)))), Dest: javaHome, StripComponents: 1,
+						Creates: path.Join(javaHome, "bin", "java"), Owner: account, Group: account, SendPlain: true},
+					steps.Untar{Upload: new(upload(a.Tomcat, path.Join(setup, path.Base(a.Tomcat)))), Dest: tomcatHome, StripComponents: 1,
+						Creates: path.Join(tomcatHome, "bin", "catalina.sh"), Owner: account, Group: account, SendPlain: true},
+					upload(wars[1], path.Join(setup, wars[0]+".war")),
+					upload(wars[3], path.Join(setup, wars[2]+".war")),
+				),
 				ownFile(path.Join(tomcatHome, "bin", "setenv.sh"), 0o750, rendered["setenv.sh"]),
 				recipes.NullCatalinaOut(tomcatHome),
 				ownFile(path.Join(tomcatHome, "conf", "server.xml"), 0o600, serverXML[h.Name]),
 				steps.Dir{Path: source, Owner: account, Group: account, Mode: 0o750},
-				upload(wars[1], path.Join(setup, wars[0]+".war")),
-				upload(wars[3], path.Join(setup, wars[2]+".war")),
 				steps.UnpackWAR{LocalWAR: wars[1], WAR: path.Join(setup, wars[0]+".war"), Dest: docBases[0], Owner: account, Group: account},
 				steps.UnpackWAR{LocalWAR: wars[3], WAR: path.Join(setup, wars[2]+".war"), Dest: docBases[1], Owner: account, Group: account},
 				steps.SystemdUnit{Name: configs.TomcatUnitName, Content: steps.Bytes(rendered["mago3d-tomcat.service"])},

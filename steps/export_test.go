@@ -7,4 +7,15 @@ func ForgetProvedPlainTars() {
 	plainTars.Lock()
 	defer plainTars.Unlock()
 	clear(plainTars.proved)
+	clear(plainTars.sums)
+	clear(plainTars.entries)
+	clear(plainTars.loaded)
+}
+
+// PlainTarHashes is how many files the plain-tar cache has read whole to hash them
+// since the process started.
+func PlainTarHashes() int {
+	plainTars.Lock()
+	defer plainTars.Unlock()
+	return plainTars.hashes
 }

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,17 @@ import (
 // only when its content still has that sum, so a cached file that was cut short or
 // changed on disk is made again, never sent. A different archive, even of the same
 // name, size and time, has another sum and so another entry.
+//
+// Proving an entry reads it whole (272 MB for the lab's JDK), and finding it hashes the
+// archive (141 MB): together 0.5-0.8 s of the controller's CPU, before the first byte
+// of the plain tar could leave, in every run. The cache's proofs.json keeps what was
+// proved and hashed, each with the identity the file had then (device, inode, size,
+// modification and change time, to the nanosecond): a later run takes a file of the
+// same identity as proved, and reads again any other. Writing to a file, truncating,
+// replacing or renaming it changes its change time, which no user can set back; what
+// the proofs do not catch is a disk that changes a file's bytes under the file system.
+// A proofs.json lost, cut short or written by two runs at once costs only reading the
+// files again.
 
 // DefaultPlainTarCache is where Untar keeps the plain tars when CacheDir is empty: the
 // user's cache folder ($XDG_CACHE_HOME or ~/.cache) + cauldron/plain-tar. Each use
@@ -69,6 +81,12 @@ func PlainTar(src, dir string) (string, int64, error) {
 func OpenPlainTar(src, dir string) (*os.File, int64, error) {
 	plainTars.Lock()
 	defer plainTars.Unlock()
+	plainTars.load(dir)
+	hashed := plainTars.hashes
+	// By its absolute path, the key of its proof for the runs to come.
+	if abs, err := filepath.Abs(src); err == nil {
+		src = abs
+	}
 	sum, err := plainTars.archiveSum(src)
 	if err != nil {
 		return nil, 0, fmt.Errorf("the plain tar of %s: %w", src, err)
@@ -79,6 +97,10 @@ func OpenPlainTar(src, dir string) (*os.File, int64, error) {
 		if f, size, err = decompressInto(src, dir, p); err != nil {
 			return nil, 0, fmt.Errorf("the plain tar of %s: %w", src, err)
 		}
+	}
+	if plainTars.hashes != hashed || !ok {
+		// Best effort: without it the next run reads the files again.
+		_ = plainTars.save(dir)
 	}
 	// The sum file's time is the entry's last use, which pruning reads: the plain tar's
 	// own times stay as they were, part of what proves it unchanged.
@@ -148,6 +170,7 @@ func PrunePlainTars(dir string, unusedFor time.Duration, maxBytes int64, keep ..
 	for _, e := range entries {
 		total += e.size
 	}
+	removed := 0
 	for _, e := range entries {
 		if slices.Contains(keep, e.path) || (now.Sub(e.lastUse) <= unusedFor && total <= maxBytes) {
 			continue
@@ -156,6 +179,12 @@ func PrunePlainTars(dir string, unusedFor time.Duration, maxBytes int64, keep ..
 		remove(e.path)
 		remove(e.path + ".sha256")
 		total -= e.size
+		removed++
+	}
+	// The proofs of entries gone are no use, but harmless while others remain: the
+	// next run's save leaves them out.
+	if len(entries) > 0 && removed == len(entries) {
+		remove(filepath.Join(dir, proofsFile))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("prune the plain-tar cache: %w", errors.Join(errs...))
@@ -165,12 +194,18 @@ func PrunePlainTars(dir string, unusedFor time.Duration, maxBytes int64, keep ..
 
 // plainTars serialises the cache's use in this process and remembers the entries it
 // proved good, by the identity they had then.
-var plainTars = &plainTarMemo{proved: map[string]fileID{}}
+var plainTars = &plainTarMemo{proved: map[string]fileID{}, entries: map[string]archiveSum{}}
 
 type plainTarMemo struct {
 	sync.Mutex
 	proved map[string]fileID     // cache entry -> the identity it was proved good at
 	sums   map[string]archiveSum // archive -> its sum and the identity it had then
+	loaded map[string]bool       // cache folders whose proofs.json was read
+	// entries are the cache entries proved, by this run or (from proofs.json) an
+	// earlier one, each with its content's sum and the identity it had then.
+	entries map[string]archiveSum
+	// hashes counts the files read whole to hash them (tests).
+	hashes int
 }
 
 type archiveSum struct {
@@ -189,6 +224,7 @@ func (m *plainTarMemo) archiveSum(src string) (string, error) {
 	if a, ok := m.sums[src]; ok && a.id == id {
 		return a.sum, nil
 	}
+	m.hashes++
 	sum, err := FileSHA256(src)
 	if err != nil {
 		return "", err
@@ -251,6 +287,12 @@ func (m *plainTarMemo) proveOpen(p string, f *os.File) (int64, bool) {
 	if err != nil {
 		return 0, false
 	}
+	// Proved by an earlier run, against the sum its sum file still holds.
+	if e, ok := m.entries[p]; ok && e.id == id && e.sum == strings.TrimSpace(string(want)) {
+		m.proved[p] = id
+		return id.size, true
+	}
+	m.hashes++
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != strings.TrimSpace(string(want)) {
 		return 0, false
@@ -259,6 +301,7 @@ func (m *plainTarMemo) proveOpen(p string, f *os.File) (int64, bool) {
 		return 0, false
 	}
 	m.proved[p] = id
+	m.entries[p] = archiveSum{id: id, sum: strings.TrimSpace(string(want))}
 	return id.size, true
 }
 
@@ -312,6 +355,7 @@ func decompressInto(src, dir, p string) (*os.File, int64, error) {
 	}
 	if info, err := tmp.Stat(); err == nil {
 		plainTars.proved[p] = identity(info)
+		plainTars.entries[p] = archiveSum{id: identity(info), sum: strings.TrimSpace(string(sum))}
 	}
 	return tmp, size, nil
 }
@@ -330,4 +374,93 @@ func writeAtomically(dir, p string, b []byte) error {
 		return err
 	}
 	return os.Rename(f.Name(), p)
+}
+
+// proofsFile is the name, in the cache folder, of the proofs a run leaves the next.
+const proofsFile = "proofs.json"
+
+// proofs is proofs.json: what was hashed, by path, with the identity it had then.
+type proofs struct {
+	Entries  map[string]proof `json:"entries"`  // cache entry (base name) -> its content's sum
+	Archives map[string]proof `json:"archives"` // archive (absolute path) -> its sum
+}
+
+type proof struct {
+	Sum   string `json:"sha256"`
+	Dev   uint64 `json:"dev"`
+	Ino   uint64 `json:"ino"`
+	Size  int64  `json:"size"`
+	MTime int64  `json:"mtime_ns"`
+	CTime int64  `json:"ctime_ns"`
+}
+
+func proofOf(a archiveSum) proof {
+	return proof{Sum: a.sum, Dev: a.id.dev, Ino: a.id.ino, Size: a.id.size, MTime: a.id.mtime.UnixNano(), CTime: a.id.ctime.UnixNano()}
+}
+
+func (p proof) archiveSum() archiveSum {
+	return archiveSum{sum: p.Sum, id: fileID{dev: p.Dev, ino: p.Ino, size: p.Size, mtime: time.Unix(0, p.MTime), ctime: time.Unix(0, p.CTime)}}
+}
+
+// load reads dir's proofs.json once per process; what this process proved itself
+// stays. A file that is missing or cannot be read is no proof of anything.
+func (m *plainTarMemo) load(dir string) {
+	if m.loaded[dir] {
+		return
+	}
+	if m.loaded == nil {
+		m.loaded = map[string]bool{}
+	}
+	m.loaded[dir] = true
+	b, err := os.ReadFile(filepath.Join(dir, proofsFile))
+	if err != nil {
+		return
+	}
+	var ps proofs
+	if json.Unmarshal(b, &ps) != nil {
+		return
+	}
+	if m.sums == nil {
+		m.sums = map[string]archiveSum{}
+	}
+	for src, p := range ps.Archives {
+		if _, ok := m.sums[src]; !ok && filepath.IsAbs(src) && len(p.Sum) == 64 {
+			m.sums[src] = p.archiveSum()
+		}
+	}
+	for name, p := range ps.Entries {
+		e := filepath.Join(dir, filepath.Base(name))
+		if _, ok := m.entries[e]; !ok && len(p.Sum) == 64 {
+			m.entries[e] = p.archiveSum()
+		}
+	}
+}
+
+// save writes dir's proofs.json: its entries and the archives whose entries it holds,
+// those still there with the identity proved.
+func (m *plainTarMemo) save(dir string) error {
+	ps := proofs{Entries: map[string]proof{}, Archives: map[string]proof{}}
+	for p, e := range m.entries {
+		if filepath.Dir(p) != dir {
+			continue
+		}
+		if id, err := identify(p); err != nil || id != e.id {
+			continue
+		}
+		ps.Entries[filepath.Base(p)] = proofOf(e)
+	}
+	for src, a := range m.sums {
+		if _, ok := ps.Entries[a.sum+".tar"]; !ok || !filepath.IsAbs(src) {
+			continue
+		}
+		if id, err := identify(src); err != nil || id != a.id {
+			continue
+		}
+		ps.Archives[src] = proofOf(a)
+	}
+	b, err := json.MarshalIndent(ps, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomically(dir, filepath.Join(dir, proofsFile), append(b, '\n'))
 }

@@ -118,8 +118,8 @@ func TestAnUntarThatSendsPlainUnpacksTheControllersPlainTarAndKeepsTheArchive(t 
 	if again, _ := os.Stat(entry); !os.SameFile(plain, again) || !again.ModTime().Equal(plain.ModTime()) {
 		t.Error("the plain tar was made again for the second host")
 	}
-	if got := entries(t, cache); len(got) != 2 {
-		t.Errorf("the cache holds %q, want the plain tar and its sum only", got)
+	if got := entries(t, cache); len(got) != 3 {
+		t.Errorf("the cache holds %q, want the plain tar, its sum and the proofs only", got)
 	}
 	if readLocal(t, filepath.Join(second.dest, "lib", "modules")) != readLocal(t, filepath.Join(first.dest, "lib", "modules")) {
 		t.Error("the second host's tree differs from the first's")
@@ -176,6 +176,61 @@ func TestACorruptPlainTarInTheCacheIsMadeAgainNotSent(t *testing.T) {
 	}
 }
 
+func TestALaterRunTakesTheArchiveAndThePlainTarAnEarlierOneHashedWithoutReadingThemAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// between runs, after the first; wantHashes is what the second run reads whole
+		between    func(t *testing.T, src, cache string)
+		wantHashes int
+		modules    string
+	}{
+		{"nothing changed", func(*testing.T, string, string) {}, 0, "first build\n"},
+		{"another build of the archive, of the same name, size and time", func(t *testing.T, src, _ string) {
+			writeStoredTarball(t, src, bytes.Repeat([]byte("other build\n"), 1<<16))
+		}, 1, "other build\n"},
+		{"the proofs cut short", func(t *testing.T, _, cache string) {
+			p := filepath.Join(cache, "proofs.json")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(p, b[:len(b)/2], 0o600)
+		}, 2, "first build\n"},
+		{"the proofs gone", func(t *testing.T, _, cache string) { os.Remove(filepath.Join(cache, "proofs.json")) }, 2, "first build\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "jdk.tgz")
+			writeStoredTarball(t, src, bytes.Repeat([]byte("first build\n"), 1<<16))
+			cache := t.TempDir()
+			newPlainHost(t, src, cache).apply(t, local.New())
+			tc.between(t, src, cache)
+			want := readLocal(t, src)
+
+			steps.ForgetProvedPlainTars() // a new process
+			before := steps.PlainTarHashes()
+			second := newPlainHost(t, src, cache)
+			second.apply(t, local.New())
+			if got := steps.PlainTarHashes() - before; got != tc.wantHashes {
+				t.Errorf("the second run read %d files whole to hash them, want %d", got, tc.wantHashes)
+			}
+			if readLocal(t, second.archive) != want {
+				t.Error("the second host's archive is not the source")
+			}
+			if got := readLocal(t, filepath.Join(second.dest, "lib", "modules")); !strings.HasPrefix(got, tc.modules) {
+				t.Errorf("the second host got %.20q..., want the build of %q", got, tc.modules)
+			}
+			cacheEntry(t, cache, src)
+			// And a third run takes what the second proved.
+			steps.ForgetProvedPlainTars()
+			before = steps.PlainTarHashes()
+			newPlainHost(t, src, cache).apply(t, local.New())
+			if got := steps.PlainTarHashes() - before; got != 0 {
+				t.Errorf("the third run read %d files whole to hash them, want 0", got)
+			}
+		})
+	}
+}
+
 func TestAnotherArchiveOfTheSameNameSizeAndTimeGetsItsOwnPlainTar(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "jdk.tgz")
 	writeStoredTarball(t, src, bytes.Repeat([]byte("first build\n"), 1<<16))
@@ -195,8 +250,8 @@ func TestAnotherArchiveOfTheSameNameSizeAndTimeGetsItsOwnPlainTar(t *testing.T) 
 	if got := readLocal(t, filepath.Join(second.dest, "lib", "modules")); !strings.HasPrefix(got, "other build\n") {
 		t.Fatalf("the second archive's host got %.20q..., not the second build", got)
 	}
-	if got := entries(t, cache); len(got) != 4 {
-		t.Errorf("the cache holds %q, want a plain tar and a sum for each archive", got)
+	if got := entries(t, cache); len(got) != 5 {
+		t.Errorf("the cache holds %q, want a plain tar and a sum for each archive, and the proofs", got)
 	}
 	cacheEntry(t, cache, src)
 }

@@ -99,8 +99,8 @@ func TestSendingAPlainTarMarksItUsedAndPrunesTheCache(t *testing.T) {
 	start := time.Now().Add(-time.Second)
 	newPlainHost(t, src, cache).apply(t, local.New())
 	entry := cacheEntry(t, cache, src)
-	if got := entries(t, cache); len(got) != 2 {
-		t.Errorf("the cache holds %q, want only the plain tar just used and its sum", got)
+	if got := entries(t, cache); len(got) != 3 {
+		t.Errorf("the cache holds %q, want only the plain tar just used, its sum and the proofs", got)
 	}
 	// Sent again later: its last use moves on, the plain tar itself stays as it was.
 	plain, _ := os.Stat(entry)
