@@ -178,8 +178,10 @@ func TestTheSlowNetworkHoldsEveryPacketForItsDelay(t *testing.T) {
 		t.Errorf("the queue saw %d packets, want at least the 10 of the ping-pongs", packets)
 	}
 	median, p99, most := q.Lateness()
-	if median < 0 || most < median || most > 40*time.Millisecond {
-		t.Errorf("lateness: median %s, 99th percentile %s, most %s: want 0 <= median <= most, and less than the delay", median, p99, most)
+	// The median, not the most: on a loaded machine (verify runs labs beside it) one
+	// packet's goroutine can wait for a CPU longer than the delay itself.
+	if median < 0 || most < median || median > 40*time.Millisecond {
+		t.Errorf("lateness: median %s, 99th percentile %s, most %s: want 0 <= median <= most, the median less than the delay", median, p99, most)
 	}
 	t.Logf("round trips %v through %d packets, let go %s late at the median, %s at most", rtts, packets, median, most)
 }
