@@ -3,6 +3,8 @@ package sshconn
 import (
 	"io"
 	"sync"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // CutConnectionHalfwayThroughUploads makes every later upload of c close c's TCP
@@ -65,4 +67,13 @@ func NoteWarmFallbacksTo(t interface{ Cleanup(func()) }, w io.Writer) {
 	WarmNotes = w
 	reset()
 	t.Cleanup(func() { WarmNotes = old; reset() })
+}
+
+// LocalLegKeyExchange is the key exchange c's SSH connection to the warm daemon was
+// made with; "" when c dialled the host directly.
+func LocalLegKeyExchange(c *Conn) string {
+	if !c.warm {
+		return ""
+	}
+	return c.client.Conn.(ssh.AlgorithmsConnMetadata).Algorithms().KeyExchange
 }

@@ -242,11 +242,13 @@ func dialWarm(ctx context.Context, cfg Config, idle time.Duration) (*Conn, error
 		return nil, fmt.Errorf("warm daemon: bad server key: %w", err)
 	}
 	bw := &bufferedConn{Conn: wire, r: br}
-	cc, chans, reqs, err := ssh.NewClientConn(bw, "warm:"+cfg.Addr, &ssh.ClientConfig{
+	ccfg := &ssh.ClientConfig{
 		User:            cfg.User,
 		HostKeyCallback: ssh.FixedHostKey(serverKey),
 		Timeout:         cfg.DialTimeout,
-	})
+	}
+	ccfg.KeyExchanges = localLegKeyExchanges
+	cc, chans, reqs, err := ssh.NewClientConn(bw, "warm:"+cfg.Addr, ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("warm daemon: handshake: %w", err)
 	}
@@ -262,6 +264,15 @@ func dialWarm(ctx context.Context, cfg Config, idle time.Duration) (*Conn, error
 	c.watchClient()
 	return c, nil
 }
+
+// localLegKeyExchanges is the one key exchange of the SSH between a run and the
+// daemon: X25519 alone, not the default hybrid with ML-KEM-768, whose key generation
+// and decapsulation were a third of a warm run's CPU (one handshake per host: 100
+// hosts, 100 handshakes). ML-KEM guards a recorded network transcript against a
+// future quantum computer; this leg never leaves the machine: it runs over a unix
+// socket in a directory only the user may enter, so whoever could record it could
+// already read the user's keys. The leg to the host keeps the default key exchanges.
+var localLegKeyExchanges = []string{ssh.KeyExchangeCurve25519}
 
 // bufferedConn is a connection whose first bytes were read into r.
 type bufferedConn struct {
@@ -510,6 +521,7 @@ func (d *warmDaemon) serve(conn net.Conn) {
 		return
 	}
 	scfg := &ssh.ServerConfig{NoClientAuth: true}
+	scfg.KeyExchanges = localLegKeyExchanges
 	scfg.AddHostKey(d.signer)
 	sc, chans, reqs, err := ssh.NewServerConn(&bufferedConn{Conn: conn, r: br}, scfg)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/cauldron-go/cauldron/transport"
@@ -73,6 +74,29 @@ func TestASecondRunReusesTheWarmConnection(t *testing.T) {
 	}
 	if notes.String() != "" {
 		t.Errorf("notes: %q, want none", notes.String())
+	}
+}
+
+// The leg between a run and its daemon never leaves the machine: it pays for X25519
+// alone, not for the hybrid with ML-KEM-768, once per host of every run.
+func TestTheLegToTheWarmDaemonUsesTheClassicalKeyExchange(t *testing.T) {
+	srv := startSSHD(t)
+	cfg := warmConfig(t, srv, time.Minute)
+	for run := range 2 { // the run that starts the daemon and dials, and one that reuses
+		c, err := sshconn.Dial(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("run %d: dial: %v", run+1, err)
+		}
+		if got := sshconn.LocalLegKeyExchange(c); got != ssh.KeyExchangeCurve25519 {
+			t.Errorf("run %d: the leg to the warm daemon used key exchange %q, want %q", run+1, got, ssh.KeyExchangeCurve25519)
+		}
+		if out, err := transport.Output(context.Background(), c, "echo warm"); err != nil || out != "warm\n" {
+			t.Errorf("run %d: echo: %q %v", run+1, out, err)
+		}
+		c.Close()
+	}
+	if n := srv.logins(); n != 1 {
+		t.Errorf("sshd accepted %d logins for 2 runs, want 1", n)
 	}
 }
 
