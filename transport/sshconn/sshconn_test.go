@@ -320,3 +320,29 @@ func TestAClosedConnRefusesWork(t *testing.T) {
 		t.Error("read after close succeeded")
 	}
 }
+
+// Every SFTP session is a round trip and a server process more on the host: a
+// connection's reads and uploads share one, started once.
+func TestAConnectionStartsOneSFTPSessionForAllItsFiles(t *testing.T) {
+	srv := startSSHD(t)
+	c := dial(t, srv.config(t))
+	dir := t.TempDir()
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 64*1024) // 1 MiB: writes bigger than 32 KiB
+	for i, content := range [][]byte{[]byte("small\n"), big} {
+		p := filepath.Join(dir, fmt.Sprintf("file%d", i))
+		if err := c.Put(ctx, transport.File{Path: p, Content: content, Mode: 0o600}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Read(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, content) {
+			t.Errorf("file %d: read back %d bytes, want %d", i, len(got), len(content))
+		}
+	}
+	if n := strings.Count(srv.log.String(), "Starting session: subsystem 'sftp'"); n != 1 {
+		t.Errorf("sshd started %d SFTP sessions for two uploads and two reads, want 1", n)
+	}
+}
