@@ -277,7 +277,7 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 				}
 				var took time.Duration
 				var err error
-				before := f.cpuNow()
+				before, daemonBefore := f.cpuNow(), warm.daemonCPU()
 				switch tool {
 				case ToolCauldron:
 					name := fmt.Sprintf("%s-%d-%s-%d", part, len(hosts), strings.NewReplacer(",", "", " ", "-").Replace(run), pair+1)
@@ -307,6 +307,9 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 					ctl = used.children
 				}
 				cpu := fmt.Sprintf("controller CPU %.2fs", ctl)
+				if daemonAfter := warm.daemonCPU(); run == warmRun && daemonBefore >= 0 && daemonAfter >= 0 {
+					cpu += fmt.Sprintf(" + warm daemon %.2fs", daemonAfter-daemonBefore)
+				}
 				if used.hosts >= 0 {
 					cpu += fmt.Sprintf(", hosts CPU %.2fs", used.hosts)
 					hostCPU[run][tool] = append(hostCPU[run][tool], used.hosts)

@@ -166,3 +166,22 @@ func TestAFleetIsQuietOnlyUnderThreePercentOfACorePerHost(t *testing.T) {
 		}
 	}
 }
+
+func TestTheWarmDaemonsCPUIsReadFromItsProcStatLine(t *testing.T) {
+	tests := []struct {
+		name, line string
+		want       float64
+	}{
+		{"plain name", "4242 (mage_output_fi) S 1 4242 4242 0 -1 4194560 1234 0 0 0 37 12 0 0 20 0 9 0 100 0 0", 0.49},
+		{"a name with spaces and parentheses", "7 (a ) b) R 1 7 7 0 -1 0 0 0 0 0 100 250 0 0", 3.5},
+		{"cut short", "7 (sh) R 1 7", -1},
+		{"no name", "nothing here", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := bench.ProcStatCPU(tt.line); math.Abs(got-tt.want) > 1e-9 {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

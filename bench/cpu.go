@@ -209,3 +209,41 @@ func procCPU(pid int) float64 {
 	}
 	return float64(u+s) / 100
 }
+
+// daemonCPU is the CPU seconds the warm daemon serving w's directory has used so far,
+// -1 when none runs there or the machine does not say: the daemon is a process of its
+// own, which the bench's rusage does not count, and does half of a warm run's SSH (the
+// server side of every local handshake, the relaying).
+func (w *warmDialer) daemonCPU() float64 {
+	pid, err := os.ReadFile(filepath.Join(w.dir, "warm.pid"))
+	if err != nil {
+		return -1
+	}
+	stat, err := os.ReadFile(filepath.Join("/proc", strings.TrimSpace(string(pid)), "stat"))
+	if err != nil {
+		return -1
+	}
+	return procStatCPU(string(stat))
+}
+
+// procStatCPU reads utime and stime, in clock ticks of 1/100 s (USER_HZ, which Linux
+// keeps at 100 in /proc whatever the kernel's own tick), from a /proc/PID/stat line;
+// -1 when the line is not one.
+func procStatCPU(stat string) float64 {
+	// The command name, in parentheses, may hold spaces: the fields that follow its
+	// closing one are state (3) onward, utime and stime being the 14th and 15th.
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return -1
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return (utime + stime) / 100
+}
