@@ -71,8 +71,8 @@ func planOutline(t *testing.T, inv *inventory.Inventory) string {
 			fmt.Fprintf(&b, "  %s\n", h.Name)
 			for _, s := range r.Steps() {
 				notes := ""
-				if n, ok := s.(steps.Notifier); ok {
-					notes = "  -> " + strings.Join(n.Notifies(), ", ")
+				if n := steps.Notified(s); len(n) > 0 {
+					notes = "  -> " + strings.Join(n, ", ")
 				}
 				fmt.Fprintf(&b, "    %s%s\n", s, notes)
 			}

@@ -131,11 +131,14 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		steps.Dir{Path: setup, Owner: c.Account, Group: c.Account, Mode: 0o750},
 		steps.Dir{Path: tools, Owner: c.Account, Group: c.Account, Mode: 0o750},
 		// Each tarball is kept in setup/, as the runbook does, and unpacked as it
-		// arrives: it crosses once, and the host unpacks it while it is written.
-		steps.Untar{Upload: upload(c.JDKTarball), Dest: javaHome, StripComponents: 1,
-			Creates: path.Join(javaHome, "bin", "java"), Owner: c.Account, Group: c.Account, SendPlain: c.SendPlainTarballs},
-		steps.Untar{Upload: upload(c.TomcatTarball), Dest: tomcatHome, StripComponents: 1,
-			Creates: path.Join(tomcatHome, "bin", "catalina.sh"), Owner: c.Account, Group: c.Account, SendPlain: c.SendPlainTarballs},
+		// arrives: it crosses once, and the host unpacks it while it is written. The
+		// two go side by side: neither builds on the other.
+		steps.Together(
+			steps.Untar{Upload: upload(c.JDKTarball), Dest: javaHome, StripComponents: 1,
+				Creates: path.Join(javaHome, "bin", "java"), Owner: c.Account, Group: c.Account, SendPlain: c.SendPlainTarballs},
+			steps.Untar{Upload: upload(c.TomcatTarball), Dest: tomcatHome, StripComponents: 1,
+				Creates: path.Join(tomcatHome, "bin", "catalina.sh"), Owner: c.Account, Group: c.Account, SendPlain: c.SendPlainTarballs},
+		),
 	)
 	setenvFile := own(path.Join(tomcatHome, "bin", "setenv.sh"), 0o750)
 	setenvFile.Content = content(setenv)
