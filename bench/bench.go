@@ -52,6 +52,7 @@ import (
 	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/runner"
 	"github.com/cauldron-go/cauldron/steps"
+	"github.com/cauldron-go/cauldron/transport/sshconn"
 )
 
 // Options say what to measure.
@@ -247,6 +248,10 @@ func (b *bencher) compare(ctx context.Context, part string, f *Fleet, w workload
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	// The daemon's profile covers its whole life: the warm-ups (which dial the hosts)
+	// and the timed warm runs of every pair.
+	os.Setenv(sshconn.WarmProfileEnv, filepath.Join(b.o.Dir, "profiles", fmt.Sprintf("%s-%d-warm-daemon.pprof", part, len(hosts))))
+	defer os.Unsetenv(sshconn.WarmProfileEnv)
 	warm := &warmDialer{dir: warmDir}
 	defer warm.stop()
 	for pair := range b.o.Pairs {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cauldron-go/cauldron/transport"
 	"github.com/cauldron-go/cauldron/transport/channel/channeltest"
+	"github.com/cauldron-go/cauldron/transport/sshconn"
 )
 
 // BenchmarkRunOverOneConnection is the cost of one command (a session and `true`) on
@@ -96,4 +97,27 @@ func BenchmarkConvergedChecksPerSessionAgainstChannel(b *testing.B) {
 	perSession := dial(b, cfg)
 	channel := dial(b, srv.config(b))
 	channeltest.BenchConvergedChecks(b, perSession, channel)
+}
+
+// BenchmarkDialThroughTheWarmDaemon is what each host of a warm run pays to get its
+// connection: the unix socket, the request, the daemon's recheck of the host key and
+// the SSH handshake between the run and the daemon (the host's connection is reused).
+func BenchmarkDialThroughTheWarmDaemon(b *testing.B) {
+	srv := startSSHD(b)
+	cfg := srv.config(b)
+	cfg.Persist, cfg.PersistDir, cfg.NoChannel = time.Minute, filepath.Join(b.TempDir(), "warm"), true
+	b.Cleanup(func() { sshconn.StopWarmDaemon(cfg.PersistDir) })
+	ctx := context.Background()
+	dialClose := func() {
+		c, err := sshconn.Dial(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+	dialClose() // starts the daemon and dials the host
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dialClose()
+	}
 }

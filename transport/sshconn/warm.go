@@ -48,6 +48,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,12 +77,30 @@ func init() {
 		return
 	}
 	os.Unsetenv(warmDaemonEnv)
-	if err := serveWarm(dir, os.Stdout); err != nil {
+	stopProfile := func() {}
+	if p := os.Getenv(WarmProfileEnv); p != "" {
+		if f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, "cauldron warm daemon: no CPU profile:", err)
+		} else if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "cauldron warm daemon: no CPU profile:", err)
+			f.Close()
+		} else {
+			stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		}
+	}
+	err := serveWarm(dir, os.Stdout)
+	stopProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cauldron warm daemon:", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
 }
+
+// WarmProfileEnv, when set where a run starts the warm daemon, names the file the
+// daemon writes its CPU profile to (go tool pprof) when it exits: the daemon is a
+// process of its own, which the run's profile does not see.
+const WarmProfileEnv = "CAULDRON_SSH_WARM_PROFILE"
 
 // persist is how long the daemon may idle: Config.Persist, else $CAULDRON_SSH_PERSIST;
 // 0 means no warm connection.

@@ -562,3 +562,27 @@ func TestAWarmRunThatTakesOverTheShellWaitsOneRoundTripLess(t *testing.T) {
 		}
 	}
 }
+
+func TestTheWarmDaemonWritesItsCPUProfileWhenAsked(t *testing.T) {
+	srv := startSSHD(t)
+	profile := filepath.Join(t.TempDir(), "daemon.pprof")
+	t.Setenv(sshconn.WarmProfileEnv, profile)
+	cfg := warmConfig(t, srv, time.Hour)
+	warmRun(t, cfg)
+	pid := warmDaemonPID(cfg.PersistDir)
+	if err := sshconn.StopWarmDaemon(cfg.PersistDir); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for pid > 0 && syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, err := os.ReadFile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// runtime/pprof writes a gzipped protocol buffer.
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("the profile (%d bytes) is not gzipped: %q", len(b), b[:min(len(b), 16)])
+	}
+}
