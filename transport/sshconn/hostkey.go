@@ -2,6 +2,7 @@ package sshconn
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -178,15 +179,50 @@ func appendKnownHost(file, hostname string, remote net.Addr, key ssh.PublicKey) 
 }
 
 // loadKnownHosts reads file; a missing file knows no host.
+//
+// The file is read on every call, as it is now, but parsed again only when its content
+// changed: a fleet's hosts share one known_hosts file, and every dial of a run of 100
+// hosts, and every reuse of a warm connection (recheckHostKey), parsed all 100 lines.
 func loadKnownHosts(file string) (ssh.HostKeyCallback, error) {
-	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+	before, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
 		return knownhosts.New()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read known hosts: %w", err)
+	}
+	sum := sha256.Sum256(before)
+	parsedKnownHosts.Lock()
+	e, ok := parsedKnownHosts.files[file]
+	parsedKnownHosts.Unlock()
+	if ok && e.sum == sum {
+		return e.known, nil
 	}
 	cb, err := knownhosts.New(file)
 	if err != nil {
 		return nil, fmt.Errorf("read known hosts: %w", err)
 	}
+	// Kept only when the file did not change while knownhosts read it: what is kept
+	// is then what the content read first says.
+	if after, err := os.ReadFile(file); err == nil && sha256.Sum256(after) == sum {
+		parsedKnownHosts.Lock()
+		parsedKnownHosts.files[file] = parsedFile{sum: sum, known: cb}
+		parsedKnownHosts.Unlock()
+	}
 	return cb, nil
+}
+
+// parsedKnownHosts is the last parse of each known_hosts file, by the SHA-256 of the
+// content it was parsed from. A knownhosts callback only reads what it parsed: one
+// serves any number of dials at once.
+var parsedKnownHosts = struct {
+	sync.Mutex
+	files map[string]parsedFile
+}{files: map[string]parsedFile{}}
+
+type parsedFile struct {
+	sum   [sha256.Size]byte
+	known ssh.HostKeyCallback
 }
 
 // probeKey is a key no host has: asking the callback about it lists the host's keys.

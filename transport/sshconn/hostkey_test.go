@@ -151,3 +151,38 @@ func TestAWrongClientKeyNamesUserAndAddress(t *testing.T) {
 		t.Errorf("an auth failure reported as a host key error: %v", err)
 	}
 }
+
+// known_hosts is parsed again only when its content changed: a rewrite that keeps the
+// file's size and modification time, with another key for the host, is seen all the
+// same by the next dial of the same process.
+func TestAKnownHostsFileRewrittenInPlaceIsReadAgain(t *testing.T) {
+	srv := startSSHD(t)
+	cfg := srv.config(t)
+	c, err := sshconn.Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("first dial: %v", err)
+	}
+	c.Close()
+	st, err := os.Stat(cfg.KnownHostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := writeKey(t, filepath.Join(t.TempDir(), "impostor"), "ed25519")
+	line := knownhosts.Line([]string{srv.Addr}, impostor) + "\n"
+	if int64(len(line)) != st.Size() {
+		t.Fatalf("the rewritten file has %d bytes, the first %d: the test wants the same size", len(line), st.Size())
+	}
+	writeFile(t, cfg.KnownHostsFile, line, 0o600)
+	if err := os.Chtimes(cfg.KnownHostsFile, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	c, err = sshconn.Dial(context.Background(), cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("the dial after the rewrite trusted the key known_hosts no longer holds")
+	}
+	var hke *sshconn.HostKeyError
+	if !errors.As(err, &hke) || hke.Unknown {
+		t.Fatalf("got %v, want a changed-key *HostKeyError", err)
+	}
+}
