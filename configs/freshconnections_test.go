@@ -21,12 +21,8 @@ func TestOnlyAWrittenClusterClosesTheConnectionsOfADepartedMember(t *testing.T) 
 				}
 				wantSender, wantNames := configs.ClassPooledParallelSender, []string{configs.ClassOrderInterceptor, configs.ClassOrderInterceptor, configs.ClassTcpFailureDetector, configs.ClassMessageDispatch}
 				if r == configs.WrittenReplication {
-					// Last, next to the transport: it sees the membership's own changes;
-					// the departed member's connections are reset above the detector,
-					// once it confirmed the member gone.
-					wantSender = configs.ClassFreshConnectionsSender
-					wantNames = []string{configs.ClassOrderInterceptor, configs.ClassOrderInterceptor, configs.ClassDepartedMemberInterceptor,
-						configs.ClassTcpFailureDetector, configs.ClassMessageDispatch, configs.ClassFreshConnectionsInterceptor}
+					// Last, next to the transport: it sees the membership's own changes.
+					wantSender, wantNames = configs.ClassFreshConnectionsSender, append(wantNames, configs.ClassFreshConnectionsInterceptor)
 				}
 				if got := ch.Sender.Transport.ClassName; got != wantSender {
 					t.Errorf("%s, %s, %s: Transport %s, want %s", r, m, svc.Name, got, wantSender)
@@ -53,12 +49,6 @@ func TestTheFreshConnectionsSenderAndItsInterceptorComeOnlyTogether(t *testing.T
 				return l.ClassName == configs.ClassFreshConnectionsInterceptor
 			})
 		}, "Transport " + configs.ClassFreshConnectionsSender + " needs the Interceptor " + configs.ClassFreshConnectionsInterceptor},
-		{"the departed member's interceptor below the failure detector", func(ch *configs.Channel) {
-			ch.Interceptors = slices.DeleteFunc(ch.Interceptors, func(l configs.Listener) bool {
-				return l.ClassName == configs.ClassDepartedMemberInterceptor
-			})
-			ch.Interceptors = append(ch.Interceptors, configs.Listener{ClassName: configs.ClassDepartedMemberInterceptor})
-		}, "Interceptor " + configs.ClassDepartedMemberInterceptor + " (interceptor 6) must come before TcpFailureDetector (interceptor 3)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := cluster(2)

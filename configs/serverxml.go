@@ -40,10 +40,6 @@ const (
 const (
 	ClassFreshConnectionsSender      = "io.cauldron.tribes.FreshConnectionsSender"
 	ClassFreshConnectionsInterceptor = "io.cauldron.tribes.FreshConnectionsInterceptor"
-	// ClassDepartedMemberInterceptor is cauldron's Tribes interceptor that resets the
-	// receiver's connections from a member the failure detector confirmed gone (see
-	// WrittenReplication).
-	ClassDepartedMemberInterceptor = "io.cauldron.tribes.DepartedMemberInterceptor"
 )
 
 // StaticFilesFilter is the ReplicationValve filter: requests for these never change a
@@ -427,21 +423,9 @@ func transportClass(r Replication) string {
 // replicationInterceptors are ReplicationInterceptors, and for a written cluster
 // ClassFreshConnectionsInterceptor last, next to the transport: it hears of a
 // member's return from the membership itself, before any send can go to it.
-//
-// A written cluster also has ClassDepartedMemberInterceptor right above
-// TcpFailureDetector, which passes a member's disappearance up only once verified: a
-// member cut off the network keeps what it wrote into its connections in its kernel
-// and sends it again when the network is back, 30 s late, where it would be applied
-// over newer changes (a JvmRouteBinderValve id change of a request whose answer never got
-// out renamed a session its user went on using on the other node: the user got a new
-// session when the cut ended, the Nginx lab, session 9). Once the member is confirmed
-// gone the interceptor resets the receiver's connections from it, and the kernel
-// refuses what comes late on them.
 func replicationInterceptors(r Replication) []Listener {
 	l := ReplicationInterceptors(r)
 	if r == WrittenReplication {
-		at := slices.IndexFunc(l, func(x Listener) bool { return x.ClassName == ClassTcpFailureDetector })
-		l = slices.Insert(l, at, Listener{ClassName: ClassDepartedMemberInterceptor})
 		l = append(l, Listener{ClassName: ClassFreshConnectionsInterceptor})
 	}
 	return l
@@ -846,13 +830,6 @@ func oneConnection(transport Listener) bool {
 // the interceptor tells the sender of membership changes, and only that sender acts
 // on them (Tribes' own does nothing).
 func validateFreshConnections(at string, ch Channel) []error {
-	departed := slices.IndexFunc(ch.Interceptors, func(l Listener) bool { return l.ClassName == ClassDepartedMemberInterceptor })
-	detector := slices.IndexFunc(ch.Interceptors, func(l Listener) bool { return l.ClassName == ClassTcpFailureDetector })
-	if departed >= 0 && detector >= 0 && departed > detector {
-		// Below the detector it would hear of a disappearance only suspected, and
-		// reset the connections of a member still there: what it sent is lost.
-		return []error{fmt.Errorf("%s: Interceptor %s (interceptor %d) must come before TcpFailureDetector (interceptor %d), which confirms a member gone", at, ClassDepartedMemberInterceptor, departed+1, detector+1)}
-	}
 	interceptor := slices.ContainsFunc(ch.Interceptors, func(l Listener) bool { return l.ClassName == ClassFreshConnectionsInterceptor })
 	sender := ch.Sender.Transport.ClassName == ClassFreshConnectionsSender
 	switch {

@@ -98,23 +98,6 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 		}
 	}
 
-	// A receiver keeps a departed member's connection with Tribes' interceptors (here
-	// TcpFailureDetector, the one cauldron's goes above); cauldron's resets it once told
-	// the member is gone, and only that member's.
-	for class, want := range map[string]string{
-		"org.apache.catalina.tribes.group.interceptors.TcpFailureDetector": "127.0.0.2 open\n127.0.0.1 open",
-		configs.ClassDepartedMemberInterceptor:                             "127.0.0.2 open\n127.0.0.1 closed",
-	} {
-		cp := strings.Join([]string{filepath.Join(home, "lib", "catalina-tribes.jar"), filepath.Join(home, "bin", "tomcat-juli.jar"), jar}, ":")
-		out, err := exec.Command(java, "-cp", cp, filepath.Join("testdata", "DepartedMemberProbe.java"), class, "4400").Output()
-		if err != nil {
-			t.Fatalf("DepartedMemberProbe %s: %v\n%s", class, err, out)
-		}
-		if got := strings.TrimSpace(string(out)); got != want {
-			t.Errorf("%s, told two members disappeared, left the connection of one:\n%s\nwant\n%s", class, got, want)
-		}
-	}
-
 	c := configs.NewCluster([]configs.Node{
 		{Name: "web1", Address: "127.0.0.1", Index: 1},
 		{Name: "web2", Address: "127.0.0.2", Index: 2},
