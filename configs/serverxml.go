@@ -431,44 +431,13 @@ func replicationInterceptors(r Replication) []Listener {
 	return l
 }
 
-// transportAttrs are the pooled sender's settings. A written cluster sends over one
-// connection per peer (poolSize 1): that connection, not an OrderInterceptor's queue,
-// keeps a session's changes in order (see WrittenSenders).
 func transportAttrs(r Replication) []xml.Attr {
 	attrs := []xml.Attr{{Name: xml.Name{Local: "timeout"}, Value: "1000"}}
 	if r == WrittenReplication {
-		attrs = append(attrs,
-			xml.Attr{Name: xml.Name{Local: "txBufSize"}, Value: strconv.Itoa(WrittenBuffer)},
-			xml.Attr{Name: xml.Name{Local: "poolSize"}, Value: strconv.Itoa(WrittenSenders)})
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "txBufSize"}, Value: strconv.Itoa(WrittenBuffer)})
 	}
 	return attrs
 }
-
-// WrittenSenders is a written cluster's pool of senders, each with one connection per
-// peer: one. A session's changes are sent one after the other (each written before its
-// answer leaves, and the user's next request comes after that answer), so on one
-// connection they arrive in order, and the peer's receiver reads a connection's
-// messages one after the other on one thread: in order, with nothing held.
-//
-// Over Tribes' 25 pooled connections they could arrive in any order, and the
-// OrderInterceptor that put them back in order holds a message that came before an
-// earlier-numbered one until that one arrives or, when the next message comes, 3 s have
-// passed. A number can go missing for good: a node frozen (docker pause) between a
-// thread's numbering and its send, after another thread sent the next number and
-// answered; the peer then held that answered change while the user's next request,
-// failed over 2 s later, found the count before it (the Nginx lab: 2 broken counts
-// in a freeze in CI, session 8). And a drained node's acknowledged changes pass
-// OrderInterceptor by, so what it held at the switch stayed held until the drained node
-// left the cluster, and then overwrote the newer changes (a rolling restart: 2 broken
-// counts, one going back by 6, and 3 sessions lost at the switch-over). So written's
-// OrderInterceptor never holds (WrittenOrderQueue) and keeps only the numbering that
-// nodes of other modes expect (see OrderedSendOptions).
-const WrittenSenders = 1
-
-// WrittenOrderQueue is the maxQueue of the OrderInterceptor of written changes: a
-// message numbered out of order is handed up at once (Tribes hands up a queue this long
-// as it is), not held; a late one, numbered below the counter, too.
-const WrittenOrderQueue = 1
 
 // OrderedSendOptions are the optionFlags of a replicating channel's two
 // OrderInterceptors, whatever the cluster's mode: the bits of the messages sent without
@@ -549,11 +518,9 @@ func ParseReplication(s string) (Replication, error) {
 func ReplicationInterceptors(r Replication) []Listener {
 	var l []Listener
 	for _, flag := range OrderedSendOptions() {
-		attrs := []xml.Attr{{Name: xml.Name{Local: "optionFlag"}, Value: strconv.Itoa(flag)}}
-		if flag == sendOptionsWritten {
-			attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "maxQueue"}, Value: strconv.Itoa(WrittenOrderQueue)})
-		}
-		l = append(l, Listener{ClassName: ClassOrderInterceptor, Attrs: attrs})
+		l = append(l, Listener{ClassName: ClassOrderInterceptor, Attrs: []xml.Attr{
+			{Name: xml.Name{Local: "optionFlag"}, Value: strconv.Itoa(flag)},
+		}})
 	}
 	return append(l, []Listener{
 		{ClassName: ClassTcpFailureDetector, Attrs: []xml.Attr{
@@ -702,7 +669,7 @@ func validateTomcatCluster(at string, c *TomcatCluster, groups map[string]string
 	if ch.Receiver.Address == "" {
 		errs = append(errs, fmt.Errorf("%s: Receiver address is empty (use \"auto\" or the node's address)", at))
 	}
-	errs = append(errs, validateInterceptors(at, c.ChannelSendOptions, ch.Interceptors, oneConnection(ch.Sender.Transport))...)
+	errs = append(errs, validateInterceptors(at, c.ChannelSendOptions, ch.Interceptors)...)
 	errs = append(errs, validateFreshConnections(at, ch)...)
 	m := ch.Membership
 	switch m.ClassName {
@@ -748,10 +715,7 @@ const sendOptionsWritten = 256
 
 // validateInterceptors checks the OrderInterceptors' place and flags (see
 // ReplicationInterceptors).
-//
-// oneConnection says the sender keeps one connection per peer (WrittenSenders), which
-// orders a written cluster's changes without an OrderInterceptor's queue.
-func validateInterceptors(at string, sendOptions int, interceptors []Listener, oneConnection bool) []error {
+func validateInterceptors(at string, sendOptions int, interceptors []Listener) []error {
 	var errs []error
 	var orders []int
 	for i, l := range interceptors {
@@ -771,37 +735,22 @@ func validateInterceptors(at string, sendOptions int, interceptors []Listener, o
 	ordered := sendOptions&sendOptionsUseAck != 0
 	var flags []string
 	for _, order := range orders {
-		flag, holds := 0, true
+		flag := 0
 		for _, a := range interceptors[order].Attrs {
-			switch a.Name.Local {
-			case "optionFlag":
-				n, err := strconv.Atoi(a.Value)
-				if err != nil || n < 0 {
-					errs = append(errs, fmt.Errorf("%s: OrderInterceptor optionFlag %q is not a number of channel send options", at, a.Value))
-					ordered = true // said once
-					continue
-				}
-				flag = n
-			case "maxQueue":
-				// Tribes hands up a queue of maxQueue messages at once: with 1 or
-				// less nothing waits for an earlier number.
-				n, err := strconv.Atoi(a.Value)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: OrderInterceptor maxQueue %q is not a number", at, a.Value))
-					continue
-				}
-				holds = n > 1
+			if a.Name.Local != "optionFlag" {
+				continue
 			}
+			n, err := strconv.Atoi(a.Value)
+			if err != nil || n < 0 {
+				errs = append(errs, fmt.Errorf("%s: OrderInterceptor optionFlag %q is not a number of channel send options", at, a.Value))
+				ordered = true // said once
+				continue
+			}
+			flag = n
 		}
 		flags = append(flags, strconv.Itoa(flag))
 		if sendOptions&flag == flag {
-			// A written cluster's changes come in order over one connection; an
-			// asynchronous one's leave from MessageDispatchInterceptor's pool of
-			// threads in any order, one connection or not.
-			written := sendOptions&sendOptionsAsynchronous == 0
-			if holds || written && oneConnection {
-				ordered = true
-			}
+			ordered = true
 		}
 		for i, l := range interceptors[:order] {
 			switch l.ClassName {
@@ -811,19 +760,9 @@ func validateInterceptors(at string, sendOptions int, interceptors []Listener, o
 		}
 	}
 	if !ordered {
-		errs = append(errs, fmt.Errorf("%s: OrderInterceptor optionFlag=%s leaves the cluster's changes (channelSendOptions=%d) unordered (an OrderInterceptor with maxQueue 1 orders nothing; written changes are ordered by a Transport with poolSize 1)", at, strings.Join(flags, ","), sendOptions))
+		errs = append(errs, fmt.Errorf("%s: OrderInterceptor optionFlag=%s leaves the cluster's changes (channelSendOptions=%d) unordered", at, strings.Join(flags, ","), sendOptions))
 	}
 	return errs
-}
-
-// oneConnection says whether a pooled sender keeps a single connection per peer.
-func oneConnection(transport Listener) bool {
-	for _, a := range transport.Attrs {
-		if a.Name.Local == "poolSize" {
-			return a.Value == "1"
-		}
-	}
-	return false
 }
 
 // validateFreshConnections checks that cauldron's two Tribes classes come together:

@@ -244,33 +244,14 @@ func TestEachReplicationModeSetsItsChannelSendOptions(t *testing.T) {
 			if r == configs.WrittenReplication {
 				wantBuf = configs.WrittenBuffer
 			}
-			tx, pool := 0, ""
+			tx := 0
 			for _, a := range ch.Sender.Transport.Attrs {
-				switch a.Name.Local {
-				case "txBufSize":
+				if a.Name.Local == "txBufSize" {
 					tx, _ = strconv.Atoi(a.Value)
-				case "poolSize":
-					pool = a.Value
 				}
 			}
 			if ch.Receiver.RxBufSize != wantBuf || tx != wantBuf {
 				t.Errorf("%s: %s: rxBufSize %d, txBufSize %d, want %d each", tc.name, svc.Name, ch.Receiver.RxBufSize, tx, wantBuf)
-			}
-			// Only a written cluster's changes are ordered by one connection per peer.
-			wantPool := ""
-			if r == configs.WrittenReplication {
-				wantPool = strconv.Itoa(configs.WrittenSenders)
-			}
-			if pool != wantPool {
-				t.Errorf("%s: %s: Transport poolSize %q, want %q", tc.name, svc.Name, pool, wantPool)
-			}
-			for _, l := range ch.Interceptors {
-				if l.ClassName != configs.ClassOrderInterceptor || l.Attrs[0].Value != "256" {
-					continue
-				}
-				if len(l.Attrs) != 2 || l.Attrs[1].Name.Local != "maxQueue" || l.Attrs[1].Value != strconv.Itoa(configs.WrittenOrderQueue) {
-					t.Errorf("%s: %s: the written changes' OrderInterceptor %v, want maxQueue %d (nothing held)", tc.name, svc.Name, l.Attrs, configs.WrittenOrderQueue)
-				}
 			}
 		}
 		if r.String() != tc.name {
@@ -309,8 +290,8 @@ func TestEveryModeOrdersBothKindsOfUnacknowledgedChangesSoNodesOfTwoModesUnderst
 			}
 			var flags []string
 			for _, o := range orders {
-				if len(o.Attrs) == 0 || o.Attrs[0].Name.Local != "optionFlag" {
-					t.Fatalf("%s: %s: OrderInterceptor %v, want an optionFlag first", name, svc.Name, o.Attrs)
+				if len(o.Attrs) != 1 || o.Attrs[0].Name.Local != "optionFlag" {
+					t.Fatalf("%s: %s: OrderInterceptor %v, want an optionFlag only", name, svc.Name, o.Attrs)
 				}
 				flags = append(flags, o.Attrs[0].Value)
 				if f, _ := strconv.Atoi(o.Attrs[0].Value); f == 0 || 6&f == f {
@@ -341,61 +322,5 @@ func TestAChannelWithoutTheAsyncDispatchNeedsNoOrderInterceptor(t *testing.T) {
 	}
 	if err := s.Validate(); err != nil {
 		t.Fatalf("Validate() = %v, want nil for synchronous replication", err)
-	}
-}
-
-func TestWrittenChangesAreOrderedByOneConnectionPerPeerNotByAQueueThatHoldsThem(t *testing.T) {
-	// attr sets (or with value "" removes) an attribute of the element.
-	attr := func(attrs []xml.Attr, name, value string) []xml.Attr {
-		attrs = slices.DeleteFunc(slices.Clone(attrs), func(a xml.Attr) bool { return a.Name.Local == name })
-		if value != "" {
-			attrs = append(attrs, xml.Attr{Name: xml.Name{Local: name}, Value: value})
-		}
-		return attrs
-	}
-	orderInterceptor := func(ch *configs.Channel, flag, maxQueue string) {
-		for i, l := range ch.Interceptors {
-			if l.ClassName == configs.ClassOrderInterceptor && l.Attrs[0].Value == flag {
-				ch.Interceptors[i].Attrs = attr(l.Attrs, "maxQueue", maxQueue)
-			}
-		}
-	}
-	for _, tc := range []struct {
-		name    string
-		mode    configs.Replication
-		change  func(ch *configs.Channel)
-		wantErr string
-	}{
-		{"as written: one connection, nothing held", configs.WrittenReplication, func(*configs.Channel) {}, ""},
-		{"Tribes' pool of connections and nothing held", configs.WrittenReplication, func(ch *configs.Channel) {
-			ch.Sender.Transport.Attrs = attr(ch.Sender.Transport.Attrs, "poolSize", "")
-		}, "channelSendOptions=256) unordered"},
-		{"Tribes' pool of connections and a queue that holds", configs.WrittenReplication, func(ch *configs.Channel) {
-			ch.Sender.Transport.Attrs = attr(ch.Sender.Transport.Attrs, "poolSize", "25")
-			orderInterceptor(ch, "256", "")
-		}, ""},
-		{"asynchronous changes over one connection with nothing held", configs.AsyncReplication, func(ch *configs.Channel) {
-			ch.Sender.Transport.Attrs = attr(ch.Sender.Transport.Attrs, "poolSize", "1")
-			orderInterceptor(ch, "8", "1")
-		}, "channelSendOptions=8) unordered"},
-		{"maxQueue not a number", configs.WrittenReplication, func(ch *configs.Channel) {
-			orderInterceptor(ch, "256", "few")
-		}, `maxQueue "few" is not a number`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := cluster(2)
-			c.Replication = tc.mode
-			s := configs.NewServerXML(c, c.Nodes[0])
-			for i := range s.Services {
-				tc.change(&s.Services[i].Engine.Cluster.Channel)
-			}
-			err := s.Validate()
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("Validate() = %v, want nil", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("Validate() = %v, want %q", err, tc.wantErr)
-			}
-		})
 	}
 }
