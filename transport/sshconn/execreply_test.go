@@ -2,21 +2,16 @@ package sshconn_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/cauldron-go/cauldron/transport"
 	"github.com/cauldron-go/cauldron/transport/sshconn"
@@ -28,9 +23,7 @@ import (
 // it writes never gets it. OpenSSH's sshd cannot be made to answer late, hence this
 // server, built on x/crypto/ssh's server side; it serves one login key.
 type lateReplyServer struct {
-	addr       string
-	knownHosts string
-	clientKey  string
+	testSSHServer
 
 	mu          sync.Mutex
 	execReplies []bool // per exec request: whether it wanted a reply
@@ -38,43 +31,8 @@ type lateReplyServer struct {
 
 func startLateReplyServer(t *testing.T) *lateReplyServer {
 	t.Helper()
-	dir := t.TempDir()
-	s := &lateReplyServer{clientKey: filepath.Join(dir, "id_ed25519"), knownHosts: filepath.Join(dir, "known_hosts")}
-	clientPub := writeKey(t, s.clientKey, "ed25519")
-	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostKey, err := ssh.NewSignerFromKey(hostPriv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
-		if string(k.Marshal()) == string(clientPub.Marshal()) {
-			return nil, nil
-		}
-		return nil, errors.New("unknown key")
-	}}
-	cfg.AddHostKey(hostKey)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	s.addr = ln.Addr().String()
-	line := knownhosts.Line([]string{knownhosts.Normalize(s.addr)}, hostKey.PublicKey())
-	if err := os.WriteFile(s.knownHosts, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(nc, cfg)
-		}
-	}()
+	s := &lateReplyServer{}
+	s.testSSHServer = startTestSSHServer(t, s.serve)
 	return s
 }
 

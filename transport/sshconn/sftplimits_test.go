@@ -3,10 +3,7 @@ package sshconn_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -16,7 +13,6 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/cauldron-go/cauldron/transport"
 	"github.com/cauldron-go/cauldron/transport/sshconn"
@@ -27,7 +23,7 @@ import (
 // other servers do not: a client may send it packets of 32 KiB and no more. It
 // records the longest packet a client sent it.
 type plainSFTPServer struct {
-	addr, knownHosts, clientKey string
+	testSSHServer
 
 	mu      sync.Mutex
 	longest int
@@ -35,43 +31,8 @@ type plainSFTPServer struct {
 
 func startPlainSFTPServer(t *testing.T) *plainSFTPServer {
 	t.Helper()
-	dir := t.TempDir()
-	s := &plainSFTPServer{clientKey: filepath.Join(dir, "id_ed25519"), knownHosts: filepath.Join(dir, "known_hosts")}
-	clientPub := writeKey(t, s.clientKey, "ed25519")
-	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostKey, err := ssh.NewSignerFromKey(hostPriv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
-		if bytes.Equal(k.Marshal(), clientPub.Marshal()) {
-			return nil, nil
-		}
-		return nil, errors.New("unknown key")
-	}}
-	cfg.AddHostKey(hostKey)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	s.addr = ln.Addr().String()
-	line := knownhosts.Line([]string{knownhosts.Normalize(s.addr)}, hostKey.PublicKey())
-	if err := os.WriteFile(s.knownHosts, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(nc, cfg)
-		}
-	}()
+	s := &plainSFTPServer{}
+	s.testSSHServer = startTestSSHServer(t, s.serve)
 	return s
 }
 
