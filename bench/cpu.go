@@ -189,25 +189,14 @@ func quietWindow(cpu float64, window time.Duration, hosts int) bool {
 	return cpu < settledCPU*window.Seconds()*float64(hosts)
 }
 
-// procCPU is the CPU seconds process pid has spent (utime and stime of /proc/pid/stat,
-// in the kernel's 100 Hz ticks), -1 when it cannot be read.
+// procCPU is the CPU seconds process pid has spent (utime and stime of /proc/pid/stat),
+// -1 when it cannot be read.
 func procCPU(pid int) float64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return -1
 	}
-	// The fields after the command's name, which is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return -1
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return -1
-	}
-	return float64(u+s) / 100
+	return procStatCPU(string(b))
 }
 
 // daemonCPU is the CPU seconds the warm daemon serving w's directory has used so far,
@@ -215,15 +204,15 @@ func procCPU(pid int) float64 {
 // own, which the bench's rusage does not count, and does half of a warm run's SSH (the
 // server side of every local handshake, the relaying).
 func (w *warmDialer) daemonCPU() float64 {
-	pid, err := os.ReadFile(filepath.Join(w.dir, "warm.pid"))
+	b, err := os.ReadFile(filepath.Join(w.dir, "warm.pid"))
 	if err != nil {
 		return -1
 	}
-	stat, err := os.ReadFile(filepath.Join("/proc", strings.TrimSpace(string(pid)), "stat"))
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
 		return -1
 	}
-	return procStatCPU(string(stat))
+	return procCPU(pid)
 }
 
 // procStatCPU reads utime and stime, in clock ticks of 1/100 s (USER_HZ, which Linux
