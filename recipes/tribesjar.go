@@ -18,7 +18,8 @@ import (
 )
 
 // tribesSources are the Java sources of cauldron's Tribes classes
-// (configs.ClassFreshConnectionsSender and configs.ClassFreshConnectionsInterceptor).
+// (configs.ClassFreshConnectionsSender, configs.ClassFreshConnectionsInterceptor and
+// configs.ClassPromptOrderInterceptor).
 //
 //go:embed tribes/*.java
 var tribesSources embed.FS
