@@ -23,4 +23,9 @@ public interface PromptOrderInterceptorMBean {
     long getLateCount();
 
     int getHeldNow();
+
+    long getStaleMargin();
+
+    /** Messages dropped as sent before their member was confirmed gone. */
+    long getStaleCount();
 }
