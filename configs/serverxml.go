@@ -53,13 +53,6 @@ const (
 // (which takes well under a millisecond).
 const PromptOrderHoldTime = 100
 
-// PromptOrderStaleMargin is how much earlier than its member's confirmed departure a
-// message that comes after it must have been sent for ClassPromptOrderInterceptor to
-// drop it, in milliseconds: what a cut-off host kept in its kernel arrives when the
-// network is back, 30 s late and never answered. The margin is for the members'
-// clocks, as the message's time is its sender's.
-const PromptOrderStaleMargin = 500
-
 // isOrderInterceptor says whether className numbers messages and hands them up in
 // that order: Tribes' OrderInterceptor or cauldron's, which understand each other.
 func isOrderInterceptor(className string) bool {
@@ -459,20 +452,14 @@ func transportClass(r Replication) string {
 // acknowledged replication sends no numbered message after its last, whose gap then
 // lasted until it stopped (a count went back by 6). Cauldron's hands a held message
 // up after PromptOrderHoldTime, and every held one of a member before an
-// acknowledged message of that member. It also drops a message that comes after its
-// member was confirmed gone and was sent before (PromptOrderStaleMargin): a cut-off
-// host's kernel sent, when the network came back, a JvmRouteBinderValve id change that
-// renamed a session its user went on using on the other node (2 sessions lost in one
-// Nginx lab run of session 10).
+// acknowledged message of that member.
 func replicationInterceptors(r Replication) []Listener {
 	l := ReplicationInterceptors(r)
 	if r == WrittenReplication {
 		for i := range l {
 			if l[i].ClassName == ClassOrderInterceptor {
 				l[i].ClassName = ClassPromptOrderInterceptor
-				l[i].Attrs = append(l[i].Attrs,
-					xml.Attr{Name: xml.Name{Local: "holdTime"}, Value: strconv.Itoa(PromptOrderHoldTime)},
-					xml.Attr{Name: xml.Name{Local: "staleMargin"}, Value: strconv.Itoa(PromptOrderStaleMargin)})
+				l[i].Attrs = append(l[i].Attrs, xml.Attr{Name: xml.Name{Local: "holdTime"}, Value: strconv.Itoa(PromptOrderHoldTime)})
 			}
 		}
 		l = append(l, Listener{ClassName: ClassFreshConnectionsInterceptor})

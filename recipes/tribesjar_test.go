@@ -100,13 +100,12 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 	}
 
 	// Tribes' OrderInterceptor holds a message after a gap until the member's next
-	// message, lets an acknowledged one overtake what it holds, hands up a member's
-	// new numbering unordered, and what a departed member sent before it went; cauldron's
-	// hands the held one up after its hold time, before the acknowledged one, orders
-	// the new numbering and drops the stale message.
+	// message, lets an acknowledged one overtake what it holds, and hands up a member's
+	// new numbering unordered; cauldron's hands the held one up after its hold time,
+	// before the acknowledged one, and orders the new numbering.
 	for class, want := range map[string]string{
-		"org.apache.catalina.tribes.group.interceptors.OrderInterceptor": "1 | - | 2 3 | ack | r1 r3 r2 | 5 stale fresh",
-		configs.ClassPromptOrderInterceptor:                              "1 | 3 | 2 | 5 ack | r1 r2 r3 | fresh",
+		"org.apache.catalina.tribes.group.interceptors.OrderInterceptor": "1 | - | 2 3 | ack | r1 r3 r2",
+		configs.ClassPromptOrderInterceptor:                              "1 | 3 | 2 | 5 ack | r1 r2 r3",
 	} {
 		cp := strings.Join([]string{filepath.Join(home, "lib", "catalina-tribes.jar"), filepath.Join(home, "bin", "tomcat-juli.jar"), jar}, ":")
 		out, err := exec.Command(java, "-cp", cp, filepath.Join("testdata", "OrderProbe.java"), class).Output()

@@ -3,7 +3,6 @@ package io.cauldron.tribes;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -48,18 +47,6 @@ import org.apache.juli.logging.LogFactory;
  * change was made before the later ones, whose sessions it does not touch unless it
  * was answered first (one session's changes are numbered only after the one before was
  * written).
- *
- * It also drops what a member sent more than staleMargin (500 ms) before the failure
- * detector confirmed it gone and that comes only after: a host cut off the network
- * keeps what it wrote into its connections in its kernel and sends it when the network
- * is back, 30 s later, where it would be applied over everything the other node did
- * since. Such a change was never answered (its answer could not get out either); one
- * was a JvmRouteBinderValve id change of a session the cut-off host's web server had
- * failed over to its own node, which renamed that session on the node its user went on
- * using: the user got a new, empty session (2 sessions lost, the Nginx lab, session
- * 10; 1 in session 9). The margin is for the members' clocks (the message's time is
- * the sender's). Put it above TcpFailureDetector, which passes a disappearance up only
- * once verified.
  */
 public class PromptOrderInterceptor extends ChannelInterceptorBase implements PromptOrderInterceptorMBean {
     private static final Log log = LogFactory.getLog(PromptOrderInterceptor.class);
@@ -71,9 +58,6 @@ public class PromptOrderInterceptor extends ChannelInterceptorBase implements Pr
     private final Map<Member, Incoming> incoming = new HashMap<>(); // by inLock
 
     private volatile long holdTime = 100;
-    private volatile long staleMargin = 500;
-    private final Map<Member, Long> departedAt = new ConcurrentHashMap<>();
-    private final AtomicLong staleCount = new AtomicLong();
     private ScheduledExecutorService timer; // by this
 
     private final AtomicLong heldCount = new AtomicLong();
@@ -130,13 +114,6 @@ public class PromptOrderInterceptor extends ChannelInterceptorBase implements Pr
     @Override
     public void messageReceived(ChannelMessage msg) {
         Member from = msg.getAddress();
-        Long gone = departedAt.get(from);
-        if (gone != null && msg.getTimestamp() < gone - staleMargin) {
-            staleCount.incrementAndGet();
-            log.info("Dropped a message " + from.getName() + " sent " + (gone - msg.getTimestamp())
-                    + " ms before it was confirmed gone: it comes too late to be applied");
-            return;
-        }
         if (!okToProcess(msg.getOptions())) {
             if ((msg.getOptions() & Channel.SEND_OPTIONS_USE_ACK) != 0) {
                 // Sent after every numbered one that came before it: those go up first.
@@ -231,7 +208,6 @@ public class PromptOrderInterceptor extends ChannelInterceptorBase implements Pr
 
     @Override
     public void memberDisappeared(Member member) {
-        departedAt.put(member, System.currentTimeMillis());
         synchronized (inLock) {
             Incoming in = incoming.remove(member);
             if (in != null) {
@@ -284,24 +260,6 @@ public class PromptOrderInterceptor extends ChannelInterceptorBase implements Pr
             throw new IllegalArgumentException("holdTime must be positive, not " + ms);
         }
         holdTime = ms;
-    }
-
-    /** How much earlier than its member's confirmed departure a late message must have been sent to be dropped, in milliseconds. */
-    public void setStaleMargin(long ms) {
-        if (ms < 0) {
-            throw new IllegalArgumentException("staleMargin must not be negative, not " + ms);
-        }
-        staleMargin = ms;
-    }
-
-    @Override
-    public long getStaleMargin() {
-        return staleMargin;
-    }
-
-    @Override
-    public long getStaleCount() {
-        return staleCount.get();
     }
 
     @Override

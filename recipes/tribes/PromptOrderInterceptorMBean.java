@@ -23,9 +23,4 @@ public interface PromptOrderInterceptorMBean {
     long getLateCount();
 
     int getHeldNow();
-
-    long getStaleMargin();
-
-    /** Messages dropped as sent before their member was confirmed gone. */
-    long getStaleCount();
 }
