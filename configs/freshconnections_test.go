@@ -22,10 +22,7 @@ func TestOnlyAWrittenClusterClosesTheConnectionsOfADepartedMember(t *testing.T) 
 				wantSender, wantNames := configs.ClassPooledParallelSender, []string{configs.ClassOrderInterceptor, configs.ClassOrderInterceptor, configs.ClassTcpFailureDetector, configs.ClassMessageDispatch}
 				if r == configs.WrittenReplication {
 					// Last, next to the transport: it sees the membership's own changes.
-					// Its OrderInterceptors are cauldron's, which hold nothing for long.
-					wantSender = configs.ClassFreshConnectionsSender
-					wantNames = []string{configs.ClassPromptOrderInterceptor, configs.ClassPromptOrderInterceptor, configs.ClassTcpFailureDetector,
-						configs.ClassMessageDispatch, configs.ClassFreshConnectionsInterceptor}
+					wantSender, wantNames = configs.ClassFreshConnectionsSender, append(wantNames, configs.ClassFreshConnectionsInterceptor)
 				}
 				if got := ch.Sender.Transport.ClassName; got != wantSender {
 					t.Errorf("%s, %s, %s: Transport %s, want %s", r, m, svc.Name, got, wantSender)

@@ -40,24 +40,7 @@ const (
 const (
 	ClassFreshConnectionsSender      = "io.cauldron.tribes.FreshConnectionsSender"
 	ClassFreshConnectionsInterceptor = "io.cauldron.tribes.FreshConnectionsInterceptor"
-	// ClassPromptOrderInterceptor is cauldron's ordering interceptor: Tribes'
-	// OrderInterceptor on the wire, but a message waits for an earlier one at most
-	// PromptOrderHoldTime (see WrittenReplication).
-	ClassPromptOrderInterceptor = "io.cauldron.tribes.PromptOrderInterceptor"
 )
-
-// PromptOrderHoldTime is how long ClassPromptOrderInterceptor holds a message that
-// came before an earlier-numbered one, in milliseconds: a node numbers a change before
-// its request thread writes it, so a gap that lasts longer is a thread that stalled
-// (a frozen host) or a write that failed, not two connections read in another order
-// (which takes well under a millisecond).
-const PromptOrderHoldTime = 100
-
-// isOrderInterceptor says whether className numbers messages and hands them up in
-// that order: Tribes' OrderInterceptor or cauldron's, which understand each other.
-func isOrderInterceptor(className string) bool {
-	return className == ClassOrderInterceptor || className == ClassPromptOrderInterceptor
-}
 
 // StaticFilesFilter is the ReplicationValve filter: requests for these never change a
 // session, so they are not worth a replication round.
@@ -440,28 +423,9 @@ func transportClass(r Replication) string {
 // replicationInterceptors are ReplicationInterceptors, and for a written cluster
 // ClassFreshConnectionsInterceptor last, next to the transport: it hears of a
 // member's return from the membership itself, before any send can go to it.
-//
-// A written cluster's OrderInterceptors are cauldron's ClassPromptOrderInterceptor
-// (same number on the wire, so nodes with either understand each other and a rolling
-// restart switches from one to the other): Tribes' holds a message whose
-// earlier-numbered one is missing until the member's next message comes at least 3 s
-// later, or until the member leaves. A node numbers a change before its request
-// thread writes it, so a thread stalled in between (the Nginx lab's frozen web host,
-// session 9) left the later changes, already answered, waiting at the other node, and
-// the users' next requests there read the session without them; a node drained to
-// acknowledged replication sends no numbered message after its last, whose gap then
-// lasted until it stopped (a count went back by 6). Cauldron's hands a held message
-// up after PromptOrderHoldTime, and every held one of a member before an
-// acknowledged message of that member.
 func replicationInterceptors(r Replication) []Listener {
 	l := ReplicationInterceptors(r)
 	if r == WrittenReplication {
-		for i := range l {
-			if l[i].ClassName == ClassOrderInterceptor {
-				l[i].ClassName = ClassPromptOrderInterceptor
-				l[i].Attrs = append(l[i].Attrs, xml.Attr{Name: xml.Name{Local: "holdTime"}, Value: strconv.Itoa(PromptOrderHoldTime)})
-			}
-		}
 		l = append(l, Listener{ClassName: ClassFreshConnectionsInterceptor})
 	}
 	return l
@@ -755,7 +719,7 @@ func validateInterceptors(at string, sendOptions int, interceptors []Listener) [
 	var errs []error
 	var orders []int
 	for i, l := range interceptors {
-		if isOrderInterceptor(l.ClassName) {
+		if l.ClassName == ClassOrderInterceptor {
 			orders = append(orders, i)
 		}
 	}

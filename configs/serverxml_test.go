@@ -272,9 +272,7 @@ func TestEveryModeOrdersBothKindsOfUnacknowledgedChangesSoNodesOfTwoModesUnderst
 	// mode to another by a rolling restart must have the same. A drained node sends
 	// acknowledged (6) changes: no OrderInterceptor may take them, or it acknowledges
 	// one it holds for an earlier number.
-	// Tribes' OrderInterceptor and cauldron's (a written cluster's) number alike, so
-	// only the flags must agree.
-	var first []string
+	var first []configs.Listener
 	for _, name := range []string{"async", "written", "sync"} {
 		r, err := configs.ParseReplication(name)
 		if err != nil {
@@ -284,13 +282,16 @@ func TestEveryModeOrdersBothKindsOfUnacknowledgedChangesSoNodesOfTwoModesUnderst
 		c.Replication = r
 		s := configs.NewServerXML(c, c.Nodes[0])
 		for _, svc := range s.Services {
-			var flags []string
-			for _, o := range svc.Engine.Cluster.Channel.Interceptors {
-				if o.ClassName != configs.ClassOrderInterceptor && o.ClassName != configs.ClassPromptOrderInterceptor {
-					continue
+			var orders []configs.Listener
+			for _, l := range svc.Engine.Cluster.Channel.Interceptors {
+				if l.ClassName == configs.ClassOrderInterceptor {
+					orders = append(orders, l)
 				}
-				if len(o.Attrs) == 0 || o.Attrs[0].Name.Local != "optionFlag" {
-					t.Fatalf("%s: %s: OrderInterceptor %v, want an optionFlag first", name, svc.Name, o.Attrs)
+			}
+			var flags []string
+			for _, o := range orders {
+				if len(o.Attrs) != 1 || o.Attrs[0].Name.Local != "optionFlag" {
+					t.Fatalf("%s: %s: OrderInterceptor %v, want an optionFlag only", name, svc.Name, o.Attrs)
 				}
 				flags = append(flags, o.Attrs[0].Value)
 				if f, _ := strconv.Atoi(o.Attrs[0].Value); f == 0 || 6&f == f {
@@ -301,9 +302,9 @@ func TestEveryModeOrdersBothKindsOfUnacknowledgedChangesSoNodesOfTwoModesUnderst
 				t.Errorf("%s: %s: OrderInterceptor flags %s, want 8,256 (asynchronous and written)", name, svc.Name, got)
 			}
 			if first == nil {
-				first = flags
-			} else if !slices.Equal(flags, first) {
-				t.Errorf("%s: %s: OrderInterceptor flags %v differ from async's %v", name, svc.Name, flags, first)
+				first = orders
+			} else if !reflect.DeepEqual(orders, first) {
+				t.Errorf("%s: %s: OrderInterceptors %v differ from async's %v", name, svc.Name, orders, first)
 			}
 		}
 		if err := s.Validate(); err != nil {

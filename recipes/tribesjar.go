@@ -18,8 +18,7 @@ import (
 )
 
 // tribesSources are the Java sources of cauldron's Tribes classes
-// (configs.ClassFreshConnectionsSender, configs.ClassFreshConnectionsInterceptor and
-// configs.ClassPromptOrderInterceptor).
+// (configs.ClassFreshConnectionsSender and configs.ClassFreshConnectionsInterceptor).
 //
 //go:embed tribes/*.java
 var tribesSources embed.FS

@@ -20,8 +20,7 @@ const systemTomcat = "/usr/share/tomcat10"
 // TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt builds
 // the jar with this machine's JDK against Debian's Tomcat 10.1 through the step,
 // checks with a real socket that its sender opens a new connection to a member
-// removed and back (ReconnectProbe; Tribes' own reuses the old one), that its
-// ordering interceptor holds nothing for long (OrderProbe), then runs Tomcat's configtest (the Digester that start uses, which loads every class
+// removed and back (ReconnectProbe; Tribes' own reuses the old one), then runs Tomcat's configtest (the Digester that start uses, which loads every class
 // server.xml names) on a written cluster's server.xml with and without the jar.
 func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(t *testing.T) {
 	if testing.Short() {
@@ -96,24 +95,6 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 		}
 		if got := strings.TrimSpace(string(out)); got != want {
 			t.Errorf("%s sent a member that went away and came back its messages over %s connections, want %s", class, got, want)
-		}
-	}
-
-	// Tribes' OrderInterceptor holds a message after a gap until the member's next
-	// message, lets an acknowledged one overtake what it holds, and hands up a member's
-	// new numbering unordered; cauldron's hands the held one up after its hold time,
-	// before the acknowledged one, and orders the new numbering.
-	for class, want := range map[string]string{
-		"org.apache.catalina.tribes.group.interceptors.OrderInterceptor": "1 | - | 2 3 | ack | r1 r3 r2",
-		configs.ClassPromptOrderInterceptor:                              "1 | 3 | 2 | 5 ack | r1 r2 r3",
-	} {
-		cp := strings.Join([]string{filepath.Join(home, "lib", "catalina-tribes.jar"), filepath.Join(home, "bin", "tomcat-juli.jar"), jar}, ":")
-		out, err := exec.Command(java, "-cp", cp, filepath.Join("testdata", "OrderProbe.java"), class).Output()
-		if err != nil {
-			t.Fatalf("OrderProbe %s: %v\n%s", class, err, out)
-		}
-		if got := strings.TrimSpace(string(out)); got != want {
-			t.Errorf("%s handed up %q, want %q", class, got, want)
 		}
 	}
 
