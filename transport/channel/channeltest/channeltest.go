@@ -227,7 +227,10 @@ func cancelMidCommand(t *testing.T, c transport.Conn, channelErr func() error) {
 	if err := channelErr(); err != nil {
 		t.Errorf("the channel did not survive the cancel: %v", err)
 	}
-	for wait := time.Now().Add(5 * time.Second); ; {
+	// The kill is a command of its own (a docker exec, an SSH session) given 10 s, and
+	// a child forked after one attempt listed the processes is found by the next: 5 s
+	// was too short for a docker exec on a loaded CI machine (session 10).
+	for wait := time.Now().Add(15 * time.Second); ; {
 		if where := searchProc("sleep\x00" + mark); where == "" {
 			break
 		} else if time.Now().After(wait) {
