@@ -287,9 +287,12 @@ func TestTheSelfTestBehindALongCommandIsTimedFromItsStart(t *testing.T) {
 // and a slow command between them broke a working channel (a deploy's apt-get update
 // failed with "echo ok ... gave \"\" (context canceled)" under load).
 func TestCommandsSentDuringTheSelfTestDoNotGoBetweenItsProbes(t *testing.T) {
+	// Twenty commands of 0.2 s between the probes would take 4 s, well past the
+	// test's 1.5 s; the probes alone take milliseconds, but with 300 ms they broke the
+	// channel once on a loaded 2-core CI machine (session 10).
 	for range 5 {
 		ch := openLocal(t, t.TempDir())
-		channel.Verify(ch, 300*time.Millisecond)
+		channel.Verify(ch, 1500*time.Millisecond)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for range 20 {
@@ -297,7 +300,7 @@ func TestCommandsSentDuringTheSelfTestDoNotGoBetweenItsProbes(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_ = ch.Run(context.Background(), transport.Command{Line: "sleep 0.1"})
+				_ = ch.Run(context.Background(), transport.Command{Line: "sleep 0.2"})
 			}()
 		}
 		var out bytes.Buffer
