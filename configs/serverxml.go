@@ -42,6 +42,12 @@ const (
 	ClassFreshConnectionsInterceptor = "io.cauldron.tribes.FreshConnectionsInterceptor"
 )
 
+// ClassWokenNodeValve is cauldron's valve (in the same jar) that keeps a node which was
+// frozen from serving other nodes' sessions with its stale copies of them for a few
+// seconds after it wakes: the first valve of every clustered Engine (see
+// recipes/tribes/WokenNodeValve.java for why and how).
+const ClassWokenNodeValve = "io.cauldron.tribes.WokenNodeValve"
+
 // StaticFilesFilter is the ReplicationValve filter: requests for these never change a
 // session, so they are not worth a replication round.
 const StaticFilesFilter = `.*\.gif|.*\.js|.*\.jpeg|.*\.jpg|.*\.png|.*\.htm|.*\.html|.*\.css|.*\.txt|.*\.svg|.*\.ico|.*\.woff2?`
@@ -97,7 +103,10 @@ type Engine struct {
 	DefaultHost string         `xml:"defaultHost,attr"`
 	JvmRoute    string         `xml:"jvmRoute,attr"`
 	Cluster     *TomcatCluster `xml:"Cluster,omitempty"`
-	Host        Host           `xml:"Host"`
+	// Valves run before the cluster's, which Tomcat adds to the Engine when the
+	// cluster starts.
+	Valves []Valve `xml:"Valve"`
+	Host   Host    `xml:"Host"`
 }
 
 // Host is the Engine's one virtual host.
@@ -251,6 +260,7 @@ func NewServerXML(c Cluster, n Node) *ServerXML {
 		}
 		if c.Membership != NoReplication {
 			svc.Engine.Cluster = newTomcatCluster(c, a, n)
+			svc.Engine.Valves = []Valve{{ClassName: ClassWokenNodeValve}}
 		}
 		s.Services = append(s.Services, svc)
 	}

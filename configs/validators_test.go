@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cauldron-go/cauldron/configs"
+	"github.com/cauldron-go/cauldron/recipes"
+	"github.com/cauldron-go/cauldron/transport/local"
 )
 
 // These tests hand the rendered files to the real programs that read them. They need
@@ -188,12 +191,17 @@ func TestTomcatReadsEveryAttributeOfServerXML(t *testing.T) {
 		t.Skip("tomcat10 is not installed")
 	}
 	need(t, "java")
+	jar := cauldronJar(t, home)
 	configtest := func(t *testing.T, c configs.Cluster, mangle func(string) string) string {
 		base := t.TempDir()
-		for _, d := range []string{"conf", "logs", "temp", "webapps", "work"} {
+		for _, d := range []string{"conf", "lib", "logs", "temp", "webapps", "work"} {
 			if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// A clustered Engine names cauldron's valve (configs.ClassWokenNodeValve).
+		if err := os.Symlink(jar, filepath.Join(base, "lib", filepath.Base(jar))); err != nil {
+			t.Fatal(err)
 		}
 		webXML, err := os.ReadFile(filepath.Join(home, "etc", "web.xml"))
 		if err != nil {
@@ -252,6 +260,39 @@ func TestTomcatReadsEveryAttributeOfServerXML(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cauldronJar builds cauldron's jar (recipes.TribesJar) with this machine's JDK against
+// the Tomcat in home, in a folder of the test's, and returns its path.
+func cauldronJar(t *testing.T, home string) string {
+	t.Helper()
+	javac, err := filepath.EvalSymlinks(need(t, "javac"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tomcat := t.TempDir()
+	for _, p := range []string{"lib/catalina-tribes.jar", "lib/catalina.jar", "lib/servlet-api.jar", "bin/tomcat-juli.jar"} {
+		if err := os.MkdirAll(filepath.Join(tomcat, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(home, p), filepath.Join(tomcat, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	step := recipes.TribesJar{JavaHome: filepath.Dir(filepath.Dir(javac)), TomcatHome: tomcat, Owner: me.Username}
+	change, err := step.Check(ctx, local.New())
+	if err != nil || change == nil {
+		t.Fatalf("the jar's Check = %+v, %v; want a build", change, err)
+	}
+	if err := change.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(tomcat, "lib", recipes.TribesJarName)
 }
 
 func unknownAttribute(tomcatLog string) bool {

@@ -418,6 +418,7 @@ func hostFaultUnderLoad(t *testing.T, l *lab.Lab, scenario string, start, end fu
 	t.Logf("%s: docker took %s; %d failed in the first %s of the fault, %d after it (%d after %s from docker's start), back in rotation %s after the fault",
 		scenario, began.Sub(asked).Round(100*time.Millisecond), r.FailuresBetween(asked, began.Add(faultGrace)), faultGrace, late,
 		r.FailuresBetween(asked.Add(faultGrace), time.Now(), "GET", "HEAD"), faultGrace, time.Since(over).Round(100*time.Millisecond))
+	logWokenNodes(t, l, scenario)
 	if late > 0 {
 		t.Errorf("%d GET requests failed after the first %s of the fault", late, faultGrace)
 	}
@@ -425,6 +426,24 @@ func hostFaultUnderLoad(t *testing.T, l *lab.Lab, scenario string, start, end fu
 		t.Errorf("%d sessions lost, %d counts broken", r.Lost, r.Broken)
 	}
 	return over
+}
+
+// logWokenNodes logs what each web node's configs.ClassWokenNodeValve did: the pauses
+// it found and how many requests for other nodes' sessions it refused after them (held
+// by a frozen host and served with its stale copies otherwise).
+func logWokenNodes(t *testing.T, l *lab.Lab, scenario string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, h := range l.Hosts {
+		if h.Node == 0 {
+			continue
+		}
+		out, err := hostOutput(ctx, l, h.Name, "cd /home/gaia3d/tools/mago3d-tomcat/logs && "+
+			"echo \"$(cat catalina.*.log | grep -c 'Refused a request for a session') refused\"; "+
+			"grep -h 'was frozen for' catalina.*.log | tail -n 4 | sed 's/^.*This node/This node/'")
+		t.Logf("%s: %s's woken-node valve (%v): %s", scenario, h.Name, err, strings.TrimSpace(out))
+	}
 }
 
 // checkSpread opens 100 new sessions on each site: each node must get its fair share

@@ -144,9 +144,10 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 	setenvFile.Content = content(setenv)
 	r.Add(steps.Notify(setenvFile, TomcatHandler))
 	r.Add(steps.Notify(NullCatalinaOut(tomcatHome), TomcatHandler))
-	if c.Cluster.Membership != configs.NoReplication && c.Cluster.Replication == configs.WrittenReplication {
-		// server.xml names cauldron's Tribes classes (configs.ClassFreshConnectionsSender):
-		// the jar is there before the file that needs it.
+	if c.Cluster.Membership != configs.NoReplication {
+		// server.xml names cauldron's valve (configs.ClassWokenNodeValve) and, written,
+		// its Tribes classes (configs.ClassFreshConnectionsSender): the jar is there
+		// before the file that needs it.
 		r.Add(steps.Notify(TribesJar{JavaHome: javaHome, TomcatHome: tomcatHome, Owner: c.Account}, TomcatHandler))
 	}
 	// Each WAR is unpacked into a release folder of its own, named by its sum

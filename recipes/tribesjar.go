@@ -18,7 +18,8 @@ import (
 )
 
 // tribesSources are the Java sources of cauldron's Tribes classes
-// (configs.ClassFreshConnectionsSender and configs.ClassFreshConnectionsInterceptor).
+// (configs.ClassFreshConnectionsSender and configs.ClassFreshConnectionsInterceptor) and
+// of its valve (configs.ClassWokenNodeValve).
 //
 //go:embed tribes/*.java
 var tribesSources embed.FS
@@ -30,7 +31,8 @@ const TribesJarName = "cauldron-tribes.jar"
 // manifest, whose lines wrap at 72 bytes).
 const tribesJarHashEntry = "META-INF/cauldron-sources.sha256"
 
-// TribesJar compiles cauldron's Tribes classes (see configs.WrittenReplication) on
+// TribesJar compiles cauldron's Tribes classes (see configs.WrittenReplication) and
+// valve (configs.ClassWokenNodeValve) on
 // the host with the node's own JDK against the node's own Tomcat, into
 // <TomcatHome>/lib/cauldron-tribes.jar, where Tomcat's common class loader finds
 // them. The jar carries the SHA-256 of the sources it was built from: the
@@ -39,7 +41,8 @@ const tribesJarHashEntry = "META-INF/cauldron-sources.sha256"
 // JVM loads the classes once.
 type TribesJar struct {
 	// JavaHome is a JDK (with bin/javac and bin/jar); TomcatHome a Tomcat 10.1 whose
-	// lib/catalina-tribes.jar and bin/tomcat-juli.jar the classes compile against.
+	// lib/catalina-tribes.jar, lib/catalina.jar, lib/servlet-api.jar and
+	// bin/tomcat-juli.jar the classes compile against.
 	JavaHome, TomcatHome string
 	// Owner owns the jar (its group too).
 	Owner string
@@ -134,7 +137,11 @@ func cmpShort(h string) string {
 // in one rename, so Tomcat never sees half a jar.
 func (j TribesJar) buildScript(hash string) string {
 	bin := path.Join(j.JavaHome, "bin")
-	cp := path.Join(j.TomcatHome, "lib", "catalina-tribes.jar") + ":" + path.Join(j.TomcatHome, "bin", "tomcat-juli.jar")
+	var jars []string
+	for _, p := range []string{"lib/catalina-tribes.jar", "lib/catalina.jar", "lib/servlet-api.jar", "bin/tomcat-juli.jar"} {
+		jars = append(jars, path.Join(j.TomcatHome, p))
+	}
+	cp := strings.Join(jars, ":")
 	var b strings.Builder
 	b.WriteString("set -e\ndir=$(mktemp -d)\ntrap 'rm -rf \"$dir\"' EXIT\nmkdir \"$dir/src\" \"$dir/classes\"\n")
 	for _, s := range tribesSourceFiles() {

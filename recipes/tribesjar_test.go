@@ -20,7 +20,8 @@ const systemTomcat = "/usr/share/tomcat10"
 // TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt builds
 // the jar with this machine's JDK against Debian's Tomcat 10.1 through the step,
 // checks with a real socket that its sender opens a new connection to a member
-// removed and back (ReconnectProbe; Tribes' own reuses the old one), then runs Tomcat's configtest (the Digester that start uses, which loads every class
+// removed and back (ReconnectProbe; Tribes' own reuses the old one), that its valve
+// refuses other nodes' sessions right after a freeze (WokenNodeProbe), then runs Tomcat's configtest (the Digester that start uses, which loads every class
 // server.xml names) on a written cluster's server.xml with and without the jar.
 func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(t *testing.T) {
 	if testing.Short() {
@@ -41,9 +42,9 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A Tomcat home with the two jars the classes compile against.
+	// A Tomcat home with the jars the classes compile against.
 	home := t.TempDir()
-	for _, p := range []string{"lib/catalina-tribes.jar", "bin/tomcat-juli.jar"} {
+	for _, p := range []string{"lib/catalina-tribes.jar", "lib/catalina.jar", "lib/servlet-api.jar", "bin/tomcat-juli.jar"} {
 		if err := os.MkdirAll(filepath.Join(home, filepath.Dir(p)), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -95,6 +96,28 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 		}
 		if got := strings.TrimSpace(string(out)); got != want {
 			t.Errorf("%s sent a member that went away and came back its messages over %s connections, want %s", class, got, want)
+		}
+	}
+
+	// A node woken from a freeze refuses other nodes' sessions for a while (503), and
+	// serves its own and new ones: before, right after 3 s stopped (SIGSTOP, as docker
+	// pause), and after the probe's 3 s refuse time; a stop shorter than the valve's
+	// 2 s refuses nothing.
+	for frozen, want := range map[string]string{
+		"3000": "s s s | 503 s s | s s s | refused 1",
+		"500":  "s s s | s s s | s s s | refused 0",
+	} {
+		var cp []string
+		for _, p := range []string{"catalina-tribes.jar", "catalina.jar", "servlet-api.jar", "tomcat-coyote.jar", "tomcat-util.jar", "tomcat-api.jar", "jaspic-api.jar"} {
+			cp = append(cp, filepath.Join(systemTomcat, "lib", p))
+		}
+		cp = append(cp, filepath.Join(systemTomcat, "bin", "tomcat-juli.jar"), jar)
+		out, err := exec.Command(java, "-cp", strings.Join(cp, ":"), filepath.Join("testdata", "WokenNodeProbe.java"), frozen).Output()
+		if err != nil {
+			t.Fatalf("WokenNodeProbe %s: %v\n%s", frozen, err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Errorf("a node stopped for %s ms answered %q, want %q", frozen, got, want)
 		}
 	}
 
