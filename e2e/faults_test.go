@@ -165,14 +165,18 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 	for _, f := range []struct {
 		name       string
 		start, end func(context.Context, string) error
+		held       bool // a request for another node's session waits out the fault in the host
 	}{
-		{"web host frozen 30s", l.Pause, l.Unpause},
-		{"web host cut off 30s", l.Disconnect, l.Reconnect},
+		{"web host frozen 30s", l.Pause, l.Unpause, true},
+		{"web host cut off 30s", l.Disconnect, l.Reconnect, false},
 	} {
 		t.Run(f.name, func(t *testing.T) {
 			needStrict(t, web+": "+f.name)
-			back := hostFaultUnderLoad(t, l, web+": "+f.name, f.start, f.end)
+			back, held := hostFaultUnderLoad(t, l, web+": "+f.name, f.start, f.end, f.held)
 			checkSpread(t, l, back)
+			if held != nil {
+				held.check(t, web+": "+f.name)
+			}
 		})
 	}
 }
@@ -376,9 +380,14 @@ func killTomcatUnderLoad(t *testing.T, l *lab.Lab, web string) time.Time {
 
 // hostFaultUnderLoad makes the fault on web1 for 30 s under load: no GET may fail after
 // the first faultGrace, no session may be lost, no count broken. It returns when the
-// fault ended.
-func hostFaultUnderLoad(t *testing.T, l *lab.Lab, scenario string, start, end func(context.Context, string) error) time.Time {
+// fault ended, and with held the request held by the host (heldRequest), to check once
+// the spread after the host's return was measured.
+func hostFaultUnderLoad(t *testing.T, l *lab.Lab, scenario string, start, end func(context.Context, string) error, held bool) (time.Time, *heldRequest) {
 	const host = "web1"
+	var h *heldRequest
+	if held {
+		h = newHeldRequest(t, l, host)
+	}
 	c := startLoad(t, l)
 	time.Sleep(5 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -393,6 +402,21 @@ func hostFaultUnderLoad(t *testing.T, l *lab.Lab, scenario string, start, end fu
 	// logged 3.3 s after the command began), and a grace counted from the ask would
 	// spend that on docker. Both counts are logged.
 	began := time.Now()
+	if h != nil {
+		// Once HAProxy has the host out, so that none of the probe's own requests is
+		// swallowed by the frozen host (and done again on its wake).
+		waitHAProxy(t, l, clusterVars(t, l.DockerInventory), host, "DOWN", 30*time.Second)
+		// And once the other node's cluster has dropped it (static membership: a
+		// ping every 1 s, rpcTimeout 3 s, the failure detector's 0.5 s), so that the
+		// changes below are not written into the frozen host's socket buffers, which
+		// it would read on waking before it served the held request: they stay
+		// missing there, as in a longer freeze.
+		time.Sleep(6 * time.Second)
+		h.atFreeze = h.count
+		h.step(t, 3)
+		h.hold(t)
+		h.step(t, 3)
+	}
 	ended := false
 	defer func() {
 		if !ended {
@@ -425,7 +449,7 @@ func hostFaultUnderLoad(t *testing.T, l *lab.Lab, scenario string, start, end fu
 	if r.Lost > 0 || r.Broken > 0 {
 		t.Errorf("%d sessions lost, %d counts broken", r.Lost, r.Broken)
 	}
-	return over
+	return over, h
 }
 
 // logWokenNodes logs what each web node's configs.ClassWokenNodeValve did: the pauses

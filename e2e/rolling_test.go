@@ -154,6 +154,9 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) (summary
 	for _, s := range sitesOf(l) {
 		sites = append(sites, loadcheck.Site{Name: s.name, URL: s.url})
 	}
+	// The wall clock of the load's start: its report counts from it (+26121.6ms), the
+	// nodes' logs in the evidence by the clock.
+	t.Logf("%s: the load starts at %s", inv, time.Now().UTC().Format("15:04:05.000"))
 	check, err := loadcheck.Start(ctx, loadcheck.Options{Sites: sites, Users: 16, Duration: 25 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
