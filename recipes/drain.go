@@ -59,6 +59,18 @@ type DrainedRestart struct {
 	// Peers are the other nodes' health URLs: at least one must serve before this node
 	// is taken out. Empty for a single-node cluster.
 	Peers []string
+	// PeerClusterURLs are the other nodes' cluster state pages (as ClusterURLs, one per
+	// app and peer, reached from this node). Each one that answers before the stop
+	// must count at least as many members after the start before the joined gate
+	// passes: a peer's cluster that did not take the node back sends it no change, and
+	// announces none of its new sessions (Tomcat's DeltaManager sends a session's
+	// creation only while its cluster has a member), so the node's copies stay behind
+	// or missing until the peer's users come to it. Seen in session 11's CI run: after
+	// web1's drained restart, web2's admin cluster took web1 back within 7 s, its user
+	// cluster never did, and when web2 was drained 30 s later, each of its 8 user
+	// sessions went back ~500 counts on web1. Like a node without the session state,
+	// such a node is restarted once more, still out, then the gate fails.
+	PeerClusterURLs []string
 	// Balancers are every balancer in front of the node.
 	Balancers []Balancer
 	// Timeout bounds each gate; 0 means 3 minutes.
@@ -208,6 +220,12 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 	if drain {
 		phase("take out")
 	}
+	// What the other nodes' clusters count before the node leaves: after its start
+	// they must count it again (PeerClusterURLs).
+	var peersBefore map[string]int
+	if drain && len(d.ClusterURLs) > 0 {
+		peersBefore = peerMembers(ctx, c, d.PeerClusterURLs)
+	}
 	// Stop and start apart (the restart gate either way): how long each takes is worth
 	// knowing, the stop being where a node leaves its cluster.
 	if _, err := transport.Output(ctx, c, shell.Join("systemctl", "stop", d.Unit)); err != nil {
@@ -226,7 +244,22 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 	// handed (a first start); DeltaManager asks for the sessions only as it starts, so
 	// on a cluster starting from nothing the first node would never pass this gate.
 	if drain && len(d.ClusterURLs) > 0 && len(d.Peers) > 0 {
-		joined := func() error { return clusterJoined(ctx, c, d.ClusterURLs) }
+		// A peer that has not counted the node 20 s after the node joined did not within
+		// 65 s either, in each of the 5 such restarts seen in session 11: restart now.
+		var ownJoined time.Time
+		joined := func() error {
+			if err := clusterJoined(ctx, c, d.ClusterURLs); err != nil {
+				return err
+			}
+			if ownJoined.IsZero() {
+				ownJoined = time.Now()
+			}
+			err := peersCountIt(ctx, c, peersBefore)
+			if err != nil && time.Since(ownJoined) >= peerWait {
+				return stopWaiting{fmt.Errorf("%w (%s after this node joined)", err, peerWait)}
+			}
+			return err
+		}
 		// DeltaManager asks for the sessions once, as it starts, and gives up for good
 		// after its stateTransferTimeout: a node that missed its answer (seen once in
 		// 45 rollouts under load) never gets the state however long one waits. Still
@@ -236,12 +269,17 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 			stateWait = 60 * time.Second
 		}
 		err := waitFor(ctx, min(timeout, stateWait+5*time.Second), joined)
-		if errors.Is(err, errNoSessionState) {
-			phase("no session state")
+		if errors.Is(err, errNoSessionState) || errors.Is(err, errPeerMissesIt) {
+			if errors.Is(err, errPeerMissesIt) {
+				phase("a peer misses it")
+			} else {
+				phase("no session state")
+			}
 			if err := d.restart(ctx, c, timeout); err != nil {
 				return d.gateError("restart again for the session state", err, drain)
 			}
 			phase("restart again")
+			ownJoined = time.Time{}
 			err = waitFor(ctx, timeout, joined)
 		} else if err != nil && stateWait+5*time.Second < timeout {
 			err = waitFor(ctx, timeout-stateWait-5*time.Second, joined)
@@ -349,13 +387,9 @@ type clusterState struct {
 // the session state.
 func clusterJoined(ctx context.Context, c transport.Conn, urls []string) error {
 	for _, u := range urls {
-		out, err := transport.Output(ctx, c, shell.Join("curl", "-fsS", "-m", "2", u))
+		st, err := clusterStateAt(ctx, c, u)
 		if err != nil {
-			return fmt.Errorf("%s: %w", u, err)
-		}
-		var st clusterState
-		if err := json.Unmarshal([]byte(out), &st); err != nil {
-			return fmt.Errorf("%s: not the cluster state: %w", u, err)
+			return err
 		}
 		if st.Members >= 1 && st.StateTransferred != nil && !*st.StateTransferred && st.Error == "" {
 			return fmt.Errorf("%s: %d other members: %w", u, st.Members, errNoSessionState)
@@ -367,6 +401,57 @@ func clusterJoined(ctx context.Context, c transport.Conn, urls []string) error {
 	return nil
 }
 
+// peerWait is how long after the node joined its cluster another node's cluster may
+// take to count it again before the node is restarted once more.
+const peerWait = 20 * time.Second
+
+// stopWaiting ends waitFor at once with its error.
+type stopWaiting struct{ error }
+
+func (s stopWaiting) Unwrap() error { return s.error }
+
+// errPeerMissesIt says that another node's cluster does not count the node back.
+var errPeerMissesIt = errors.New("another node's cluster does not count this node again")
+
+// peerMembers is how many members each peer cluster page that answers counts.
+func peerMembers(ctx context.Context, c transport.Conn, urls []string) map[string]int {
+	seen := map[string]int{}
+	for _, u := range urls {
+		if st, err := clusterStateAt(ctx, c, u); err == nil && st.Error == "" {
+			seen[u] = st.Members
+		}
+	}
+	return seen
+}
+
+// peersCountIt is nil once every peer cluster page counts at least as many members as
+// it did before the stop.
+func peersCountIt(ctx context.Context, c transport.Conn, before map[string]int) error {
+	for u, want := range before {
+		st, err := clusterStateAt(ctx, c, u)
+		if err != nil {
+			return err
+		}
+		if st.Members < want {
+			return fmt.Errorf("%s counts %d other members, %d before the stop: %w", u, st.Members, want, errPeerMissesIt)
+		}
+	}
+	return nil
+}
+
+// clusterStateAt reads one cluster state page from the node.
+func clusterStateAt(ctx context.Context, c transport.Conn, u string) (clusterState, error) {
+	var st clusterState
+	out, err := transport.Output(ctx, c, shell.Join("curl", "-fsS", "-m", "2", u))
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", u, err)
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return st, fmt.Errorf("%s: not the cluster state: %w", u, err)
+	}
+	return st, nil
+}
+
 // waitFor calls f every second until it returns nil or the deadline, timeout from now,
 // passes: a deadline in seconds, however long each call takes.
 func waitFor(ctx context.Context, timeout time.Duration, f func() error) error {
@@ -375,6 +460,10 @@ func waitFor(ctx context.Context, timeout time.Duration, f func() error) error {
 		err := f()
 		if err == nil {
 			return nil
+		}
+		var stop stopWaiting
+		if errors.As(err, &stop) {
+			return stop.error
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -112,3 +112,74 @@ func TestANodeThatNeverGetsTheSessionStateIsRestartedOnceMoreWhileStillOut(t *te
 		})
 	}
 }
+
+// TestANodeAPeerDoesNotCountAgainIsRestartedOnceMoreWhileStillOut runs a drained restart
+// with stand-ins for its neighbours: a systemctl that logs what it is asked, a node
+// whose own /cluster.json is fine from its first start, and a peer whose /cluster.json
+// counts the node again only from the start it is told to (never, for the second case).
+// A peer's cluster that does not count the node back sends it no change and announces
+// none of its new sessions (session 11's CI run: 8 counts broken at the next drain):
+// the node must not be put back as if it had joined.
+func TestANodeAPeerDoesNotCountAgainIsRestartedOnceMoreWhileStillOut(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		countedFrom   int // the start from which the peer counts the node; 0: never
+		wantErr       string
+		wantStarts    int
+		wantBalancers string
+	}{
+		{"the peer counts it after the first start", 1, "", 1, "[take out of mod_jk on web1 put back into mod_jk on web1]"},
+		{"the peer counts it only after a second start", 2, "", 2, "[take out of mod_jk on web1 put back into mod_jk on web1]"},
+		{"the peer never counts it", 0, "does not count this node again", 2, "[take out of mod_jk on web1]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin := t.TempDir()
+			calls := filepath.Join(bin, "calls")
+			script := "#!/bin/sh\necho \"$1\" >> " + calls + "\n"
+			if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+			count := func(what string) int {
+				b, _ := os.ReadFile(calls)
+				return strings.Count(string(b), what+"\n")
+			}
+			node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(w, `{"members": 1, "stateTransferred": true, "error": null}`)
+			}))
+			defer node.Close()
+			peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				members := 0
+				if count("stop") == 0 || tc.countedFrom > 0 && count("start") >= tc.countedFrom {
+					members = 1
+				}
+				fmt.Fprintf(w, `{"members": %d, "stateTransferred": true, "error": null}`, members)
+			}))
+			defer peer.Close()
+			var log []string
+			step := recipes.DrainedRestart{
+				Unit: "app.service", Node: "web1",
+				HealthURLs: []string{newHealthServer(t) + "/health"}, Peers: []string{newHealthServer(t) + "/health"},
+				ClusterURLs: []string{node.URL + "/cluster.json"}, PeerClusterURLs: []string{peer.URL + "/cluster.json"},
+				Balancers: []recipes.Balancer{recordingBalancer{"mod_jk on web1", &log}},
+				Timeout:   4 * time.Second, StateTransferTimeout: time.Second, Settle: time.Second,
+			}
+			ch, err := step.Check(context.Background(), local.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var phases []string
+			ctx := recipes.WithRestartPhases(context.Background(), func(p recipes.RestartPhase) { phases = append(phases, p.Phase) })
+			err = ch.Apply(ctx)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Apply: %v, want error %q", err, tc.wantErr)
+			}
+			if got := count("start"); got != tc.wantStarts {
+				t.Errorf("started %d times (phases %v), want %d", got, phases, tc.wantStarts)
+			}
+			if got := fmt.Sprint(log); got != tc.wantBalancers {
+				t.Errorf("balancers were asked %s, want %s", got, tc.wantBalancers)
+			}
+		})
+	}
+}

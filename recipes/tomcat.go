@@ -220,7 +220,11 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		}
 		for _, peer := range c.Cluster.Nodes {
 			if peer.Name != c.Node.Name {
-				restart.Peers = append(restart.Peers, "http://"+net.JoinHostPort(peer.Address, strconv.Itoa(app.HTTPPort))+"/health")
+				at := "http://" + net.JoinHostPort(peer.Address, strconv.Itoa(app.HTTPPort))
+				restart.Peers = append(restart.Peers, at+"/health")
+				if c.ClusterCheckPath != "" && c.Cluster.Membership != configs.NoReplication {
+					restart.PeerClusterURLs = append(restart.PeerClusterURLs, at+c.ClusterCheckPath)
+				}
 			}
 		}
 	}
