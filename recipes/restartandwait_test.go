@@ -69,17 +69,8 @@ func TestANodeThatNeverGetsTheSessionStateIsRestartedOnceMoreWhileStillOut(t *te
 		{"the first start gets it", 1, "", 1, "[take out of mod_jk on web1 put back into mod_jk on web1]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			bin := t.TempDir()
-			calls := filepath.Join(bin, "calls")
-			script := "#!/bin/sh\necho \"$1\" >> " + calls + "\n"
-			if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(script), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
-			starts := func() int {
-				b, _ := os.ReadFile(calls)
-				return strings.Count(string(b), "start\n")
-			}
+			count := systemctlStandIn(t)
+			starts := func() int { return count("start") }
 			cluster := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				have := tc.stateFromStart > 0 && starts() >= tc.stateFromStart
 				fmt.Fprintf(w, `{"members": 1, "stateTransferred": %v, "error": null}`, have)
@@ -93,16 +84,7 @@ func TestANodeThatNeverGetsTheSessionStateIsRestartedOnceMoreWhileStillOut(t *te
 				Balancers:   []recipes.Balancer{recordingBalancer{"mod_jk on web1", &log}},
 				Timeout:     4 * time.Second, StateTransferTimeout: time.Second, Settle: time.Second,
 			}
-			ch, err := step.Check(context.Background(), local.New())
-			if err != nil {
-				t.Fatal(err)
-			}
-			var phases []string
-			ctx := recipes.WithRestartPhases(context.Background(), func(p recipes.RestartPhase) { phases = append(phases, p.Phase) })
-			err = ch.Apply(ctx)
-			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("Apply: %v, want error %q", err, tc.wantErr)
-			}
+			phases := applyDrainedRestart(t, step, tc.wantErr)
 			if got := starts(); got != tc.wantStarts {
 				t.Errorf("started %d times (phases %v), want %d", got, phases, tc.wantStarts)
 			}
@@ -133,17 +115,7 @@ func TestANodeAPeerDoesNotCountAgainIsRestartedOnceMoreWhileStillOut(t *testing.
 		{"the peer never counts it", 0, "does not count this node again", 2, "[take out of mod_jk on web1]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			bin := t.TempDir()
-			calls := filepath.Join(bin, "calls")
-			script := "#!/bin/sh\necho \"$1\" >> " + calls + "\n"
-			if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(script), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
-			count := func(what string) int {
-				b, _ := os.ReadFile(calls)
-				return strings.Count(string(b), what+"\n")
-			}
+			count := systemctlStandIn(t)
 			node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				fmt.Fprint(w, `{"members": 1, "stateTransferred": true, "error": null}`)
 			}))
@@ -164,16 +136,7 @@ func TestANodeAPeerDoesNotCountAgainIsRestartedOnceMoreWhileStillOut(t *testing.
 				Balancers: []recipes.Balancer{recordingBalancer{"mod_jk on web1", &log}},
 				Timeout:   4 * time.Second, StateTransferTimeout: time.Second, Settle: time.Second,
 			}
-			ch, err := step.Check(context.Background(), local.New())
-			if err != nil {
-				t.Fatal(err)
-			}
-			var phases []string
-			ctx := recipes.WithRestartPhases(context.Background(), func(p recipes.RestartPhase) { phases = append(phases, p.Phase) })
-			err = ch.Apply(ctx)
-			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("Apply: %v, want error %q", err, tc.wantErr)
-			}
+			phases := applyDrainedRestart(t, step, tc.wantErr)
 			if got := count("start"); got != tc.wantStarts {
 				t.Errorf("started %d times (phases %v), want %d", got, phases, tc.wantStarts)
 			}
@@ -182,4 +145,38 @@ func TestANodeAPeerDoesNotCountAgainIsRestartedOnceMoreWhileStillOut(t *testing.
 			}
 		})
 	}
+}
+
+// systemctlStandIn puts on PATH a systemctl that logs each command it is asked (stop,
+// start...) and does nothing; the returned func counts how often one was asked.
+func systemctlStandIn(t *testing.T) func(command string) int {
+	t.Helper()
+	bin := t.TempDir()
+	calls := filepath.Join(bin, "calls")
+	script := "#!/bin/sh\necho \"$1\" >> " + calls + "\n"
+	if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	return func(command string) int {
+		b, _ := os.ReadFile(calls)
+		return strings.Count(string(b), command+"\n")
+	}
+}
+
+// applyDrainedRestart runs the step over the local transport, fails t unless it ends
+// with an error containing wantErr ("" for none), and returns the phases it reported.
+func applyDrainedRestart(t *testing.T, step recipes.DrainedRestart, wantErr string) []string {
+	t.Helper()
+	ch, err := step.Check(context.Background(), local.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var phases []string
+	ctx := recipes.WithRestartPhases(context.Background(), func(p recipes.RestartPhase) { phases = append(phases, p.Phase) })
+	err = ch.Apply(ctx)
+	if wantErr == "" && err != nil || wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+		t.Fatalf("Apply: %v, want error %q", err, wantErr)
+	}
+	return phases
 }
