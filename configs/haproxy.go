@@ -189,7 +189,16 @@ func NewHAProxy(c Cluster, statsUser, statsPassword string) *HAProxy {
 			// The check of a hung host fails after HAProxyTimeoutCheck instead of inter;
 			// fall 1 takes it out at once.
 			TimeoutCheck: HAProxyTimeoutCheck,
-			RetryOn:      []string{"conn-failure", "empty-response", "503"},
+			//
+			// A 502 from a web host is retried too (GET only, RetrySafeMethodsOnly): its
+			// balancer says the node broke the connection in the middle of its answer
+			// (kill -9 of a Tomcat that had sent its headers, which mod_jk never
+			// recovers, whatever recovery_options says). Such a node can no longer do
+			// the request later, the way a hung one can: it did it before it died or
+			// never will. It is the GET that mod_jk's recovery_options 16 already sends
+			// again when the node dies before its headers; an app that counts repeats
+			// tells them apart by the request's Idempotency-Key, as the lab's does.
+			RetryOn: []string{"conn-failure", "empty-response", "502", "503"},
 		},
 	}
 	for _, a := range c.Apps {

@@ -22,10 +22,12 @@ import (
 // forwarded request with a 200 whose body is its name, unless it fails: a node that
 // stalls takes the request and never answers (a Tomcat that hangs under load); a node
 // that dies takes it and closes the connection (what the kernel does to a JVM's sockets
-// at kill -9).
+// at kill -9); a node that dies answering sends the answer's headers first, then closes
+// that connection, every other one and its listener: a Tomcat killed with kill -9 in
+// the middle of its answer, which refuses every connection after.
 type ajpNode struct {
 	name   string
-	fail   string // "", "stall" or "die"
+	fail   string // "", "stall", "die" or "die answering"
 	ln     net.Listener
 	mu     sync.Mutex
 	served int
@@ -101,6 +103,16 @@ func (n *ajpNode) serve(c net.Conn) {
 			headers = append(headers, ajpString("OK")...)
 			headers = append(headers, 0, 1, 0xA0, 0x03) // one header: Content-Length (code 0xA003)
 			headers = append(headers, ajpString(fmt.Sprint(len(body)))...)
+			if n.fail == "die answering" {
+				c.Write(ajpPacket(headers))
+				n.ln.Close()
+				n.mu.Lock()
+				for _, open := range n.conns {
+					open.Close()
+				}
+				n.mu.Unlock()
+				return
+			}
 			chunk := append([]byte{3, 0, byte(len(body))}, body...)
 			chunk = append(chunk, 0)
 			c.Write(append(append(ajpPacket(headers), ajpPacket(chunk)...), ajpPacket([]byte{5, 1})...))

@@ -317,7 +317,7 @@ func evidenceOnFailure(t *testing.T, l *lab.Lab) {
 				// that may not hold it yet.
 				line = "systemctl --no-pager status mago3d-tomcat.service apache2.service nginx.service 2>&1 | tail -n 40; " +
 					"tail -n 30 /home/gaia3d/tools/mago3d-tomcat/logs/catalina.*.log /var/log/apache2/error.log /var/log/nginx/error.log 2>&1; " +
-					"grep -h 'error state\\|cpong\\|failed' /var/log/apache2/mod_jk.log 2>/dev/null | tail -n 30; " +
+					"grep -h 'error state\\|cpong\\|failed\\|Tomcat is down' /var/log/apache2/mod_jk.log 2>/dev/null | tail -n 30; " +
 					// A session created while its node's cluster has no member is never
 					// announced (DeltaManager.sendCreateSession): the other node never
 					// knows it. When each node saw the other go and come back:
