@@ -211,7 +211,7 @@ func TestEveryReplicatingChannelOrdersItsMessagesAboveTheAsyncDispatch(t *testin
 				for _, i := range cl.Channel.Interceptors {
 					names = append(names, i.ClassName)
 				}
-				want := []string{configs.ClassOrderInterceptor, configs.ClassOrderInterceptor, configs.ClassTcpFailureDetector, configs.ClassMessageDispatch}
+				want := []string{configs.ClassOrderInterceptor, configs.ClassOrderInterceptor, configs.ClassRejoinFailureDetector, configs.ClassMessageDispatch}
 				if !reflect.DeepEqual(names, want) {
 					t.Errorf("%s, %s, %s: interceptors %v, want %v", membership, n.Name, svc.Name, names, want)
 				}

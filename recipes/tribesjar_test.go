@@ -20,7 +20,9 @@ const systemTomcat = "/usr/share/tomcat10"
 // TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt builds
 // the jar with this machine's JDK against Debian's Tomcat 10.1 through the step,
 // checks with a real socket that its sender opens a new connection to a member
-// removed and back (ReconnectProbe; Tribes' own reuses the old one), that its valve
+// removed and back (ReconnectProbe; Tribes' own reuses the old one), that its failure
+// detector counts a member back whose first test on its return failed (RejoinProbe;
+// Tribes' own never does), that its valve
 // refuses other nodes' sessions right after a freeze (WokenNodeProbe), then runs Tomcat's configtest (the Digester that start uses, which loads every class
 // server.xml names) on a written cluster's server.xml with and without the jar.
 func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(t *testing.T) {
@@ -96,6 +98,23 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 		}
 		if got := strings.TrimSpace(string(out)); got != want {
 			t.Errorf("%s sent a member that went away and came back its messages over %s connections, want %s", class, got, want)
+		}
+	}
+
+	// A static member that stopped cleanly and whose first read test on its return
+	// fails (a JVM just started on a loaded host acknowledging late) is left out of
+	// the cluster for good by Tribes' own failure detector; cauldron's tests it again.
+	for detector, want := range map[string]string{
+		"stock":    "left out\ntest failed once",
+		"cauldron": "rejoined\ntest failed once",
+	} {
+		cp := strings.Join([]string{filepath.Join(home, "lib", "catalina-tribes.jar"), filepath.Join(home, "bin", "tomcat-juli.jar"), jar}, ":")
+		out, err := exec.Command(java, "-cp", cp, filepath.Join("testdata", "RejoinProbe.java"), detector).Output()
+		if err != nil {
+			t.Fatalf("RejoinProbe %s: %v\n%s", detector, err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Errorf("with the %s failure detector, a member back from a clean stop whose first test failed: %q, want %q", detector, got, want)
 		}
 	}
 
