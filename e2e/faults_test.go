@@ -444,6 +444,11 @@ func hostFaultUnderLoad(t *testing.T, l *lab.Lab, scenario string, start, end fu
 		r.FailuresBetween(asked.Add(faultGrace), time.Now(), "GET", "HEAD"), faultGrace, time.Since(over).Round(100*time.Millisecond))
 	logWokenNodes(t, l, scenario)
 	if late > 0 {
+		for _, f := range r.Failures {
+			if !f.At.Before(began.Add(faultGrace)) {
+				t.Logf("late failure %s after the fault began: %s user %d %s: %s", f.At.Sub(began).Round(time.Millisecond), f.Site, f.User, f.Method, strings.SplitN(f.Detail, "\n", 2)[0])
+			}
+		}
 		t.Errorf("%d GET requests failed after the first %s of the fault", late, faultGrace)
 	}
 	if r.Lost > 0 || r.Broken > 0 {

@@ -310,7 +310,10 @@ func evidenceOnFailure(t *testing.T, l *lab.Lab) {
 			var line string
 			switch {
 			case h.Name == "haproxy":
-				line = "journalctl -u haproxy.service --no-pager -n 40 2>&1"
+				// Every request HAProxy answered 5xx in the test (which host, how long
+				// each phase took, its termination flags), then the last lines.
+				line = "echo '--- answered 5xx:'; journalctl -u haproxy.service --no-pager 2>&1 | grep -E ' 50[0-9] [0-9]+ ' | tail -n 40; " +
+					"echo '--- last lines:'; journalctl -u haproxy.service --no-pager -n 40 2>&1"
 			case h.Node > 0:
 				// mod_jk's own log says when a balancer put a node in error and why (a
 				// CPing that timed out, a refused connect): what sends a session to a node
