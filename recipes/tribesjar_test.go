@@ -87,16 +87,12 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 	// Tribes' own pooled sender keeps writing into the connection it opened before
 	// the member went away; cauldron's opens a fresh one.
 	java := filepath.Join(step.JavaHome, "bin", "java")
+	tribesCP := []string{filepath.Join(home, "lib", "catalina-tribes.jar"), filepath.Join(home, "bin", "tomcat-juli.jar"), jar}
 	for class, want := range map[string]string{
 		"org.apache.catalina.tribes.transport.nio.PooledParallelSender": "1",
 		configs.ClassFreshConnectionsSender:                             "2",
 	} {
-		cp := strings.Join([]string{filepath.Join(home, "lib", "catalina-tribes.jar"), filepath.Join(home, "bin", "tomcat-juli.jar"), jar}, ":")
-		out, err := exec.Command(java, "-cp", cp, filepath.Join("testdata", "ReconnectProbe.java"), class).Output()
-		if err != nil {
-			t.Fatalf("ReconnectProbe %s: %v\n%s", class, err, out)
-		}
-		if got := strings.TrimSpace(string(out)); got != want {
+		if got := runProbe(t, java, tribesCP, "ReconnectProbe.java", class); got != want {
 			t.Errorf("%s sent a member that went away and came back its messages over %s connections, want %s", class, got, want)
 		}
 	}
@@ -108,12 +104,7 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 		"stock":    "left out\ntest failed once",
 		"cauldron": "rejoined\ntest failed once",
 	} {
-		cp := strings.Join([]string{filepath.Join(home, "lib", "catalina-tribes.jar"), filepath.Join(home, "bin", "tomcat-juli.jar"), jar}, ":")
-		out, err := exec.Command(java, "-cp", cp, filepath.Join("testdata", "RejoinProbe.java"), detector).Output()
-		if err != nil {
-			t.Fatalf("RejoinProbe %s: %v\n%s", detector, err, out)
-		}
-		if got := strings.TrimSpace(string(out)); got != want {
+		if got := runProbe(t, java, tribesCP, "RejoinProbe.java", detector); got != want {
 			t.Errorf("with the %s failure detector, a member back from a clean stop whose first test failed: %q, want %q", detector, got, want)
 		}
 	}
@@ -131,11 +122,7 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 			cp = append(cp, filepath.Join(systemTomcat, "lib", p))
 		}
 		cp = append(cp, filepath.Join(systemTomcat, "bin", "tomcat-juli.jar"), jar)
-		out, err := exec.Command(java, "-cp", strings.Join(cp, ":"), filepath.Join("testdata", "WokenNodeProbe.java"), frozen).Output()
-		if err != nil {
-			t.Fatalf("WokenNodeProbe %s: %v\n%s", frozen, err, out)
-		}
-		if got := strings.TrimSpace(string(out)); got != want {
+		if got := runProbe(t, java, cp, "WokenNodeProbe.java", frozen); got != want {
 			t.Errorf("a node stopped for %s ms answered %q, want %q", frozen, got, want)
 		}
 	}
@@ -153,6 +140,17 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 	if !strings.Contains(without, "ClassNotFoundException: "+configs.ClassFreshConnectionsSender) {
 		t.Fatalf("Tomcat without the jar does not miss %s:\n%s", configs.ClassFreshConnectionsSender, without)
 	}
+}
+
+// runProbe runs the Java source file testdata/probe with arg on the class path cp and
+// returns what it printed, trimmed; it fails the test if the probe fails.
+func runProbe(t *testing.T, java string, cp []string, probe, arg string) string {
+	t.Helper()
+	out, err := exec.Command(java, "-cp", strings.Join(cp, ":"), filepath.Join("testdata", probe), arg).Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", probe, arg, err, out)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // configtest runs Debian's Tomcat's configtest on node 1's server.xml of c, with jar
