@@ -269,12 +269,15 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 			stateWait = 60 * time.Second
 		}
 		err := waitFor(ctx, min(timeout, stateWait+5*time.Second), joined)
-		if errors.Is(err, errNoSessionState) || errors.Is(err, errPeerMissesIt) {
-			if errors.Is(err, errPeerMissesIt) {
-				phase("a peer misses it")
-			} else {
-				phase("no session state")
-			}
+		missed := ""
+		switch {
+		case errors.Is(err, errPeerMissesIt):
+			missed = "a peer misses it"
+		case errors.Is(err, errNoSessionState):
+			missed = "no session state"
+		}
+		if missed != "" {
+			phase(missed)
 			if err := d.restart(ctx, c, timeout); err != nil {
 				return d.gateError("restart again for the session state", err, drain)
 			}
