@@ -77,7 +77,22 @@ type AJPWorker struct {
 	// 8 or 16 makes an exception for HEAD or GET (not both: DefaultAJPRecoveryOptions). 0 leaves
 	// mod_jk's full recovery, which repeats a POST too.
 	RecoveryOptions int
+	// IdlePoolSeconds closes a pooled connection left idle that long, at mod_jk's next
+	// upkeep (connection_pool_timeout, with connection_pool_minsize 0: none is kept for
+	// its own sake); 0 keeps every connection a burst opened for good. A node that hangs
+	// costs a request one CPing per idle pooled connection (DefaultAJPPingTimeoutMS), so
+	// fewer of them bound that cost.
+	IdlePoolSeconds int
 }
+
+// DefaultAJPIdlePoolSeconds is how long an idle pooled connection to a node is kept.
+// mod_jk takes the lowest free slot for each request, so under steady load the same few
+// connections serve and the ones a burst opened stay idle; with this they go within
+// about this + worker.maintain, and a request that finds the node hung tries the few in
+// use instead of every one the burst left (eight pooled connections: 3.3 s, against 1.9
+// s for one; TestARequestForAFrozenNodesSessionIsAnsweredByTheOtherNodeBeforeHAProxyGivesUp).
+// A connection closed too early only costs the next request a connect and its CPing.
+const DefaultAJPIdlePoolSeconds = 1
 
 // DefaultAJPConnectTimeoutMS is how long mod_jk waits for a node to accept a connection:
 // below HAProxy's check timeout, or the check through a web host whose balancer first
@@ -101,7 +116,7 @@ func NewWorkers(c Cluster) *Workers {
 				Name: a.JvmRoute(n), Host: n.Address, Port: a.AJPPort, Secret: c.AJPSecret, LBFactor: 1,
 				ConnectTimeoutMS: DefaultAJPConnectTimeoutMS, ConnectPingTimeoutMS: DefaultAJPConnectPingTimeoutMS,
 				PingTimeoutMS: DefaultAJPPingTimeoutMS, ReplyTimeoutMS: DefaultAJPReplyTimeoutMS,
-				RecoveryOptions: DefaultAJPRecoveryOptions, Retries: 1,
+				RecoveryOptions: DefaultAJPRecoveryOptions, Retries: 1, IdlePoolSeconds: DefaultAJPIdlePoolSeconds,
 			})
 		}
 		w.Balancers = append(w.Balancers, b)
@@ -124,8 +139,15 @@ const DefaultAJPRecoveryOptions = 1 | 2 | 16
 // DefaultAJPPingTimeoutMS is how long mod_jk waits for a node's CPong on a pooled
 // connection before a request. A timeout there costs little: mod_jk closes that
 // connection and tries another, then a new one (DefaultAJPConnectPingTimeoutMS), and
-// only that one's failure puts the node in error.
-const DefaultAJPPingTimeoutMS = 500
+// only that one's failure puts the node in error. It is short because a node that hangs
+// (its host frozen) costs a request for one of its sessions, on a healthy web host, this
+// plus mod_jk's 100 ms lingering close for every idle pooled connection to it, then the
+// new connection's CPing, before the request goes to another node; all of it must end
+// inside HAProxyTimeoutServer, or HAProxy answers 504 for the healthy web host (CI's
+// ci60). With 500 ms and 2000 ms, four pooled connections took 4.5 s (a real Apache,
+// TestARequestForAFrozenNodesSessionIsAnsweredByTheOtherNodeBeforeHAProxyGivesUp); with
+// 100 ms and 1500 ms, 2.4 s.
+const DefaultAJPPingTimeoutMS = 100
 
 // DefaultAJPConnectPingTimeoutMS is how long mod_jk waits for a node's CPong on a new
 // connection; its failure puts the node in error and sends the node's sessions to
@@ -136,9 +158,10 @@ const DefaultAJPPingTimeoutMS = 500
 // on a new connection took up to 655 ms, 561 ms and 1,255 ms in three restarts (p90
 // 259-443 ms), and the 500 ms this used to share with DefaultAJPPingTimeoutMS put a
 // just-restarted node in error on every web host under the load check's no-fault
-// load. A node that really hangs (a frozen host) is still left for another member
-// after at most a few pooled CPings and this one, inside HAProxyTimeoutServer.
-const DefaultAJPConnectPingTimeoutMS = 2000
+// load. It was 2000 ms until a hung node's cost (DefaultAJPPingTimeoutMS) was measured:
+// 1600 ms keeps that inside HAProxyTimeoutServer and still waits out the slowest first
+// CPong seen.
+const DefaultAJPConnectPingTimeoutMS = 1600
 
 // DefaultAJPReplyTimeoutMS is how long mod_jk waits for a node's answer: below
 // HAProxyTimeoutServer, so mod_jk gives up on a hung node and sends a GET or HEAD to
@@ -198,6 +221,9 @@ func (w *Workers) Validate() error {
 			}
 			if m.ConnectPingTimeoutMS > 0 && m.ConnectTimeoutMS == 0 {
 				errs = append(errs, fmt.Errorf("%s: a connect ping timeout (%d ms) needs a connect timeout: without one mod_jk sends no CPing on a new connection", mat, m.ConnectPingTimeoutMS))
+			}
+			if m.IdlePoolSeconds < 0 {
+				errs = append(errs, fmt.Errorf("%s: connection_pool_timeout %d s must not be negative", mat, m.IdlePoolSeconds))
 			}
 			if m.Retries < 0 {
 				errs = append(errs, fmt.Errorf("%s: retries %d must not be negative", mat, m.Retries))
@@ -277,6 +303,10 @@ func (w *Workers) Render() ([]byte, error) {
 			}
 			if m.RecoveryOptions > 0 {
 				fmt.Fprintf(&b, "worker.%s.recovery_options=%d\n", m.Name, m.RecoveryOptions)
+			}
+			if m.IdlePoolSeconds > 0 {
+				fmt.Fprintf(&b, "worker.%s.connection_pool_timeout=%d\n", m.Name, m.IdlePoolSeconds)
+				fmt.Fprintf(&b, "worker.%s.connection_pool_minsize=0\n", m.Name)
 			}
 			members = append(members, m.Name)
 		}

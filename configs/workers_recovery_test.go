@@ -24,14 +24,31 @@ import (
 // that dies takes it and closes the connection (what the kernel does to a JVM's sockets
 // at kill -9); a node that dies answering sends the answer's headers first, then closes
 // that connection, every other one and its listener: a Tomcat killed with kill -9 in
-// the middle of its answer, which refuses every connection after.
+// the middle of its answer, which refuses every connection after. A frozen node (freeze)
+// reads what comes and never answers, and its listener still takes connections: a host
+// stopped with docker pause, whose kernel still completes handshakes.
 type ajpNode struct {
 	name   string
 	fail   string // "", "stall", "die" or "die answering"
+	delay  time.Duration
 	ln     net.Listener
 	mu     sync.Mutex
 	served int
 	conns  []net.Conn
+	frozen chan struct{}
+	closed chan struct{}
+}
+
+// freeze makes the node stop answering, as docker pause does to its host.
+func (n *ajpNode) freeze() { close(n.frozen) }
+
+// waitIfFrozen blocks for good once the node is frozen.
+func (n *ajpNode) waitIfFrozen() {
+	select {
+	case <-n.frozen:
+		<-n.closed
+	default:
+	}
 }
 
 func newAJPNode(t *testing.T, name, fail string) *ajpNode {
@@ -40,8 +57,9 @@ func newAJPNode(t *testing.T, name, fail string) *ajpNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &ajpNode{name: name, fail: fail, ln: ln}
+	n := &ajpNode{name: name, fail: fail, ln: ln, frozen: make(chan struct{}), closed: make(chan struct{})}
 	t.Cleanup(func() {
+		close(n.closed)
 		ln.Close()
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -84,6 +102,7 @@ func (n *ajpNode) serve(c net.Conn) {
 		if _, err := io.ReadFull(r, payload); err != nil || len(payload) == 0 {
 			return
 		}
+		n.waitIfFrozen()
 		switch payload[0] {
 		case 10: // CPing
 			c.Write(ajpPacket([]byte{9})) // CPong
@@ -98,6 +117,8 @@ func (n *ajpNode) serve(c net.Conn) {
 				c.Close()
 				return
 			}
+			time.Sleep(n.delay)
+			n.waitIfFrozen()
 			body := []byte(n.name)
 			headers := []byte{4, 0, 200}
 			headers = append(headers, ajpString("OK")...)
@@ -131,8 +152,9 @@ func ajpString(s string) []byte {
 }
 
 // runApacheModJk starts a real Apache with mod_jk in front of workers, every path mounted
-// on the balancer lb, and returns its URL and mod_jk's log file.
-func runApacheModJk(t *testing.T, workers []byte, lb string) (url, jkLog string) {
+// on the balancer lb, and returns its URL and mod_jk's log file. Each line of extra is
+// added to its configuration.
+func runApacheModJk(t *testing.T, workers []byte, lb string, extra ...string) (url, jkLog string) {
 	t.Helper()
 	const modules = "/usr/lib/apache2/modules"
 	apache, err := exec.LookPath("apache2")
@@ -181,7 +203,8 @@ JkLogFile %[4]s
 JkLogLevel info
 JkShmFile %[1]s/jk.shm
 JkMount /* %[5]s
-`, dir, port, modules, jkLog, lb)
+%[6]s
+`, dir, port, modules, jkLog, lb, strings.Join(extra, "\n"))
 	confFile := filepath.Join(dir, "httpd.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -210,7 +210,7 @@ func faultScenarios(t *testing.T, l *lab.Lab, web string) {
 //
 // The Apache lab's frozen host left notYet in session 4: its lost session in a CI run
 // of verify came from mod_jk putting a just-restarted node in error on a CPing to a new
-// connection that took over 500 ms (configs.DefaultAJPConnectPingTimeoutMS, now 2 s), on
+// connection that took over 500 ms (configs.DefaultAJPConnectPingTimeoutMS, now 1.6 s), on
 // the lab that had just grown a third node; since, 7 of 7 runs (slots 1 and 2, load
 // average 2-41, 2 and 3 web nodes) had 12-14 failed, all in the first 5 s, 0 broken
 // and 0 lost (one missed the spread's deadline only because the two sites were
