@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 
 	"github.com/cauldron-go/cauldron/configs"
 	"github.com/cauldron-go/cauldron/inventory"
@@ -115,7 +118,12 @@ func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload,
 	rendered["sudoers"] = []byte(recipes.SudoRule(account, configs.TomcatUnitName))
 	serverXML := map[string][]byte{}
 	for _, n := range nodes {
-		b, err := configs.NewServerXML(cluster, n).Render()
+		x := configs.NewServerXML(cluster, n)
+		runbookTribes(x)
+		b, err := x.Render()
+		if err == nil && bytes.Contains(b, []byte("io.cauldron.")) {
+			err = errors.New("it still names one of cauldron's own classes, which the bench's hosts lack")
+		}
 		if err != nil {
 			return workload{}, fmt.Errorf("bench: render server.xml of %s: %w", n.Name, err)
 		}
@@ -219,6 +227,27 @@ func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload,
 		reset: "systemctl disable --now mago3d-tomcat 2>/dev/null; rm -f /etc/systemd/system/mago3d-tomcat.service /etc/sudoers.d/" + account + "-mago3d-tomcat; " +
 			"systemctl daemon-reload; pkill -9 -u " + account + " 2>/dev/null; userdel -r " + account + " 2>/dev/null; rm -rf " + home + " /var/lib/cauldron; true",
 	}, nil
+}
+
+// runbookTribes gives x the runbook's clustering, Tomcat's own classes only: the seed's
+// sections 4-5 (what Ansible's copy carries too) have none of cauldron's (the valve that
+// keeps a woken node off stale sessions, the failure detector that lets a restarted
+// member back in), whose jar recipes.TribesJar compiles on a lab node and the bench's
+// hosts do not have. Without it their Tomcat stops at start and systemd restarts it
+// every few seconds (the converged re-run found it "activating" and started it again).
+func runbookTribes(x *configs.ServerXML) {
+	for i := range x.Services {
+		e := &x.Services[i].Engine
+		e.Valves = slices.DeleteFunc(e.Valves, func(v configs.Valve) bool { return v.ClassName == configs.ClassWokenNodeValve })
+		if e.Cluster == nil {
+			continue
+		}
+		for j := range e.Cluster.Channel.Interceptors {
+			if l := &e.Cluster.Channel.Interceptors[j]; l.ClassName == configs.ClassRejoinFailureDetector {
+				l.ClassName = configs.ClassTcpFailureDetector
+			}
+		}
+	}
 }
 
 // tarballDir is the folder a tarball unpacks to by the usual naming: jdk-17.0.2.tar.gz -> jdk-17.0.2.
