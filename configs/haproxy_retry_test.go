@@ -33,14 +33,7 @@ func TestAGetWhoseTomcatDiesAnsweringIsAnsweredByTheOtherNodeAndAPostIsNot(t *te
 		t.Run(method, func(t *testing.T) {
 			dying := newAJPNode(t, "node1", "die answering")
 			healthy := newAJPNode(t, "node2", "")
-			c := cluster(2)
-			w := configs.NewWorkers(c)
-			lb := w.Balancers[0]
-			w.Balancers = w.Balancers[:1]
-			for i, n := range []*ajpNode{dying, healthy} {
-				m := &w.Balancers[0].Members[i]
-				m.Host, m.Port = "127.0.0.1", n.port()
-			}
+			w, lb := balancerOver(dying, healthy)
 			workers, err := w.Render()
 			if err != nil {
 				t.Fatal(err)
@@ -59,6 +52,7 @@ func TestAGetWhoseTomcatDiesAnsweringIsAnsweredByTheOtherNodeAndAPostIsNot(t *te
 			}
 
 			site := freePort(t)
+			c := cluster(2)
 			c.Apps = c.Apps[:1]
 			c.Apps[0].SitePort = site
 			h := configs.NewHAProxy(c, "admin", "stats-pw-test")

@@ -47,13 +47,7 @@ func TestARequestForAFrozenNodesSessionIsAnsweredByTheOtherNodeBeforeHAProxyGive
 			frozen := newAJPNode(t, "node1", "")
 			frozen.delay = 300 * time.Millisecond // so that a burst's requests overlap, each on its own connection
 			healthy := newAJPNode(t, "node2", "")
-			w := configs.NewWorkers(cluster(2))
-			lb := w.Balancers[0]
-			w.Balancers = w.Balancers[:1]
-			for i, n := range []*ajpNode{frozen, healthy} {
-				m := &w.Balancers[0].Members[i]
-				m.Host, m.Port = "127.0.0.1", n.port()
-			}
+			w, lb := balancerOver(frozen, healthy)
 			b, err := w.Render()
 			if err != nil {
 				t.Fatal(err)

@@ -246,6 +246,18 @@ JkMount /* %[5]s
 	}
 }
 
+// balancerOver returns the lab's workers with only the first app's balancer, its
+// members pointed at the stand-in nodes, in order, and that balancer.
+func balancerOver(nodes ...*ajpNode) (*configs.Workers, configs.Balancer) {
+	w := configs.NewWorkers(cluster(len(nodes)))
+	w.Balancers = w.Balancers[:1]
+	for i, n := range nodes {
+		m := &w.Balancers[0].Members[i]
+		m.Host, m.Port = "127.0.0.1", n.port()
+	}
+	return w, w.Balancers[0]
+}
+
 // TestAGetATomcatTookAndNeverAnsweredGoesToTheOtherNode: mod_jk 1.2.48 makes a request
 // that failed after Tomcat took it recoverable again for HEAD when bit 8 of
 // recovery_options is set, "else if" bit 16 for GET (jk_ajp_common.c, ajp_get_reply):
@@ -261,13 +273,9 @@ func TestAGetATomcatTookAndNeverAnsweredGoesToTheOtherNode(t *testing.T) {
 		t.Run("the first node "+fail+"s", func(t *testing.T) {
 			failing := newAJPNode(t, "node1", fail)
 			healthy := newAJPNode(t, "node2", "")
-			w := configs.NewWorkers(cluster(2))
-			lb := w.Balancers[0]
-			w.Balancers = w.Balancers[:1]
-			for i, n := range []*ajpNode{failing, healthy} {
-				m := &w.Balancers[0].Members[i]
-				m.Host, m.Port = "127.0.0.1", n.port()
-				m.ReplyTimeoutMS = 300 // the test's stall, shorter than the lab's
+			w, lb := balancerOver(failing, healthy)
+			for i := range w.Balancers[0].Members {
+				w.Balancers[0].Members[i].ReplyTimeoutMS = 300 // the test's stall, shorter than the lab's
 			}
 			b, err := w.Render()
 			if err != nil {
