@@ -146,7 +146,7 @@ const DefaultAJPRecoveryOptions = 1 | 2 | 16
 // inside HAProxyTimeoutServer, or HAProxy answers 504 for the healthy web host (CI's
 // ci60). With 500 ms and 2000 ms, four pooled connections took 4.5 s (a real Apache,
 // TestARequestForAFrozenNodesSessionIsAnsweredByTheOtherNodeBeforeHAProxyGivesUp); with
-// 100 ms and 1500 ms, 2.4 s.
+// 100 ms and DefaultAJPConnectPingTimeoutMS, 2.5 s.
 const DefaultAJPPingTimeoutMS = 100
 
 // DefaultAJPConnectPingTimeoutMS is how long mod_jk waits for a node's CPong on a new
