@@ -34,12 +34,21 @@ func (a NotASystemAccount) Validate() error {
 	return nil
 }
 
-// Check reads the account's uid and the host's UID_MIN in one command.
-func (a NotASystemAccount) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
-	script := "u=$(id -u " + shell.Quote(a.Name) + " 2>/dev/null) || exit 0; " +
+// ScriptsRead is the check's one read (checkScript).
+func (a NotASystemAccount) ScriptsRead() []string { return []string{a.checkScript()} }
+
+// checkScript prints the account's uid and the host's UID_MIN and UID_MAX. awk reads
+// login.defs: the shell's read builtin reads a byte per system call, measured in the
+// lab's web container at 28 ms for the whole check instead of 13 ms with awk.
+func (a NotASystemAccount) checkScript() string {
+	return "u=$(id -u " + shell.Quote(a.Name) + " 2>/dev/null) || exit 0; " +
 		"m=$(awk 'BEGIN { a = 1000; b = 60000 } $1 == \"UID_MIN\" { a = $2 } $1 == \"UID_MAX\" { b = $2 } END { print a \" \" b }' /etc/login.defs 2>/dev/null) || m=; " +
 		"printf '%s %s\\n' \"$u\" \"$m\""
-	out, err := transport.Output(ctx, c, script)
+}
+
+// Check reads the account's uid and the host's UID_MIN in one command.
+func (a NotASystemAccount) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+	out, err := steps.CheckOutput(ctx, c, a.checkScript())
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", a.Name, err)
 	}

@@ -96,14 +96,21 @@ func tribesSourceFiles() []javaSource {
 	return out
 }
 
+// checkScript prints the hash the jar carries, or absent. unzip (the Tomcat recipe
+// installs it) reads the entry without starting a JVM; a jar without it says nothing.
+func (j TribesJar) checkScript() string {
+	jar := shell.Quote(j.jarPath())
+	return "if [ -f " + jar + " ]; then unzip -p " + jar + " " + tribesJarHashEntry + " 2>/dev/null || true; else echo absent; fi"
+}
+
+// ScriptsRead is the check's one read (checkScript).
+func (j TribesJar) ScriptsRead() []string { return []string{j.checkScript()} }
+
 // Check reads the hash the jar carries.
 func (j TribesJar) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
 	want := TribesSourcesHash()
 	jar := j.jarPath()
-	// unzip (the Tomcat recipe installs it) reads the entry without starting a JVM;
-	// a jar without it says nothing.
-	out, err := transport.Output(ctx, c, "if [ -f "+shell.Quote(jar)+" ]; then unzip -p "+shell.Quote(jar)+
-		" "+tribesJarHashEntry+" 2>/dev/null || true; else echo absent; fi")
+	out, err := steps.CheckOutput(ctx, c, j.checkScript())
 	if err != nil {
 		return nil, fmt.Errorf("%s: read its hash: %w", j, err)
 	}

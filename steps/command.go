@@ -50,6 +50,20 @@ func (c Command) PathsRead() []PathRead {
 	return []PathRead{{Path: c.Creates}}
 }
 
+// unlessScript prints done when Unless succeeds.
+func (c Command) unlessScript() string {
+	return "if ( " + c.Unless + " ) >/dev/null 2>&1 </dev/null; then echo done; exit 0; fi; "
+}
+
+// ScriptsRead is the test of Unless as the check runs it when Creates is missing or
+// not given (Unless is a test: it must not change the host).
+func (c Command) ScriptsRead() []string {
+	if c.Unless == "" {
+		return nil
+	}
+	return []string{c.unlessScript() + "echo run"}
+}
+
 // Check tests the guards in one command, or none when a prefetch (PrefetchPaths) says
 // that the Creates path is there, or that it is not and there is no Unless.
 func (c Command) Check(ctx context.Context, conn transport.Conn) (*Change, error) {
@@ -70,9 +84,9 @@ func (c Command) Check(ctx context.Context, conn transport.Conn) (*Change, error
 			script = "if " + existsTest(c.Creates) + "; then echo done; exit 0; fi; "
 		}
 		if c.Unless != "" {
-			script += "if ( " + c.Unless + " ) >/dev/null 2>&1 </dev/null; then echo done; exit 0; fi; "
+			script += c.unlessScript()
 		}
-		out, err := transport.Output(ctx, conn, script+"echo run")
+		out, err := CheckOutput(ctx, conn, script+"echo run")
 		if err != nil {
 			return nil, fmt.Errorf("%s: guard: %w", c, err)
 		}

@@ -48,10 +48,10 @@ type PackageReader interface {
 
 // readsOf is what s declares it reads, through every layer of wrapping; a step whose
 // declaration panics (user code) declares nothing: its check reads for itself.
-func readsOf(s Step) (paths []PathRead, units, packages []string) {
+func readsOf(s Step) (paths []PathRead, units, packages, scripts []string) {
 	defer func() {
 		if recover() != nil {
-			paths, units, packages = nil, nil, nil
+			paths, units, packages, scripts = nil, nil, nil, nil
 		}
 	}()
 	for s != nil {
@@ -64,7 +64,10 @@ func readsOf(s Step) (paths []PathRead, units, packages []string) {
 		if r, ok := s.(PackageReader); ok {
 			packages = r.PackagesRead()
 		}
-		if paths != nil || units != nil || packages != nil {
+		if r, ok := s.(ScriptReader); ok {
+			scripts = r.ScriptsRead()
+		}
+		if paths != nil || units != nil || packages != nil || scripts != nil {
 			return
 		}
 		u, ok := s.(interface{ Unwrap() Step })
@@ -77,36 +80,65 @@ func readsOf(s Step) (paths []PathRead, units, packages []string) {
 }
 
 // Prefetch starts reading what the checks of ss declare they read (PathReader,
-// UnitReader, PackageReader): their paths in one command, their systemd units in one
-// systemctl call, their packages in one lookup; and returns a context under which
-// their checks over c take what they read from those answers (PrefetchPaths says
-// how). Reads that only one step declares are left to its check.
+// UnitReader, PackageReader, ScriptReader), all in one command over c: their paths
+// with one stat and one cat, their systemd units in one systemctl call, their
+// packages in one lookup, and each of their read-only lines in a subshell of the
+// same shell (gather). It returns a context under which their checks over c take
+// what they read from that answer (PrefetchPaths and CheckOutput say how).
 func Prefetch(ctx context.Context, c transport.Conn, ss []Step) context.Context {
 	var paths []PathRead
-	var units, packages []string
-	unitSteps, packageSteps := 0, 0
+	var units, packages, scripts []string
 	for _, s := range ss {
-		p, u, k := readsOf(s)
+		p, u, k, l := readsOf(s)
 		paths = append(paths, p...)
 		units = append(units, u...)
 		packages = append(packages, k...)
-		if len(u) > 0 {
-			unitSteps++
-		}
-		if len(k) > 0 {
-			packageSteps++
-		}
+		scripts = append(scripts, l...)
 	}
-	if len(paths) > 1 {
-		ctx = PrefetchPaths(ctx, c, paths)
+	g := &gather{}
+	var pf *prefetch
+	if len(paths) > 0 {
+		pf = newPrefetch(c, paths)
+		pf.fetch = part(g, g.add(pf.script()))
 	}
-	if unitSteps > 1 {
-		ctx = context.WithValue(ctx, unitsKey{}, startLookup(ctx, c, units, unitsScript, parseUnits))
+	var ul, pl *lookup
+	if len(units) > 0 {
+		ul = newLookup(c, units, parseUnits)
+		ul.fetch = part(g, g.add(unitsScript(ul.unique)))
 	}
-	if packageSteps > 1 {
-		ctx = context.WithValue(ctx, packagesKey{}, startLookup(ctx, c, packages, packagesScript, parsePackages))
+	if len(packages) > 0 {
+		pl = newLookup(c, packages, parsePackages)
+		pl.fetch = part(g, g.add(packagesScript(pl.unique)))
+	}
+	index := map[string]int{}
+	for _, l := range scripts {
+		index[l] = g.add(l)
+	}
+	if len(g.lines) == 0 {
+		return ctx
+	}
+	g.start(ctx, c)
+	if pf != nil {
+		pf.start(ctx)
+		ctx = context.WithValue(ctx, prefetchKey{}, pf)
+	}
+	if ul != nil {
+		ul.start(ctx)
+		ctx = context.WithValue(ctx, unitsKey{}, ul)
+	}
+	if pl != nil {
+		pl.start(ctx)
+		ctx = context.WithValue(ctx, packagesKey{}, pl)
+	}
+	if len(index) > 0 {
+		ctx = context.WithValue(ctx, scriptsKey{}, &gatheredScripts{g: g, index: index})
 	}
 	return ctx
+}
+
+// part is the answer of line i of g, waited for.
+func part(g *gather, i int) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) { return g.output(ctx, i) }
 }
 
 type unitsKey struct{}
@@ -114,8 +146,12 @@ type packagesKey struct{}
 
 // lookup is one command answering for many names (units, packages), under way or done.
 type lookup struct {
-	conn  transport.Conn
-	names map[string]bool
+	conn   transport.Conn
+	names  map[string]bool
+	unique []string
+	parse  func(string, []string) (map[string]string, error)
+	// fetch gives the command's answer (a line of a gather).
+	fetch func(context.Context) (string, error)
 	done  chan struct{}
 	// Set once done is closed: the answer by name, or the error that makes every
 	// check ask for itself.
@@ -123,24 +159,26 @@ type lookup struct {
 	err     error
 }
 
-func startLookup(ctx context.Context, c transport.Conn, names []string, script func([]string) string, parse func(string, []string) (map[string]string, error)) *lookup {
-	l := &lookup{conn: c, names: map[string]bool{}, done: make(chan struct{})}
-	var unique []string
+func newLookup(c transport.Conn, names []string, parse func(string, []string) (map[string]string, error)) *lookup {
+	l := &lookup{conn: c, names: map[string]bool{}, parse: parse, done: make(chan struct{})}
 	for _, n := range names {
 		if !l.names[n] {
 			l.names[n] = true
-			unique = append(unique, n)
+			l.unique = append(l.unique, n)
 		}
 	}
+	return l
+}
+
+func (l *lookup) start(ctx context.Context) {
 	go func() {
 		defer close(l.done)
-		out, err := transport.Output(ctx, c, script(unique))
+		out, err := l.fetch(ctx)
 		if err == nil {
-			l.answers, err = parse(out, unique)
+			l.answers, err = l.parse(out, l.unique)
 		}
 		l.err = err
 	}()
-	return l
 }
 
 // answer is what the lookup of ctx under key over c says of every one of names;
@@ -201,13 +239,45 @@ func parseUnits(out string, units []string) (map[string]string, error) {
 
 // prefetch is one read of many paths in one command, under way or done.
 type prefetch struct {
-	conn  transport.Conn
-	reads map[string]bool // path -> content read too
+	conn     transport.Conn
+	reads    map[string]bool // path -> content read too
+	paths    []string
+	contents []string
+	// fetch gives the command's answer (prefetchScript's).
+	fetch func(context.Context) (string, error)
 	done  chan struct{}
 	// Set once done is closed: states by path, or the error that makes every check
 	// read for itself.
 	states map[string]pathState
 	err    error
+}
+
+func newPrefetch(c transport.Conn, reads []PathRead) *prefetch {
+	pf := &prefetch{conn: c, reads: map[string]bool{}, done: make(chan struct{})}
+	for _, r := range reads {
+		content, seen := pf.reads[r.Path]
+		if !seen {
+			pf.paths = append(pf.paths, r.Path)
+		}
+		if r.Content && !content {
+			pf.contents = append(pf.contents, r.Path)
+		}
+		pf.reads[r.Path] = content || r.Content
+	}
+	return pf
+}
+
+func (pf *prefetch) script() string { return prefetchScript(pf.paths, pf.contents) }
+
+func (pf *prefetch) start(ctx context.Context) {
+	go func() {
+		defer close(pf.done)
+		out, err := pf.fetch(ctx)
+		if err == nil {
+			pf.states, err = parsePrefetch(out, pf.paths, pf.contents)
+		}
+		pf.err = err
+	}()
 }
 
 // PrefetchPaths starts reading the paths of reads on c, in one command, and returns a
@@ -221,26 +291,10 @@ type prefetch struct {
 // made ahead, which it drops once a step changes something. Reads over another
 // connection (a delegate's) are not affected.
 func PrefetchPaths(ctx context.Context, c transport.Conn, reads []PathRead) context.Context {
-	pf := &prefetch{conn: c, reads: map[string]bool{}, done: make(chan struct{})}
-	var paths, contents []string
-	for _, r := range reads {
-		content, seen := pf.reads[r.Path]
-		if !seen {
-			paths = append(paths, r.Path)
-		}
-		if r.Content && !content {
-			contents = append(contents, r.Path)
-		}
-		pf.reads[r.Path] = content || r.Content
-	}
-	go func() {
-		defer close(pf.done)
-		out, err := transport.Output(ctx, c, prefetchScript(paths, contents))
-		if err == nil {
-			pf.states, err = parsePrefetch(out, paths, contents)
-		}
-		pf.err = err
-	}()
+	pf := newPrefetch(c, reads)
+	script := pf.script()
+	pf.fetch = func(ctx context.Context) (string, error) { return transport.Output(ctx, c, script) }
+	pf.start(ctx)
 	return context.WithValue(ctx, prefetchKey{}, pf)
 }
 

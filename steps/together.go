@@ -136,7 +136,7 @@ func (t together) Notifies() []string {
 func (t together) PathsRead() []PathRead {
 	var paths []PathRead
 	for _, s := range t {
-		p, _, _ := readsOf(s)
+		p, _, _, _ := readsOf(s)
 		paths = append(paths, p...)
 	}
 	return paths
@@ -146,7 +146,7 @@ func (t together) PathsRead() []PathRead {
 func (t together) UnitsRead() []string {
 	var units []string
 	for _, s := range t {
-		_, u, _ := readsOf(s)
+		_, u, _, _ := readsOf(s)
 		units = append(units, u...)
 	}
 	return units
@@ -156,8 +156,18 @@ func (t together) UnitsRead() []string {
 func (t together) PackagesRead() []string {
 	var packages []string
 	for _, s := range t {
-		_, _, k := readsOf(s)
+		_, _, k, _ := readsOf(s)
 		packages = append(packages, k...)
 	}
 	return packages
+}
+
+// ScriptsRead is every read-only line its steps declare their checks run.
+func (t together) ScriptsRead() []string {
+	var scripts []string
+	for _, s := range t {
+		_, _, _, l := readsOf(s)
+		scripts = append(scripts, l...)
+	}
+	return scripts
 }

@@ -43,18 +43,25 @@ func (u UnpackWAR) Validate() error {
 	return nil
 }
 
+// PathsRead is the marker, with its content.
+func (u UnpackWAR) PathsRead() []PathRead {
+	return []PathRead{{Path: path.Join(u.Dest, warMarker), Content: true}}
+}
+
 // Check compares the marker with the local WAR's sum.
 func (u UnpackWAR) Check(ctx context.Context, c transport.Conn) (*Change, error) {
 	want, err := FileSHA256(u.LocalWAR)
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s: %w", u.WAR, err)
 	}
-	marker := path.Join(u.Dest, warMarker)
-	have, err := transport.Output(ctx, c, "cat -- "+shell.Quote(marker)+" 2>/dev/null || true")
+	st, err := readPath(ctx, c, path.Join(u.Dest, warMarker), true)
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s: %w", u.WAR, err)
 	}
-	have = strings.TrimSpace(have)
+	have := ""
+	if st.isRegular() {
+		have = strings.TrimSpace(string(st.Content))
+	}
 	if have == want {
 		return nil, nil
 	}

@@ -61,12 +61,19 @@ func (u AddUser) Validate() error {
 	return errors.Join(errs...)
 }
 
+// checkScript prints the passwd and shadow entries and the account's groups.
+func (u AddUser) checkScript() string {
+	n := shell.Quote(u.Name)
+	return "p=$(getent passwd " + n + ") || p=; s=$(getent shadow " + n + ") || s=; g=$(id -nG " + n +
+		" 2>/dev/null) || g=; printf '%s\\n%s\\n%s\\n' \"$p\" \"$s\" \"$g\""
+}
+
+// ScriptsRead is the check's one read (checkScript).
+func (u AddUser) ScriptsRead() []string { return []string{u.checkScript()} }
+
 // Check reads the passwd and shadow entries and the account's groups in one command.
 func (u AddUser) Check(ctx context.Context, c transport.Conn) (*Change, error) {
-	n := shell.Quote(u.Name)
-	script := "p=$(getent passwd " + n + ") || p=; s=$(getent shadow " + n + ") || s=; g=$(id -nG " + n +
-		" 2>/dev/null) || g=; printf '%s\\n%s\\n%s\\n' \"$p\" \"$s\" \"$g\""
-	out, err := transport.Output(ctx, c, script)
+	out, err := CheckOutput(ctx, c, u.checkScript())
 	if err != nil {
 		return nil, fmt.Errorf("user %s: %w", u.Name, err)
 	}

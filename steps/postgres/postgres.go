@@ -51,6 +51,13 @@ const psql = "p=; b=0; for c in /usr/lib/postgresql/*/bin/psql; do [ -x \"$c\" ]
 	"if command -v setpriv >/dev/null 2>&1; then exec setpriv --reuid=postgres --regid=postgres --clear-groups -- \"$@\"; fi; " +
 	"exec runuser -u postgres -- \"$@\""
 
+// readLine is psql running sql, given in the line as a here-document (a read that
+// names no secret), so that a check can declare it (steps.ScriptReader) and a runner
+// run it beside the host's other reads in one command.
+func readLine(sql string) string {
+	return "{ " + psql + "; } <<'CAULDRON_SQL'\n" + sql + "CAULDRON_SQL"
+}
+
 // notInstalled tells a check that PostgreSQL is not there yet: everything is to do.
 func notInstalled(err error) bool { return transport.ExitStatus(err) == 3 }
 
@@ -78,11 +85,19 @@ func (r Role) Validate() error {
 	return errors.Join(errs...)
 }
 
+// readLine reads whether the role may log in and its stored verifier; it names no
+// secret (the verifier comes back on standard output, as every answer does).
+func (r Role) readLine() string {
+	return readLine("SELECT rolcanlogin, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = '" + r.Name + "';\n")
+}
+
+// ScriptsRead is the check's one read (readLine).
+func (r Role) ScriptsRead() []string { return []string{r.readLine()} }
+
 // Check compares the role's stored SCRAM verifier with one computed here from the
 // password and the stored salt, so the password never leaves this machine.
 func (r Role) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
-	out, err := transport.OutputWithInput(ctx, c, psql, strings.NewReader(
-		"SELECT rolcanlogin, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = '"+r.Name+"';\n"))
+	out, err := steps.CheckOutput(ctx, c, r.readLine())
 	if notInstalled(err) {
 		out, err = "", nil
 	}
@@ -131,10 +146,17 @@ func (d Database) Validate() error {
 	return nil
 }
 
+// readLine reads the database's owner.
+func (d Database) readLine() string {
+	return readLine("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '" + d.Name + "';\n")
+}
+
+// ScriptsRead is the check's one read (readLine).
+func (d Database) ScriptsRead() []string { return []string{d.readLine()} }
+
 // Check reads the database's owner.
 func (d Database) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
-	out, err := transport.OutputWithInput(ctx, c, psql, strings.NewReader(
-		"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '"+d.Name+"';\n"))
+	out, err := steps.CheckOutput(ctx, c, d.readLine())
 	if notInstalled(err) {
 		out, err = "", nil
 	}

@@ -1,0 +1,163 @@
+package steps
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/transport"
+)
+
+// ScriptReader is a step that says up front the command lines its check runs only to
+// read the host: no input, no change, a status of 0 when it could read. A runner that
+// checks many steps of a host at once runs every such line of them (and their paths,
+// units and packages) in one command, and the check takes its line's answer through
+// CheckOutput instead of starting a command of its own. It is optional, as
+// PathReader is: a line not declared, or one whose gathered run did not end with
+// status 0, is run by CheckOutput itself, so an error reads as it always did.
+type ScriptReader interface {
+	ScriptsRead() []string
+}
+
+type scriptsKey struct{}
+
+// CheckOutput is transport.Output for a check's read-only line: the answer from the
+// gather under ctx when it ran line over c (ScriptReader) with status 0, else line
+// run now. Only for reads: the answer is that of the moment of the gather.
+func CheckOutput(ctx context.Context, c transport.Conn, line string) (string, error) {
+	if s, _ := ctx.Value(scriptsKey{}).(*gatheredScripts); s != nil && sameConn(s.g.conn, c) {
+		if i, ok := s.index[line]; ok {
+			if out, err := s.g.output(ctx, i); err == nil {
+				return out, nil
+			}
+		}
+	}
+	return transport.Output(ctx, c, line)
+}
+
+type gatheredScripts struct {
+	g     *gather
+	index map[string]int
+}
+
+// gather is many read-only command lines run as one command on a host, under way or
+// done. Each line runs in a subshell of the one shell, with its own exit, variables
+// and positional parameters: instead of one command each, which over a command
+// channel is a subshell and an exec of sh each (the exec is the dearer half), and
+// over a transport without one a session or a docker exec each.
+type gather struct {
+	conn  transport.Conn
+	lines []string
+	done  chan struct{}
+	// Set once done is closed.
+	outs     []string
+	statuses []int
+	err      error
+}
+
+// errGatheredStatus is a gathered line's error when it did not end with status 0: its
+// reader runs it again by itself, for the error it reports.
+var errGatheredStatus = errors.New("the gathered line did not end with status 0")
+
+// add adds line to those g runs and returns its index; a line already there is run
+// once.
+func (g *gather) add(line string) int {
+	for i, l := range g.lines {
+		if l == line {
+			return i
+		}
+	}
+	g.lines = append(g.lines, line)
+	return len(g.lines) - 1
+}
+
+// start runs g's lines over c in the background: one line as it is, more in one
+// command (gatherScript).
+func (g *gather) start(ctx context.Context, c transport.Conn) {
+	g.conn, g.done = c, make(chan struct{})
+	go func() {
+		defer close(g.done)
+		if len(g.lines) == 1 {
+			out, err := transport.Output(ctx, c, g.lines[0])
+			g.outs, g.statuses, g.err = []string{out}, []int{0}, err
+			return
+		}
+		token, err := gatherToken()
+		if err != nil {
+			g.err = err
+			return
+		}
+		out, err := transport.Output(ctx, c, gatherScript(token, g.lines))
+		if err == nil {
+			g.outs, g.statuses, err = parseGather(out, token, len(g.lines))
+		}
+		g.err = err
+	}()
+}
+
+// output waits for line i's answer: its standard output when it ended with status 0.
+func (g *gather) output(ctx context.Context, i int) (string, error) {
+	select {
+	case <-g.done:
+	case <-ctx.Done():
+		return "", context.Cause(ctx)
+	}
+	if g.err != nil {
+		return "", g.err
+	}
+	if g.statuses[i] != 0 {
+		return "", fmt.Errorf("status %d: %w", g.statuses[i], errGatheredStatus)
+	}
+	return g.outs[i], nil
+}
+
+func gatherToken() (string, error) {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "cauldron-gather-" + hex.EncodeToString(b), nil
+}
+
+// gatherScript runs each of lines in a subshell through eval, so that a line's exit,
+// variables, set -- and even a syntax error stay its own, with no input and its
+// standard error dropped (a line that fails is run again by itself), and ends each
+// one's output with "\n<token> <index> <status>\n". The token is random, so no
+// line's output can end another's early by chance.
+func gatherScript(token string, lines []string) string {
+	var b strings.Builder
+	for i, l := range lines {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "( eval %s ) </dev/null 2>/dev/null; printf '\\n%%s %%d\\n' '%s %d' \"$?\"", shell.Quote(l), token, i)
+	}
+	return b.String()
+}
+
+func parseGather(out, token string, n int) (outs []string, statuses []int, err error) {
+	for i := range n {
+		end := "\n" + token + " " + strconv.Itoa(i) + " "
+		k := strings.Index(out, end)
+		if k < 0 {
+			return nil, nil, fmt.Errorf("gather: the answer of line %d of %d is missing", i+1, n)
+		}
+		outs = append(outs, out[:k])
+		status, rest, ok := strings.Cut(out[k+len(end):], "\n")
+		s, err := strconv.Atoi(status)
+		if !ok || err != nil {
+			return nil, nil, fmt.Errorf("gather: unexpected status %q of line %d", status, i+1)
+		}
+		statuses = append(statuses, s)
+		out = rest
+	}
+	if out != "" {
+		return nil, nil, errors.New("gather: unexpected output after the last line")
+	}
+	return outs, statuses, nil
+}
