@@ -3,12 +3,14 @@ package recipes_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cauldron-go/cauldron/configs"
 	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/recipes"
 	"github.com/cauldron-go/cauldron/steps"
+	"github.com/cauldron-go/cauldron/steps/postgres"
 	"github.com/cauldron-go/cauldron/transport"
 )
 
@@ -69,4 +71,57 @@ func TestPostgreSQLListensOnDBPortAndTheAppsRoleLogsInThere(t *testing.T) {
 	if changed := run(); len(changed) != 0 {
 		t.Errorf("a second run changed %v", changed)
 	}
+
+	// Checked ahead as a runner checks them (steps.Prefetch), the role and database
+	// reads share one command and one psql, and each answers as it does alone.
+	checks := []steps.Step{
+		postgres.Role{Name: "mago3d", Password: password},
+		postgres.Role{Name: "mago3d", Password: "another-password"},
+		postgres.Role{Name: "nosuch", Password: password},
+		postgres.Database{Name: "mago3d", Owner: "mago3d"},
+		postgres.Database{Name: "mago3d", Owner: "postgres"},
+		postgres.Database{Name: "nosuch", Owner: "mago3d"},
+	}
+	summary := func(ch *steps.Change, err error) string {
+		switch {
+		case err != nil:
+			return "error: " + err.Error()
+		case ch == nil:
+			return "converged"
+		}
+		return ch.Summary
+	}
+	var alone []string
+	for _, s := range checks {
+		alone = append(alone, summary(s.Check(ctx, c)))
+	}
+	counted := &countingConn{Conn: c}
+	pctx := steps.Prefetch(ctx, counted, checks)
+	for i, s := range checks {
+		if got := summary(s.Check(pctx, counted)); got != alone[i] {
+			t.Errorf("%s: checked ahead %q, alone %q", s, got, alone[i])
+		}
+	}
+	if counted.n != 1 {
+		t.Errorf("the %d checks ran %d commands, want 1", len(checks), counted.n)
+	}
+	if want := []string{"converged", "set login and password of role mago3d", "create login role nosuch",
+		"converged", "change the owner of database mago3d from mago3d to postgres",
+		"create database nosuch owned by mago3d"}; strings.Join(alone, "\n") != strings.Join(want, "\n") {
+		t.Errorf("alone, the checks say\n%s\nwant\n%s", strings.Join(alone, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// countingConn counts the commands run over it.
+type countingConn struct {
+	transport.Conn
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingConn) Run(ctx context.Context, cmd transport.Command) error {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return c.Conn.Run(ctx, cmd)
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -43,6 +45,97 @@ func CheckOutput(ctx context.Context, c transport.Conn, line string) (string, er
 type gatheredScripts struct {
 	g     *gather
 	index map[string]int
+	joins map[Joiner]*joinedGroup
+}
+
+// Joiner joins reads of one kind into one read-only line: where each read alone
+// would start a client of its own (a psql, and a server backend for it), the joined
+// line starts one for them all. Joiners that are equal (==) join their reads
+// together, so a Joiner is a small comparable value.
+type Joiner interface {
+	// Join is the line that answers every one of queries, and how to split its
+	// standard output into their answers, in the order given. Join of one query is
+	// how that query is read alone.
+	Join(queries []string) (line string, split func(out string) ([]string, error))
+}
+
+// JoinedRead is one read of a check that can share a line with the others of its
+// Joiner on the host.
+type JoinedRead struct {
+	Joiner Joiner
+	Query  string
+}
+
+// JoinedReader is a step that says up front the joined reads its check makes
+// (through JoinedOutput): a runner joins those of all the host's steps, per Joiner,
+// and runs the lines with the host's other reads (Prefetch).
+type JoinedReader interface {
+	JoinedReads() []JoinedRead
+}
+
+// joinedGroup is the reads of one Joiner in a gather: its line's index and how to
+// split its answer.
+type joinedGroup struct {
+	line    int
+	queries map[string]int
+	split   func(string) ([]string, error)
+}
+
+// joinReads adds one line per Joiner of reads to g.
+func joinReads(g *gather, reads []JoinedRead) map[Joiner]*joinedGroup {
+	var order []Joiner
+	queries := map[Joiner][]string{}
+	for _, r := range reads {
+		if r.Joiner == nil || !reflect.TypeOf(r.Joiner).Comparable() {
+			continue
+		}
+		if _, ok := queries[r.Joiner]; !ok {
+			order = append(order, r.Joiner)
+		}
+		if !slices.Contains(queries[r.Joiner], r.Query) {
+			queries[r.Joiner] = append(queries[r.Joiner], r.Query)
+		}
+	}
+	groups := map[Joiner]*joinedGroup{}
+	for _, j := range order {
+		line, split := j.Join(queries[j])
+		jg := &joinedGroup{line: g.add(line), queries: map[string]int{}, split: split}
+		for i, q := range queries[j] {
+			jg.queries[q] = i
+		}
+		groups[j] = jg
+	}
+	return groups
+}
+
+// JoinedOutput is a check's joined read: its answer from the line a gather under ctx
+// ran over c for j's reads, when that line ended with status 0; else query read
+// alone (j's Join of it), and that read's error.
+func JoinedOutput(ctx context.Context, c transport.Conn, j Joiner, query string) (string, error) {
+	if s, _ := ctx.Value(scriptsKey{}).(*gatheredScripts); s != nil && sameConn(s.g.conn, c) && reflect.TypeOf(j).Comparable() {
+		if jg := s.joins[j]; jg != nil {
+			if i, ok := jg.queries[query]; ok {
+				if out, err := s.g.output(ctx, jg.line); err == nil {
+					if answers, err := jg.split(out); err == nil && len(answers) == len(jg.queries) {
+						return answers[i], nil
+					}
+				}
+			}
+		}
+	}
+	line, split := j.Join([]string{query})
+	out, err := transport.Output(ctx, c, line)
+	if err != nil {
+		return "", err
+	}
+	answers, err := split(out)
+	if err != nil {
+		return "", err
+	}
+	if len(answers) != 1 {
+		return "", fmt.Errorf("%d answers to one read", len(answers))
+	}
+	return answers[0], nil
 }
 
 // gather is many read-only command lines run as one command on a host, under way or

@@ -46,28 +46,43 @@ type PackageReader interface {
 	PackagesRead() []string
 }
 
+// declaredReads is what a step declares its check reads.
+type declaredReads struct {
+	paths           []PathRead
+	units, packages []string
+	scripts         []string
+	joined          []JoinedRead
+}
+
+func (d declaredReads) empty() bool {
+	return d.paths == nil && d.units == nil && d.packages == nil && d.scripts == nil && d.joined == nil
+}
+
 // readsOf is what s declares it reads, through every layer of wrapping; a step whose
 // declaration panics (user code) declares nothing: its check reads for itself.
-func readsOf(s Step) (paths []PathRead, units, packages, scripts []string) {
+func readsOf(s Step) (d declaredReads) {
 	defer func() {
 		if recover() != nil {
-			paths, units, packages, scripts = nil, nil, nil, nil
+			d = declaredReads{}
 		}
 	}()
 	for s != nil {
 		if r, ok := s.(PathReader); ok {
-			paths = r.PathsRead()
+			d.paths = r.PathsRead()
 		}
 		if r, ok := s.(UnitReader); ok {
-			units = r.UnitsRead()
+			d.units = r.UnitsRead()
 		}
 		if r, ok := s.(PackageReader); ok {
-			packages = r.PackagesRead()
+			d.packages = r.PackagesRead()
 		}
 		if r, ok := s.(ScriptReader); ok {
-			scripts = r.ScriptsRead()
+			d.scripts = r.ScriptsRead()
 		}
-		if paths != nil || units != nil || packages != nil || scripts != nil {
+		if r, ok := s.(JoinedReader); ok {
+			d.joined = r.JoinedReads()
+		}
+		if !d.empty() {
 			return
 		}
 		u, ok := s.(interface{ Unwrap() Step })
@@ -80,38 +95,40 @@ func readsOf(s Step) (paths []PathRead, units, packages, scripts []string) {
 }
 
 // Prefetch starts reading what the checks of ss declare they read (PathReader,
-// UnitReader, PackageReader, ScriptReader), all in one command over c: their paths
-// with one stat and one cat, their systemd units in one systemctl call, their
-// packages in one lookup, and each of their read-only lines in a subshell of the
-// same shell (gather). It returns a context under which their checks over c take
-// what they read from that answer (PrefetchPaths and CheckOutput say how).
+// UnitReader, PackageReader, ScriptReader, JoinedReader), all in one command over c:
+// their paths with one stat and one cat, their systemd units in one systemctl call,
+// their packages in one lookup, their joined reads one line per Joiner, and each of
+// their read-only lines in a subshell of the same shell (gather). It returns a
+// context under which their checks over c take what they read from that answer
+// (PrefetchPaths, CheckOutput and JoinedOutput say how).
 func Prefetch(ctx context.Context, c transport.Conn, ss []Step) context.Context {
-	var paths []PathRead
-	var units, packages, scripts []string
+	var all declaredReads
 	for _, s := range ss {
-		p, u, k, l := readsOf(s)
-		paths = append(paths, p...)
-		units = append(units, u...)
-		packages = append(packages, k...)
-		scripts = append(scripts, l...)
+		d := readsOf(s)
+		all.paths = append(all.paths, d.paths...)
+		all.units = append(all.units, d.units...)
+		all.packages = append(all.packages, d.packages...)
+		all.scripts = append(all.scripts, d.scripts...)
+		all.joined = append(all.joined, d.joined...)
 	}
 	g := &gather{}
 	var pf *prefetch
-	if len(paths) > 0 {
-		pf = newPrefetch(c, paths)
+	if len(all.paths) > 0 {
+		pf = newPrefetch(c, all.paths)
 		pf.fetch = part(g, g.add(pf.script()))
 	}
 	var ul, pl *lookup
-	if len(units) > 0 {
-		ul = newLookup(c, units, parseUnits)
+	if len(all.units) > 0 {
+		ul = newLookup(c, all.units, parseUnits)
 		ul.fetch = part(g, g.add(unitsScript(ul.unique)))
 	}
-	if len(packages) > 0 {
-		pl = newLookup(c, packages, parsePackages)
+	if len(all.packages) > 0 {
+		pl = newLookup(c, all.packages, parsePackages)
 		pl.fetch = part(g, g.add(packagesScript(pl.unique)))
 	}
+	joins := joinReads(g, all.joined)
 	index := map[string]int{}
-	for _, l := range scripts {
+	for _, l := range all.scripts {
 		index[l] = g.add(l)
 	}
 	if len(g.lines) == 0 {
@@ -130,8 +147,8 @@ func Prefetch(ctx context.Context, c transport.Conn, ss []Step) context.Context 
 		pl.start(ctx)
 		ctx = context.WithValue(ctx, packagesKey{}, pl)
 	}
-	if len(index) > 0 {
-		ctx = context.WithValue(ctx, scriptsKey{}, &gatheredScripts{g: g, index: index})
+	if len(index) > 0 || len(joins) > 0 {
+		ctx = context.WithValue(ctx, scriptsKey{}, &gatheredScripts{g: g, index: index, joins: joins})
 	}
 	return ctx
 }

@@ -136,8 +136,7 @@ func (t together) Notifies() []string {
 func (t together) PathsRead() []PathRead {
 	var paths []PathRead
 	for _, s := range t {
-		p, _, _, _ := readsOf(s)
-		paths = append(paths, p...)
+		paths = append(paths, readsOf(s).paths...)
 	}
 	return paths
 }
@@ -146,8 +145,7 @@ func (t together) PathsRead() []PathRead {
 func (t together) UnitsRead() []string {
 	var units []string
 	for _, s := range t {
-		_, u, _, _ := readsOf(s)
-		units = append(units, u...)
+		units = append(units, readsOf(s).units...)
 	}
 	return units
 }
@@ -156,8 +154,7 @@ func (t together) UnitsRead() []string {
 func (t together) PackagesRead() []string {
 	var packages []string
 	for _, s := range t {
-		_, _, k, _ := readsOf(s)
-		packages = append(packages, k...)
+		packages = append(packages, readsOf(s).packages...)
 	}
 	return packages
 }
@@ -166,8 +163,16 @@ func (t together) PackagesRead() []string {
 func (t together) ScriptsRead() []string {
 	var scripts []string
 	for _, s := range t {
-		_, _, _, l := readsOf(s)
-		scripts = append(scripts, l...)
+		scripts = append(scripts, readsOf(s).scripts...)
 	}
 	return scripts
+}
+
+// JoinedReads is every joined read its steps declare their checks make.
+func (t together) JoinedReads() []JoinedRead {
+	var joined []JoinedRead
+	for _, s := range t {
+		joined = append(joined, readsOf(s).joined...)
+	}
+	return joined
 }
