@@ -17,37 +17,23 @@ import (
 
 	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport"
-	"github.com/cauldron-go/cauldron/transport/docker"
 )
 
-// ensureSSH gives the lab's key to root in every host and records every host's own
-// key, read over docker exec (a channel the control machine already trusts), so SSH to
-// the lab is strict from the first connection.
-func (l *Lab) ensureSSH(ctx context.Context) error {
-	pub, err := ensureKey(l.KeyFile)
+// authorizeAndReadHostKey gives root the lab's key (authorize) and returns the
+// host's ed25519 key as an authorized_keys line.
+func authorizeAndReadHostKey(ctx context.Context, c transport.Conn, pub []byte) ([]byte, error) {
+	if err := authorize(ctx, c, pub); err != nil {
+		return nil, fmt.Errorf("authorize the lab key: %w", err)
+	}
+	data, err := transport.Output(ctx, c, "cat /etc/ssh/ssh_host_ed25519_key.pub")
 	if err != nil {
-		return fmt.Errorf("lab key: %w", err)
+		return nil, fmt.Errorf("read its SSH host key: %w", err)
 	}
-	var known bytes.Buffer
-	for _, h := range l.Hosts {
-		c := docker.New(h.Container)
-		if err := authorize(ctx, c, pub); err != nil {
-			return fmt.Errorf("lab host %s: authorize the lab key: %w", h.Name, err)
-		}
-		data, err := c.Read(ctx, "/etc/ssh/ssh_host_ed25519_key.pub")
-		if err != nil {
-			return fmt.Errorf("lab host %s: read its SSH host key: %w", h.Name, err)
-		}
-		key, _, _, _, err := ssh.ParseAuthorizedKey(data)
-		if err != nil {
-			return fmt.Errorf("lab host %s: its SSH host key: %w", h.Name, err)
-		}
-		fmt.Fprintf(&known, "[127.0.0.1]:%d %s", h.SSHPort, ssh.MarshalAuthorizedKey(key))
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(data))
+	if err != nil {
+		return nil, fmt.Errorf("its SSH host key: %w", err)
 	}
-	if _, err := writeFileIfChanged(l.KnownHostsFile, known.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("lab known_hosts: %w", err)
-	}
-	return nil
+	return ssh.MarshalAuthorizedKey(key), nil
 }
 
 // ensureKey makes an ed25519 key pair at path (and path.pub) unless one is there, and
