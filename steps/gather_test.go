@@ -130,3 +130,72 @@ func ExampleCheckOutput() {
 	// probe shell converged
 	// commands: 1
 }
+
+// echoes joins reads that print their query: one printf for them all, each answer
+// after a line of its own that marks it. With broken set, a joined line of more than one
+// read fails, as a joined psql fails on any statement's error.
+type echoes struct{ broken bool }
+
+func (e echoes) Join(queries []string) (string, func(string) ([]string, error)) {
+	line := ""
+	for _, q := range queries {
+		line += "echo '#'; echo " + q + "; "
+	}
+	if e.broken && len(queries) > 1 {
+		line += "exit 1"
+	}
+	return line, func(out string) ([]string, error) {
+		parts := strings.Split(out, "#\n")
+		if len(parts) != len(queries)+1 || parts[0] != "" {
+			return nil, fmt.Errorf("unexpected %q", out)
+		}
+		return parts[1:], nil
+	}
+}
+
+// echoRead is a step whose check makes one joined read.
+type echoRead struct {
+	j    echoes
+	word string
+}
+
+func (e echoRead) String() string { return "echo " + e.word }
+
+func (e echoRead) JoinedReads() []steps.JoinedRead {
+	return []steps.JoinedRead{{Joiner: e.j, Query: e.word}}
+}
+
+func (e echoRead) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
+	out, err := steps.JoinedOutput(ctx, c, e.j, e.word)
+	if err != nil {
+		return nil, err
+	}
+	if out != e.word+"\n" {
+		return nil, fmt.Errorf("read %q for %q", out, e.word)
+	}
+	return nil, nil
+}
+
+// Reads of one Joiner share one line, each taking its own answer; when the joined line
+// fails, each read runs alone, through the same Join.
+func TestJoinedReadsShareOneLineAndRunAloneWhenItFails(t *testing.T) {
+	for _, tc := range []struct {
+		j        echoes
+		commands int
+	}{
+		{echoes{}, 1},
+		{echoes{broken: true}, 5}, // the joined line, then each of the 4 checks alone
+	} {
+		ss := []steps.Step{echoRead{tc.j, "one"}, echoRead{tc.j, "two"}, echoRead{tc.j, "three"}, echoRead{tc.j, "two"}}
+		c := &recordingConn{Conn: local.New()}
+		ctx := steps.Prefetch(context.Background(), c, ss)
+		for _, s := range ss {
+			if got := outcome(s.Check(ctx, c)); got != "converged" {
+				t.Errorf("broken %v: %s: %s", tc.j.broken, s, got)
+			}
+		}
+		if n := c.commands(); n != tc.commands {
+			t.Errorf("broken %v: %d commands, want %d:\n%s", tc.j.broken, n, tc.commands, strings.Join(c.lines, "\n"))
+		}
+	}
+}
