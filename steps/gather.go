@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/transport"
@@ -98,7 +99,10 @@ func joinReads(g *gather, reads []JoinedRead) map[Joiner]*joinedGroup {
 	}
 	groups := map[Joiner]*joinedGroup{}
 	for _, j := range order {
-		line, split := j.Join(queries[j])
+		line, split, ok := join(j, queries[j])
+		if !ok {
+			continue // its reads are each read alone
+		}
 		jg := &joinedGroup{line: g.add(line), queries: map[string]int{}, split: split}
 		for i, q := range queries[j] {
 			jg.queries[q] = i
@@ -106,6 +110,17 @@ func joinReads(g *gather, reads []JoinedRead) map[Joiner]*joinedGroup {
 		groups[j] = jg
 	}
 	return groups
+}
+
+// join is j.Join(queries); false when that panics (a user's Joiner).
+func join(j Joiner, queries []string) (line string, split func(string) ([]string, error), ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	line, split = j.Join(queries)
+	return line, split, split != nil
 }
 
 // JoinedOutput is a check's joined read: its answer from the line a gather under ctx
@@ -147,10 +162,11 @@ type gather struct {
 	conn  transport.Conn
 	lines []string
 	done  chan struct{}
-	// Set once done is closed.
+	// Set once done is closed: each line's output, status, or the error of the
+	// command that carried it.
 	outs     []string
 	statuses []int
-	err      error
+	errs     []error
 }
 
 // errGatheredStatus is a gathered line's error when it did not end with status 0: its
@@ -169,28 +185,72 @@ func (g *gather) add(line string) int {
 	return len(g.lines) - 1
 }
 
-// start runs g's lines over c in the background: one line as it is, more in one
-// command (gatherScript).
+// maxGatherLine bounds one gathered command's line: Linux refuses an argument longer
+// than 128 KiB (MAX_ARG_STRLEN) to exec, and the line is sh -c's argument on the host.
+// Lines beyond it go in further commands; a single line longer than it runs alone.
+const maxGatherLine = 64 << 10
+
+// start runs g's lines over c in the background: one line as it is, more in as few
+// commands as maxGatherLine allows (gatherScript), those at the same time.
 func (g *gather) start(ctx context.Context, c transport.Conn) {
 	g.conn, g.done = c, make(chan struct{})
+	g.outs, g.statuses = make([]string, len(g.lines)), make([]int, len(g.lines))
+	var chunks [][]int
+	size := 0
+	for i, l := range g.lines {
+		n := len(shell.Quote(l)) + 100
+		if len(chunks) == 0 || size+n > maxGatherLine {
+			chunks, size = append(chunks, nil), 0
+		}
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], i)
+		size += n
+	}
+	g.errs = make([]error, len(g.lines))
+	var wg sync.WaitGroup
+	for _, chunk := range chunks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.run(ctx, c, chunk); err != nil {
+				for _, i := range chunk {
+					g.errs[i] = err
+				}
+			}
+		}()
+	}
 	go func() {
-		defer close(g.done)
-		if len(g.lines) == 1 {
-			out, err := transport.Output(ctx, c, g.lines[0])
-			g.outs, g.statuses, g.err = []string{out}, []int{0}, err
-			return
-		}
-		token, err := gatherToken()
-		if err != nil {
-			g.err = err
-			return
-		}
-		out, err := transport.Output(ctx, c, gatherScript(token, g.lines))
-		if err == nil {
-			g.outs, g.statuses, err = parseGather(out, token, len(g.lines))
-		}
-		g.err = err
+		wg.Wait()
+		close(g.done)
 	}()
+}
+
+// run runs the lines of g at indexes in one command and keeps their answers.
+func (g *gather) run(ctx context.Context, c transport.Conn, indexes []int) error {
+	if len(indexes) == 1 {
+		out, err := transport.Output(ctx, c, g.lines[indexes[0]])
+		g.outs[indexes[0]] = out
+		return err
+	}
+	token, err := gatherToken()
+	if err != nil {
+		return err
+	}
+	lines := make([]string, len(indexes))
+	for k, i := range indexes {
+		lines[k] = g.lines[i]
+	}
+	out, err := transport.Output(ctx, c, gatherScript(token, lines))
+	if err != nil {
+		return err
+	}
+	outs, statuses, err := parseGather(out, token, len(lines))
+	if err != nil {
+		return err
+	}
+	for k, i := range indexes {
+		g.outs[i], g.statuses[i] = outs[k], statuses[k]
+	}
+	return nil
 }
 
 // output waits for line i's answer: its standard output when it ended with status 0.
@@ -200,8 +260,8 @@ func (g *gather) output(ctx context.Context, i int) (string, error) {
 	case <-ctx.Done():
 		return "", context.Cause(ctx)
 	}
-	if g.err != nil {
-		return "", g.err
+	if g.errs[i] != nil {
+		return "", g.errs[i]
 	}
 	if g.statuses[i] != 0 {
 		return "", fmt.Errorf("status %d: %w", g.statuses[i], errGatheredStatus)

@@ -199,3 +199,28 @@ func TestJoinedReadsShareOneLineAndRunAloneWhenItFails(t *testing.T) {
 		}
 	}
 }
+
+// Reads longer together than one argument to exec may be (Linux: 128 KiB) go in a few
+// commands instead of one that the host could not start, each answering as alone.
+func TestAGatherTooLongForOneCommandLineGoesInSeveral(t *testing.T) {
+	var ss []steps.Step
+	for i := range 40 {
+		// 5 KiB of line each, 200 KiB in all.
+		ss = append(ss, probe{fmt.Sprint(i), fmt.Sprintf(": '%s'; echo %d", strings.Repeat("x", 5<<10), i), fmt.Sprintf("%d\n", i)})
+	}
+	c := &recordingConn{Conn: local.New()}
+	ctx := steps.Prefetch(context.Background(), c, ss)
+	for _, s := range ss {
+		if got := outcome(s.Check(ctx, c)); got != "converged" {
+			t.Errorf("%s: %s", s, got)
+		}
+	}
+	if n := c.commands(); n < 4 || n > 6 {
+		t.Errorf("40 reads of 5 KiB ran %d commands, want 4 to 6", n)
+	}
+	for _, l := range c.lines {
+		if len(l) > 128<<10 {
+			t.Errorf("a command line of %d bytes", len(l))
+		}
+	}
+}
