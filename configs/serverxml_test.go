@@ -290,8 +290,9 @@ func TestEveryModeOrdersBothKindsOfUnacknowledgedChangesSoNodesOfTwoModesUnderst
 			}
 			var flags []string
 			for _, o := range orders {
-				if len(o.Attrs) != 1 || o.Attrs[0].Name.Local != "optionFlag" {
-					t.Fatalf("%s: %s: OrderInterceptor %v, want an optionFlag only", name, svc.Name, o.Attrs)
+				if len(o.Attrs) != 2 || o.Attrs[0].Name.Local != "optionFlag" ||
+					o.Attrs[1].Name.Local != "forwardExpired" || o.Attrs[1].Value != "false" {
+					t.Fatalf("%s: %s: OrderInterceptor %v, want an optionFlag and forwardExpired=false only", name, svc.Name, o.Attrs)
 				}
 				flags = append(flags, o.Attrs[0].Value)
 				if f, _ := strconv.Atoi(o.Attrs[0].Value); f == 0 || 6&f == f {
