@@ -15,8 +15,8 @@ func TestAModeSwitchIsRefusedOnlyWhereTheRunningNodesCouldNotUnderstandTheNewOne
 		t.Fatal(err)
 	}
 	both := string(b)
-	const flag8 = `<Interceptor className="org.apache.catalina.tribes.group.interceptors.OrderInterceptor" optionFlag="8"></Interceptor>`
-	const flag256 = `<Interceptor className="org.apache.catalina.tribes.group.interceptors.OrderInterceptor" optionFlag="256"></Interceptor>`
+	const flag8 = `<Interceptor className="org.apache.catalina.tribes.group.interceptors.OrderInterceptor" optionFlag="8" forwardExpired="false"></Interceptor>`
+	const flag256 = `<Interceptor className="org.apache.catalina.tribes.group.interceptors.OrderInterceptor" optionFlag="256" forwardExpired="false"></Interceptor>`
 	if !strings.Contains(both, flag8) || !strings.Contains(both, flag256) {
 		t.Fatalf("the golden server.xml no longer has both OrderInterceptors as this test expects")
 	}
