@@ -25,11 +25,11 @@ func authorizeAndReadHostKey(ctx context.Context, c transport.Conn, pub []byte) 
 	if err := authorize(ctx, c, pub); err != nil {
 		return nil, fmt.Errorf("authorize the lab key: %w", err)
 	}
-	data, err := transport.Output(ctx, c, "cat /etc/ssh/ssh_host_ed25519_key.pub")
+	data, err := c.Read(ctx, "/etc/ssh/ssh_host_ed25519_key.pub")
 	if err != nil {
 		return nil, fmt.Errorf("read its SSH host key: %w", err)
 	}
-	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(data))
+	key, _, _, _, err := ssh.ParseAuthorizedKey(data)
 	if err != nil {
 		return nil, fmt.Errorf("its SSH host key: %w", err)
 	}

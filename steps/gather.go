@@ -34,7 +34,7 @@ type scriptsKey struct{}
 // run now. Only for reads: the answer is that of the moment of the gather.
 func CheckOutput(ctx context.Context, c transport.Conn, line string) (string, error) {
 	if s, _ := ctx.Value(scriptsKey{}).(*gatheredScripts); s != nil && sameConn(s.g.conn, c) {
-		if i, ok := s.index[line]; ok {
+		if i, ok := s.g.index[line]; ok {
 			if out, err := s.g.output(ctx, i); err == nil {
 				return out, nil
 			}
@@ -45,7 +45,6 @@ func CheckOutput(ctx context.Context, c transport.Conn, line string) (string, er
 
 type gatheredScripts struct {
 	g     *gather
-	index map[string]int
 	joins map[Joiner]*joinedGroup
 }
 
@@ -161,6 +160,7 @@ func JoinedOutput(ctx context.Context, c transport.Conn, j Joiner, query string)
 type gather struct {
 	conn  transport.Conn
 	lines []string
+	index map[string]int // line -> its index in lines
 	done  chan struct{}
 	// Set once done is closed: each line's output, status, or the error of the
 	// command that carried it.
@@ -176,11 +176,13 @@ var errGatheredStatus = errors.New("the gathered line did not end with status 0"
 // add adds line to those g runs and returns its index; a line already there is run
 // once.
 func (g *gather) add(line string) int {
-	for i, l := range g.lines {
-		if l == line {
-			return i
-		}
+	if i, ok := g.index[line]; ok {
+		return i
 	}
+	if g.index == nil {
+		g.index = map[string]int{}
+	}
+	g.index[line] = len(g.lines)
 	g.lines = append(g.lines, line)
 	return len(g.lines) - 1
 }

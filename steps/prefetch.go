@@ -127,9 +127,8 @@ func Prefetch(ctx context.Context, c transport.Conn, ss []Step) context.Context 
 		pl.fetch = part(g, g.add(packagesScript(pl.unique)))
 	}
 	joins := joinReads(g, all.joined)
-	index := map[string]int{}
 	for _, l := range all.scripts {
-		index[l] = g.add(l)
+		g.add(l)
 	}
 	if len(g.lines) == 0 {
 		return ctx
@@ -147,8 +146,8 @@ func Prefetch(ctx context.Context, c transport.Conn, ss []Step) context.Context 
 		pl.start(ctx)
 		ctx = context.WithValue(ctx, packagesKey{}, pl)
 	}
-	if len(index) > 0 || len(joins) > 0 {
-		ctx = context.WithValue(ctx, scriptsKey{}, &gatheredScripts{g: g, index: index, joins: joins})
+	if len(all.scripts) > 0 || len(joins) > 0 {
+		ctx = context.WithValue(ctx, scriptsKey{}, &gatheredScripts{g: g, joins: joins})
 	}
 	return ctx
 }
@@ -309,8 +308,9 @@ func (pf *prefetch) start(ctx context.Context) {
 // connection (a delegate's) are not affected.
 func PrefetchPaths(ctx context.Context, c transport.Conn, reads []PathRead) context.Context {
 	pf := newPrefetch(c, reads)
-	script := pf.script()
-	pf.fetch = func(ctx context.Context) (string, error) { return transport.Output(ctx, c, script) }
+	g := &gather{}
+	pf.fetch = part(g, g.add(pf.script()))
+	g.start(ctx, c)
 	pf.start(ctx)
 	return context.WithValue(ctx, prefetchKey{}, pf)
 }
