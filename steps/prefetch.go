@@ -94,14 +94,8 @@ func readsOf(s Step) (d declaredReads) {
 	return
 }
 
-// Prefetch starts reading what the checks of ss declare they read (PathReader,
-// UnitReader, PackageReader, ScriptReader, JoinedReader), all in one command over c:
-// their paths with one stat and one cat, their systemd units in one systemctl call,
-// their packages in one lookup, their joined reads one line per Joiner, and each of
-// their read-only lines in a subshell of the same shell (gather). It returns a
-// context under which their checks over c take what they read from that answer
-// (PrefetchPaths, CheckOutput and JoinedOutput say how).
-func Prefetch(ctx context.Context, c transport.Conn, ss []Step) context.Context {
+// readsOfAll is what every one of ss declares it reads, together.
+func readsOfAll(ss []Step) declaredReads {
 	var all declaredReads
 	for _, s := range ss {
 		d := readsOf(s)
@@ -111,6 +105,18 @@ func Prefetch(ctx context.Context, c transport.Conn, ss []Step) context.Context 
 		all.scripts = append(all.scripts, d.scripts...)
 		all.joined = append(all.joined, d.joined...)
 	}
+	return all
+}
+
+// Prefetch starts reading what the checks of ss declare they read (PathReader,
+// UnitReader, PackageReader, ScriptReader, JoinedReader), all in one command over c:
+// their paths with one stat and one cat, their systemd units in one systemctl call,
+// their packages in one lookup, their joined reads one line per Joiner, and each of
+// their read-only lines in a subshell of the same shell (gather). It returns a
+// context under which their checks over c take what they read from that answer
+// (PrefetchPaths, CheckOutput and JoinedOutput say how).
+func Prefetch(ctx context.Context, c transport.Conn, ss []Step) context.Context {
+	all := readsOfAll(ss)
 	g := &gather{}
 	var pf *prefetch
 	if len(all.paths) > 0 {

@@ -133,46 +133,16 @@ func (t together) Notifies() []string {
 }
 
 // PathsRead is every path its steps declare they read.
-func (t together) PathsRead() []PathRead {
-	var paths []PathRead
-	for _, s := range t {
-		paths = append(paths, readsOf(s).paths...)
-	}
-	return paths
-}
+func (t together) PathsRead() []PathRead { return readsOfAll(t).paths }
 
 // UnitsRead is every unit its steps declare they read.
-func (t together) UnitsRead() []string {
-	var units []string
-	for _, s := range t {
-		units = append(units, readsOf(s).units...)
-	}
-	return units
-}
+func (t together) UnitsRead() []string { return readsOfAll(t).units }
 
 // PackagesRead is every package its steps declare they read.
-func (t together) PackagesRead() []string {
-	var packages []string
-	for _, s := range t {
-		packages = append(packages, readsOf(s).packages...)
-	}
-	return packages
-}
+func (t together) PackagesRead() []string { return readsOfAll(t).packages }
 
 // ScriptsRead is every read-only line its steps declare their checks run.
-func (t together) ScriptsRead() []string {
-	var scripts []string
-	for _, s := range t {
-		scripts = append(scripts, readsOf(s).scripts...)
-	}
-	return scripts
-}
+func (t together) ScriptsRead() []string { return readsOfAll(t).scripts }
 
 // JoinedReads is every joined read its steps declare their checks make.
-func (t together) JoinedReads() []JoinedRead {
-	var joined []JoinedRead
-	for _, s := range t {
-		joined = append(joined, readsOf(s).joined...)
-	}
-	return joined
-}
+func (t together) JoinedReads() []JoinedRead { return readsOfAll(t).joined }
