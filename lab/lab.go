@@ -282,11 +282,14 @@ func (l *Lab) ensureHosts(ctx context.Context, image string) error {
 			if err := WaitSystemd(ctx, c); err != nil {
 				return fmt.Errorf("lab host %s: %w", h.Name, err)
 			}
-			line, err := authorizeAndReadHostKey(ctx, c, pub)
+			if err := authorize(ctx, c, pub); err != nil {
+				return fmt.Errorf("lab host %s: authorize the lab key: %w", h.Name, err)
+			}
+			line, err := KnownHostsLine(ctx, c, fmt.Sprintf("[127.0.0.1]:%d", h.SSHPort))
 			if err != nil {
 				return fmt.Errorf("lab host %s: %w", h.Name, err)
 			}
-			known[i] = fmt.Appendf(nil, "[127.0.0.1]:%d %s", h.SSHPort, line)
+			known[i] = line
 			return nil
 		})
 	}

@@ -19,23 +19,6 @@ import (
 	"github.com/cauldron-go/cauldron/transport"
 )
 
-// authorizeAndReadHostKey gives root the lab's key (authorize) and returns the
-// host's ed25519 key as an authorized_keys line.
-func authorizeAndReadHostKey(ctx context.Context, c transport.Conn, pub []byte) ([]byte, error) {
-	if err := authorize(ctx, c, pub); err != nil {
-		return nil, fmt.Errorf("authorize the lab key: %w", err)
-	}
-	data, err := c.Read(ctx, "/etc/ssh/ssh_host_ed25519_key.pub")
-	if err != nil {
-		return nil, fmt.Errorf("read its SSH host key: %w", err)
-	}
-	key, _, _, _, err := ssh.ParseAuthorizedKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("its SSH host key: %w", err)
-	}
-	return ssh.MarshalAuthorizedKey(key), nil
-}
-
 // ensureKey makes an ed25519 key pair at path (and path.pub) unless one is there, and
 // returns the public key's authorized_keys line.
 func ensureKey(path string) ([]byte, error) {
