@@ -385,20 +385,29 @@ func TestTheSessionClustersOfARunningTomcatTakeNewSendOptionsAndSayThem(t *testi
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := recipes.ClusterSendOptions{JavaHome: javaHome, User: "gaia3d", Unit: configs.TomcatUnitName, Clusters: apps}
-		// The lab's own replication last, so that the cluster is left as it was.
-		was := optionsOf(t, l.DockerInventory)
-		other := recipes.SendOptionsSync
-		if was == recipes.SendOptionsSync {
-			other = recipes.SendOptionsAsync
-		}
-		for _, o := range []int{other, was} {
-			out, err := s.Set(context.Background(), c, o)
-			if err != nil {
-				t.Fatalf("%s: %v", h, err)
+		// The program runs from the Tribes jar the deploy built (which must hold it),
+		// from its source when there is no jar, and from its source when the jar is an
+		// earlier cauldron's, without the class.
+		jar := path.Join(topologyOf(t, l.DockerInventory).Cluster.TomcatHome, "lib", recipes.TribesJarName)
+		mustHost(t, l, h, "unzip -l "+shell.Quote(jar)+" io/cauldron/tribes/SetClusterSendOptions.class")
+		for _, from := range []struct{ name, jar string }{{"the jar", jar}, {"the source", ""}, {"the source beside a jar without it", "/etc/hostname"}} {
+			s := recipes.ClusterSendOptions{JavaHome: javaHome, User: "gaia3d", Unit: configs.TomcatUnitName, Clusters: apps, Jar: from.jar}
+			// The lab's own replication last, so that the cluster is left as it was.
+			was := optionsOf(t, l.DockerInventory)
+			other := recipes.SendOptionsSync
+			if was == recipes.SendOptionsSync {
+				other = recipes.SendOptionsAsync
 			}
-			if got := strings.Count(out, "type=Cluster="+strconv.Itoa(o)); got != apps {
-				t.Errorf("%s: set %d: %q, want %d clusters saying %d", h, o, out, apps, o)
+			for _, o := range []int{other, was} {
+				began := time.Now()
+				out, err := s.Set(context.Background(), c, o)
+				if err != nil {
+					t.Fatalf("%s, from %s: %v", h, from.name, err)
+				}
+				if got := strings.Count(out, "type=Cluster="+strconv.Itoa(o)); got != apps {
+					t.Errorf("%s, from %s: set %d: %q, want %d clusters saying %d", h, from.name, o, out, apps, o)
+				}
+				t.Logf("%s: set %d from %s in %.1f s", h, o, from.name, time.Since(began).Seconds())
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package recipes
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"path"
 	"strconv"
 	"strings"
@@ -38,7 +39,19 @@ type ClusterSendOptions struct {
 	// Configured is the send options server.xml gives the clusters, set again when a
 	// drain is given up with the node still running; 0 means SendOptionsAsync.
 	Configured int
+	// Jar is TribesJar's jar on the node, if the recipe builds one: when it holds the
+	// compiled program, java runs that (a JVM start, ~0.5 s); otherwise, or when it is
+	// empty, java compiles the program from its source first (JEP 330), which took
+	// 5-13 s of a drain on the lab's loaded 2 cores.
+	Jar string
 }
+
+// setSendOptionsClass is the program Set runs (tribes/SetClusterSendOptions.java), by
+// its class name in TribesJar's jar and its file name as a source.
+const (
+	setSendOptionsClass = "io.cauldron.tribes.SetClusterSendOptions"
+	setSendOptionsFile  = "SetClusterSendOptions.java"
+)
 
 // configured is s.Configured, or SendOptionsAsync when unset.
 func (s ClusterSendOptions) configured() int {
@@ -61,17 +74,35 @@ func (s ClusterSendOptions) Set(ctx context.Context, c transport.Conn, options i
 	if s.JavaHome == "" || s.User == "" || s.Unit == "" {
 		return "", fmt.Errorf("ClusterSendOptions needs a JavaHome, a User and a Unit")
 	}
-	java := path.Join(s.JavaHome, "bin", "java")
-	// The source goes in a private folder the JVM's user can read; java runs a
-	// single-file program from its source (JEP 330), nothing is left behind.
+	java := shell.Quote(path.Join(s.JavaHome, "bin", "java")) + " -Xshare:auto -XX:TieredStopAtLevel=1"
+	source, err := fs.ReadFile(tribesSources, "tribes/"+setSendOptionsFile)
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	args := `"$pid" ` + strconv.Itoa(options) + " " + strconv.Itoa(s.Clusters)
+	asUser := "runuser -u " + shell.Quote(s.User) + " -- "
+	// From its source, the program goes in a private folder the JVM's user can read and
+	// nothing is left behind.
+	fromSource := `dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+printf '%s' ` + shell.Quote(string(source)) + ` > "$dir/` + setSendOptionsFile + `"
+chown -R ` + shell.Quote(s.User) + ` "$dir"
+` + asUser + java + ` "$dir/` + setSendOptionsFile + `" ` + args
+	run := fromSource
+	if s.Jar != "" {
+		// unzip (the Tomcat recipe installs it) tells whether the jar has the class
+		// without a JVM: a jar built by an earlier cauldron does not.
+		jar := shell.Quote(s.Jar)
+		run = "if unzip -l " + jar + " " + shell.Quote(strings.ReplaceAll(setSendOptionsClass, ".", "/")+".class") + ` >/dev/null 2>&1; then
+` + asUser + java + " -cp " + jar + " " + setSendOptionsClass + " " + args + `
+else
+` + fromSource + `
+fi`
+	}
 	script := `set -e
 pid=$(systemctl show -p MainPID --value ` + shell.Quote(s.Unit) + `)
 [ -n "$pid" ] && [ "$pid" != 0 ] || { echo "` + s.Unit + ` is not running" >&2; exit 3; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-printf '%s' ` + shell.Quote(setSendOptionsJava) + ` > "$dir/SetClusterSendOptions.java"
-chown -R ` + shell.Quote(s.User) + ` "$dir"
-runuser -u ` + shell.Quote(s.User) + ` -- ` + shell.Quote(java) + ` -Xshare:auto -XX:TieredStopAtLevel=1 "$dir/SetClusterSendOptions.java" "$pid" ` + strconv.Itoa(options) + " " + strconv.Itoa(s.Clusters)
+` + run
 	out, err := transport.Output(ctx, c, "bash -c "+shell.Quote(script)+" 2>&1")
 	out = strings.TrimSpace(out)
 	if err != nil {
@@ -89,54 +120,3 @@ runuser -u ` + shell.Quote(s.User) + ` -- ` + shell.Quote(java) + ` -Xshare:auto
 	}
 	return out, nil
 }
-
-// setSendOptionsJava attaches to the JVM args[0], sets channelSendOptions to args[1]
-// on every SimpleTcpCluster MBean (type=Cluster in any domain, one per Engine or Host,
-// with a writable channelSendOptions) and prints each one's value read back. It
-// changes none when there is none or not args[2] of them (0: any number).
-const setSendOptionsJava = `import com.sun.tools.attach.VirtualMachine;
-import java.util.ArrayList;
-import java.util.List;
-import javax.management.Attribute;
-import javax.management.MBeanAttributeInfo;
-import javax.management.MBeanServerConnection;
-import javax.management.ObjectName;
-import javax.management.remote.JMXConnector;
-import javax.management.remote.JMXConnectorFactory;
-import javax.management.remote.JMXServiceURL;
-
-public class SetClusterSendOptions {
-    public static void main(String[] args) throws Exception {
-        VirtualMachine vm = VirtualMachine.attach(args[0]);
-        String address;
-        try {
-            address = vm.startLocalManagementAgent();
-        } finally {
-            vm.detach();
-        }
-        try (JMXConnector jmx = JMXConnectorFactory.connect(new JMXServiceURL(address))) {
-            MBeanServerConnection server = jmx.getMBeanServerConnection();
-            List<ObjectName> clusters = new ArrayList<>();
-            for (ObjectName name : server.queryNames(new ObjectName("*:type=Cluster,*"), null)) {
-                // The cluster itself, not its members, senders or valves.
-                for (MBeanAttributeInfo a : server.getMBeanInfo(name).getAttributes()) {
-                    if (a.getName().equals("channelSendOptions") && a.isWritable()) {
-                        clusters.add(name);
-                    }
-                }
-            }
-            int want = Integer.parseInt(args[2]);
-            if (clusters.isEmpty() || want > 0 && clusters.size() != want) {
-                System.err.println(clusters.size() + " session clusters " + clusters + " in JVM " + args[0] + ", want " + Math.max(want, 1) + ": none changed");
-                System.exit(4);
-            }
-            StringBuilder said = new StringBuilder();
-            for (ObjectName cluster : clusters) {
-                server.setAttribute(cluster, new Attribute("channelSendOptions", args[1]));
-                said.append(cluster).append('=').append(server.getAttribute(cluster, "channelSendOptions")).append(' ');
-            }
-            System.out.println(said.toString().trim());
-        }
-    }
-}
-`

@@ -211,7 +211,8 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		// Asynchronous replication could lose the change of a user's last answer as the
 		// node is switched out, and a written one could reach the other node after the
 		// user's next request; synchronous for the drain only (see ClusterSendOptions).
-		restart.SyncWhileDraining = &ClusterSendOptions{JavaHome: javaHome, User: c.Account, Unit: configs.TomcatUnitName, Clusters: len(c.Cluster.Apps), Configured: c.Cluster.Replication.ChannelSendOptions()}
+		restart.SyncWhileDraining = &ClusterSendOptions{JavaHome: javaHome, User: c.Account, Unit: configs.TomcatUnitName, Clusters: len(c.Cluster.Apps), Configured: c.Cluster.Replication.ChannelSendOptions(),
+			Jar: path.Join(tomcatHome, "lib", TribesJarName)}
 	}
 	for _, app := range c.Cluster.Apps {
 		restart.HealthURLs = append(restart.HealthURLs, fmt.Sprintf("http://127.0.0.1:%d/health", app.HTTPPort))
