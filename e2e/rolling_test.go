@@ -207,11 +207,11 @@ func rollUnderLoad(t *testing.T, l *lab.Lab, inv, version, heap string) (summary
 	if restarted != len(webHosts(l)) {
 		t.Errorf("%d Tomcats restarted, want every one (%d):\n%s", restarted, len(webHosts(l)), d.progress)
 	}
-	want := "[take out stop start serves joined put back settle]"
+	want := "[find the balancers take out stop start serves joined put back settle]"
 	if r := replicationOf(t, inv); r == "async" || r == "written" {
 		// The node replicates synchronously while it is taken out (recipes.TomcatNode:
 		// every mode but sync).
-		want = "[sync replication take out stop start serves joined put back settle]"
+		want = "[find the balancers sync replication take out stop start serves joined put back settle]"
 	}
 	mu.Lock()
 	for _, h := range webHosts(l) {

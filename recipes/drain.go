@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"path"
 	"regexp"
 	"slices"
@@ -171,12 +172,17 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 	serving := probeAll(ctx, c, d.HealthURLs) == nil
 	var inFront []Balancer
 	if serving {
-		for _, b := range d.Balancers {
-			there, err := b.InFront(ctx)
-			if err != nil {
-				return d.gateError("find the balancers", err, false)
-			}
-			if there {
+		// Each balancer is another host: asked at once, as they are taken out.
+		there := make([]bool, len(d.Balancers))
+		errs := eachBalancer(d.Balancers, func(i int, b Balancer) (err error) {
+			there[i], err = b.InFront(ctx)
+			return err
+		})
+		if errs != nil {
+			return d.gateError("find the balancers", errors.Join(errs...), false)
+		}
+		for i, b := range d.Balancers {
+			if there[i] {
 				inFront = append(inFront, b)
 			}
 		}
@@ -186,11 +192,12 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 		if err := anyServes(ctx, c, d.Peers); err != nil {
 			return d.gateError("another node serves", fmt.Errorf("none of the other nodes serves (%w): taking %s out would leave no node", err, d.Node), false)
 		}
-		for _, b := range inFront {
-			if err := b.OthersInRotation(ctx); err != nil {
-				return d.gateError("another node serves", fmt.Errorf("%w: taking %s out would leave no node", err, d.Node), false)
-			}
+		if errs := eachBalancer(inFront, func(_ int, b Balancer) error { return b.OthersInRotation(ctx) }); errs != nil {
+			return d.gateError("another node serves", fmt.Errorf("%w: taking %s out would leave no node", errors.Join(errs...), d.Node), false)
 		}
+	}
+	if drain {
+		phase("find the balancers")
 	}
 	// Before the first balancer sends the node's users elsewhere, every answer of the
 	// node waits until the other nodes have its change (see ClusterSendOptions).
@@ -202,7 +209,7 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 	}
 	// Every balancer at once: each one's drain is mostly waiting (mod_jk's disabled
 	// phase, Nginx's old workers), and the node is out only when all are done.
-	if errs := eachBalancer(inFront, func(b Balancer) error { return b.TakeOut(ctx) }); errs != nil {
+	if errs := eachBalancer(inFront, func(_ int, b Balancer) error { return b.TakeOut(ctx) }); errs != nil {
 		// Those taken out get the node back: it still serves, and as it did.
 		var failed []string
 		for i, b := range inFront {
@@ -295,7 +302,7 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 	if !drain {
 		return nil
 	}
-	if errs := eachBalancer(inFront, func(b Balancer) error { return b.PutBack(ctx) }); errs != nil {
+	if errs := eachBalancer(inFront, func(_ int, b Balancer) error { return b.PutBack(ctx) }); errs != nil {
 		var failed []string
 		for i, b := range inFront {
 			if errs[i] != nil {
@@ -321,14 +328,14 @@ func (d DrainedRestart) run(ctx context.Context, c transport.Conn) error {
 
 // eachBalancer calls f on every balancer at once (each is another host) and returns
 // their errors by index, or nil when every call succeeded.
-func eachBalancer(bs []Balancer, f func(Balancer) error) []error {
+func eachBalancer(bs []Balancer, f func(int, Balancer) error) []error {
 	errs := make([]error, len(bs))
 	var wg sync.WaitGroup
 	for i, b := range bs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = f(b)
+			errs[i] = f(i, b)
 		}()
 	}
 	wg.Wait()
@@ -531,19 +538,28 @@ func (m *ModJKBalancer) InFront(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, mb := range m.Members {
-		out, err := m.ask(ctx, c, "cmd=show&w="+mb.Balancer)
-		if errors.Is(err, errAbsent) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if propValue(out, "worker."+mb.Worker+".activation") == "" {
+	outs, err := m.askEach(ctx, c, m.showQueries())
+	if errors.Is(err, errAbsent) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for i, mb := range m.Members {
+		if propValue(outs[i], "worker."+mb.Worker+".activation") == "" {
 			return false, nil
 		}
 	}
 	return true, nil
+}
+
+// showQueries shows each member's balancer.
+func (m *ModJKBalancer) showQueries() []string {
+	q := make([]string, len(m.Members))
+	for i, mb := range m.Members {
+		q[i] = "cmd=show&w=" + mb.Balancer
+	}
+	return q
 }
 
 // OthersInRotation is nil when every balancer of the node's members has another member
@@ -553,11 +569,12 @@ func (m *ModJKBalancer) OthersInRotation(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, mb := range m.Members {
-		out, err := m.ask(ctx, c, "cmd=show&w="+mb.Balancer)
-		if err != nil {
-			return err
-		}
+	outs, err := m.askEach(ctx, c, m.showQueries())
+	if err != nil {
+		return err
+	}
+	for i, mb := range m.Members {
+		out := outs[i]
 		var others []string
 		ok := false
 		for _, line := range strings.Split(out, "\n") {
@@ -627,18 +644,20 @@ func (m *ModJKBalancer) PutBack(ctx context.Context) error {
 	if err := m.set(ctx, c, jkActive); err != nil {
 		return err
 	}
-	reset := map[string]bool{}
+	var balancers, queries []string
 	for _, mb := range m.Members {
-		if reset[mb.Balancer] {
-			continue
+		if !slices.Contains(balancers, mb.Balancer) {
+			balancers = append(balancers, mb.Balancer)
+			queries = append(queries, "cmd=reset&w="+mb.Balancer)
 		}
-		reset[mb.Balancer] = true
-		out, err := m.ask(ctx, c, "cmd=reset&w="+mb.Balancer)
-		if err != nil {
-			return err
-		}
+	}
+	outs, err := m.askEach(ctx, c, queries)
+	if err != nil {
+		return err
+	}
+	for i, out := range outs {
 		if !strings.Contains(out, "worker.result.type=OK") {
-			return fmt.Errorf("%s: reset %s: %s", m, mb.Balancer, strings.TrimSpace(out))
+			return fmt.Errorf("%s: reset %s: %s", m, balancers[i], strings.TrimSpace(out))
 		}
 	}
 	return nil
@@ -647,12 +666,16 @@ func (m *ModJKBalancer) PutBack(ctx context.Context) error {
 // set gives every member the activation; errAbsent when Apache or the status worker is
 // not there.
 func (m *ModJKBalancer) set(ctx context.Context, c transport.Conn, activation int) error {
-	for _, mb := range m.Members {
-		out, err := m.ask(ctx, c, "cmd=update&w="+mb.Balancer+"&sw="+mb.Worker+"&vwa="+strconv.Itoa(activation))
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(out, "worker.result.type=OK") {
+	queries := make([]string, len(m.Members))
+	for i, mb := range m.Members {
+		queries[i] = "cmd=update&w=" + mb.Balancer + "&sw=" + mb.Worker + "&vwa=" + strconv.Itoa(activation)
+	}
+	outs, err := m.askEach(ctx, c, queries)
+	if err != nil {
+		return err
+	}
+	for i, mb := range m.Members {
+		if out := outs[i]; !strings.Contains(out, "worker.result.type=OK") {
 			return fmt.Errorf("%s: set %s/%s to activation %d: %s", m, mb.Balancer, mb.Worker, activation, strings.TrimSpace(out))
 		}
 	}
@@ -661,12 +684,12 @@ func (m *ModJKBalancer) set(ctx context.Context, c transport.Conn, activation in
 
 // idle is nil when no member has a request in flight.
 func (m *ModJKBalancer) idle(ctx context.Context, c transport.Conn) error {
-	for _, mb := range m.Members {
-		out, err := m.ask(ctx, c, "cmd=show&w="+mb.Balancer)
-		if err != nil {
-			return err
-		}
-		busy := propValue(out, "worker."+mb.Worker+".busy")
+	outs, err := m.askEach(ctx, c, m.showQueries())
+	if err != nil {
+		return err
+	}
+	for i, mb := range m.Members {
+		busy := propValue(outs[i], "worker."+mb.Worker+".busy")
 		if busy != "0" {
 			return fmt.Errorf("%s: %s/%s has %q requests in flight", m, mb.Balancer, mb.Worker, busy)
 		}
@@ -674,21 +697,32 @@ func (m *ModJKBalancer) idle(ctx context.Context, c transport.Conn) error {
 	return nil
 }
 
-// ask runs a status worker command on the Apache host (mime=prop: key=value lines).
-func (m *ModJKBalancer) ask(ctx context.Context, c transport.Conn, query string) (string, error) {
-	u := m.StatusURL + "?" + query + "&mime=prop"
+// askEach runs status worker commands on the Apache host (mime=prop: key=value lines),
+// one after another in one command: under load a command on a lab host took ~0.9 s
+// to start, and a drain asks for each of the node's members (one per app) several
+// times. The answers are by index; errAbsent when Apache or the status worker is not
+// there (yet).
+func (m *ModJKBalancer) askEach(ctx context.Context, c transport.Conn, queries []string) ([]string, error) {
+	end := "cauldron-jk-answer-" + strconv.FormatUint(rand.Uint64(), 36)
 	// Exit 3: Apache is not running or the status worker is not mounted yet.
-	script := "systemctl is-active --quiet apache2.service || exit 3; " +
-		"out=$(curl -sS -m 5 -w '\\n%{http_code}' " + shell.Quote(u) + ") || exit 3; " +
-		`code=${out##*$'\n'}; [ "$code" = 200 ] || exit 3; printf '%s\n' "${out%$'\n'*}"`
-	out, err := transport.Output(ctx, c, "bash -c "+shell.Quote(script))
+	var b strings.Builder
+	b.WriteString("systemctl is-active --quiet apache2.service || exit 3")
+	for _, q := range queries {
+		b.WriteString("; out=$(curl -sS -m 5 -w '\\n%{http_code}' " + shell.Quote(m.StatusURL+"?"+q+"&mime=prop") + ") || exit 3; " +
+			`code=${out##*$'\n'}; [ "$code" = 200 ] || exit 3; printf '%s\n%s\n' "${out%$'\n'*}" ` + end)
+	}
+	out, err := transport.Output(ctx, c, "bash -c "+shell.Quote(b.String()))
 	if transport.ExitStatus(err) == 3 {
-		return "", errAbsent
+		return nil, errAbsent
 	}
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", m, err)
+		return nil, fmt.Errorf("%s: %w", m, err)
 	}
-	return out, nil
+	answers := strings.Split(out, end+"\n")
+	if len(answers) != len(queries)+1 || answers[len(queries)] != "" {
+		return nil, fmt.Errorf("%s: %d answers to %d status worker commands: %q", m, len(answers)-1, len(queries), out)
+	}
+	return answers[:len(queries)], nil
 }
 
 func propValue(props, key string) string {

@@ -307,7 +307,7 @@ func TestAFailedRestartStopsTheRolloutWithTheNodeLeftOutOfEveryBalancer(t *testi
 		t.Errorf("balancers were asked %v, want %s (and nothing put back)", log, want)
 	}
 	// Only the phases that ended are reported: the node was taken out, the stop failed.
-	if want := "[web1 take out]"; fmt.Sprint(phases) != want {
+	if want := "[web1 find the balancers web1 take out]"; fmt.Sprint(phases) != want {
 		t.Errorf("phases reported %v, want %s", phases, want)
 	}
 }
