@@ -212,7 +212,7 @@ func TomcatNode(c TomcatNodeConfig) (*steps.Recipe, error) {
 		// node is switched out, and a written one could reach the other node after the
 		// user's next request; synchronous for the drain only (see ClusterSendOptions).
 		restart.SyncWhileDraining = &ClusterSendOptions{JavaHome: javaHome, User: c.Account, Unit: configs.TomcatUnitName, Clusters: len(c.Cluster.Apps), Configured: c.Cluster.Replication.ChannelSendOptions(),
-			Jar: path.Join(tomcatHome, "lib", TribesJarName)}
+			Jar: TribesJar{TomcatHome: tomcatHome}.jarPath()}
 	}
 	for _, app := range c.Cluster.Apps {
 		restart.HealthURLs = append(restart.HealthURLs, fmt.Sprintf("http://127.0.0.1:%d/health", app.HTTPPort))
