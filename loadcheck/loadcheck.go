@@ -174,6 +174,12 @@ type Break struct {
 	// Unanswered counts the user's requests between Before and After that got no
 	// answer: the count may have gone up by one for each of them too.
 	Unanswered int
+	// Pending counts the user's unanswered requests that no count had shown done yet
+	// (any of them may be done later, by a host that held it); LateAt is when the
+	// last count before showed one done after a later answer (zero: none did). A
+	// break with Pending 0 and a recent LateAt is a request done twice.
+	Pending int
+	LateAt  time.Time
 	// Lost tells that the session is gone: a new one began at count 1.
 	Lost bool
 }
@@ -390,8 +396,9 @@ type user struct {
 	node          string
 	lastAt, began time.Time
 	// lateDone counts, for the answer being judged, the requests it shows done long
-	// after they went unanswered.
+	// after they went unanswered; lateAt is when an answer last did.
 	lateDone int
+	lateAt   time.Time
 	// seq numbers the user's requests: the key of each (Options.NoRequestKey: none).
 	seq   int
 	noKey bool
@@ -463,6 +470,7 @@ func (u *user) once(ctx context.Context) outcome {
 	o := u.ask(ctx)
 	if o.f != nil {
 		u.pending++
+		u.unsure++
 		return outcome{f: o.f}
 	}
 	o.late = u.lateDone
@@ -531,12 +539,13 @@ func (u *user) judge(count int, node, session string) *Break {
 		u.pending -= done
 		if extra := done - u.unsure; extra > 0 {
 			u.lateDone += extra // done after a later request was answered
+			u.lateAt = time.Now()
 		}
 		return nil
 	}
 	return &Break{At: time.Now(), Site: u.site.Name, User: u.id, Node: node, NodeBefore: u.node, Before: u.count, After: count,
 		Session: session, SessionBefore: u.session, Previous: u.lastAt, Began: u.began,
-		Unanswered: u.unsure, Lost: u.count > 0 && count == 1}
+		Unanswered: u.unsure, Pending: u.pending, LateAt: u.lateAt, Lost: u.count > 0 && count == 1}
 }
 
 // cookie is the JSESSIONID the jar would send to the site now.

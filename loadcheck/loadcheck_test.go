@@ -448,6 +448,46 @@ func TestARequestThatFailedAndIsDoneLaterIsLateNotBroken(t *testing.T) {
 	}
 }
 
+func TestARequestDoneButUnansweredShowsInTheNextCountAndIsNeitherLateNorBroken(t *testing.T) {
+	s, site := newSessionServer(t, "user1")
+	s.fault = func(n, _ int) fault {
+		if n == 3 {
+			return fault{hangup: true} // counted, but the answer never comes
+		}
+		return fault{}
+	}
+	r := run(t, loadcheck.Options{Sites: []loadcheck.Site{site}, Users: 1, MaxRequests: 8, Duration: 5 * time.Second})
+	if r.Broken != 0 || r.Late != 0 || r.FailedTotal != 1 {
+		t.Errorf("broken %d late %d failed %d, want 0 0 1: %+v", r.Broken, r.Late, r.FailedTotal, r.Breaks)
+	}
+}
+
+func TestABreakSaysWhenARequestWasLastSeenDoneLate(t *testing.T) {
+	// Request 3 hangs, is done late (seen at request 5), and is done again before 7:
+	// the break at 7 has nothing left unanswered and says when the late one showed.
+	s, site := newSessionServer(t, "user1")
+	s.fault = func(n, _ int) fault {
+		switch n {
+		case 3:
+			return fault{hangup: true, uncount: true}
+		case 5, 7:
+			s.counts[s.onlySession()]++
+		}
+		return fault{}
+	}
+	r := run(t, loadcheck.Options{Sites: []loadcheck.Site{site}, Users: 1, MaxRequests: 8, Duration: 5 * time.Second})
+	if len(r.Breaks) != 1 {
+		t.Fatalf("breaks %+v, want 1", r.Breaks)
+	}
+	b := r.Breaks[0]
+	if b.Pending != 0 || b.LateAt.IsZero() || !b.LateAt.Before(b.At) {
+		t.Errorf("break %+v: want Pending 0 and LateAt before At", b)
+	}
+	if !strings.Contains(r.String(), "0 unanswered not yet seen done, last seen done late +") {
+		t.Errorf("the report does not say it:\n%s", r)
+	}
+}
+
 // onlySession is the one session of a one-user server; call with s.mu held.
 func (s *sessionServer) onlySession() string {
 	for id := range s.counts {

@@ -174,8 +174,8 @@ func (k Break) describe(what string, started time.Time) string {
 		}
 		return "+" + ms(t.Sub(started))
 	}
-	return fmt.Sprintf("%s at %s: %s user %d: count %d after %d (%d unanswered between); session %s on %s (began %s, last answer %s) -> %s on %s",
-		what, at(k.At), k.Site, k.User, k.After, k.Before, k.Unanswered,
+	return fmt.Sprintf("%s at %s: %s user %d: count %d after %d (%d unanswered between, %d unanswered not yet seen done, last seen done late %s); session %s on %s (began %s, last answer %s) -> %s on %s",
+		what, at(k.At), k.Site, k.User, k.After, k.Before, k.Unanswered, k.Pending, at(k.LateAt),
 		orDash(k.SessionBefore), orDash(k.NodeBefore), at(k.Began), at(k.Previous), orDash(k.Session), orDash(k.Node))
 }
 
