@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -90,8 +91,67 @@ type HAProxyBackend struct {
 	// stale copies of sessions that had moved on (a session lost 3 s after the return,
 	// 6 requests done late).
 	NoLinger bool
-	Servers  []HAProxyServer
-	Extra    []string
+	// StampDeadline sets RequestDeadlineHeader on every request to the moment HAProxy
+	// has given up on it for sure (HAProxyDefaults.GivesUpWithin after it arrived), so
+	// that a host that held it past that refuses it instead of running it
+	// (configs.ClassAbandonedRequestValve). A client's own header of that name is
+	// replaced.
+	StampDeadline bool
+	Servers       []HAProxyServer
+	Extra         []string
+}
+
+// RequestDeadlineHeader carries the moment, in milliseconds since the epoch, after
+// which the balancer in front no longer waits for a request's answer
+// (HAProxyBackend.StampDeadline, configs.ClassAbandonedRequestValve).
+const RequestDeadlineHeader = "X-Request-Deadline"
+
+// GivesUpWithin is the longest HAProxy may still wait for an answer to a request after
+// it arrived: every try (the first and Retries more, HAProxy's 3 when 0) may spend
+// timeout connect on its connect and timeout server on its answer, with HAProxy's turn-around
+// (min(timeout connect, 1 s)) before each retry. Lines of Extra that set timeout
+// connect, timeout server or retries count over the typed fields, as in HAProxy (the
+// last one wins). It is a bound, not a guess: real requests end far sooner (the lab's:
+// 3.5 s); what it is for is to tell the requests nobody waits for any more.
+func (d HAProxyDefaults) GivesUpWithin() time.Duration {
+	connect, server, retries := d.TimeoutConnect, d.TimeoutServer, d.Retries
+	if retries == 0 {
+		retries = 3
+	}
+	for _, l := range d.Extra {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 3 && f[0] == "timeout" && f[1] == "connect":
+			if v, ok := parseHAProxyDuration(f[2]); ok {
+				connect = v
+			}
+		case len(f) == 3 && f[0] == "timeout" && f[1] == "server":
+			if v, ok := parseHAProxyDuration(f[2]); ok {
+				server = v
+			}
+		case len(f) == 2 && f[0] == "retries":
+			if v, err := strconv.Atoi(f[1]); err == nil && v >= 0 {
+				retries = v
+			}
+		}
+	}
+	return time.Duration(retries+1)*(connect+server) + time.Duration(retries)*min(connect, time.Second)
+}
+
+// parseHAProxyDuration reads a time as HAProxy does: a number with an optional unit
+// (us, ms, s, m, h, d), milliseconds without one.
+func parseHAProxyDuration(s string) (time.Duration, bool) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if i == 0 || err != nil {
+		return 0, false
+	}
+	unit, ok := map[string]time.Duration{"": time.Millisecond, "us": time.Microsecond, "ms": time.Millisecond,
+		"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[s[i:]]
+	return time.Duration(n) * unit, ok
 }
 
 // fallbackSuffix names a server's unchecked backup twin (HAProxyBackend.Fallback).
@@ -203,7 +263,7 @@ func NewHAProxy(c Cluster, statsUser, statsPassword string) *HAProxy {
 	}
 	for _, a := range c.Apps {
 		h.Frontends = append(h.Frontends, HAProxyFrontend{Name: a.Name, Port: a.SitePort, DefaultBackend: a.Name})
-		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET " + WebCheckPath, RetrySafeMethodsOnly: true, Fallback: true, NoLinger: true}
+		b := HAProxyBackend{Name: a.Name, Balance: "roundrobin", HealthCheck: "GET " + WebCheckPath, RetrySafeMethodsOnly: true, Fallback: true, NoLinger: true, StampDeadline: true}
 		for _, n := range c.Nodes {
 			// Frequent checks, and one failed check takes a host out: a web host that is
 			// out by mistake costs nothing but its share for a few seconds (HAProxy keeps
@@ -463,6 +523,10 @@ func (h *HAProxy) Render() ([]byte, error) {
 		}
 		if be.RetrySafeMethodsOnly {
 			line("http-request disable-l7-retry unless METH_GET")
+		}
+		if be.StampDeadline {
+			// date(offset, ms): now plus offset, both in milliseconds.
+			line("http-request set-header %s %%[date(%d,ms)]", RequestDeadlineHeader, h.Defaults.GivesUpWithin().Milliseconds())
 		}
 		for _, l := range be.Extra {
 			line("%s", l)

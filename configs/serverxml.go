@@ -55,6 +55,12 @@ const ClassRejoinFailureDetector = "io.cauldron.tribes.RejoinFailureDetector"
 // recipes/tribes/WokenNodeValve.java for why and how).
 const ClassWokenNodeValve = "io.cauldron.tribes.WokenNodeValve"
 
+// ClassAbandonedRequestValve is cauldron's valve (in the same jar) that refuses a
+// request its balancer gave up on (after the RequestDeadlineHeader HAProxy stamped)
+// instead of running it late, behind its user's back: the first valve of every
+// clustered Engine (see recipes/tribes/AbandonedRequestValve.java).
+const ClassAbandonedRequestValve = "io.cauldron.tribes.AbandonedRequestValve"
+
 // StaticFilesFilter is the ReplicationValve filter: requests for these never change a
 // session, so they are not worth a replication round.
 const StaticFilesFilter = `.*\.gif|.*\.js|.*\.jpeg|.*\.jpg|.*\.png|.*\.htm|.*\.html|.*\.css|.*\.txt|.*\.svg|.*\.ico|.*\.woff2?`
@@ -267,7 +273,7 @@ func NewServerXML(c Cluster, n Node) *ServerXML {
 		}
 		if c.Membership != NoReplication {
 			svc.Engine.Cluster = newTomcatCluster(c, a, n)
-			svc.Engine.Valves = []Valve{{ClassName: ClassWokenNodeValve}}
+			svc.Engine.Valves = []Valve{{ClassName: ClassAbandonedRequestValve}, {ClassName: ClassWokenNodeValve}}
 		}
 		s.Services = append(s.Services, svc)
 	}

@@ -19,7 +19,7 @@ import (
 
 // tribesSources are the Java sources of cauldron's Tribes classes
 // (configs.ClassFreshConnectionsSender and configs.ClassFreshConnectionsInterceptor) and
-// of its valve (configs.ClassWokenNodeValve).
+// of its valves (configs.ClassWokenNodeValve, configs.ClassAbandonedRequestValve).
 //
 //go:embed tribes/*.java
 var tribesSources embed.FS
@@ -32,7 +32,7 @@ const TribesJarName = "cauldron-tribes.jar"
 const tribesJarHashEntry = "META-INF/cauldron-sources.sha256"
 
 // TribesJar compiles cauldron's Tribes classes (see configs.WrittenReplication) and
-// valve (configs.ClassWokenNodeValve) on
+// valves (configs.ClassWokenNodeValve, configs.ClassAbandonedRequestValve) on
 // the host with the node's own JDK against the node's own Tomcat, into
 // <TomcatHome>/lib/cauldron-tribes.jar, where Tomcat's common class loader finds
 // them. The jar carries the SHA-256 of the sources it was built from: the

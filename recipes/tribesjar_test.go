@@ -23,7 +23,8 @@ const systemTomcat = "/usr/share/tomcat10"
 // removed and back (ReconnectProbe; Tribes' own reuses the old one), that its failure
 // detector counts a member back whose first test on its return failed (RejoinProbe;
 // Tribes' own never does), that its valve
-// refuses other nodes' sessions right after a freeze (WokenNodeProbe), then runs Tomcat's configtest (the Digester that start uses, which loads every class
+// refuses other nodes' sessions right after a freeze (WokenNodeProbe), that its other
+// valve refuses a request past its balancer's deadline (AbandonedRequestProbe), then runs Tomcat's configtest (the Digester that start uses, which loads every class
 // server.xml names) on a written cluster's server.xml with and without the jar.
 func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(t *testing.T) {
 	if testing.Short() {
@@ -127,6 +128,18 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 		}
 	}
 
+	// A request that arrives after the deadline its balancer stamped is refused (503)
+	// without running; one before it, without it, or with a deadline that is not a
+	// number is served.
+	var valveCP []string
+	for _, p := range []string{"catalina.jar", "servlet-api.jar", "tomcat-coyote.jar", "tomcat-util.jar", "tomcat-api.jar", "jaspic-api.jar"} {
+		valveCP = append(valveCP, filepath.Join(systemTomcat, "lib", p))
+	}
+	valveCP = append(valveCP, filepath.Join(systemTomcat, "bin", "tomcat-juli.jar"), jar)
+	if got, want := runProbe(t, java, valveCP, "AbandonedRequestProbe.java", ""), "503 s s s | refused 1"; got != want {
+		t.Errorf("requests past, before, without and with a bad deadline answered %q, want %q", got, want)
+	}
+
 	c := configs.NewCluster([]configs.Node{
 		{Name: "web1", Address: "127.0.0.1", Index: 1},
 		{Name: "web2", Address: "127.0.0.2", Index: 2},
@@ -146,9 +159,12 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 // returns what it printed, trimmed; it fails the test if the probe fails.
 func runProbe(t *testing.T, java string, cp []string, probe, arg string) string {
 	t.Helper()
-	out, err := exec.Command(java, "-cp", strings.Join(cp, ":"), filepath.Join("testdata", probe), arg).Output()
+	cmd := exec.Command(java, "-cp", strings.Join(cp, ":"), filepath.Join("testdata", probe), arg)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", probe, arg, err, out)
+		t.Fatalf("%s %s: %v\n%s%s", probe, arg, err, out, stderr.String())
 	}
 	return strings.TrimSpace(string(out))
 }
