@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/cauldron-go/cauldron/configs"
 	"github.com/cauldron-go/cauldron/inventory"
@@ -230,15 +231,15 @@ func tomcatWorkload(dir string, a Artifacts, hosts []*inventory.Host) (workload,
 }
 
 // runbookTribes gives x the runbook's clustering, Tomcat's own classes only: the seed's
-// sections 4-5 (what Ansible's copy carries too) have none of cauldron's (the valve that
-// keeps a woken node off stale sessions, the failure detector that lets a restarted
+// sections 4-5 (what Ansible's copy carries too) have none of cauldron's (the valves that
+// keep a woken node off stale sessions and refuse requests HAProxy gave up on, the failure detector that lets a restarted
 // member back in), whose jar recipes.TribesJar compiles on a lab node and the bench's
 // hosts do not have. Without it their Tomcat stops at start and systemd restarts it
 // every few seconds (the converged re-run found it "activating" and started it again).
 func runbookTribes(x *configs.ServerXML) {
 	for i := range x.Services {
 		e := &x.Services[i].Engine
-		e.Valves = slices.DeleteFunc(e.Valves, func(v configs.Valve) bool { return v.ClassName == configs.ClassWokenNodeValve })
+		e.Valves = slices.DeleteFunc(e.Valves, func(v configs.Valve) bool { return strings.HasPrefix(v.ClassName, "io.cauldron.") })
 		if e.Cluster == nil {
 			continue
 		}
