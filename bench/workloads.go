@@ -244,8 +244,11 @@ func runbookTribes(x *configs.ServerXML) {
 			continue
 		}
 		for j := range e.Cluster.Channel.Interceptors {
-			if l := &e.Cluster.Channel.Interceptors[j]; l.ClassName == configs.ClassRejoinFailureDetector {
+			switch l := &e.Cluster.Channel.Interceptors[j]; l.ClassName {
+			case configs.ClassRejoinFailureDetector:
 				l.ClassName = configs.ClassTcpFailureDetector
+			case configs.ClassGaplessOrderInterceptor:
+				l.ClassName = configs.ClassOrderInterceptor
 			}
 		}
 	}

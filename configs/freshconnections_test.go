@@ -19,7 +19,7 @@ func TestOnlyAWrittenClusterClosesTheConnectionsOfADepartedMember(t *testing.T) 
 				for _, i := range ch.Interceptors {
 					names = append(names, i.ClassName)
 				}
-				wantSender, wantNames := configs.ClassPooledParallelSender, []string{configs.ClassOrderInterceptor, configs.ClassOrderInterceptor, configs.ClassRejoinFailureDetector, configs.ClassMessageDispatch}
+				wantSender, wantNames := configs.ClassPooledParallelSender, []string{configs.ClassGaplessOrderInterceptor, configs.ClassGaplessOrderInterceptor, configs.ClassRejoinFailureDetector, configs.ClassMessageDispatch}
 				if r == configs.WrittenReplication {
 					// Last, next to the transport: it sees the membership's own changes.
 					wantSender, wantNames = configs.ClassFreshConnectionsSender, append(wantNames, configs.ClassFreshConnectionsInterceptor)

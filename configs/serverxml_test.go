@@ -115,7 +115,7 @@ func TestServerXMLValidateNamesEachMistake(t *testing.T) {
 		{"asynchronous replication without OrderInterceptor", func(s *configs.ServerXML) {
 			cl := s.Services[1].Engine.Cluster
 			cl.ChannelSendOptions = 8
-			cl.Channel.Interceptors = slices.DeleteFunc(cl.Channel.Interceptors, func(l configs.Listener) bool { return l.ClassName == configs.ClassOrderInterceptor })
+			cl.Channel.Interceptors = slices.DeleteFunc(cl.Channel.Interceptors, func(l configs.Listener) bool { return l.ClassName == configs.ClassGaplessOrderInterceptor })
 		}, "out of order"},
 		{"OrderInterceptor below MessageDispatchInterceptor", func(s *configs.ServerXML) {
 			ch := &s.Services[0].Engine.Cluster.Channel
@@ -211,7 +211,7 @@ func TestEveryReplicatingChannelOrdersItsMessagesAboveTheAsyncDispatch(t *testin
 				for _, i := range cl.Channel.Interceptors {
 					names = append(names, i.ClassName)
 				}
-				want := []string{configs.ClassOrderInterceptor, configs.ClassOrderInterceptor, configs.ClassRejoinFailureDetector, configs.ClassMessageDispatch}
+				want := []string{configs.ClassGaplessOrderInterceptor, configs.ClassGaplessOrderInterceptor, configs.ClassRejoinFailureDetector, configs.ClassMessageDispatch}
 				if !reflect.DeepEqual(names, want) {
 					t.Errorf("%s, %s, %s: interceptors %v, want %v", membership, n.Name, svc.Name, names, want)
 				}
@@ -284,7 +284,7 @@ func TestEveryModeOrdersBothKindsOfUnacknowledgedChangesSoNodesOfTwoModesUnderst
 		for _, svc := range s.Services {
 			var orders []configs.Listener
 			for _, l := range svc.Engine.Cluster.Channel.Interceptors {
-				if l.ClassName == configs.ClassOrderInterceptor {
+				if l.ClassName == configs.ClassGaplessOrderInterceptor {
 					orders = append(orders, l)
 				}
 			}

@@ -15,8 +15,8 @@ func TestAModeSwitchIsRefusedOnlyWhereTheRunningNodesCouldNotUnderstandTheNewOne
 		t.Fatal(err)
 	}
 	both := string(b)
-	const flag8 = `<Interceptor className="org.apache.catalina.tribes.group.interceptors.OrderInterceptor" optionFlag="8" forwardExpired="false"></Interceptor>`
-	const flag256 = `<Interceptor className="org.apache.catalina.tribes.group.interceptors.OrderInterceptor" optionFlag="256" forwardExpired="false"></Interceptor>`
+	const flag8 = `<Interceptor className="io.cauldron.tribes.GaplessOrderInterceptor" optionFlag="8" forwardExpired="false"></Interceptor>`
+	const flag256 = `<Interceptor className="io.cauldron.tribes.GaplessOrderInterceptor" optionFlag="256" forwardExpired="false"></Interceptor>`
 	if !strings.Contains(both, flag8) || !strings.Contains(both, flag256) {
 		t.Fatalf("the golden server.xml no longer has both OrderInterceptors as this test expects")
 	}
@@ -33,6 +33,11 @@ func TestAModeSwitchIsRefusedOnlyWhereTheRunningNodesCouldNotUnderstandTheNewOne
 	}{
 		{"both interceptors, to written", both, configs.WrittenReplication, ""},
 		{"both interceptors, to async", both, configs.AsyncReplication, ""},
+		// Tribes' own numbers on the wire as cauldron's subclass does.
+		{"both of Tribes' own interceptors (before session 16), to written", strings.ReplaceAll(both,
+			"io.cauldron.tribes.GaplessOrderInterceptor", "org.apache.catalina.tribes.group.interceptors.OrderInterceptor"), configs.WrittenReplication, ""},
+		{"Tribes' own, an earlier async node, to written", strings.ReplaceAll(only8,
+			"io.cauldron.tribes.GaplessOrderInterceptor", "org.apache.catalina.tribes.group.interceptors.OrderInterceptor"), configs.WrittenReplication, "orders only optionFlag=8"},
 		{"an earlier async node, to async", only8, configs.AsyncReplication, ""},
 		{"an earlier async node, to sync", only8, configs.SyncReplication, ""},
 		{"an earlier async node, to written", only8, configs.WrittenReplication, "orders only optionFlag=8"},

@@ -24,7 +24,9 @@ const systemTomcat = "/usr/share/tomcat10"
 // detector counts a member back whose first test on its return failed (RejoinProbe;
 // Tribes' own never does), that its valve
 // refuses other nodes' sessions right after a freeze (WokenNodeProbe), that its other
-// valve refuses a request past its balancer's deadline (AbandonedRequestProbe), then runs Tomcat's configtest (the Digester that start uses, which loads every class
+// valve refuses a request past its balancer's deadline (AbandonedRequestProbe), that its
+// order interceptor writes no later-numbered message while an earlier one is still on
+// its way (GaplessOrderProbe), then runs Tomcat's configtest (the Digester that start uses, which loads every class
 // server.xml names) on a written cluster's server.xml with and without the jar.
 func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(t *testing.T) {
 	if testing.Short() {
@@ -128,6 +130,19 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 		}
 	}
 
+	// Tribes' OrderInterceptor lets a later-numbered message be written while an
+	// earlier one is still on its way down (a gap if the node dies then); cauldron's
+	// holds the next sender back, for at most its 200 ms wait.
+	for _, tc := range []struct{ interceptor, slowWrite, want string }{
+		{"stock", "300", "2 1"},
+		{"gapless", "100", "1 2 | unlocked 0"},
+		{"gapless", "500", "2 1 | unlocked 1"},
+	} {
+		if got := runProbe(t, java, tribesCP, "GaplessOrderProbe.java", tc.interceptor, tc.slowWrite); got != tc.want {
+			t.Errorf("the %s order interceptor, a first write of %s ms: written %q, want %q", tc.interceptor, tc.slowWrite, got, tc.want)
+		}
+	}
+
 	// A request that arrives after the deadline its balancer stamped is refused (503)
 	// without running; one before it, without it, or with a deadline that is not a
 	// number is served.
@@ -155,16 +170,16 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 	}
 }
 
-// runProbe runs the Java source file testdata/probe with arg on the class path cp and
+// runProbe runs the Java source file testdata/probe with args on the class path cp and
 // returns what it printed, trimmed; it fails the test if the probe fails.
-func runProbe(t *testing.T, java string, cp []string, probe, arg string) string {
+func runProbe(t *testing.T, java string, cp []string, probe string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(java, "-cp", strings.Join(cp, ":"), filepath.Join("testdata", probe), arg)
+	cmd := exec.Command(java, append([]string{"-cp", strings.Join(cp, ":"), filepath.Join("testdata", probe)}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%s %s: %v\n%s%s", probe, arg, err, out, stderr.String())
+		t.Fatalf("%s %s: %v\n%s%s", probe, strings.Join(args, " "), err, out, stderr.String())
 	}
 	return strings.TrimSpace(string(out))
 }
