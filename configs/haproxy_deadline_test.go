@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,13 +77,7 @@ func TestHAProxyStampsEveryRequestWithTheMomentItGivesUpOnIt(t *testing.T) {
 		b.Servers[i].Address, b.Servers[i].Port = "127.0.0.1", port
 	}
 	file := write(t, t.TempDir(), "haproxy.cfg", h)
-	cmd := exec.Command(haproxy, "-db", "-f", file)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	out := runHAProxy(t, haproxy, file)
 
 	within := h.Defaults.GivesUpWithin()
 	for _, own := range []string{"", "1", strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)} {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -64,12 +63,7 @@ func servedWhileEveryCheckFails(t *testing.T, fallback bool) int {
 	h.Frontends[0].BindAddress = "127.0.0.1"
 	h.Backends[0].Fallback = fallback
 	file := write(t, t.TempDir(), "haproxy.cfg", h)
-	cmd := exec.Command(haproxy, "-db", "-f", file)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	runHAProxy(t, haproxy, file)
 	url := fmt.Sprintf("http://127.0.0.1:%d/session.json", port)
 	client := &http.Client{Timeout: 5 * time.Second}
 	get := func() (int, error) {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,13 +66,7 @@ func TestAGetWhoseTomcatDiesAnsweringIsAnsweredByTheOtherNodeAndAPostIsNot(t *te
 				b.Servers[i].Address, b.Servers[i].Port = "127.0.0.1", webPorts[i]
 			}
 			file := write(t, t.TempDir(), "haproxy.cfg", h)
-			cmd := exec.Command(haproxy, "-db", "-f", file)
-			var haproxyOut strings.Builder
-			cmd.Stdout, cmd.Stderr = &haproxyOut, &haproxyOut
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			haproxyOut := runHAProxy(t, haproxy, file)
 
 			var body io.Reader
 			if method == http.MethodPost {

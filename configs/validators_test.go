@@ -298,3 +298,17 @@ func cauldronJar(t *testing.T, home string) string {
 func unknownAttribute(tomcatLog string) bool {
 	return strings.Contains(tomcatLog, "matching property") || strings.Contains(tomcatLog, "failed to set property")
 }
+
+// runHAProxy runs haproxy in the foreground on file until the test ends, and returns
+// what it prints (read it once the test is done with it).
+func runHAProxy(t *testing.T, haproxy, file string) *strings.Builder {
+	t.Helper()
+	cmd := exec.Command(haproxy, "-db", "-f", file)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return &out
+}
