@@ -9,6 +9,8 @@ import org.apache.catalina.tribes.ChannelMessage;
 import org.apache.catalina.tribes.Member;
 import org.apache.catalina.tribes.group.InterceptorPayload;
 import org.apache.catalina.tribes.group.interceptors.OrderInterceptor;
+import org.apache.juli.logging.Log;
+import org.apache.juli.logging.LogFactory;
 
 /**
  * Tribes' OrderInterceptor, but a message is numbered and handed to the transport in one
@@ -31,6 +33,8 @@ import org.apache.catalina.tribes.group.interceptors.OrderInterceptor;
  * does, so a hung peer costs each request at most waitMillis more.
  */
 public class GaplessOrderInterceptor extends OrderInterceptor {
+
+    private static final Log log = LogFactory.getLog(GaplessOrderInterceptor.class);
 
     private final ReentrantLock sendLock = new ReentrantLock(true);
     private volatile long waitMillis = 200;
@@ -64,7 +68,11 @@ public class GaplessOrderInterceptor extends OrderInterceptor {
             Thread.currentThread().interrupt();
         }
         if (!locked) {
-            unlockedSends.incrementAndGet();
+            long n = unlockedSends.incrementAndGet();
+            if (Long.bitCount(n) == 1) { // 1, 2, 4, 8...: seen, without a line per request
+                log.warn(n + " sends went without the order lock after waiting " + waitMillis
+                        + " ms for another send (a peer stalls writes); a kill of this node meanwhile may leave a peer a gap");
+            }
         }
         try {
             super.sendMessage(destination, msg, payload);
