@@ -47,8 +47,10 @@ type checkResult struct {
 	took   time.Duration
 }
 
-// checkAhead starts checking ss, the host's steps from index first on, over c.
-func checkAhead(ctx context.Context, c transport.Conn, ss []steps.Step, first int) *checksAhead {
+// checkAhead starts checking ss, the host's steps from index first on, over c. pending,
+// when not nil, are the host's marks still to be read: their read goes in the same
+// command as the checks' reads.
+func checkAhead(ctx context.Context, c transport.Conn, ss []steps.Step, first int, pending *pendingState) *checksAhead {
 	ctx, cancel := context.WithCancel(ctx)
 	a := &checksAhead{first: first, results: make([]chan checkResult, len(ss)), cancel: cancel}
 	for i := range a.results {
@@ -61,7 +63,14 @@ func checkAhead(ctx context.Context, c transport.Conn, ss []steps.Step, first in
 	}
 	// What the checks declare they read (paths, units, packages), each kind in one
 	// command: a converged check of a file then starts no process on the host.
-	ctx = steps.Prefetch(ctx, c, ss)
+	var own []string
+	if pending != nil && pending.line() != "" {
+		own = append(own, pending.line())
+	}
+	ctx = steps.Prefetch(ctx, c, ss, own...)
+	if len(own) > 0 {
+		pending.start(ctx)
+	}
 	slots := make(chan struct{}, max(atOnce, 1))
 	go func() {
 		for i, s := range ss {
@@ -137,7 +146,7 @@ func (r *run) aheadFor(ctx context.Context, st *hostState, hp hostPlan, i int) *
 	}
 	st.ahead.stop()
 	applied := r.applied.Load()
-	a := checkAhead(ctx, st.conn, st.steps[at:], at)
+	a := checkAhead(ctx, st.conn, st.steps[at:], at, st.pending)
 	a.leg, a.applied = hp.offset, applied
 	st.ahead = a
 	return a

@@ -335,8 +335,9 @@ func (r *run) connect(ctx context.Context, p playPlan, st *hostState) bool {
 	}
 	r.mu.Unlock()
 	// With the run's context, not the play's: the marks serve every play of the run.
-	// Read at once, beside the first checks: in the same round trip.
-	st.pending = readPending(r.ctx, conn, st.stateDir)
+	// Read with the first checks made ahead, in their command (aheadFor), or when
+	// first needed.
+	st.pending = newPending(r.ctx, conn, st.stateDir)
 	return true
 }
 

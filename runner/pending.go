@@ -26,10 +26,13 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cauldron-go/cauldron/inventory"
 	"github.com/cauldron-go/cauldron/shell"
+	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport"
 )
 
@@ -76,6 +79,14 @@ type pendingState struct {
 	// needed says which marks a change made in this run, or an earlier run, needs; a
 	// mark written for a change whose apply then failed is not (see withdraw).
 	needed map[string]bool
+
+	// What the read needs, and that it runs once (start).
+	ctx        context.Context
+	conn       transport.Conn
+	configured string
+	script     string
+	begin      sync.Once
+	started    atomic.Bool
 }
 
 // configuredStateDir is the state directory the controller knows for h, "" when the
@@ -100,29 +111,63 @@ func configuredStateDir(o Options, h *inventory.Host) (string, error) {
 	return path.Clean(d), nil
 }
 
-// readPending starts reading the host's marks over c, in the background: a converged
-// host's checks need not wait for it, only its first mark and its handlers do.
-func readPending(ctx context.Context, c transport.Conn, configured string) *pendingState {
-	ps := &pendingState{done: make(chan struct{}), marks: map[string]map[string]bool{}, written: map[string]bool{}, needed: map[string]bool{}}
-	go func() {
-		defer close(ps.done)
-		ps.err = ps.read(ctx, c, configured)
-	}()
-	return ps
+// newPending is the host's marks over c, to be read (start) in the background: a
+// converged host's checks need not wait for them, only its first mark and its
+// handlers do. ctx is the run's: the read serves every play.
+func newPending(ctx context.Context, c transport.Conn, configured string) *pendingState {
+	return &pendingState{done: make(chan struct{}), marks: map[string]map[string]bool{}, written: map[string]bool{}, needed: map[string]bool{},
+		ctx: ctx, conn: c, configured: configured, script: pendingScript(configured)}
 }
 
-func (ps *pendingState) read(ctx context.Context, c transport.Conn, configured string) error {
+// pendingScript prints the state directory first, then one mark per line: a mark is
+// one line of JSON. It starts no process while there is no mark (a loop of
+// builtins): cat runs only for a mark found.
+func pendingScript(configured string) string {
 	set := defaultStateDir
 	if configured != "" {
 		set = "d=" + shell.Quote(configured)
 	}
-	// The directory first, then one mark per line: a mark is one line of JSON.
-	script := set + `; printf '%s\n' "$d"; [ -d "$d/` + pendingSubdir + `" ] || exit 0; ` +
+	return set + `; printf '%s\n' "$d"; [ -d "$d/` + pendingSubdir + `" ] || exit 0; ` +
 		`for f in "$d/` + pendingSubdir + `"/*.pending; do [ -f "$f" ] && { cat "$f"; echo; }; done; exit 0`
-	out, err := transport.Output(ctx, c, script)
+}
+
+// line is the read's command line while it has not started: the first checks made
+// ahead on the host carry it in their gather (steps.Prefetch), so a converged host
+// costs one command; "" once the read started.
+func (ps *pendingState) line() string {
+	if ps.started.Load() {
+		return ""
+	}
+	return ps.script
+}
+
+// start starts the read, once. gathered, when not nil, is the context of a gather
+// that carries the read's line (line): its answer is taken from there, waited for as
+// long as the run lasts (not as long as those checks do); a gather that did not
+// answer it leaves the read to run alone, as it does without one.
+func (ps *pendingState) start(gathered context.Context) {
+	ps.begin.Do(func() {
+		ps.started.Store(true)
+		go func() {
+			defer close(ps.done)
+			ps.err = ps.read(gathered)
+		}()
+	})
+}
+
+func (ps *pendingState) read(gathered context.Context) error {
+	ctx := ps.ctx
+	if gathered != nil {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(context.WithoutCancel(gathered))
+		defer cancel(nil)
+		defer context.AfterFunc(ps.ctx, func() { cancel(context.Cause(ps.ctx)) })()
+	}
+	out, err := steps.CheckOutput(ctx, ps.conn, ps.script)
 	if err != nil {
 		return fmt.Errorf("read the pending handlers: %w", err)
 	}
+	configured := ps.configured
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 1<<20)
 	if sc.Scan() {
@@ -158,8 +203,10 @@ func (ps *pendingState) read(ctx context.Context, c transport.Conn, configured s
 	return sc.Err()
 }
 
-// wait waits until the marks are read; it returns the read's error.
+// wait waits until the marks are read, starting the read if no checks did; it
+// returns the read's error.
 func (ps *pendingState) wait(ctx context.Context) error {
+	ps.start(nil)
 	select {
 	case <-ps.done:
 		return ps.err

@@ -51,9 +51,30 @@ func TestAConvergedHostsFileChecksGoInOneCommand(t *testing.T) {
 	if rep.Changed() != 0 {
 		t.Fatalf("the converged host: %d changes", rep.Changed())
 	}
-	// The 7 checks' reads in one command, and the read of the owed handlers.
-	if traffic.Commands > 2 {
-		t.Errorf("a converged host of 7 file and folder steps ran %d commands, want 2 at most", traffic.Commands)
+	// The 7 checks' reads and the read of the owed handlers, in one command.
+	if traffic.Commands != 1 || traffic.RoundTrips != 1 {
+		t.Errorf("a converged host of 7 file and folder steps ran %d commands in %d round trips, want 1 in 1", traffic.Commands, traffic.RoundTrips)
+	}
+}
+
+func TestTheHandlersAnEarlierRunOwesAreReadInTheSameCommandAsTheChecks(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	runFiles(t, dir, state, runner.Apply)
+	// What a run killed between a change and its handler leaves on the host.
+	mark := `{"play":"files","handler":"restart","notified_by":"File a.conf","since":"2026-12-02T08:00:00Z"}`
+	if err := os.MkdirAll(filepath.Join(state, "pending"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "pending", "killed.pending"), []byte(mark+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, traffic := runFiles(t, dir, state, runner.Plan)
+	h := hostReport(t, rep, "web1").Handlers
+	if len(h) != 1 || h[0].Handler != "restart" || h[0].Status != runner.StatusWouldRun || !h[0].FromEarlierRun {
+		t.Errorf("the plan's handlers: %+v, want restart, owed from the earlier run", h)
+	}
+	if traffic.Commands != 1 {
+		t.Errorf("%d commands, want the checks' reads and the marks' in 1", traffic.Commands)
 	}
 }
 

@@ -114,9 +114,12 @@ func readsOfAll(ss []Step) declaredReads {
 // their packages in one lookup, their joined reads one line per Joiner, and each of
 // their read-only lines in a subshell of the same shell (gather). It returns a
 // context under which their checks over c take what they read from that answer
-// (PrefetchPaths, CheckOutput and JoinedOutput say how).
-func Prefetch(ctx context.Context, c transport.Conn, ss []Step) context.Context {
+// (PrefetchPaths, CheckOutput and JoinedOutput say how). lines are further read-only
+// lines to run in the same command, for a caller's own reads (CheckOutput takes
+// them): a runner reads its own state of the host in that round trip too.
+func Prefetch(ctx context.Context, c transport.Conn, ss []Step, lines ...string) context.Context {
 	all := readsOfAll(ss)
+	all.scripts = append(all.scripts, lines...)
 	g := &gather{}
 	var pf *prefetch
 	if len(all.paths) > 0 {
