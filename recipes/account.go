@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cauldron-go/cauldron/shell"
 	"github.com/cauldron-go/cauldron/steps"
 	"github.com/cauldron-go/cauldron/transport"
 )
@@ -34,43 +33,42 @@ func (a NotASystemAccount) Validate() error {
 	return nil
 }
 
-// ScriptsRead is the check's one read (checkScript).
-func (a NotASystemAccount) ScriptsRead() []string { return []string{a.checkScript()} }
+// loginDefs is where a host says which uids its accounts for people take.
+const loginDefs = "/etc/login.defs"
 
-// checkScript prints the account's uid and the host's UID_MIN and UID_MAX. awk reads
-// login.defs: the shell's read builtin reads a byte per system call, measured in the
-// lab's web container at 28 ms for the whole check instead of 13 ms with awk.
-func (a NotASystemAccount) checkScript() string {
-	return "u=$(id -u " + shell.Quote(a.Name) + " 2>/dev/null) || exit 0; " +
-		"m=$(awk 'BEGIN { a = 1000; b = 60000 } $1 == \"UID_MIN\" { a = $2 } $1 == \"UID_MAX\" { b = $2 } END { print a \" \" b }' /etc/login.defs 2>/dev/null) || m=; " +
-		"printf '%s %s\\n' \"$u\" \"$m\""
+// ScriptsRead is the account's read, the line steps.AddUser's check reads too: with
+// both in a recipe, the host runs it once.
+func (a NotASystemAccount) ScriptsRead() []string { return []string{steps.AccountRead(a.Name)} }
+
+// PathsRead is login.defs, content and all: its UID_MIN and UID_MAX are read here, not
+// by a process on the host.
+func (a NotASystemAccount) PathsRead() []steps.PathRead {
+	return []steps.PathRead{{Path: loginDefs, Content: true}}
 }
 
-// Check reads the account's uid and the host's UID_MIN in one command.
+// Check reads the account's uid and the host's UID_MIN and UID_MAX.
 func (a NotASystemAccount) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
-	out, err := steps.CheckOutput(ctx, c, a.checkScript())
+	out, err := steps.CheckOutput(ctx, c, steps.AccountRead(a.Name))
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", a.Name, err)
 	}
-	fields := strings.Fields(out)
-	if len(fields) == 0 {
-		return nil, nil // no such account: steps.User creates it
+	passwd, _, _ := strings.Cut(out, "\n")
+	if passwd == "" {
+		return nil, nil // no such account: steps.AddUser creates it
 	}
-	uid, err := strconv.Atoi(fields[0])
+	fields := strings.Split(passwd, ":")
+	if len(fields) < 7 {
+		return nil, fmt.Errorf("account %s: unexpected passwd entry", a.Name)
+	}
+	uid, err := strconv.Atoi(fields[2])
 	if err != nil {
-		return nil, fmt.Errorf("account %s: unexpected uid %q", a.Name, fields[0])
+		return nil, fmt.Errorf("account %s: unexpected uid %q", a.Name, fields[2])
 	}
-	uidMin, uidMax := 1000, 60000
-	if len(fields) > 1 {
-		if m, err := strconv.Atoi(fields[1]); err == nil && m > 0 {
-			uidMin = m
-		}
+	defs, _, err := steps.CheckFile(ctx, c, loginDefs)
+	if err != nil {
+		return nil, fmt.Errorf("account %s: %w", a.Name, err)
 	}
-	if len(fields) > 2 {
-		if m, err := strconv.Atoi(fields[2]); err == nil && m > 0 {
-			uidMax = m
-		}
-	}
+	uidMin, uidMax := uidRange(string(defs))
 	if uid < uidMin || uid > uidMax {
 		return nil, fmt.Errorf("account %s is a system account on this host (uid %d, outside UID_MIN %d to UID_MAX %d): "+
 			"its home would be moved and its password set; choose an account of Tomcat's own (tomcat_user)", a.Name, uid, uidMin, uidMax)
@@ -86,4 +84,27 @@ func isSystemAccountName(name string) bool {
 		}
 	}
 	return strings.HasPrefix(name, "systemd-") || strings.HasPrefix(name, "_")
+}
+
+// uidRange is the UID_MIN and UID_MAX a login.defs sets (the last line of each, as
+// login.defs is read), 1000 and 60000 where it sets none or no positive number.
+func uidRange(defs string) (uidMin, uidMax int) {
+	uidMin, uidMax = 1000, 60000
+	for _, line := range strings.Split(defs, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		n, err := strconv.Atoi(f[1])
+		if err != nil || n <= 0 {
+			continue
+		}
+		switch f[0] {
+		case "UID_MIN":
+			uidMin = n
+		case "UID_MAX":
+			uidMax = n
+		}
+	}
+	return uidMin, uidMax
 }

@@ -62,8 +62,15 @@ func (u AddUser) Validate() error {
 }
 
 // checkScript prints the passwd and shadow entries and the account's groups.
-func (u AddUser) checkScript() string {
-	n := shell.Quote(u.Name)
+func (u AddUser) checkScript() string { return AccountRead(u.Name) }
+
+// AccountRead is the read-only line that prints the account name's passwd entry, its
+// shadow entry (empty where it cannot be read) and its groups, one line each, empty
+// for an account that does not exist: AddUser's read, for another check of the same
+// account to declare (ScriptReader) and read (CheckOutput) too, since a gather runs a
+// line once.
+func AccountRead(name string) string {
+	n := shell.Quote(name)
 	return "p=$(getent passwd " + n + ") || p=; s=$(getent shadow " + n + ") || s=; g=$(id -nG " + n +
 		" 2>/dev/null) || g=; printf '%s\\n%s\\n%s\\n' \"$p\" \"$s\" \"$g\""
 }
