@@ -4,12 +4,25 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cauldron-go/cauldron/recipes"
 	"github.com/cauldron-go/cauldron/steps"
+	"github.com/cauldron-go/cauldron/transport"
 	"github.com/cauldron-go/cauldron/transport/local"
 )
+
+// commandCounter counts the commands run over a connection.
+type commandCounter struct {
+	transport.Conn
+	runs atomic.Int32
+}
+
+func (c *commandCounter) Run(ctx context.Context, cmd transport.Command) error {
+	c.runs.Add(1)
+	return c.Conn.Run(ctx, cmd)
+}
 
 func TestUIDMinAndMaxAreTheLastValuesLoginDefsSets(t *testing.T) {
 	for _, tc := range []struct{ defs, want string }{
@@ -41,6 +54,6 @@ func TestTheAccountChecksOfAUserShareOneReadOfTheHost(t *testing.T) {
 		t.Errorf("AddUser of daemon: %v", err)
 	}
 	if n := conn.runs.Load(); n != 1 {
-		t.Errorf("%d commands, want the account's line and login.defs read once, in 1", n)
+		t.Errorf("%d commands, want the account's line (once) and login.defs' in 1", n)
 	}
 }

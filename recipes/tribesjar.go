@@ -1,15 +1,12 @@
 package recipes
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -99,24 +96,25 @@ func tribesSourceFiles() []javaSource {
 	return out
 }
 
-// PathsRead is the jar, content and all: its check reads the hash entry from the
-// bytes (13 KB), where unzip on the host would start a process for it.
-func (j TribesJar) PathsRead() []steps.PathRead {
-	return []steps.PathRead{{Path: j.jarPath(), Content: true}}
+// checkScript prints the hash the jar carries, or absent. unzip (the Tomcat recipe
+// installs it) reads the entry without starting a JVM; a jar without it says nothing.
+func (j TribesJar) checkScript() string {
+	jar := shell.Quote(j.jarPath())
+	return "if [ -f " + jar + " ]; then unzip -p " + jar + " " + tribesJarHashEntry + " 2>/dev/null || true; else echo absent; fi"
 }
+
+// ScriptsRead is the check's one read (checkScript).
+func (j TribesJar) ScriptsRead() []string { return []string{j.checkScript()} }
 
 // Check reads the hash the jar carries.
 func (j TribesJar) Check(ctx context.Context, c transport.Conn) (*steps.Change, error) {
 	want := TribesSourcesHash()
 	jar := j.jarPath()
-	content, ok, err := steps.CheckFile(ctx, c, jar)
+	out, err := steps.CheckOutput(ctx, c, j.checkScript())
 	if err != nil {
 		return nil, fmt.Errorf("%s: read its hash: %w", j, err)
 	}
-	have := "absent"
-	if ok {
-		have = jarHash(content)
-	}
+	have := strings.TrimSpace(out)
 	if have == want {
 		return nil, nil
 	}
@@ -133,25 +131,6 @@ func (j TribesJar) Check(ctx context.Context, c transport.Conn) (*steps.Change, 
 			return nil
 		},
 	}, nil
-}
-
-// jarHash is the sources' hash a jar records (tribesJarHashEntry); "" for a jar
-// without one, or bytes that are no jar.
-func jarHash(content []byte) string {
-	z, err := zip.NewReader(bytes.NewReader(content), int64(len(content)))
-	if err != nil {
-		return ""
-	}
-	f, err := z.Open(tribesJarHashEntry)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<10))
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }
 
 func cmpShort(h string) string {

@@ -58,18 +58,6 @@ func parseStat(out string) (pathState, error) {
 	return pathState{Exists: true, Mode: fs.FileMode(m), Owner: f[1], Group: f[2], Kind: f[3], Content: []byte(rest)}, nil
 }
 
-// CheckFile is a check's read of the regular file at p: its content, from the read of
-// a gather under ctx over c when the step declared p with Content (PathReader), else
-// read now in one command. false when no regular file is there. Only for reads: the
-// content is that of the moment of the gather.
-func CheckFile(ctx context.Context, c transport.Conn, p string) (content []byte, ok bool, err error) {
-	st, err := readPath(ctx, c, p, true)
-	if err != nil || !st.Exists || !st.isRegular() {
-		return nil, false, err
-	}
-	return st.Content, true, nil
-}
-
 // readPath reads a path's state in one round trip, or none when a prefetch of ctx
 // holds it (PrefetchPaths).
 func readPath(ctx context.Context, c transport.Conn, p string, withContent bool) (pathState, error) {
