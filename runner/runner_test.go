@@ -809,7 +809,7 @@ func TestLinesFromParallelHostsDoNotInterleave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := regexp.MustCompile(`^(h\d)\s+would change  Step \d+( \[after an earlier change\])?  \(\d+ms\)$`)
+	head := regexp.MustCompile(`^(h\d)\s+would change  Step \d+( \[after an earlier change\])?  \((\d+ms|[\d.]+s)\)$`)
 	current, blocks := "", 0
 	for i, line := range strings.Split(out.String(), "\n") {
 		if m := head.FindStringSubmatch(line); m != nil {
