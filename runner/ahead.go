@@ -64,8 +64,10 @@ func checkAhead(ctx context.Context, c transport.Conn, ss []steps.Step, first in
 	// What the checks declare they read (paths, units, packages), each kind in one
 	// command: a converged check of a file then starts no process on the host.
 	var own []string
-	if pending != nil && pending.line() != "" {
-		own = append(own, pending.line())
+	if pending != nil {
+		if line := pending.line(); line != "" {
+			own = append(own, line)
+		}
 	}
 	ctx = steps.Prefetch(ctx, c, ss, own...)
 	if len(own) > 0 {

@@ -167,14 +167,13 @@ func (ps *pendingState) read(gathered context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the pending handlers: %w", err)
 	}
-	configured := ps.configured
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 1<<20)
 	if sc.Scan() {
 		ps.dir = path.Join(sc.Text(), pendingSubdir)
 	}
-	if configured != "" {
-		ps.dir = path.Join(configured, pendingSubdir)
+	if ps.configured != "" {
+		ps.dir = path.Join(ps.configured, pendingSubdir)
 	}
 	if !path.IsAbs(ps.dir) {
 		return fmt.Errorf("read the pending handlers: the host named no absolute state directory (got %q)", ps.dir)

@@ -61,9 +61,6 @@ func (u AddUser) Validate() error {
 	return errors.Join(errs...)
 }
 
-// checkScript prints the passwd and shadow entries and the account's groups.
-func (u AddUser) checkScript() string { return AccountRead(u.Name) }
-
 // AccountRead is the read-only line that prints the account name's passwd entry, its
 // shadow entry (empty where it cannot be read) and its groups, one line each, empty
 // for an account that does not exist: AddUser's read, for another check of the same
@@ -75,12 +72,12 @@ func AccountRead(name string) string {
 		" 2>/dev/null) || g=; printf '%s\\n%s\\n%s\\n' \"$p\" \"$s\" \"$g\""
 }
 
-// ScriptsRead is the check's one read (checkScript).
-func (u AddUser) ScriptsRead() []string { return []string{u.checkScript()} }
+// ScriptsRead is the check's one read (AccountRead).
+func (u AddUser) ScriptsRead() []string { return []string{AccountRead(u.Name)} }
 
 // Check reads the passwd and shadow entries and the account's groups in one command.
 func (u AddUser) Check(ctx context.Context, c transport.Conn) (*Change, error) {
-	out, err := CheckOutput(ctx, c, u.checkScript())
+	out, err := CheckOutput(ctx, c, AccountRead(u.Name))
 	if err != nil {
 		return nil, fmt.Errorf("user %s: %w", u.Name, err)
 	}
