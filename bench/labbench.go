@@ -347,6 +347,7 @@ func (b *bencher) measureThroughQueue(ctx context.Context, l *lab.Lab, why strin
 		}
 		packets, dropped := s.Counts()
 		lateMedian, late99, lateMost := s.Lateness()
+		mostHeld := s.MostHeld()
 		if err := s.Close(); err != nil {
 			return err
 		}
@@ -355,10 +356,10 @@ func (b *bencher) measureThroughQueue(ctx context.Context, l *lab.Lab, why strin
 				Run: r.run, Tool: ToolCauldron, Seconds: times[r.run], Median: median(times[r.run])})
 		}
 		b.res.Notes = append(b.res.Notes, fmt.Sprintf("part c %s: tc netem cannot be used here (%s); instead every packet a lab "+
-			"host sends on the lab network went through a netfilter queue (iptables NFQUEUE in the host's namespace) that the bench "+
+			"host sent this machine went through a netfilter queue (iptables NFQUEUE, INPUT, where it is received) that the bench "+
 			"held %s and dropped with probability %g: real packets and real TCP retransmissions, the delay timed in user space "+
-			"(%d packets, %d dropped; let go after their delay %s late at the median, %s at the 99th percentile, %s at most). "+
-			"Only SSH goes through the network.", n.name, why, n.delay, n.loss, packets, dropped,
+			"(%d packets, %d dropped, at most %d held at once for one host; let go after their delay %s late at the median, %s at the 99th "+
+			"percentile, %s at most). Only SSH goes through the network.", n.name, why, n.delay, n.loss, packets, dropped, mostHeld,
 			lateMedian.Round(10*time.Microsecond), late99.Round(10*time.Microsecond), lateMost.Round(10*time.Microsecond)))
 	}
 	return nil

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,8 +23,8 @@ import (
 // A slow network for part c where the kernel has no netem (this machine's has
 // CONFIG_NET_SCH_NETEM unset): what `tc qdisc add dev IF root netem delay D loss P`
 // does to the packets a lab host sends, done by the kernel's netfilter queue
-// (NFQUEUE, nfnetlink_queue) and this process. An iptables rule in the host's network
-// namespace hands every packet leaving its lab interface to a queue; this process
+// (NFQUEUE, nfnetlink_queue) and this process. An iptables rule in this machine's
+// network namespace hands every packet a lab host sends it to a queue; this process
 // holds each one D before it lets it go, and drops a fraction P of them. The packets
 // are real and so is TCP: it measures the longer round trip, and a dropped segment
 // costs a real retransmission (a tail loss probe or a retransmission timeout), as on
@@ -38,7 +37,8 @@ import (
 // added to the delay asked for.
 //
 // The rules carry --queue-bypass: packets pass untouched when no process serves the
-// queue, so a bench that dies leaves a lab that works; closing removes the rules.
+// queue, so a bench that dies leaves a lab that works; closing removes the rules, and
+// a rule a killed bench left is removed by the next one before it adds its own.
 
 // Netlink and nfnetlink_queue constants (linux/netfilter/nfnetlink_queue.h).
 const (
@@ -73,6 +73,8 @@ type packetQueue struct {
 	wg      sync.WaitGroup
 	packets atomic.Int64
 	dropped atomic.Int64
+	holding atomic.Int64 // packets held now
+	most    atomic.Int64 // the most packets held at once
 	err     atomic.Pointer[error]
 
 	lateMu sync.Mutex
@@ -256,6 +258,9 @@ func (q *packetQueue) receive() {
 				q.verdict(id, nfDrop)
 				continue
 			}
+			n := q.holding.Add(1)
+			for m := q.most.Load(); n > m && !q.most.CompareAndSwap(m, n); m = q.most.Load() {
+			}
 			q.held <- heldPacket{id: id, due: now.Add(q.delay)}
 		}
 	}
@@ -286,12 +291,17 @@ func (q *packetQueue) release() {
 			time.Sleep(d)
 		}
 		q.verdict(p.id, nfAccept)
+		q.holding.Add(-1)
 		late := time.Since(p.due)
 		q.lateMu.Lock()
 		q.late = append(q.late, late)
 		q.lateMu.Unlock()
 	}
 }
+
+// MostHeld is the most packets the queue held at once: a TCP sender's window in
+// flight, when the queue is the only delay on the way.
+func (q *packetQueue) MostHeld() int64 { return q.most.Load() }
 
 // Lateness is how late the packets were let go after their delay, at the median, at
 // the 99th percentile and at most: what the queue added to the delay asked for.
@@ -346,8 +356,19 @@ type slowLab struct {
 	undo   [][]string // the commands that remove the rules
 }
 
-// startSlowLab holds every packet a lab host sends on its lab interface for delay,
-// and drops loss of them (0.05 for 5%).
+// startSlowLab holds every packet a lab host sends to this machine for delay, and
+// drops loss of them (0.05 for 5%).
+//
+// The packets are held where this machine receives them (the INPUT chain of its own
+// network namespace), not where the host sends them: a packet is still counted
+// against its sending socket until the interface has sent it, and TCP lets a socket
+// have only about a millisecond of its pacing rate there (TCP small queues). Held in
+// the sender's OUTPUT chain, a web host's 40 KB answer went out 2-4 packets per
+// delay, 15-20 ms per KB at 80 ms, where a link (or netem, which lets go of the
+// socket before the delay) carries it in 2-3 round trips. By the time a packet is
+// received (ip_rcv) it belongs to no socket. Only what the lab hosts send to this
+// machine is slowed, which is all a re-check's traffic; what they send each other is
+// not.
 func startSlowLab(ctx context.Context, l *lab.Lab, delay time.Duration, loss float64) (s *slowLab, err error) {
 	s = &slowLab{}
 	defer func() {
@@ -356,36 +377,23 @@ func startSlowLab(ctx context.Context, l *lab.Lab, delay time.Duration, loss flo
 		}
 	}()
 	for i, h := range l.Hosts {
-		pid, err := execOutput(ctx, "docker", "inspect", "-f", "{{.State.Pid}}", h.Container)
-		if err != nil {
-			return nil, fmt.Errorf("bench: slow network: %s's process: %v: %s", h.Name, err, pid)
-		}
-		ns := "/proc/" + pid + "/ns/net"
-		addrs, err := execOutput(ctx, "nsenter", "--net="+ns, "ip", "-o", "-4", "addr", "show")
-		if err != nil {
-			return nil, fmt.Errorf("bench: slow network: %s's interfaces: %v: %s", h.Name, err, addrs)
-		}
-		dev := ""
-		for _, line := range strings.Split(addrs, "\n") {
-			if f := strings.Fields(line); len(f) >= 4 && strings.HasPrefix(f[3], h.Address+"/") {
-				dev = strings.TrimSuffix(f[1], ":")
-			}
-		}
-		if dev == "" {
-			return nil, fmt.Errorf("bench: slow network: %s has no interface with %s", h.Name, h.Address)
-		}
 		num := uint16(4200 + i)
-		q, err := openPacketQueue(ns, num, delay, loss)
+		q, err := openPacketQueue("/proc/self/ns/net", num, delay, loss)
 		if err != nil {
-			return nil, fmt.Errorf("bench: slow network on %s: %w", h.Name, err)
+			return nil, fmt.Errorf("bench: slow network for %s: %w", h.Name, err)
 		}
 		s.queues = append(s.queues, q)
-		rule := []string{"OUTPUT", "-o", dev, "-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(num)), "--queue-bypass"}
-		in := []string{"--net=" + ns, "iptables", "-w"}
-		if out, err := execOutput(ctx, "nsenter", append(append(slices.Clone(in), "-I"), rule...)...); err != nil {
-			return nil, fmt.Errorf("bench: slow network on %s: iptables: %v: %s", h.Name, err, out)
+		rule := []string{"INPUT", "-s", h.Address + "/32", "-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(num)), "--queue-bypass"}
+		// A rule a killed bench left behind goes first (-D removes one copy a time).
+		for range 10 {
+			if _, err := execOutput(ctx, "iptables", append([]string{"-w", "-D"}, rule...)...); err != nil {
+				break
+			}
 		}
-		s.undo = append(s.undo, append(append(slices.Clone(in), "-D"), rule...))
+		if out, err := execOutput(ctx, "iptables", append([]string{"-w", "-I"}, rule...)...); err != nil {
+			return nil, fmt.Errorf("bench: slow network for %s: iptables: %v: %s", h.Name, err, out)
+		}
+		s.undo = append(s.undo, append([]string{"-w", "-D"}, rule...))
 	}
 	return s, nil
 }
@@ -397,6 +405,14 @@ func (s *slowLab) Counts() (packets, dropped int64) {
 		dropped += q.dropped.Load()
 	}
 	return packets, dropped
+}
+
+// MostHeld is the most packets one queue (one host's) held at once.
+func (s *slowLab) MostHeld() (most int64) {
+	for _, q := range s.queues {
+		most = max(most, q.MostHeld())
+	}
+	return most
 }
 
 // Lateness is how late the packets of every queue were let go (packetQueue.Lateness).
@@ -415,7 +431,7 @@ func (s *slowLab) Lateness() (median, p99, most time.Duration) {
 func (s *slowLab) Close() error {
 	var errs []error
 	for _, args := range s.undo {
-		if out, err := execOutput(context.Background(), "nsenter", args...); err != nil {
+		if out, err := execOutput(context.Background(), "iptables", args...); err != nil {
 			errs = append(errs, fmt.Errorf("bench: remove the slow network's rule: %v: %s", err, out))
 		}
 	}

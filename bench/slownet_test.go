@@ -113,17 +113,19 @@ func retransSegs(snmp string) string {
 	return "?"
 }
 
-// throughQueue makes a namespace whose loopback output goes through a queue served
-// with delay and loss, runs spec in it, and returns the lines it printed and the
-// queue's counts.
+// throughQueue makes a namespace whose every packet goes through a queue served with
+// delay and loss where the loopback delivers it (as the bench's rule takes a lab
+// host's packets where the controller receives them), runs spec in it, and returns
+// the lines it printed and the queue's counts.
 func throughQueue(t *testing.T, delay time.Duration, loss float64, spec string) (lines []string, packets, dropped int64) {
 	t.Helper()
-	lines, packets, dropped, _ = throughQueueOf(t, delay, loss, spec)
+	lines, packets, dropped, _ = throughQueueOf(t, delay, loss, 0, spec)
 	return lines, packets, dropped
 }
 
-// throughQueueOf is throughQueue that also returns the queue.
-func throughQueueOf(t *testing.T, delay time.Duration, loss float64, spec string) (lines []string, packets, dropped int64, _ *bench.PacketQueue) {
+// throughQueueOf is throughQueue that also returns the queue; a loopback MTU other
+// than 0 replaces the loopback's own (64 KB).
+func throughQueueOf(t *testing.T, delay time.Duration, loss float64, mtu int, spec string) (lines []string, packets, dropped int64, _ *bench.PacketQueue) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: a network namespace and iptables")
@@ -140,12 +142,15 @@ func throughQueueOf(t *testing.T, delay time.Duration, loss float64, spec string
 	run("ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 	run("ip", "-n", ns, "link", "set", "lo", "up")
+	if mtu != 0 {
+		run("ip", "-n", ns, "link", "set", "lo", "mtu", strconv.Itoa(mtu))
+	}
 	q, err := bench.OpenPacketQueue("/run/netns/"+ns, 7, delay, loss)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	run("ip", "netns", "exec", ns, "iptables", "-w", "-I", "OUTPUT", "-o", "lo", "-j", "NFQUEUE", "--queue-num", "7", "--queue-bypass")
+	run("ip", "netns", "exec", ns, "iptables", "-w", "-I", "INPUT", "-i", "lo", "-j", "NFQUEUE", "--queue-num", "7", "--queue-bypass")
 	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0])
 	cmd.Env = append(os.Environ(), exchangeEnv+"="+spec)
 	out, err := cmd.CombinedOutput()
@@ -161,7 +166,7 @@ func throughQueueOf(t *testing.T, delay time.Duration, loss float64, spec string
 
 func TestTheSlowNetworkHoldsEveryPacketForItsDelay(t *testing.T) {
 	// Both ends are on one loopback: a ping-pong's two packets each wait 40 ms.
-	lines, packets, _, q := throughQueueOf(t, 40*time.Millisecond, 0, "rtt 5")
+	lines, packets, _, q := throughQueueOf(t, 40*time.Millisecond, 0, 0, "rtt 5")
 	var rtts []time.Duration
 	for _, l := range lines[:len(lines)-1] {
 		us, err := strconv.Atoi(l)
@@ -184,6 +189,22 @@ func TestTheSlowNetworkHoldsEveryPacketForItsDelay(t *testing.T) {
 		t.Errorf("lateness: median %s, 99th percentile %s, most %s: want 0 <= median <= most, the median less than the delay", median, p99, most)
 	}
 	t.Logf("round trips %v through %d packets, let go %s late at the median, %s at most", rtts, packets, median, most)
+}
+
+func TestASendersWindowGrowsThroughTheSlowNetworkAsOverALink(t *testing.T) {
+	// On a link, a sent packet leaves its socket's account when the interface has
+	// sent it, before the link's delay; netem lets it go likewise (skb_orphan_partial
+	// in netem_enqueue). A packet held while its socket still counts it holds TCP to
+	// its small-queue limit (about 1 ms of its pacing rate, two packets at least): 2-4
+	// packets per delay, 15-20 ms per KB at 80 ms, whatever the window. Held where it
+	// is received (ip_rcv has let go of its socket), TCP's window grows as over a link
+	// of that round trip: 1 MB in 1500-byte packets is about 700 of them each way, and
+	// slow start has more than 100 in flight within 5 round trips.
+	_, packets, _, q := throughQueueOf(t, 40*time.Millisecond, 0, 1500, "bulk 1000000")
+	if most := q.MostHeld(); most < 100 {
+		t.Errorf("the queue held at most %d packets at once (of %d): TCP's window did not grow", most, packets)
+	}
+	t.Logf("held at most %d packets at once, of %d", q.MostHeld(), packets)
 }
 
 func TestTheSlowNetworkLosesPacketsAndTCPRetransmitsThem(t *testing.T) {
