@@ -401,8 +401,38 @@ func dialHop(ctx context.Context, cfg Config, auth *auth, h hop, prev *ssh.Clien
 		}
 		return nil, nil, nil, fmt.Errorf("handshake with %s@%s: %w", h.user, h.addr, err)
 	}
-	return ssh.NewClient(cc, chans, reqs), wire, check, nil
+	return ssh.NewClient(cc, chans, acknowledgeAnnouncements(cc, reqs)), wire, check, nil
 }
+
+// acknowledgeAnnouncements passes the server's global requests on, and answers its
+// announcement of its host keys (hostkeys-00@openssh.com, which wants no reply) with
+// a request that wants none either (keepalive@openssh.com; sshd ignores a request it
+// does not know that wants no reply) at once. Why: sshd sends the announcement right
+// after authentication, and the confirmation of the first session opened goes out
+// behind it. sshd's socket has Nagle's algorithm on (it sets TCP_NODELAY for a pty
+// only), so the confirmation waits until the announcement is acknowledged, and this
+// end's kernel delays an acknowledgement it has no data to carry on (up to 40 ms; 44
+// ms measured). The request carries it back as soon as the announcement is read.
+func acknowledgeAnnouncements(cc ssh.Conn, in <-chan *ssh.Request) <-chan *ssh.Request {
+	out := make(chan *ssh.Request)
+	go func() {
+		defer close(out)
+		for r := range in {
+			if r.Type == hostKeysAnnouncement {
+				go cc.SendRequest(announcementAcknowledgement, false, nil)
+			}
+			out <- r
+		}
+	}()
+	return out
+}
+
+// The server's announcement of its host keys (OpenSSH's PROTOCOL, 2.5), and what
+// answers it.
+const (
+	hostKeysAnnouncement        = "hostkeys-00@openssh.com"
+	announcementAcknowledgement = "keepalive@openssh.com"
+)
 
 // ctxCause says "timed out after …" when the per-hop timeout, not the caller, ended ctx.
 func ctxCause(ctx context.Context, cfg Config, err error) error {
