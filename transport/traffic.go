@@ -14,10 +14,11 @@ import "sync"
 //
 // Connecting is not counted: the dial, SSH's handshake, and docker's check that the
 // container answers (which opens its command channel) come before the first
-// operation. Over SSH the channel's shell starts inside the first operation, after a
-// round trip of its own (opening its session: Wait), so a converged host whose checks
-// all go at once costs two; a warm run that takes over the shell an earlier run left
-// (sshconn's Config.Persist) pays no such wait: one. The runner reports what
+// operation. Over SSH the first operation opens a session first, after a round trip of
+// its own (Wait): the channel's, or the first command's own (sshconn runs a first
+// command without input alone), so a converged host whose checks all go at once costs
+// two; a warm run that takes over the shell an earlier run left (sshconn's
+// Config.Persist) pays no such wait: one. The runner reports what
 // connecting took apart (HostReport.ConnectMS).
 type Traffic struct {
 	mu         sync.Mutex

@@ -17,8 +17,10 @@ import (
 )
 
 // What goes where: every Run goes over the host's command channel (one session
-// running one shell, as the become user, opened at the first Run) unless its standard
-// input is larger than channel.MaxStdin, which streams through a session of its own.
+// running one shell, as the become user, opened at the first Run that needs it) unless
+// its standard input is larger than channel.MaxStdin, which streams through a session
+// of its own, or it is the connection's first command and has no input, which runs in
+// a session of its own as well (firstInOwnSession: one round trip less).
 // Put's uploads go through SFTP and Read without Become through SFTP, as before; the
 // commands they run (finishing a put, reading as root) go over the channel. The kill
 // of a cancelled command and the sudo probe take a session of their own. A channel

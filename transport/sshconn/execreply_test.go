@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,7 +100,8 @@ func (s *lateReplyServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 // The channel's shell is started without waiting for the server's answer to the
 // exec: the first commands go right behind it, one round trip earlier. Against a
 // server that answers only once input has come, a client that waited would wait
-// forever.
+// forever. (The command has input: a connection's first command without input runs in
+// a session of its own, whose exec is answered by any server but this one.)
 func TestTheChannelsShellStartsWithoutWaitingForTheServersAnswer(t *testing.T) {
 	srv := startLateReplyServer(t)
 	c, err := sshconn.Dial(context.Background(), sshconn.Config{Addr: srv.addr, User: "root",
@@ -113,7 +115,7 @@ func TestTheChannelsShellStartsWithoutWaitingForTheServersAnswer(t *testing.T) {
 	var out string
 	go func() {
 		var err error
-		out, err = transport.Output(ctx, c, "echo over the channel")
+		out, err = transport.OutputWithInput(ctx, c, "cat", strings.NewReader("over the channel\n"))
 		done <- err
 	}()
 	select {

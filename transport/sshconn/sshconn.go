@@ -125,6 +125,9 @@ type Conn struct {
 	chPark    func(token string) bool
 	chReused  bool
 	chRenewed bool
+	// firstGone is set once the connection's first command has gone (see
+	// firstInOwnSession).
+	firstGone bool
 	sftpGen   int // the client generation sftp was started on
 	traffic   transport.Traffic
 	// sessions bounds the commands that run in sessions of their own (see runSession).
@@ -466,7 +469,66 @@ func (c *Conn) String() string { return c.name }
 // waiting for the host.
 func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
 	defer c.traffic.Begin()()
+	if c.firstInOwnSession(cmd) {
+		c.traffic.Wait() // opening its session, as the channel's would be
+		return c.runFirst(ctx, cmd)
+	}
 	return channel.RunOrOwn(ctx, c.commandChannel(ctx), cmd, c.runSession)
+}
+
+// runFirst runs the connection's first command in a session of its own (see
+// firstInOwnSession) with CAULDRON_EXEC_ID in its environment, as the channel runs
+// its commands: sshd delivers a cancelled command's signal to its shell only, so the
+// kill of its children goes by that mark (channel.KillScript), as on the channel. The
+// mark is set by the command's own shell (no process more); its line follows on a
+// line of its own.
+func (c *Conn) runFirst(ctx context.Context, cmd transport.Command) error {
+	select {
+	case c.sessions <- struct{}{}:
+		defer func() { <-c.sessions }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	id := "first-" + randomHex()
+	line := shell.Join("sh", "-c", "CAULDRON_EXEC_ID="+id+"; export CAULDRON_EXEC_ID\n"+cmd.Line)
+	err := c.run(ctx, cmd.Line, line, nil, nil, cmd.Stdout, cmd.Stderr)
+	if ctx.Err() != nil {
+		go func() {
+			kctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c.runSession(kctx, transport.Command{Line: channel.KillScript(id)})
+		}()
+	}
+	return err
+}
+
+// ownSessionMaxLine bounds the line of a first command run in a session of its own:
+// sh -c takes it as one argument, and Linux refuses an argument over 128 KiB.
+const ownSessionMaxLine = 32 << 10
+
+// firstInOwnSession says whether cmd, the connection's first command if no other went
+// before it, runs in a session of its own instead of opening the command channel.
+// Why: sshd opens a session's window only once its command has started, so the
+// channel's first frame waits a round trip after the exec (open, exec and window,
+// frame and answer: 3 round trips), where a command of its own answers its exec (2).
+// A converged host's one command (its checks' gather) then costs 2 round trips, and
+// the host starts one process less (no loop shell). The commands after it open the
+// channel. Not for a command with input (it would wait for the window too), through
+// sudo (the channel's shell is where sudo's probe and password go), on a warm
+// connection (its parked shell answers at once), or with a long line.
+func (c *Conn) firstInOwnSession(cmd transport.Command) bool {
+	c.chanMu.Lock()
+	defer c.chanMu.Unlock()
+	if c.firstGone {
+		return false
+	}
+	c.firstGone = true
+	if c.cfg.NoChannel || c.ch != nil || cmd.Stdin != nil || c.becomes() || len(cmd.Line) > ownSessionMaxLine {
+		return false
+	}
+	c.clientMu.Lock()
+	defer c.clientMu.Unlock()
+	return !c.warm
 }
 
 // sessionsAtOnce bounds the commands that run in sessions of their own at once: sshd
