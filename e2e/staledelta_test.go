@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cauldron-go/cauldron/lab"
 	"github.com/cauldron-go/cauldron/shell"
 )
 
@@ -24,6 +25,13 @@ func TestARenameSentAsAHostWasCutOffDoesNotTakeASessionFromTheNodeThatStayed(t *
 	evidenceOnFailure(t, l)
 	vars := clusterVars(t, l.DockerInventory)
 	user := sites(l)[0]
+	// This test is about a cluster that has settled. Both CI runs it failed in (ci76,
+	// ci78: node 2 applied the rename) cut web1 off 35 s and 12 s after an earlier test
+	// had restarted its Tomcat, under CI's load; on a quiet machine 3 runs with the cut
+	// 10 s after a restart passed, so whether the fresh start is the cause is not known.
+	// Open, with a lead, in session 18's note (Tomcat's OrderInterceptor delivers every
+	// later message of a member it once saw disappear, whatever its number).
+	waitTomcatsUp(t, l, time.Minute, "web1", "web2")
 
 	// A user session on node 2, the node that stays.
 	var b *browser
@@ -110,4 +118,23 @@ func TestARenameSentAsAHostWasCutOffDoesNotTakeASessionFromTheNodeThatStayed(t *
 		last = a
 	}
 	t.Logf("the session went on on node 2: count %s", strconv.Itoa(last.Count))
+}
+
+// waitTomcatsUp waits until the Tomcat of each of hosts has been running for at least d.
+func waitTomcatsUp(t *testing.T, l *lab.Lab, d time.Duration, hosts ...string) {
+	t.Helper()
+	// The lab's containers share this machine's kernel: /proc/uptime and systemd's
+	// monotonic timestamps count from the same boot.
+	const line = `now=$(cut -d' ' -f1 /proc/uptime); since=$(systemctl show -p ActiveEnterTimestampMonotonic --value mago3d-tomcat.service); ` +
+		`awk -v n="$now" -v s="$since" 'BEGIN { printf "%d\n", n - s / 1e6 }'`
+	for _, h := range hosts {
+		up, err := strconv.Atoi(strings.TrimSpace(mustHost(t, l, h, line)))
+		if err != nil {
+			t.Fatalf("%s: how long its Tomcat has run: %v", h, err)
+		}
+		if wait := d - time.Duration(up)*time.Second; wait > 0 {
+			t.Logf("%s's Tomcat has run %d s: waiting %s", h, up, wait)
+			time.Sleep(wait)
+		}
+	}
 }
