@@ -116,11 +116,7 @@ func (c *Conn) openChannel(ctx context.Context, client *ssh.Client, warm bool) (
 			sudo = mode
 		}
 	}
-	kill := func(id string) {
-		kctx, kcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer kcancel()
-		c.runSession(kctx, transport.Command{Line: channel.KillScript(id)})
-	}
+	kill := c.killByExecID
 	if warm && sudo == nil {
 		ch, err := c.openWarmShell(ctx, client, line, kill)
 		if !errors.Is(err, errNoWarmShell) {

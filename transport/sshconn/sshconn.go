@@ -483,23 +483,38 @@ func (c *Conn) Run(ctx context.Context, cmd transport.Command) error {
 // mark is set by the command's own shell (no process more); its line follows on a
 // line of its own.
 func (c *Conn) runFirst(ctx context.Context, cmd transport.Command) error {
-	select {
-	case c.sessions <- struct{}{}:
-		defer func() { <-c.sessions }()
-	case <-ctx.Done():
-		return ctx.Err()
+	release, err := c.takeSession(ctx)
+	if err != nil {
+		return err
 	}
+	defer release()
 	id := "first-" + randomHex()
 	line := shell.Join("sh", "-c", "CAULDRON_EXEC_ID="+id+"; export CAULDRON_EXEC_ID\n"+cmd.Line)
-	err := c.run(ctx, cmd.Line, line, nil, nil, cmd.Stdout, cmd.Stderr)
+	err = c.run(ctx, cmd.Line, line, nil, nil, cmd.Stdout, cmd.Stderr)
 	if ctx.Err() != nil {
-		go func() {
-			kctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c.runSession(kctx, transport.Command{Line: channel.KillScript(id)})
-		}()
+		go c.killByExecID(id)
 	}
 	return err
+}
+
+// killByExecID kills, in a session of its own, every process on the host whose
+// environment holds CAULDRON_EXEC_ID=id (channel.KillScript): a cancelled command and
+// its children.
+func (c *Conn) killByExecID(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.runSession(ctx, transport.Command{Line: channel.KillScript(id)})
+}
+
+// takeSession waits for one of the sessionsAtOnce a Conn may run at once; release
+// gives it back.
+func (c *Conn) takeSession(ctx context.Context) (release func(), err error) {
+	select {
+	case c.sessions <- struct{}{}:
+		return func() { <-c.sessions }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // ownSessionMaxLine bounds the line of a first command run in a session of its own:
@@ -546,12 +561,11 @@ func (c *Conn) Pipelined() bool { return !c.cfg.NoChannel }
 
 // runSession runs cmd in a session of its own, at most sessionsAtOnce at a time.
 func (c *Conn) runSession(ctx context.Context, cmd transport.Command) error {
-	select {
-	case c.sessions <- struct{}{}:
-		defer func() { <-c.sessions }()
-	case <-ctx.Done():
-		return ctx.Err()
+	release, err := c.takeSession(ctx)
+	if err != nil {
+		return err
 	}
+	defer release()
 	line := shell.Join("sh", "-c", cmd.Line)
 	var password string
 	var sudo *sudoMode
@@ -565,7 +579,7 @@ func (c *Conn) runSession(ctx context.Context, cmd transport.Command) error {
 			sudo = mode
 		}
 	}
-	err := c.run(ctx, cmd.Line, line, sudo, cmd.Stdin, cmd.Stdout, cmd.Stderr)
+	err = c.run(ctx, cmd.Line, line, sudo, cmd.Stdin, cmd.Stdout, cmd.Stderr)
 	if password != "" && err != nil {
 		err = redact(err, password)
 	}
