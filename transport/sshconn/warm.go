@@ -46,7 +46,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
@@ -56,6 +55,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cauldron-go/cauldron/transport/daemon"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
@@ -142,25 +142,7 @@ func (cfg Config) warmDir() string {
 
 // CheckWarmDir makes dir if it is missing and refuses it unless it is a directory (not
 // a symbolic link) owned by this user that no one else may enter (mode 0700 or less).
-func CheckWarmDir(dir string) error {
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("warm socket directory: %w", err)
-	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("warm socket directory: %w", err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	switch {
-	case !fi.IsDir():
-		return fmt.Errorf("warm socket directory %s is not a directory (%s): refused", dir, fi.Mode().Type())
-	case !ok || int(st.Uid) != os.Getuid():
-		return fmt.Errorf("warm socket directory %s is not owned by uid %d: refused", dir, os.Getuid())
-	case fi.Mode().Perm()&0o077 != 0:
-		return fmt.Errorf("warm socket directory %s has mode %04o, others may enter it (want 0700): refused", dir, fi.Mode().Perm())
-	}
-	return nil
-}
+func CheckWarmDir(dir string) error { return daemon.CheckPrivateDir(dir, "warm socket directory") }
 
 // warmRequest is what a run asks the daemon: how to reach one host. No secret.
 type warmRequest struct {
@@ -304,69 +286,7 @@ func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 // startWarmDaemon starts the daemon for dir, under a lock so that two runs starting
 // at once start one, and waits until it listens.
 func startWarmDaemon(ctx context.Context, dir, sock string) error {
-	lock, err := os.OpenFile(filepath.Join(dir, "warm.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return fmt.Errorf("warm daemon lock: %w", err)
-	}
-	defer lock.Close()
-	locked := make(chan error, 1)
-	go func() { locked <- syscall.Flock(int(lock.Fd()), syscall.LOCK_EX) }()
-	select {
-	case err := <-locked:
-		if err != nil {
-			return fmt.Errorf("warm daemon lock: %w", err)
-		}
-	case <-time.After(10 * time.Second):
-		return errors.New("warm daemon lock: held by another run for 10 s")
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	// Another run may have started it while this one waited for the lock.
-	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
-		c.Close()
-		return nil
-	}
-	os.Remove(sock) // a dead daemon's socket
-	logFile, err := os.OpenFile(filepath.Join(dir, "warm.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("warm daemon log: %w", err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = append(os.Environ(), warmDaemonEnv+"="+dir)
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start the warm daemon: %w", err)
-	}
-	// Reap it, should it exit while this process runs.
-	go cmd.Wait()
-	ready := make(chan error, 1)
-	go func() {
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err == nil && line != "ready\n" {
-			err = fmt.Errorf("said %q", line)
-		}
-		ready <- err
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			cmd.Process.Kill()
-			return fmt.Errorf("the warm daemon did not start (see %s): %w", filepath.Join(dir, "warm.log"), err)
-		}
-		return nil
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		return errors.New("the warm daemon did not start within 5 s")
-	case <-ctx.Done():
-		cmd.Process.Kill()
-		return ctx.Err()
-	}
+	return daemon.Start(ctx, dir, "warm", warmDaemonEnv, sock, "warm daemon")
 }
 
 // StopWarmDaemon makes the daemon serving dir (Config.PersistDir; "" for the
