@@ -9,10 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -111,4 +113,38 @@ func Start(ctx context.Context, dir, name, env, sock, what string) error {
 		cmd.Process.Kill()
 		return ctx.Err()
 	}
+}
+
+// Listen is the daemon's socket, dir/name.sock, made while the umask lets only this
+// user connect, and left in place when the listener closes (the daemon unlinks it
+// itself, first, so that a run from then on starts a new daemon); it writes the
+// daemon's pid to dir/name.pid.
+func Listen(dir, name string) (*net.UnixListener, error) {
+	old := syscall.Umask(0o077)
+	ln, err := net.Listen("unix", filepath.Join(dir, name+".sock"))
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	os.WriteFile(filepath.Join(dir, name+".pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+	return ul, nil
+}
+
+// Ready tells the run that started the daemon (Start) that it listens, and closes
+// ready when it is a file: the run stops reading there.
+func Ready(ready io.Writer) {
+	fmt.Fprint(ready, "ready\n")
+	if f, ok := ready.(*os.File); ok {
+		f.Close()
+	}
+}
+
+// Unlisten removes the daemon's socket and pid file, then closes ln: unlinked first,
+// so that a run from then on starts a new daemon rather than reach this one.
+func Unlisten(dir, name string, ln net.Listener) {
+	os.Remove(filepath.Join(dir, name+".sock"))
+	os.Remove(filepath.Join(dir, name+".pid"))
+	ln.Close()
 }

@@ -52,7 +52,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/cauldron-go/cauldron/transport/daemon"
@@ -353,21 +352,13 @@ func serveWarm(dir string, ready io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sock := filepath.Join(dir, "warm.sock")
-	old := syscall.Umask(0o077)
-	ln, err := net.Listen("unix", sock)
-	syscall.Umask(old)
+	ln, err := daemon.Listen(dir, "warm")
 	if err != nil {
 		return err
 	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	os.WriteFile(filepath.Join(dir, "warm.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 	d := &warmDaemon{dir: dir, signer: signer, hosts: map[string]*warmHost{}, lastUsed: time.Now(), idle: 60 * time.Second,
 		stop: make(chan struct{})}
-	fmt.Fprint(ready, "ready\n")
-	if f, ok := ready.(*os.File); ok {
-		f.Close()
-	}
+	daemon.Ready(ready)
 
 	go func() {
 		for {
@@ -392,10 +383,7 @@ func serveWarm(dir string, ready io.Writer) error {
 		}
 		break
 	}
-	// Unlink first: a run from now on starts a new daemon rather than reach this one.
-	os.Remove(sock)
-	os.Remove(filepath.Join(dir, "warm.pid"))
-	ln.Close()
+	daemon.Unlisten(dir, "warm", ln)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, h := range d.hosts {
