@@ -46,7 +46,7 @@ hosts:
 `,
 		"lab.yaml:3: groups.tomcat.host: unknown key (did you mean \"hosts\"?)\n" +
 			"lab.yaml:6: hosts.web1.adress: unknown key (did you mean \"address\"?)\n" +
-			"lab.yaml:8: hosts.web1.docker.name: unknown key (expected one of: container)",
+			"lab.yaml:8: hosts.web1.docker.name: unknown key (expected one of: container, persist)",
 	},
 	{
 		"a host defined twice",
@@ -145,10 +145,12 @@ hosts:
   web3:
     address: 10.0.0.3
     ssh: {persist: [60s]}
+  box: {transport: docker, docker: {persist: 1 minute}}
 `,
 		"lab.yaml:4: hosts.web1.ssh.persist: \"60\" is not a duration such as 60s or 10m, nor off\n" +
 			"lab.yaml:7: hosts.web2.ssh.persist: \"-5s\" is not a duration such as 60s or 10m, nor off\n" +
-			"lab.yaml:10: hosts.web3.ssh.persist: expected a string, got a list",
+			"lab.yaml:10: hosts.web3.ssh.persist: expected a string, got a list\n" +
+			"lab.yaml:11: hosts.box.docker.persist: \"1 minute\" is not a duration such as 60s or 10m, nor off",
 	},
 	{
 		"an ssh host with no address",

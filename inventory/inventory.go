@@ -17,7 +17,8 @@
 //	          known_hosts: known_hosts, host_key: strict, proxy_jump: bastion,
 //	          become: true, become_password_env: SUDO_PASS,
 //	          persist: 60s}    # keep the connection warm between runs (see sshconn.Config.Persist)
-//	    docker: {container: cauldron-web1}   # default: the host name
+//	    docker: {container: cauldron-web1,   # default: the host name
+//	             persist: 60s}   # keep its command channel between runs (see docker.Conn.WithPersist)
 //	    vars: {node: 1}
 //
 // Relative paths are relative to the inventory file. A host's Vars are the globals,
@@ -101,6 +102,10 @@ type SSH struct {
 // Docker says how to reach a host by docker exec.
 type Docker struct {
 	Container string
+	// Persist keeps the host's command channel (its exec and shell) between runs for
+	// this long without a run (docker.Conn.WithPersist; "persist: 60s"); 0 leaves it to
+	// $CAULDRON_DOCKER_PERSIST, -1 ("persist: off") turns it off.
+	Persist time.Duration
 }
 
 // Vars are variables, each with the place in the file it came from.

@@ -414,8 +414,8 @@ func (p *parser) address(n *yaml.Node, path string) string {
 	return s
 }
 
-// persist reads ssh.persist: a duration such as 60s, or off (-1: not even when
-// $CAULDRON_SSH_PERSIST asks for it).
+// persist reads ssh.persist or docker.persist: a duration such as 60s, or off (-1:
+// not even when $CAULDRON_SSH_PERSIST or $CAULDRON_DOCKER_PERSIST asks for it).
 func (p *parser) persist(n *yaml.Node, path string) time.Duration {
 	v, ok := p.str(n, path)
 	if !ok || v == "" {
@@ -550,7 +550,7 @@ var (
 	groupKeys    = []string{"hosts", "vars"}
 	hostKeys     = []string{"address", "transport", "ssh", "docker", "vars"}
 	sshKeys      = []string{"host", "port", "user", "identity_file", "identity_files", "known_hosts", "host_key", "proxy_jump", "become", "become_password_env", "become_password_file", "persist"}
-	dockerKeys   = []string{"container"}
+	dockerKeys   = []string{"container", "persist"}
 	transports   = []string{"ssh", "docker", "local"}
 	hostKeyModes = []string{"strict", "accept-new"}
 )
@@ -784,6 +784,8 @@ func (p *parser) docker(d *Docker, n *yaml.Node, path string) {
 				continue
 			}
 			d.Container = v
+		case "persist":
+			d.Persist = p.persist(f.value, fp)
 		default:
 			p.errorf(f.keyN.Line, fp, "%s", unknownKeyMsg(f.key, dockerKeys))
 		}

@@ -27,6 +27,9 @@ func DialHost(ctx context.Context, h *inventory.Host) (transport.Conn, error) {
 			name = h.Name
 		}
 		c := docker.New(name).WithChannel()
+		if h.Docker.Persist >= 0 {
+			c.WithPersist(h.Docker.Persist, "")
+		}
 		if err := c.Connect(ctx); err != nil {
 			return nil, err
 		}

@@ -1,13 +1,20 @@
 package docker
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cauldron-go/cauldron/transport"
 	"github.com/cauldron-go/cauldron/transport/channel"
+	"github.com/cauldron-go/cauldron/transport/keeper"
 )
 
 // What goes where: once WithChannel is called, every Run goes over the container's
@@ -28,7 +35,73 @@ type chanState struct {
 	ch  *channel.Channel
 	off bool
 	err error
+
+	// The exec's hijacked connection under ch, its reader and the end of the
+	// goroutine that demultiplexes it: what a persistent Conn hands to the keeper.
+	raw       net.Conn
+	br        *bufio.Reader
+	demuxDone chan error
+
+	// persist is how long the keeper may hold the shell idle after Close (0: it is
+	// not kept), in keeperDir. resumed says ch took over a kept shell, replaced that
+	// a fresh channel has replaced one that broke.
+	persist   time.Duration
+	keeperDir string
+	resumed   bool
+	replaced  bool
 }
+
+// PersistEnv keeps every docker host's command channel for later runs when a Conn's
+// WithPersist says 0: a duration such as "60s" (how long it may stay idle); "0" or
+// "off" leaves it off.
+const PersistEnv = "CAULDRON_DOCKER_PERSIST"
+
+// PersistNotes is where a Conn says, once per process, that the keeper could not be
+// used (the commands then go on as without it).
+var PersistNotes io.Writer = os.Stderr
+
+var keeperNoted, badPersistEnvNoted sync.Once
+
+// WithPersist keeps c's command channel between runs, as a warm SSH connection keeps
+// its shell: Close hands the exec's connection, its shell idle, to the keeper (a
+// per-user background process, see package keeper) for at most idle, and the next
+// Conn to the same container through the same engine takes it over instead of
+// creating an exec and starting a shell. idle 0 leaves it to $CAULDRON_DOCKER_PERSIST,
+// a negative idle turns it off; dir is the keeper's directory ("" for keeper.Dir()).
+// A kept shell that prints or ends while kept (the container stopped) is dropped, and
+// one that is found broken when taken is replaced by a fresh channel once. It implies
+// WithChannel and returns c.
+func (c *Conn) WithPersist(idle time.Duration, dir string) *Conn {
+	c.WithChannel()
+	if idle == 0 {
+		idle = persistFromEnv()
+	}
+	if dir == "" {
+		dir = keeper.Dir()
+	}
+	c.chans.mu.Lock()
+	defer c.chans.mu.Unlock()
+	c.chans.persist, c.chans.keeperDir = max(idle, 0), dir
+	return c
+}
+
+func persistFromEnv() time.Duration {
+	v := os.Getenv(PersistEnv)
+	if v == "" || v == "0" || v == "off" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		badPersistEnvNoted.Do(func() {
+			fmt.Fprintf(PersistNotes, "cauldron: %s=%q is not a duration such as 60s: no docker channel kept\n", PersistEnv, v)
+		})
+		return 0
+	}
+	return d
+}
+
+// keeperKey names the container's kept shell: the engine's socket and the container.
+func (c *Conn) keeperKey() string { return "docker\n" + c.socket + "\n" + c.container }
 
 // WithChannel makes c run its commands over one long-lived exec (see above) and
 // returns c. It is not the default because a channel holds a shell in the container
@@ -88,11 +161,16 @@ func (c *Conn) commandChannel(ctx context.Context) *channel.Channel {
 		return nil
 	}
 	if s.ch != nil {
-		if s.ch.Broken() != nil {
+		if s.ch.Broken() == nil {
+			return s.ch
+		}
+		if !s.resumed || s.replaced {
 			s.off = true
 			return nil
 		}
-		return s.ch
+		// A kept shell that broke (it ended as it was taken): a fresh one, once.
+		s.ch.Close()
+		s.ch, s.replaced = nil, true
 	}
 	ch, err := c.openChannel(ctx)
 	if err != nil && ctx.Err() != nil {
@@ -110,6 +188,21 @@ func (c *Conn) commandChannel(ctx context.Context) *channel.Channel {
 func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 	ctx, cancel := context.WithTimeout(ctx, channelOpenTimeout)
 	defer cancel()
+	s := &c.chans
+	if s.persist > 0 && !s.replaced {
+		raw, token, ok, err := keeper.Take(ctx, s.keeperDir, c.keeperKey())
+		if err != nil {
+			keeperNoted.Do(func() { fmt.Fprintf(PersistNotes, "cauldron: no kept docker channel: %v\n", err) })
+		}
+		if ok {
+			ch, err := c.startChannel(raw, bufio.NewReaderSize(raw, 32<<10), token)
+			if err == nil {
+				s.resumed = true
+				return ch, nil
+			}
+			raw.Close()
+		}
+	}
 	eng, err := engineFor(ctx, c.socket)
 	if err != nil {
 		return nil, err
@@ -127,18 +220,7 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 	if err != nil {
 		return nil, err
 	}
-	stdout, stderr := channel.NewPipe(), channel.NewPipe()
-	go func() {
-		err := demux(br, stdout, stderr)
-		stdout.CloseWithError(err)
-		stderr.CloseWithError(err)
-	}()
-	kill := func(id string) {
-		kctx, kcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer kcancel()
-		c.runExec(kctx, transport.Command{Line: channel.KillScript(id)})
-	}
-	ch, err := channel.Open(raw, stdout, stderr, kill, raw.Close)
+	ch, err := c.startChannel(raw, br, "")
 	if err != nil {
 		raw.Close()
 		return nil, err
@@ -148,4 +230,64 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 	// waits for its verdict (see channel.Verify).
 	channel.Verify(ch, channelOpenTimeout)
 	return ch, nil
+}
+
+// startChannel runs a channel over the exec's connection raw, read through br: a new
+// one (token "") or one resumed from a kept shell with its token. Called with
+// c.chans.mu held.
+func (c *Conn) startChannel(raw net.Conn, br *bufio.Reader, token string) (*channel.Channel, error) {
+	stdout, stderr := channel.NewPipe(), channel.NewPipe()
+	done := make(chan error, 1)
+	go func() {
+		err := demux(br, stdout, stderr)
+		stdout.CloseWithError(err)
+		stderr.CloseWithError(err)
+		done <- err
+	}()
+	kill := func(id string) {
+		kctx, kcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer kcancel()
+		c.runExec(kctx, transport.Command{Line: channel.KillScript(id)})
+	}
+	var ch *channel.Channel
+	var err error
+	if token == "" {
+		ch, err = channel.Open(raw, stdout, stderr, kill, raw.Close)
+	} else {
+		ch, err = channel.Resume(token, raw, stdout, stderr, kill, raw.Close)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.chans.raw, c.chans.br, c.chans.demuxDone = raw, br, done
+	return ch, nil
+}
+
+// park hands ch's shell, idle, to the keeper; false when it cannot be handed on (a
+// command in flight, a broken channel), and the caller closes ch. Called with
+// c.chans.mu held, ch no longer c's.
+func (c *Conn) park(ch *channel.Channel) bool {
+	s := &c.chans
+	token, ok := ch.Detach()
+	if !ok {
+		return false
+	}
+	// Stop reading the engine's stream without taking a byte of it (a deadline in the
+	// past ends the demultiplexer's read), so that the next reader starts at a frame.
+	s.raw.SetReadDeadline(time.Unix(1, 0))
+	err := <-s.demuxDone
+	sc, isSyscall := s.raw.(syscall.Conn)
+	if errors.Is(err, os.ErrDeadlineExceeded) && s.br.Buffered() == 0 && isSyscall {
+		s.raw.SetReadDeadline(time.Time{})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := keeper.Park(ctx, s.keeperDir, c.keeperKey(), token, sc, s.persist)
+		cancel()
+		if err != nil {
+			keeperNoted.Do(func() { fmt.Fprintf(PersistNotes, "cauldron: docker channel not kept: %v\n", err) })
+		}
+	}
+	// The keeper holds a socket of its own when it took the shell; closing this one
+	// ends the shell only when it did not.
+	s.raw.Close()
+	return true
 }

@@ -2,7 +2,8 @@
 // directly to the Docker Engine API over its unix socket: no docker client process per
 // command, which is most of what the CLI cost. Files are streamed in over the exec's
 // standard input, so nothing is left on the control side. A Conn made WithChannel runs
-// its commands over one long-lived exec (channel.go) instead of an exec each.
+// its commands over one long-lived exec (channel.go) instead of an exec each, and one
+// made WithPersist leaves that exec, its shell idle, to the next run (package keeper).
 //
 // The client is written here on purpose, not taken from github.com/moby/moby/client
 // (v0.6.3, weighed against it on this machine): an exec round trip costs the same
@@ -176,7 +177,8 @@ func (c *Conn) Read(ctx context.Context, path string) ([]byte, error) {
 	return transport.ReadByShell(ctx, c, path)
 }
 
-// Close ends the command channel, if c has one (WithChannel). Without one it does
+// Close ends the command channel, if c has one (WithChannel), or hands its shell to
+// the keeper when c persists (WithPersist) and no command is in flight. Without one it does
 // nothing: every command is its own exec, and the engine's keep-alive connections are
 // shared by every Conn to the same socket (the lab makes Conns freely and never closes
 // them) and expire on their own.
@@ -187,6 +189,9 @@ func (c *Conn) Close() error {
 	if c.chans.ch != nil {
 		ch := c.chans.ch
 		c.chans.ch = nil
+		if c.chans.persist > 0 && c.park(ch) {
+			return nil
+		}
 		return ch.Close()
 	}
 	return nil
