@@ -49,6 +49,9 @@ type chanState struct {
 	keeperDir string
 	resumed   bool
 	replaced  bool
+	// containerID is the container's id, asked of the engine before taking a kept
+	// shell: the key of what the keeper keeps for it ("" when unknown: nothing kept).
+	containerID string
 }
 
 // PersistEnv keeps every docker host's command channel for later runs when a Conn's
@@ -100,8 +103,10 @@ func persistFromEnv() time.Duration {
 	return d
 }
 
-// keeperKey names the container's kept shell: the engine's socket and the container.
-func (c *Conn) keeperKey() string { return "docker\n" + c.socket + "\n" + c.container }
+// keeperKey names the container's kept shell: the engine's socket and the container's
+// id, not its name, so that a container made again under the same name never gets the
+// old one's shell.
+func (c *Conn) keeperKey() string { return "docker\n" + c.socket + "\n" + c.chans.containerID }
 
 // WithChannel makes c run its commands over one long-lived exec (see above) and
 // returns c. It is not the default because a channel holds a shell in the container
@@ -190,7 +195,20 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 	defer cancel()
 	s := &c.chans
 	if s.persist > 0 && !s.replaced {
-		raw, token, ok, err := keeper.Take(ctx, s.keeperDir, c.keeperKey())
+		// A kept shell of a paused container would take the first command and never
+		// answer; the exec below says at once why it cannot run. One GET to the engine,
+		// no process in the container.
+		running := false
+		if eng, err := engineFor(ctx, c.socket); err == nil {
+			s.containerID, running, _ = eng.runningID(ctx, c.container)
+		}
+		var raw net.Conn
+		var token string
+		var ok bool
+		var err error
+		if running {
+			raw, token, ok, err = keeper.Take(ctx, s.keeperDir, c.keeperKey())
+		}
 		if err != nil {
 			keeperNoted.Do(func() { fmt.Fprintf(PersistNotes, "cauldron: no kept docker channel: %v\n", err) })
 		}
@@ -277,7 +295,7 @@ func (c *Conn) park(ch *channel.Channel) bool {
 	s.raw.SetReadDeadline(time.Unix(1, 0))
 	err := <-s.demuxDone
 	sc, isSyscall := s.raw.(syscall.Conn)
-	if errors.Is(err, os.ErrDeadlineExceeded) && s.br.Buffered() == 0 && isSyscall {
+	if errors.Is(err, os.ErrDeadlineExceeded) && s.br.Buffered() == 0 && isSyscall && s.containerID != "" {
 		s.raw.SetReadDeadline(time.Time{})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := keeper.Park(ctx, s.keeperDir, c.keeperKey(), token, sc, s.persist)

@@ -346,6 +346,18 @@ func apiError(resp *http.Response) error {
 	return fmt.Errorf("docker engine: %s (%s)", msg, resp.Status)
 }
 
+// runningID is the container's id, and whether it runs unpaused.
+func (e *engine) runningID(ctx context.Context, container string) (id string, running bool, err error) {
+	var st struct {
+		ID    string `json:"Id"`
+		State struct{ Running, Paused, Restarting bool }
+	}
+	if err := e.call(ctx, http.MethodGet, "/containers/"+url.PathEscape(container)+"/json", nil, &st); err != nil {
+		return "", false, err
+	}
+	return st.ID, st.State.Running && !st.State.Paused && !st.State.Restarting, nil
+}
+
 // createExec makes the exec of sh -c line and returns its id. A missing container is a
 // 404 and a stopped or paused one a 409, both with the engine's message.
 func (e *engine) createExec(ctx context.Context, container, line string, stdin bool, token string) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,5 +119,42 @@ func TestACommandInFlightKeepsTheShellFromBeingKept(t *testing.T) {
 	defer next.Close()
 	if got := shellPID(t, next); got == pid {
 		t.Fatalf("a shell closed with a command in flight was handed on (%s)", pid)
+	}
+}
+
+func TestTheKeptShellOfAPausedContainerIsLeftAndTheErrorSaysPaused(t *testing.T) {
+	name := scratch(t).Container()
+	dir := persistDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	first := docker.New(name).WithPersist(time.Minute, dir)
+	pid := shellPID(t, first)
+	first.Close()
+	if out, err := exec.Command("docker", "pause", name).CombinedOutput(); err != nil {
+		t.Fatalf("docker pause: %v: %s", err, out)
+	}
+	unpaused := false
+	unpause := func() {
+		if !unpaused {
+			unpaused = true
+			exec.Command("docker", "unpause", name).Run()
+		}
+	}
+	defer unpause()
+
+	// Taken, the frozen shell would hold the command until the caller gives up.
+	paused := docker.New(name).WithPersist(time.Minute, dir)
+	err := paused.Connect(ctx)
+	paused.Close()
+	if err == nil || !strings.Contains(err.Error(), "paused") || ctx.Err() != nil {
+		t.Fatalf("connecting to a paused container: %v (context: %v)", err, ctx.Err())
+	}
+
+	unpause()
+	next := docker.New(name).WithPersist(time.Minute, dir)
+	defer next.Close()
+	if got := shellPID(t, next); got != pid {
+		t.Fatalf("after the unpause the commands run in shell %s, want the kept %s", got, pid)
 	}
 }
