@@ -19,3 +19,20 @@ func PlainTarHashes() int {
 	defer plainTars.Unlock()
 	return plainTars.hashes
 }
+
+// ParsePrefetch is the parse of a prefetch's answer: each content read's content by
+// path, or the error.
+func ParsePrefetch(out string, paths, contents []string) (map[string][]byte, error) {
+	states, err := parsePrefetch(out, paths, contents)
+	if err != nil {
+		return nil, err
+	}
+	got := map[string][]byte{}
+	for _, p := range contents {
+		got[p] = states[p].Content
+	}
+	return got, nil
+}
+
+// ErrChangedWhileRead is a prefetch's error for a file that changed as it was read.
+var ErrChangedWhileRead = errChangedWhileRead

@@ -1,9 +1,11 @@
 package steps
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"reflect"
 	"strconv"
@@ -330,6 +332,13 @@ func PrefetchPaths(ctx context.Context, c transport.Conn, reads []PathRead) cont
 // another, and a stat line of each again: a file that changed while it was read shows
 // in the second stat, and then the content cannot be split exactly. Only stat and cat
 // start, once each (stat twice): the tests are the shell's builtins.
+//
+// Where the host has gzip, gzip -1 takes cat's place (the flags line then starts with
+// z, not x): one gzip member per file, in the same order. It costs the host what cat
+// does (one program either way; compressing 40 KB is well under a millisecond) and
+// sends a quarter of the bytes: a web node's converged gather answered 42 KB, 38 KB
+// of it file contents (catalina.sh alone 24 KB), more than a new TCP connection's
+// first window carries in one round trip.
 func prefetchScript(paths, contents []string) string {
 	quote := func(ps []string) string {
 		q := make([]string, len(ps))
@@ -343,8 +352,10 @@ func prefetchScript(paths, contents []string) string {
 		`if [ $# -gt 0 ]; then stat -L -c '` + prefetchStat + `:%a:%U:%G:%F' -- "$@" || exit 1; fi`
 	if len(contents) > 0 {
 		s += "; f=; set --; for p in " + quote(contents) + `; do if [ -f "$p" ]; then f=${f}1; set -- "$@" "$p"; ` +
-			`else f=${f}0; fi; done; echo "x$f"; ` +
-			`if [ $# -gt 0 ]; then cat -- "$@" || exit 1; stat -L -c '` + prefetchStat + `' -- "$@" || exit 1; fi`
+			`else f=${f}0; fi; done; ` +
+			`if [ $# -gt 0 ] && command -v gzip >/dev/null 2>&1; then echo "z$f"; gzip -1 -c -f -- "$@" || exit 1; ` +
+			`else echo "x$f"; if [ $# -gt 0 ]; then cat -- "$@" || exit 1; fi; fi; ` +
+			`if [ $# -gt 0 ]; then stat -L -c '` + prefetchStat + `' -- "$@" || exit 1; fi`
 	}
 	return s
 }
@@ -414,9 +425,10 @@ func parsePrefetch(out string, paths, contents []string) (map[string]pathState, 
 	if err != nil {
 		return nil, err
 	}
-	if len(flags) != len(contents)+1 || flags[0] != 'x' {
+	if len(flags) != len(contents)+1 || flags[0] != 'x' && flags[0] != 'z' {
 		return nil, fmt.Errorf("prefetch: unexpected flags %q", flags)
 	}
+	compressed := flags[0] == 'z'
 	var read []string
 	for i, p := range contents {
 		regular := states[p].isRegular()
@@ -427,14 +439,29 @@ func parsePrefetch(out string, paths, contents []string) (map[string]pathState, 
 			read = append(read, p)
 		}
 	}
+	var members *gzipMembers
+	if compressed {
+		members = newGzipMembers(out)
+	}
 	for _, p := range read {
 		st := states[p]
-		if int64(len(out)) < st.Size {
-			return nil, fmt.Errorf("prefetch: %s: %w", p, errChangedWhileRead)
+		if members != nil {
+			content, err := members.next(st.Size)
+			if err != nil {
+				return nil, fmt.Errorf("prefetch: %s: %w", p, err)
+			}
+			st.Content = content
+		} else {
+			if int64(len(out)) < st.Size {
+				return nil, fmt.Errorf("prefetch: %s: %w", p, errChangedWhileRead)
+			}
+			st.Content = []byte(out[:st.Size])
+			out = out[st.Size:]
 		}
-		st.Content = []byte(out[:st.Size])
-		out = out[st.Size:]
 		states[p] = st
+	}
+	if members != nil {
+		out = members.rest()
 	}
 	for _, p := range read {
 		l, err := line()
@@ -478,4 +505,47 @@ func sameConn(a, b transport.Conn) bool {
 		return false
 	}
 	return a == b
+}
+
+// gzipMembers reads gzip -c's output of many files, one member per file, from the
+// start of a prefetch's answer, and leaves the rest (the second stat's lines).
+type gzipMembers struct {
+	r *strings.Reader // a ByteReader: the decompressor reads no byte past a member
+	z *gzip.Reader
+}
+
+func newGzipMembers(out string) *gzipMembers { return &gzipMembers{r: strings.NewReader(out)} }
+
+// next is the next member's content, which must be size bytes long (a file that changed
+// while it was read is not).
+func (m *gzipMembers) next(size int64) ([]byte, error) {
+	var err error
+	if m.z == nil {
+		m.z, err = gzip.NewReader(m.r)
+	} else {
+		err = m.z.Reset(m.r)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gzip member: %w", err)
+	}
+	m.z.Multistream(false)
+	// One byte more than the file's size tells a file that grew.
+	b, err := io.ReadAll(io.LimitReader(m.z, size+1))
+	if err != nil {
+		return nil, fmt.Errorf("gzip member: %w", err)
+	}
+	if int64(len(b)) != size {
+		return nil, errChangedWhileRead
+	}
+	// The member's end, with its checksum, is read only by a read past its data.
+	if n, err := m.z.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		return nil, errChangedWhileRead
+	}
+	return b, nil
+}
+
+// rest is what follows the members read.
+func (m *gzipMembers) rest() string {
+	b, _ := io.ReadAll(m.r)
+	return string(b)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -116,40 +117,82 @@ func outcome(ch *steps.Change, err error) string {
 	return "change: " + ch.Summary + "\n" + ch.Diff
 }
 
-func TestAPrefetchedCheckFindsWhatTheStepsOwnReadFinds(t *testing.T) {
-	ctx := context.Background()
-	ss := prefetchCases(t, t.TempDir())
-	c := &recordingConn{Conn: local.New()}
-	pctx := steps.Prefetch(ctx, c, ss)
-	for _, s := range ss {
-		own := outcome(s.Check(ctx, c))
-		prefetched := outcome(s.Check(pctx, c))
-		if prefetched != own {
-			t.Errorf("%s: with the prefetch %q, its own read %q", s, prefetched, own)
+// hosts are the two ways a prefetch reads contents: with gzip on the host (one gzip
+// member per file) and without (cat).
+var hosts = []struct {
+	name  string
+	setUp func(t *testing.T)
+}{
+	{"a host with gzip", func(t *testing.T) {
+		if _, err := exec.LookPath("gzip"); err != nil {
+			t.Skip("no gzip here")
 		}
+	}},
+	{"a host without gzip", withoutGzip},
+}
+
+// withoutGzip makes PATH a directory of links to every program of the usual
+// directories but gzip, as on a host without it.
+func withoutGzip(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if e.Name() != "gzip" {
+				os.Symlink(filepath.Join(d, e.Name()), filepath.Join(dir, e.Name())) // the first of a name wins
+			}
+		}
+	}
+	t.Setenv("PATH", dir)
+	if _, err := exec.LookPath("gzip"); err == nil {
+		t.Fatal("gzip still found")
+	}
+}
+
+func TestAPrefetchedCheckFindsWhatTheStepsOwnReadFinds(t *testing.T) {
+	for _, h := range hosts {
+		t.Run(h.name, func(t *testing.T) {
+			h.setUp(t)
+			ctx := context.Background()
+			ss := prefetchCases(t, t.TempDir())
+			c := &recordingConn{Conn: local.New()}
+			pctx := steps.Prefetch(ctx, c, ss)
+			for _, s := range ss {
+				own := outcome(s.Check(ctx, c))
+				prefetched := outcome(s.Check(pctx, c))
+				if prefetched != own {
+					t.Errorf("%s: with the prefetch %q, its own read %q", s, prefetched, own)
+				}
+			}
+		})
 	}
 }
 
 func TestConvergedFilesDirsUploadsAndCreatesGuardsAreCheckedWithTheirPrefetchAlone(t *testing.T) {
-	ctx := context.Background()
-	var converged []steps.Step
-	for _, s := range prefetchCases(t, t.TempDir()) {
-		if ch, err := s.Check(ctx, local.New()); err == nil && ch == nil && !strings.HasPrefix(s.String(), "file /proc") && !strings.HasPrefix(s.String(), "unless") {
-			converged = append(converged, s)
-		}
-	}
-	if len(converged) < 8 {
-		t.Fatalf("only %d converged cases", len(converged))
-	}
-	c := &recordingConn{Conn: local.New()}
-	pctx := steps.Prefetch(ctx, c, converged)
-	for _, s := range converged {
-		if ch, err := s.Check(pctx, c); err != nil || ch != nil {
-			t.Errorf("%s: %s", s, outcome(ch, err))
-		}
-	}
-	if n := c.commands(); n != 1 {
-		t.Errorf("%d converged checks ran %d commands, want the prefetch's one:\n%s", len(converged), n, strings.Join(c.lines, "\n"))
+	for _, h := range hosts {
+		t.Run(h.name, func(t *testing.T) {
+			h.setUp(t)
+			ctx := context.Background()
+			var converged []steps.Step
+			for _, s := range prefetchCases(t, t.TempDir()) {
+				if ch, err := s.Check(ctx, local.New()); err == nil && ch == nil && !strings.HasPrefix(s.String(), "file /proc") && !strings.HasPrefix(s.String(), "unless") {
+					converged = append(converged, s)
+				}
+			}
+			if len(converged) < 8 {
+				t.Fatalf("only %d converged cases", len(converged))
+			}
+			c := &recordingConn{Conn: local.New()}
+			pctx := steps.Prefetch(ctx, c, converged)
+			for _, s := range converged {
+				if ch, err := s.Check(pctx, c); err != nil || ch != nil {
+					t.Errorf("%s: %s", s, outcome(ch, err))
+				}
+			}
+			if n := c.commands(); n != 1 {
+				t.Errorf("%d converged checks ran %d commands, want the prefetch's one:\n%s", len(converged), n, strings.Join(c.lines, "\n"))
+			}
+		})
 	}
 }
 
