@@ -148,3 +148,32 @@ func Unlisten(dir, name string, ln net.Listener) {
 	os.Remove(filepath.Join(dir, name+".pid"))
 	ln.Close()
 }
+
+// AcceptEach serves every connection to ln with serve, each in a goroutine of its own,
+// until ln is closed; it returns at once.
+func AcceptEach(ln *net.UnixListener, serve func(*net.UnixConn)) {
+	go func() {
+		for {
+			c, err := ln.AcceptUnix()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+}
+
+// IdleFromEnv reads how long a daemon may idle from the environment variable name: a
+// duration such as "60s"; unset, "0" or "off" is 0 (no daemon), and anything else
+// is an error (the caller says so and goes on without one).
+func IdleFromEnv(name string) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" || v == "0" || v == "off" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q is not a duration such as 60s", name, v)
+	}
+	return d, nil
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cauldron-go/cauldron/transport"
 	"github.com/cauldron-go/cauldron/transport/channel"
+	"github.com/cauldron-go/cauldron/transport/daemon"
 	"github.com/cauldron-go/cauldron/transport/keeper"
 )
 
@@ -89,16 +90,9 @@ func (c *Conn) WithPersist(idle time.Duration, dir string) *Conn {
 }
 
 func persistFromEnv() time.Duration {
-	v := os.Getenv(PersistEnv)
-	if v == "" || v == "0" || v == "off" {
-		return 0
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		badPersistEnvNoted.Do(func() {
-			fmt.Fprintf(PersistNotes, "cauldron: %s=%q is not a duration such as 60s: no docker channel kept\n", PersistEnv, v)
-		})
-		return 0
+	d, err := daemon.IdleFromEnv(PersistEnv)
+	if err != nil {
+		badPersistEnvNoted.Do(func() { fmt.Fprintf(PersistNotes, "cauldron: %v: no docker channel kept\n", err) })
 	}
 	return d
 }
@@ -193,33 +187,8 @@ func (c *Conn) commandChannel(ctx context.Context) *channel.Channel {
 func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 	ctx, cancel := context.WithTimeout(ctx, channelOpenTimeout)
 	defer cancel()
-	s := &c.chans
-	if s.persist > 0 && !s.replaced {
-		// A kept shell of a paused container would take the first command and never
-		// answer; the exec below says at once why it cannot run. One GET to the engine,
-		// no process in the container.
-		running := false
-		if eng, err := engineFor(ctx, c.socket); err == nil {
-			s.containerID, running, _ = eng.runningID(ctx, c.container)
-		}
-		var raw net.Conn
-		var token string
-		var ok bool
-		var err error
-		if running {
-			raw, token, ok, err = keeper.Take(ctx, s.keeperDir, c.keeperKey())
-		}
-		if err != nil {
-			keeperNoted.Do(func() { fmt.Fprintf(PersistNotes, "cauldron: no kept docker channel: %v\n", err) })
-		}
-		if ok {
-			ch, err := c.startChannel(raw, bufio.NewReaderSize(raw, 32<<10), token)
-			if err == nil {
-				s.resumed = true
-				return ch, nil
-			}
-			raw.Close()
-		}
+	if ch := c.takeKept(ctx); ch != nil {
+		return ch, nil
 	}
 	eng, err := engineFor(ctx, c.socket)
 	if err != nil {
@@ -248,6 +217,44 @@ func (c *Conn) openChannel(ctx context.Context) (*channel.Channel, error) {
 	// waits for its verdict (see channel.Verify).
 	channel.Verify(ch, channelOpenTimeout)
 	return ch, nil
+}
+
+// takeKept resumes the shell the keeper keeps for the container, if c persists and
+// has not replaced a kept shell already; nil when there is none to take. A kept shell
+// of a paused container would take the first command and never answer, so the engine
+// is asked first (one GET, no process in the container): the exec openChannel then
+// makes says at once why it cannot run.
+func (c *Conn) takeKept(ctx context.Context) *channel.Channel {
+	s := &c.chans
+	if s.persist <= 0 || s.replaced {
+		return nil
+	}
+	eng, err := engineFor(ctx, c.socket)
+	if err != nil {
+		return nil
+	}
+	id, running, err := eng.runningID(ctx, c.container)
+	if err != nil {
+		return nil
+	}
+	s.containerID = id
+	if !running {
+		return nil
+	}
+	raw, token, ok, err := keeper.Take(ctx, s.keeperDir, c.keeperKey())
+	if err != nil {
+		keeperNoted.Do(func() { fmt.Fprintf(PersistNotes, "cauldron: no kept docker channel: %v\n", err) })
+	}
+	if !ok {
+		return nil
+	}
+	ch, err := c.startChannel(raw, bufio.NewReaderSize(raw, 32<<10), token)
+	if err != nil {
+		raw.Close()
+		return nil
+	}
+	s.resumed = true
+	return ch
 }
 
 // startChannel runs a channel over the exec's connection raw, read through br: a new

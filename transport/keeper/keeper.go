@@ -15,6 +15,7 @@
 package keeper
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,7 +25,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -247,7 +247,7 @@ func readMessage(c *net.UnixConn) ([]byte, *os.File, error) {
 			return fail(errors.New("descriptors cut off"))
 		}
 		line = append(line, buf[:n]...)
-		if i := strings.IndexByte(string(line), '\n'); i >= 0 {
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
 			return line[:i], kept, nil
 		}
 		if len(line) > maxMessage {
@@ -300,15 +300,7 @@ func serve(dir string, ready io.Writer) error {
 	}
 	k := &keeper{kept: map[string]*kept{}, lastUsed: time.Now(), idle: 60 * time.Second, stop: make(chan struct{})}
 	daemon.Ready(ready)
-	go func() {
-		for {
-			c, err := ln.AcceptUnix()
-			if err != nil {
-				return
-			}
-			go k.serve(c)
-		}
-	}()
+	daemon.AcceptEach(ln, k.serve)
 	for {
 		select {
 		case <-k.stop:

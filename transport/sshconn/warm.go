@@ -107,14 +107,9 @@ func (cfg Config) persist() time.Duration {
 	if cfg.Persist != 0 {
 		return max(cfg.Persist, 0)
 	}
-	v := os.Getenv(PersistEnv)
-	if v == "" || v == "0" || v == "off" {
-		return 0
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		noteOnce(&badEnvNoted, fmt.Sprintf("cauldron: %s=%q is not a duration such as 60s: no warm SSH connection", PersistEnv, v))
-		return 0
+	d, err := daemon.IdleFromEnv(PersistEnv)
+	if err != nil {
+		noteOnce(&badEnvNoted, fmt.Sprintf("cauldron: %v: no warm SSH connection", err))
 	}
 	return d
 }
@@ -359,16 +354,7 @@ func serveWarm(dir string, ready io.Writer) error {
 	d := &warmDaemon{dir: dir, signer: signer, hosts: map[string]*warmHost{}, lastUsed: time.Now(), idle: 60 * time.Second,
 		stop: make(chan struct{})}
 	daemon.Ready(ready)
-
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go d.serve(conn)
-		}
-	}()
+	daemon.AcceptEach(ln, func(c *net.UnixConn) { d.serve(c) })
 	for {
 		d.mu.Lock()
 		idle, since, active := d.idle, time.Since(d.lastUsed), d.active
