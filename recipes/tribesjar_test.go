@@ -72,7 +72,25 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 	if change, err := step.Check(ctx, conn); change != nil || err != nil {
 		t.Fatalf("Check right after Apply = %+v, %v; want converged", change, err)
 	}
+	// Converged, the check starts no program: the marker the build left beside the
+	// jar answers (here with no unzip to be found). Without the marker (a jar from a
+	// cauldron before it) unzip reads the jar's own entry, and it is converged too.
+	path := os.Getenv("PATH")
+	t.Setenv("PATH", t.TempDir())
+	if change, err := step.Check(ctx, conn); change != nil || err != nil {
+		t.Fatalf("Check with the build's marker and no unzip = %+v, %v; want converged", change, err)
+	}
 	jar := filepath.Join(home, "lib", recipes.TribesJarName)
+	if err := os.Remove(filepath.Join(home, "lib", "."+recipes.TribesJarName+".sha256")); err != nil {
+		t.Fatal(err)
+	}
+	if change, err := step.Check(ctx, conn); err != nil || change == nil {
+		t.Fatalf("Check with neither the marker nor unzip = %+v, %v; want a rebuild (nothing says which sources the jar has)", change, err)
+	}
+	t.Setenv("PATH", path)
+	if change, err := step.Check(ctx, conn); change != nil || err != nil {
+		t.Fatalf("Check of a jar without the marker, read by unzip = %+v, %v; want converged", change, err)
+	}
 	hash, err := exec.Command("unzip", "-p", jar, "META-INF/cauldron-sources.sha256").Output()
 	if err != nil || strings.TrimSpace(string(hash)) != recipes.TribesSourcesHash() {
 		t.Fatalf("the jar says its sources are %q (%v), want %s", hash, err, recipes.TribesSourcesHash())
