@@ -79,6 +79,8 @@ func Start(ctx context.Context, dir, name, env, sock, what string) error {
 	}
 	defer logFile.Close()
 	cmd := exec.Command("/proc/self/exe")
+	// What ps shows: which daemon, for whom (its directory), not "/proc/self/exe".
+	cmd.Args = []string{"cauldron-" + name, dir}
 	cmd.Env = append(os.Environ(), env+"="+dir)
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
