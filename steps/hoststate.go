@@ -58,6 +58,41 @@ func parseStat(out string) (pathState, error) {
 	return pathState{Exists: true, Mode: fs.FileMode(m), Owner: f[1], Group: f[2], Kind: f[3], Content: []byte(rest)}, nil
 }
 
+// PathState is what a check of a user's own step reads of a path (ReadPath): whether
+// it is there, its kind, mode and owners, and, when read with its content, a regular
+// file's bytes. Symbolic links are followed; a dangling one is not there.
+type PathState struct {
+	Exists bool
+	// Kind is stat's %F: "regular file", "directory", "symbolic link" never (followed).
+	Kind string
+	Mode fs.FileMode
+	// Owner and Group are names (numbers where the host has no name for them).
+	Owner, Group string
+	// Content is a regular file's content, read only when asked for.
+	Content []byte
+}
+
+// Regular is true for a regular file.
+func (s PathState) Regular() bool { return strings.HasPrefix(s.Kind, "regular") }
+
+// ReadPath is p's state on the host c reaches, with a regular file's content when
+// withContent: what a step's Check reads of a path. When the step declared the path
+// (PathReader, with Content for its content), the runner's gather of the host's checks
+// has read it already and no command runs for it; otherwise it reads the path in one
+// command of its own. A user's step gets the one round trip per converged host that
+// cauldron's own steps get by declaring what it reads and reading it through here.
+func ReadPath(ctx context.Context, c transport.Conn, p string, withContent bool) (PathState, error) {
+	st, err := readPath(ctx, c, p, withContent)
+	if err != nil {
+		return PathState{}, err
+	}
+	out := PathState{Exists: st.Exists, Kind: st.Kind, Mode: st.Mode, Owner: st.Owner, Group: st.Group}
+	if withContent && st.isRegular() {
+		out.Content = st.Content
+	}
+	return out, nil
+}
+
 // readPath reads a path's state in one round trip, or none when a prefetch of ctx
 // holds it (PrefetchPaths).
 func readPath(ctx context.Context, c transport.Conn, p string, withContent bool) (pathState, error) {
