@@ -63,7 +63,8 @@ func parseStat(out string) (pathState, error) {
 // file's bytes. Symbolic links are followed; a dangling one is not there.
 type PathState struct {
 	Exists bool
-	// Kind is stat's %F: "regular file", "directory", "symbolic link" never (followed).
+	// Kind is stat's %F of what p is, or leads to when a link: "regular file",
+	// "directory", ...
 	Kind string
 	Mode fs.FileMode
 	// Owner and Group are names (numbers where the host has no name for them).

@@ -13,7 +13,8 @@ import (
 //
 // Both background processes also end by themselves once idle for their persist time;
 // this is ssh -O exit for them (after a host's key or account changed, say). A run still
-// using one loses nothing: it dials directly from then on.
+// using one dials directly from then on; a command it had in flight over a warm SSH
+// connection fails and is not retried (it may have run).
 func (Deploy) Disconnect(ctx context.Context) error {
 	err := errors.Join(sshconn.StopWarmDaemon(""), keeper.Stop(keeper.Dir()))
 	if err != nil {
