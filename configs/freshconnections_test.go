@@ -21,8 +21,11 @@ func TestOnlyAWrittenClusterClosesTheConnectionsOfADepartedMember(t *testing.T) 
 				}
 				wantSender, wantNames := configs.ClassPooledParallelSender, []string{configs.ClassGaplessOrderInterceptor, configs.ClassGaplessOrderInterceptor, configs.ClassRejoinFailureDetector, configs.ClassMessageDispatch}
 				if r == configs.WrittenReplication {
-					// Last, next to the transport: it sees the membership's own changes.
-					wantSender, wantNames = configs.ClassFreshConnectionsSender, append(wantNames, configs.ClassFreshConnectionsInterceptor)
+					// The reset first, above the failure detector: it acts on a member found
+					// gone. The fresh connections last, next to the transport: it sees the
+					// membership's own changes.
+					wantSender = configs.ClassFreshConnectionsSender
+					wantNames = append(append([]string{configs.ClassResetOnDepartureInterceptor}, wantNames...), configs.ClassFreshConnectionsInterceptor)
 				}
 				if got := ch.Sender.Transport.ClassName; got != wantSender {
 					t.Errorf("%s, %s, %s: Transport %s, want %s", r, m, svc.Name, got, wantSender)
@@ -35,7 +38,7 @@ func TestOnlyAWrittenClusterClosesTheConnectionsOfADepartedMember(t *testing.T) 
 	}
 }
 
-func TestTheFreshConnectionsSenderAndItsInterceptorComeOnlyTogether(t *testing.T) {
+func TestTheFreshConnectionsSenderAndItsInterceptorsComeOnlyTogetherAndInTheirPlaces(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		mangle func(ch *configs.Channel)
@@ -49,6 +52,16 @@ func TestTheFreshConnectionsSenderAndItsInterceptorComeOnlyTogether(t *testing.T
 				return l.ClassName == configs.ClassFreshConnectionsInterceptor
 			})
 		}, "Transport " + configs.ClassFreshConnectionsSender + " needs the Interceptor " + configs.ClassFreshConnectionsInterceptor},
+		{"the reset over Tribes' sender", func(ch *configs.Channel) {
+			ch.Sender.Transport.ClassName = configs.ClassPooledParallelSender
+			ch.Interceptors = slices.DeleteFunc(ch.Interceptors, func(l configs.Listener) bool {
+				return l.ClassName == configs.ClassFreshConnectionsInterceptor
+			})
+		}, "Interceptor " + configs.ClassResetOnDepartureInterceptor + " needs the Transport " + configs.ClassFreshConnectionsSender},
+		{"the reset below the failure detector", func(ch *configs.Channel) {
+			reset := ch.Interceptors[0]
+			ch.Interceptors = append(slices.Clone(ch.Interceptors[1:4]), append([]configs.Listener{reset}, ch.Interceptors[4:]...)...)
+		}, "Interceptor " + configs.ClassResetOnDepartureInterceptor + " (interceptor 4) must come before the failure detector (interceptor 3)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := cluster(2)

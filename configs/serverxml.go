@@ -42,6 +42,13 @@ const (
 	ClassFreshConnectionsInterceptor = "io.cauldron.tribes.FreshConnectionsInterceptor"
 )
 
+// ClassResetOnDepartureInterceptor is cauldron's interceptor (in the same jar) that
+// resets a node's connections to a member once the failure detector found it gone, so
+// that what the node sent it in the moment it went out of reach (a host cut off) is
+// dropped, not delivered when it is back (recipes/tribes/ResetOnDepartureInterceptor.java).
+// It needs ClassFreshConnectionsSender and comes above the failure detector.
+const ClassResetOnDepartureInterceptor = "io.cauldron.tribes.ResetOnDepartureInterceptor"
+
 // ClassRejoinFailureDetector is cauldron's TcpFailureDetector (in the same jar): Tribes'
 // own leaves a static member that stopped cleanly out of the cluster for good when its
 // one read test on the way back fails, as it does for a JVM that has just started on a
@@ -450,11 +457,22 @@ func transportClass(r Replication) string {
 }
 
 // replicationInterceptors are ReplicationInterceptors, and for a written cluster
+// ClassResetOnDepartureInterceptor first, above the failure detector, which has
+// checked a member it says is gone (no send goes to it after), and
 // ClassFreshConnectionsInterceptor last, next to the transport: it hears of a
 // member's return from the membership itself, before any send can go to it.
+//
+// A written send is done once the change is in the kernel's socket buffer, and what a
+// node writes a peer in the moment its host is cut off stays there for the whole cut
+// and is delivered when the host is back: a session's rename among it took a live
+// session from the peer in CI (session 20, the e2e test
+// TestARenameSentAsAHostWasCutOffDoesNotTakeASessionFromTheNodeThatStayed), when the
+// peer's OrderInterceptor, which had forgotten the member's count, took the late
+// message as the first of a new count. The reset drops it.
 func replicationInterceptors(r Replication) []Listener {
 	l := ReplicationInterceptors(r)
 	if r == WrittenReplication {
+		l = append([]Listener{{ClassName: ClassResetOnDepartureInterceptor}}, l...)
 		l = append(l, Listener{ClassName: ClassFreshConnectionsInterceptor})
 	}
 	return l
@@ -830,11 +848,19 @@ func validateInterceptors(at string, sendOptions int, interceptors []Listener) [
 func validateFreshConnections(at string, ch Channel) []error {
 	interceptor := slices.ContainsFunc(ch.Interceptors, func(l Listener) bool { return l.ClassName == ClassFreshConnectionsInterceptor })
 	sender := ch.Sender.Transport.ClassName == ClassFreshConnectionsSender
+	reset := slices.IndexFunc(ch.Interceptors, func(l Listener) bool { return l.ClassName == ClassResetOnDepartureInterceptor })
+	detector := slices.IndexFunc(ch.Interceptors, func(l Listener) bool {
+		return l.ClassName == ClassTcpFailureDetector || l.ClassName == ClassRejoinFailureDetector
+	})
 	switch {
 	case interceptor && !sender:
 		return []error{fmt.Errorf("%s: Interceptor %s needs the Transport %s, not %q: no other sender closes a connection when told", at, ClassFreshConnectionsInterceptor, ClassFreshConnectionsSender, ch.Sender.Transport.ClassName)}
 	case sender && !interceptor:
 		return []error{fmt.Errorf("%s: Transport %s needs the Interceptor %s: without it nothing tells the sender that a member went away", at, ClassFreshConnectionsSender, ClassFreshConnectionsInterceptor)}
+	case reset >= 0 && !sender:
+		return []error{fmt.Errorf("%s: Interceptor %s needs the Transport %s, not %q: no other sender resets a connection", at, ClassResetOnDepartureInterceptor, ClassFreshConnectionsSender, ch.Sender.Transport.ClassName)}
+	case reset >= 0 && detector >= 0 && reset > detector:
+		return []error{fmt.Errorf("%s: Interceptor %s (interceptor %d) must come before the failure detector (interceptor %d): below it, a member the membership only suspects is cut off while sends to it go on", at, ClassResetOnDepartureInterceptor, reset+1, detector+1)}
 	}
 	return nil
 }

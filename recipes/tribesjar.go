@@ -18,7 +18,8 @@ import (
 )
 
 // tribesSources are the Java sources of cauldron's Tribes classes
-// (configs.ClassFreshConnectionsSender and configs.ClassFreshConnectionsInterceptor) and
+// (configs.ClassFreshConnectionsSender, configs.ClassFreshConnectionsInterceptor,
+// configs.ClassResetOnDepartureInterceptor and the others beside them) and
 // of its valves (configs.ClassWokenNodeValve, configs.ClassAbandonedRequestValve).
 //
 //go:embed tribes/*.java

@@ -118,6 +118,18 @@ func TestTheTribesJarIsBuiltOnceAndTomcatFindsAWrittenClustersClassesOnlyWithIt(
 		}
 	}
 
+	// What a node wrote a member that is out of reach and still sits in its socket
+	// buffer: Tribes' close delivers it all when the member is back; the reset
+	// (ResetOnDepartureInterceptor, once the member is found gone) drops it.
+	for how, want := range map[string]string{
+		"remove": "all eof",
+		"reset":  "part reset",
+	} {
+		if got := runProbe(t, java, tribesCP, "DepartureProbe.java", how); got != want {
+			t.Errorf("closed by %s, the member read %q of what it was written, want %q", how, got, want)
+		}
+	}
+
 	// A static member that stopped cleanly and whose first read test on its return
 	// fails (a JVM just started on a loaded host acknowledging late) is left out of
 	// the cluster for good by Tribes' own failure detector; cauldron's tests it again.
