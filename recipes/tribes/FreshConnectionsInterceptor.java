@@ -6,7 +6,6 @@ import org.apache.catalina.tribes.ChannelSender;
 import org.apache.catalina.tribes.Member;
 import org.apache.catalina.tribes.group.ChannelInterceptorBase;
 import org.apache.catalina.tribes.group.GroupChannel;
-import org.apache.catalina.tribes.transport.ReplicationTransmitter;
 
 /**
  * Has the channel's sender close its connections to a member when the member is added
@@ -29,14 +28,7 @@ public class FreshConnectionsInterceptor extends ChannelInterceptorBase implemen
 
     @Override
     public void start(int svc) throws ChannelException {
-        ChannelSender sender = channelSender();
-        if (!(sender instanceof ReplicationTransmitter)
-                || !(((ReplicationTransmitter) sender).getTransport() instanceof FreshConnectionsSender)) {
-            throw new ChannelException(getClass().getName() + " needs the Transport "
-                    + FreshConnectionsSender.class.getName() + ", not "
-                    + (sender instanceof ReplicationTransmitter
-                            ? ((ReplicationTransmitter) sender).getTransport() : sender));
-        }
+        FreshConnectionsSender.required(getChannel(), this);
         super.start(svc);
     }
 

@@ -12,7 +12,12 @@ import java.util.Map;
 import java.util.Set;
 import java.util.WeakHashMap;
 
+import org.apache.catalina.tribes.Channel;
+import org.apache.catalina.tribes.ChannelException;
+import org.apache.catalina.tribes.ChannelSender;
 import org.apache.catalina.tribes.Member;
+import org.apache.catalina.tribes.group.GroupChannel;
+import org.apache.catalina.tribes.transport.ReplicationTransmitter;
 import org.apache.catalina.tribes.transport.DataSender;
 import org.apache.catalina.tribes.transport.nio.NioSender;
 import org.apache.catalina.tribes.transport.nio.ParallelNioSender;
@@ -44,6 +49,32 @@ public class FreshConnectionsSender extends PooledParallelSender {
     // before its next send. Weak keys: the pool drops its senders when disconnected.
     private final Map<DataSender, Set<Member>> toClose =
             Collections.synchronizedMap(new WeakHashMap<DataSender, Set<Member>>());
+
+    /** The channel's transport if it is a FreshConnectionsSender, or null. */
+    static FreshConnectionsSender of(Channel channel) {
+        ChannelSender sender = channel instanceof GroupChannel ? ((GroupChannel) channel).getChannelSender() : null;
+        if (sender instanceof ReplicationTransmitter
+                && ((ReplicationTransmitter) sender).getTransport() instanceof FreshConnectionsSender) {
+            return (FreshConnectionsSender) ((ReplicationTransmitter) sender).getTransport();
+        }
+        return null;
+    }
+
+    /**
+     * The channel's transport, or an error naming the interceptor that needs it (an
+     * interceptor of this jar says so at start, not silently at the first departure).
+     */
+    static FreshConnectionsSender required(Channel channel, Object needer) throws ChannelException {
+        FreshConnectionsSender fresh = of(channel);
+        if (fresh == null) {
+            ChannelSender sender = channel instanceof GroupChannel ? ((GroupChannel) channel).getChannelSender() : null;
+            throw new ChannelException(needer.getClass().getName() + " needs the Transport "
+                    + FreshConnectionsSender.class.getName() + ", not "
+                    + (sender instanceof ReplicationTransmitter
+                            ? ((ReplicationTransmitter) sender).getTransport() : sender));
+        }
+        return fresh;
+    }
 
     @Override
     public DataSender getNewDataSender() {

@@ -1,12 +1,8 @@
 package io.cauldron.tribes;
 
-import org.apache.catalina.tribes.Channel;
 import org.apache.catalina.tribes.ChannelException;
-import org.apache.catalina.tribes.ChannelSender;
 import org.apache.catalina.tribes.Member;
 import org.apache.catalina.tribes.group.ChannelInterceptorBase;
-import org.apache.catalina.tribes.group.GroupChannel;
-import org.apache.catalina.tribes.transport.ReplicationTransmitter;
 
 /**
  * When the failure detector below has found a member gone, resets this node's
@@ -35,19 +31,13 @@ public class ResetOnDepartureInterceptor extends ChannelInterceptorBase {
 
     @Override
     public void start(int svc) throws ChannelException {
-        if (freshConnectionsSender() == null) {
-            ChannelSender sender = channelSender();
-            throw new ChannelException(getClass().getName() + " needs the Transport "
-                    + FreshConnectionsSender.class.getName() + ", not "
-                    + (sender instanceof ReplicationTransmitter
-                            ? ((ReplicationTransmitter) sender).getTransport() : sender));
-        }
+        FreshConnectionsSender.required(getChannel(), this);
         super.start(svc);
     }
 
     @Override
     public void memberDisappeared(Member member) {
-        FreshConnectionsSender sender = freshConnectionsSender();
+        FreshConnectionsSender sender = FreshConnectionsSender.of(getChannel());
         if (sender != null) {
             Thread reset = new Thread(() -> sender.resetConnectionsTo(member),
                     "cauldron-reset-" + member.getName());
@@ -55,19 +45,5 @@ public class ResetOnDepartureInterceptor extends ChannelInterceptorBase {
             reset.start();
         }
         super.memberDisappeared(member);
-    }
-
-    private FreshConnectionsSender freshConnectionsSender() {
-        ChannelSender sender = channelSender();
-        if (sender instanceof ReplicationTransmitter
-                && ((ReplicationTransmitter) sender).getTransport() instanceof FreshConnectionsSender) {
-            return (FreshConnectionsSender) ((ReplicationTransmitter) sender).getTransport();
-        }
-        return null;
-    }
-
-    private ChannelSender channelSender() {
-        Channel channel = getChannel();
-        return channel instanceof GroupChannel ? ((GroupChannel) channel).getChannelSender() : null;
     }
 }
