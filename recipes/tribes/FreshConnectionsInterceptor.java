@@ -1,11 +1,8 @@
 package io.cauldron.tribes;
 
-import org.apache.catalina.tribes.Channel;
 import org.apache.catalina.tribes.ChannelException;
-import org.apache.catalina.tribes.ChannelSender;
 import org.apache.catalina.tribes.Member;
 import org.apache.catalina.tribes.group.ChannelInterceptorBase;
-import org.apache.catalina.tribes.group.GroupChannel;
 
 /**
  * Has the channel's sender close its connections to a member when the member is added
@@ -39,14 +36,9 @@ public class FreshConnectionsInterceptor extends ChannelInterceptorBase implemen
     }
 
     private void closeConnectionsTo(Member member) {
-        ChannelSender sender = channelSender();
+        FreshConnectionsSender sender = FreshConnectionsSender.of(getChannel());
         if (sender != null) {
             sender.remove(member);
         }
-    }
-
-    private ChannelSender channelSender() {
-        Channel channel = getChannel();
-        return channel instanceof GroupChannel ? ((GroupChannel) channel).getChannelSender() : null;
     }
 }

@@ -52,7 +52,7 @@ public class FreshConnectionsSender extends PooledParallelSender {
 
     /** The channel's transport if it is a FreshConnectionsSender, or null. */
     static FreshConnectionsSender of(Channel channel) {
-        ChannelSender sender = channel instanceof GroupChannel ? ((GroupChannel) channel).getChannelSender() : null;
+        ChannelSender sender = channelSender(channel);
         if (sender instanceof ReplicationTransmitter
                 && ((ReplicationTransmitter) sender).getTransport() instanceof FreshConnectionsSender) {
             return (FreshConnectionsSender) ((ReplicationTransmitter) sender).getTransport();
@@ -67,13 +67,17 @@ public class FreshConnectionsSender extends PooledParallelSender {
     static FreshConnectionsSender required(Channel channel, Object needer) throws ChannelException {
         FreshConnectionsSender fresh = of(channel);
         if (fresh == null) {
-            ChannelSender sender = channel instanceof GroupChannel ? ((GroupChannel) channel).getChannelSender() : null;
+            ChannelSender sender = channelSender(channel);
             throw new ChannelException(needer.getClass().getName() + " needs the Transport "
                     + FreshConnectionsSender.class.getName() + ", not "
                     + (sender instanceof ReplicationTransmitter
                             ? ((ReplicationTransmitter) sender).getTransport() : sender));
         }
         return fresh;
+    }
+
+    private static ChannelSender channelSender(Channel channel) {
+        return channel instanceof GroupChannel ? ((GroupChannel) channel).getChannelSender() : null;
     }
 
     @Override
