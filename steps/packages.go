@@ -110,15 +110,46 @@ func (p Packages) Check(ctx context.Context, c transport.Conn) (*Change, error) 
 func (p Packages) PackagesRead() []string { return p.Names }
 
 // packagesScript prints os-release's ID and ID_LIKE, whether apt has package lists,
-// and a line "<name> installed" for each of names that is. Only dpkg-query (or rpm)
-// starts: os-release is read by the shell itself (the command's own shell, so its
-// variables go nowhere else), and the lists are looked for with a glob, not ls.
+// and a line "<name> installed" for each of names that is. os-release is read by the
+// shell itself (the command's own shell, so its variables go nowhere else), and the
+// lists are looked for with a glob, not ls. On a dpkg host, plain names (no version,
+// architecture or pattern) are looked up in dpkg's status file by one awk (dpkgStatusRead)
+// while dpkg has no update journal to merge into it; else dpkg-query (or rpm) answers.
 func packagesScript(names []string) string {
 	n := shell.Join(names...)
+	dpkg := `dpkg-query -W -f='${Package} ${db:Status-Status}\n' ` + n + ` 2>/dev/null`
+	if plainPackageNames(names) {
+		dpkg = `set -- /var/lib/dpkg/updates/[0-9]*; if [ -r /var/lib/dpkg/status ] && ! [ -e "$1" ] && ` + dpkgStatusRead(names) + `; then :; else ` + dpkg + `; fi`
+	}
 	return `if [ -r /etc/os-release ]; then . /etc/os-release; fi; printf '%s\n%s\n' "$ID" "$ID_LIKE"; ` +
 		`set -- /var/lib/apt/lists/*_Packages; if [ -e "$1" ]; then echo lists; else echo nolists; fi; ` +
-		`if command -v dpkg-query >/dev/null 2>&1; then dpkg-query -W -f='${Package} ${db:Status-Status}\n' ` + n + ` 2>/dev/null; ` +
+		`if command -v dpkg-query >/dev/null 2>&1; then ` + dpkg + `; ` +
 		`elif command -v rpm >/dev/null 2>&1; then rpm -q --qf '%{NAME} installed\n' ` + n + ` 2>/dev/null; fi; true`
+}
+
+// plainPackageName is a package name alone: what dpkg's status file has in its
+// Package fields.
+var plainPackageName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]*$`)
+
+func plainPackageNames(names []string) bool {
+	for _, n := range names {
+		if !plainPackageName.MatchString(n) {
+			return false
+		}
+	}
+	return true
+}
+
+// dpkgStatusRead prints "<name> <status>" for each entry of names in dpkg's status
+// file, as dpkg-query -W -f='${Package} ${db:Status-Status}\n' does: the status file
+// is dpkg's database, a stanza per package and architecture, its Package field first
+// and its Status field "<want> <flag> <status>". Packages' whole line in the lab's web
+// host (a 170 KB status file), its sh's start included, 100 runs each: 11.0-11.1 ms
+// with dpkg-query, 6.0-6.2 ms with the awk. dpkg-query also merges the update journal
+// an interrupted dpkg leaves, which is why a host with one asks it.
+func dpkgStatusRead(names []string) string {
+	return `awk -v w=` + shell.Quote(strings.Join(names, " ")) +
+		` 'BEGIN { n = split(w, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 } /^$/ { p = "" } /^Package: / { p = $2; next } /^Status: / { if (p in want) print p, $4 }' /var/lib/dpkg/status 2>/dev/null`
 }
 
 // parsePackages gives every name the whole answer: each Packages check reads its own

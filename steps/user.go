@@ -67,12 +67,36 @@ func (u AddUser) Validate() error {
 // account to declare (ScriptReader) and read (CheckOutput) too, since a gather runs a
 // line once.
 //
-// Each program prints its one line straight out, or an echo an empty one when it finds
-// nothing: no command substitution, each of which forked the shell (about 2 ms of a
-// lab host's CPU apiece).
+// Where nsswitch.conf has the passwd, group and shadow databases in the local files
+// alone, one awk reads them (localAccountRead), as getent and id would answer; else,
+// or when awk cannot, getent passwd, getent shadow and id -nG answer, each printing
+// its one line straight out, or an echo an empty one when it finds nothing (no command
+// substitution, each of which forked the shell). The line in the lab's web host, its
+// sh's start included, 100 runs each: 10.5-11.0 ms with the three programs, 5.7-6.0 ms
+// with the awk.
 func AccountRead(name string) string {
 	n := shell.Quote(name)
-	return "getent passwd " + n + " || echo; getent shadow " + n + " 2>/dev/null || echo; id -nG " + n + " 2>/dev/null || echo"
+	return `if [ -r /etc/nsswitch.conf ] && [ -r /etc/passwd ] && [ -r /etc/group ]; then s=/etc/shadow; [ -r "$s" ] || s=/dev/null; ` +
+		localAccountRead(name) + ` && exit 0; fi; ` +
+		"getent passwd " + n + " || echo; getent shadow " + n + " 2>/dev/null || echo; id -nG " + n + " 2>/dev/null || echo"
+}
+
+// localAccountRead is AccountRead's awk over /etc/nsswitch.conf, /etc/passwd, the
+// shadow file $s (/dev/null where the login cannot read /etc/shadow, as getent shadow
+// then prints nothing) and /etc/group. It prints nothing and exits 3 unless each of
+// the three databases is "files" alone. Like getent, it takes the first entry of a
+// name; like id -nG, the groups are the primary group's name and those whose member
+// lists name the account, each once; a primary group no group entry names is its
+// number, then an empty line (id's failure, which AccountRead's echo follows).
+func localAccountRead(name string) string {
+	return `awk -v n=` + shell.Quote(name) + ` -v s="$s" '` +
+		`FILENAME == "/etc/nsswitch.conf" { sub(/#.*/, ""); if ($1 == "passwd:" || $1 == "group:" || $1 == "shadow:") files[$1] = (NF == 2 && $2 == "files"); next } ` +
+		`FILENAME == "/etc/passwd" { if (!havePw && split($0, f, ":") >= 7 && f[1] == n) { havePw = 1; pw = $0; gid = f[4] } next } ` +
+		`FILENAME == s { if (!haveSh && split($0, f, ":") >= 2 && f[1] == n) { haveSh = 1; sh = $0 } next } ` +
+		`FILENAME == "/etc/group" { if (split($0, f, ":") < 3) next; if (!(f[3] in gname)) gname[f[3]] = f[1]; k = split(f[4], m, ","); for (i = 1; i <= k; i++) if (m[i] == n && !(f[1] in member)) { member[f[1]] = 1; order[++count] = f[1] } next } ` +
+		`END { if (!files["passwd:"] || !files["group:"] || !files["shadow:"]) exit 3; print pw; print sh; if (!havePw) { print ""; exit 0 } ` +
+		`g = (gid in gname) ? gname[gid] : gid; line = g; for (i = 1; i <= count; i++) if (order[i] != g) line = line " " order[i]; print line; if (!(gid in gname)) print "" }` +
+		`' /etc/nsswitch.conf /etc/passwd "$s" /etc/group 2>/dev/null`
 }
 
 // ScriptsRead is the check's one read (AccountRead).

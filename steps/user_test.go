@@ -87,3 +87,47 @@ func TestUserIsCreatedAndFixedAndItsHashIsNeverShown(t *testing.T) {
 		}
 	}
 }
+
+// What getent and id say of an account is what AccountRead must print. Where
+// nsswitch.conf has the passwd, group and shadow databases in the local files alone,
+// one awk answers (with awk the only program on the PATH, the answer is whole); where
+// it names another source too, getent and id answer (without them, nothing).
+func TestTheAccountReadFromTheLocalFilesAnswersAsGetentAndIdDo(t *testing.T) {
+	needHost(t)
+	sh(t, `cp /etc/nsswitch.conf /tmp/cauldron-nsswitch.conf
+for g in cauldron-g1 cauldron-g2; do getent group $g >/dev/null || groupadd $g; done
+id acctread >/dev/null 2>&1 || useradd -m -G cauldron-g1,cauldron-g2 acctread
+gpasswd -a root cauldron-g2 >/dev/null
+grep -q '^acctghost:' /etc/passwd || echo 'acctghost:x:4242:4343::/nonexistent:/usr/sbin/nologin' >> /etc/passwd
+mkdir -p /tmp/cauldron-onlyawk && ln -sf "$(command -v awk)" /tmp/cauldron-onlyawk/awk`)
+	t.Cleanup(func() {
+		sh(t, `cp /tmp/cauldron-nsswitch.conf /etc/nsswitch.conf; sed -i '/^acctghost:/d' /etc/passwd
+userdel -r acctread 2>/dev/null; gpasswd -d root cauldron-g2 >/dev/null; groupdel cauldron-g1; groupdel cauldron-g2; rm -rf /tmp/cauldron-onlyawk; true`)
+	})
+	truth := func(name string) string {
+		return sh(t, "getent passwd "+name+" || echo; getent shadow "+name+" 2>/dev/null || echo; id -nG "+name+" 2>/dev/null || echo")
+	}
+	for _, tc := range []struct {
+		sources string // of passwd and group in nsswitch.conf
+		local   bool   // whether the awk answers
+	}{
+		{"files", true},
+		{"files systemd", false},
+		{"compat", false},
+	} {
+		sh(t, "sed -i -E 's/^(passwd|group):.*/\\1: "+tc.sources+"/' /etc/nsswitch.conf")
+		for _, name := range []string{"acctread", "root", "nobody", "acctghost", "cauldron-nosuch"} {
+			want := truth(name)
+			if got := sh(t, steps.AccountRead(name)); got != want {
+				t.Errorf("%s, %s: AccountRead printed %q, getent and id %q", tc.sources, name, got, want)
+			}
+			onlyAwk := sh(t, "PATH=/tmp/cauldron-onlyawk; "+steps.AccountRead(name))
+			if tc.local && onlyAwk != want {
+				t.Errorf("%s, %s: the awk alone printed %q, getent and id %q", tc.sources, name, onlyAwk, want)
+			}
+			if !tc.local && onlyAwk != "\n\n\n" {
+				t.Errorf("%s, %s: the awk answered %q where nsswitch.conf has more than the files", tc.sources, name, onlyAwk)
+			}
+		}
+	}
+}
