@@ -71,14 +71,15 @@ func (u AddUser) Validate() error {
 // alone, one awk reads them (localAccountRead), as getent and id would answer; else,
 // or when awk cannot, getent passwd, getent shadow and id -nG answer, each printing
 // its one line straight out, or an echo an empty one when it finds nothing (no command
-// substitution, each of which forked the shell). The line in the lab's web host, its
-// sh's start included, 100 runs each: 10.5-11.0 ms with the three programs, 5.7-6.0 ms
-// with the awk.
+// substitution, each of which forked the shell). The line never exits its shell, so it
+// can be part of a longer one. The line in the lab's web host, its sh's start
+// included, 100 runs each: 10.5-11.0 ms with the three programs, 5.7-6.0 ms with the
+// awk.
 func AccountRead(name string) string {
 	n := shell.Quote(name)
-	return `if [ -r /etc/nsswitch.conf ] && [ -r /etc/passwd ] && [ -r /etc/group ]; then s=/etc/shadow; [ -r "$s" ] || s=/dev/null; ` +
-		localAccountRead(name) + ` && exit 0; fi; ` +
-		"getent passwd " + n + " || echo; getent shadow " + n + " 2>/dev/null || echo; id -nG " + n + " 2>/dev/null || echo"
+	return `if [ -r /etc/nsswitch.conf ] && [ -r /etc/passwd ] && [ -r /etc/group ] && { s=/etc/shadow; [ -r "$s" ] || s=/dev/null; ` +
+		localAccountRead(name) + `; }; then :; else ` +
+		"getent passwd " + n + " || echo; getent shadow " + n + " 2>/dev/null || echo; id -nG " + n + " 2>/dev/null || echo; fi"
 }
 
 // localAccountRead is AccountRead's awk over /etc/nsswitch.conf, /etc/passwd, the

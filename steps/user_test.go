@@ -121,6 +121,9 @@ userdel -r acctread 2>/dev/null; gpasswd -d root cauldron-g2 >/dev/null; groupde
 			if got := sh(t, steps.AccountRead(name)); got != want {
 				t.Errorf("%s, %s: AccountRead printed %q, getent and id %q", tc.sources, name, got, want)
 			}
+			if got := sh(t, steps.AccountRead(name)+"; echo after"); got != want+"after\n" {
+				t.Errorf("%s, %s: AccountRead followed by an echo printed %q", tc.sources, name, got)
+			}
 			onlyAwk := sh(t, "PATH=/tmp/cauldron-onlyawk; "+steps.AccountRead(name))
 			if tc.local && onlyAwk != want {
 				t.Errorf("%s, %s: the awk alone printed %q, getent and id %q", tc.sources, name, onlyAwk, want)
