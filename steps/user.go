@@ -92,10 +92,10 @@ func AccountRead(name string) string {
 func localAccountRead(name string) string {
 	return `awk -v n=` + shell.Quote(name) + ` -v s="$s" '` +
 		`FILENAME == "/etc/nsswitch.conf" { sub(/#.*/, ""); if ($1 == "passwd:" || $1 == "group:" || $1 == "shadow:") files[$1] = (NF == 2 && $2 == "files"); next } ` +
-		`FILENAME == "/etc/passwd" { if (!havePw && split($0, f, ":") >= 7 && f[1] == n) { havePw = 1; pw = $0; gid = f[4] } next } ` +
-		`FILENAME == s { if (!haveSh && split($0, f, ":") >= 2 && f[1] == n) { haveSh = 1; sh = $0 } next } ` +
+		`FILENAME == "/etc/passwd" { if (pw == "" && split($0, f, ":") >= 7 && f[1] == n) { pw = $0; gid = f[4] } next } ` +
+		`FILENAME == s { if (sh == "" && split($0, f, ":") >= 2 && f[1] == n) sh = $0; next } ` +
 		`FILENAME == "/etc/group" { if (split($0, f, ":") < 3) next; if (!(f[3] in gname)) gname[f[3]] = f[1]; k = split(f[4], m, ","); for (i = 1; i <= k; i++) if (m[i] == n && !(f[1] in member)) { member[f[1]] = 1; order[++count] = f[1] } next } ` +
-		`END { if (!files["passwd:"] || !files["group:"] || !files["shadow:"]) exit 3; print pw; print sh; if (!havePw) { print ""; exit 0 } ` +
+		`END { if (!files["passwd:"] || !files["group:"] || !files["shadow:"]) exit 3; print pw; print sh; if (pw == "") { print ""; exit 0 } ` +
 		`g = (gid in gname) ? gname[gid] : gid; line = g; for (i = 1; i <= count; i++) if (order[i] != g) line = line " " order[i]; print line; if (!(gid in gname)) print "" }` +
 		`' /etc/nsswitch.conf /etc/passwd "$s" /etc/group 2>/dev/null`
 }
